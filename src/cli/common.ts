@@ -1,0 +1,34 @@
+/** What every subcommand shares: turning its flags into the one Config, and the logger. */
+import { pino, type Logger } from 'pino';
+import { loadConfig, type Config } from '../config/config.js';
+import { ConfigError } from '../lib/errors.js';
+
+/** commander's option values → config settings (only the ones the user gave). */
+export function configFromOptions(opts: Record<string, unknown>, env: NodeJS.ProcessEnv): Config {
+  const { config, ...flags } = opts;
+  return loadConfig({ flags, env, configFile: typeof config === 'string' ? config : undefined });
+}
+
+export function makeLogger(level: Config['logLevel']): Logger {
+  return pino({ level, base: { pid: process.pid }, redact: ['req.headers.authorization', 'writeKey'] });
+}
+
+/** Runs a command body; a ConfigError (or any expected refusal) exits 2 with its message, not a stack. */
+export async function run(body: () => Promise<number | void>): Promise<void> {
+  try {
+    const code = await body();
+    if (typeof code === 'number') process.exitCode = code;
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      process.stderr.write(`tracklake: ${e.message}\n`);
+      process.exit(2);
+    }
+    process.stderr.write(`tracklake: ${(e as Error).stack ?? String(e)}\n`);
+    process.exit(1);
+  }
+}
+
+export const intArg = (name: string) => (v: string) => {
+  if (!/^\d+$/.test(v)) throw new ConfigError(name, `"${v}" is not a whole number`);
+  return Number(v);
+};

@@ -1,0 +1,44 @@
+#!/usr/bin/env node
+/** The tracklake command line: one program, a subcommand per job. */
+import { Command, Option } from 'commander';
+import { configFromOptions, intArg, run } from './common.js';
+import { serve } from './serve.js';
+import { simulate } from './simulate.js';
+
+const program = new Command('tracklake').description('Segment-compatible event collection into your own bucket').showHelpAfterError();
+
+program
+  .command('serve')
+  .description('run the collector (and the nightly jobs)')
+  .option('--config <file>', 'JSON config file (env TRACKLAKE_CONFIG)')
+  .option('--host <host>', 'address to listen on (default 127.0.0.1)')
+  .option('--port <port>', 'port to listen on (default 8080; 0 picks a free one)')
+  .option('--storage <where>', 'local folder or s3://bucket/prefix (default ./data)')
+  .option('--wal-dir <dir>', 'local write-ahead log folder (default ./.tracklake/wal)')
+  .option('--flush-interval-ms <ms>', 'longest time before logged events are written to storage (default 60000)')
+  .option('--max-segment-bytes <n>', 'ship a log segment early at this size (default 64 MiB)')
+  .option('--max-buffer-bytes <n>', 'answer 503 once this much is waiting for storage (default 1 GiB)')
+  .option('--node-id <id>', 'name of this collector in object keys (default: generated once, kept in the log folder)')
+  .option('--trust-proxy', 'take the client address from X-Forwarded-For')
+  .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent')
+  .action((opts: Record<string, unknown>) => run(() => serve(configFromOptions(opts, process.env))));
+
+program
+  .command('simulate')
+  .description('send realistic marketplace traffic to a collector')
+  .option('--url <url>', 'collector base URL', 'http://127.0.0.1:8080')
+  .option('--write-key <key>', 'write key', 'dev')
+  .addOption(new Option('--events <n>', 'how many messages').default(10_000).argParser(intArg('events')))
+  .addOption(new Option('--rate <n>', 'messages per second (default: as fast as possible)').argParser(intArg('rate')))
+  .addOption(new Option('--days <n>', 'spread events over the last N days').default(7).argParser(intArg('days')))
+  .addOption(new Option('--batch-size <n>', 'messages per /v1/batch request').default(20).argParser(intArg('batch-size')))
+  .addOption(new Option('--concurrency <n>', 'requests in flight').default(4).argParser(intArg('concurrency')))
+  .addOption(new Option('--seed <n>', 'random seed (same seed, same traffic)').default(42).argParser(intArg('seed')))
+  .action((o: { url: string; writeKey: string; events: number; rate?: number; days: number; batchSize: number; concurrency: number; seed: number }) =>
+    run(async () => {
+      const r = await simulate({ ...o, endMs: Date.now() });
+      return r.failed > 0 ? 1 : 0;
+    }),
+  );
+
+await program.parseAsync(process.argv);

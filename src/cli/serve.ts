@@ -1,0 +1,46 @@
+/** `tracklake serve`: the collector, and (later) the nightly jobs, in one process. */
+import type { Config } from '../config/config.js';
+import { isDevSources, s3Settings } from '../config/config.js';
+import { buildServer } from '../api/server.js';
+import { openIngest } from '../ingest/node.js';
+import { systemClock } from '../lib/clock.js';
+import { openStore } from '../storage/open.js';
+import { makeLogger } from './common.js';
+
+export async function serve(config: Config): Promise<number> {
+  const logger = makeLogger(config.logLevel);
+  const store = await openStore(config.storage, s3Settings(config));
+  const node = await openIngest(config, { store, clock: systemClock, logger });
+  const app = await buildServer({ config, collector: node.collector, metrics: node.metrics, logger, readiness: node.readiness });
+  const address = await app.listen({ port: config.port, host: config.host });
+  const port = app.server.address() && typeof app.server.address() === 'object' ? (app.server.address() as { port: number }).port : config.port;
+  logger.info({ address, storage: store.location, walDir: config.walDir, nodeId: node.wal.nodeId, flushIntervalMs: config.flushIntervalMs }, 'collector listening');
+  if (isDevSources(config)) {
+    logger.warn('no sources configured: accepting the embedded default write key "dev" for tenant "demo"; set TRACKLAKE_SOURCES or "sources" for production');
+  }
+  const host = config.host === '0.0.0.0' || config.host === '::' ? '127.0.0.1' : config.host;
+  const key = Object.keys(config.sources)[0]!;
+  process.stderr.write(
+    `\ntracklake collector on http://${host}:${port} (storage: ${store.location})\n` +
+      `Send a first event:\n  curl -u ${key}: -H 'Content-Type: application/json' \\\n` +
+      `    -d '{"userId":"u1","event":"Product Viewed","properties":{"product_id":"p1","merchant_id":"m1"}}' \\\n` +
+      `    http://${host}:${port}/v1/track\n` +
+      `It reaches ${store.location}/tracks/<yyyy>/<mm>/<dd>/ within ${config.flushIntervalMs / 1000} s, or at once on Ctrl-C.\n\n`,
+  );
+
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = async (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      logger.info({ signal }, 'stopping: no new requests, flushing the log to storage');
+      await app.close();
+      const shipped = await node.close();
+      if (shipped) logger.info('everything shipped; bye');
+      else logger.warn('storage did not take everything in time; the rest stays in the log and ships on next start');
+      resolve(shipped ? 0 : 75);
+    };
+    process.once('SIGTERM', () => void stop('SIGTERM'));
+    process.once('SIGINT', () => void stop('SIGINT'));
+  });
+}

@@ -1,0 +1,175 @@
+/**
+ * Configuration, parsed once. Sources, strongest first: command-line flags, TRACKLAKE_* environment
+ * variables, the JSON config file (--config), the embedded defaults below. The result is validated with one
+ * schema and frozen; nothing else in tracklake reads process.env. A bad setting stops start-up with its name.
+ */
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+import { ConfigError } from '../lib/errors.js';
+
+const MiB = 1024 * 1024;
+
+const metricSchema = z.object({
+  name: z.string().regex(/^[a-z][a-z0-9_]{0,62}$/, 'a metric name is lower-case letters, digits and _'),
+  events: z.array(z.string().min(1)).min(1),
+  measure: z.enum(['count', 'sum']),
+});
+
+const tenantId = z.string().regex(/^[A-Za-z0-9._-]{1,128}$/, 'a tenant id is 1-128 letters, digits, ".", "_" or "-"');
+
+export const configSchema = z.strictObject({
+  /** Address the collector listens on. Default 127.0.0.1: nothing outside the machine until you say so. */
+  host: z.string().min(1).default('127.0.0.1'),
+  port: z.coerce.number().int().min(0).max(65535).default(8080),
+  /** Where files go: a folder (default ./data) or s3://bucket/prefix. */
+  storage: z.string().min(1).default('./data'),
+  /** S3 settings (credentials come from the standard AWS environment, read by the AWS SDK itself). */
+  s3Region: z.string().min(1).optional(),
+  s3Endpoint: z.url().optional(),
+  s3ForcePathStyle: z.boolean().default(false),
+  /** The local write-ahead log; stays on local disk even when storage is S3. */
+  walDir: z.string().min(1).default('./.tracklake/wal'),
+  /** Longest time an accepted event waits in the log before it is shipped to storage. */
+  flushIntervalMs: z.coerce.number().int().min(10).max(3_600_000).default(60_000),
+  /** A log segment is shipped early once it reaches this size. */
+  maxSegmentBytes: z.coerce.number().int().min(1024).default(64 * MiB),
+  /** Over this many unshipped bytes the collector answers 503 + Retry-After instead of buffering more. */
+  maxBufferBytes: z.coerce.number().int().min(1024).default(1024 * MiB),
+  /** write key → tenant id. Empty means the embedded default: key "dev" for tenant "demo". */
+  sources: z.record(z.string().min(1).max(256), tenantId).default({}),
+  /** Allowed CORS origins; ["*"] allows any. */
+  corsOrigins: z.array(z.string().min(1)).min(1).default(['*']),
+  /** Take the client address from X-Forwarded-For (only behind a proxy you control). */
+  trustProxy: z.boolean().default(false),
+  /** This collector's name in object keys; generated once and kept in the log folder when unset. */
+  nodeId: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'a node id is 1-64 letters, digits, "_" or "-"').optional(),
+  /** Extra or overriding event-name mappings: {"item viewed": "view"}. */
+  events: z.record(z.string().min(1), z.string().min(1)).default({}),
+  /** Window within which a repeated messageId is a duplicate. */
+  dedupWindowHours: z.coerce.number().min(0).max(24 * 7).default(24),
+  /** How long SIGTERM waits for the final flush to storage. */
+  shutdownTimeoutMs: z.coerce.number().int().min(0).default(30_000),
+  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** Extra aggregate metrics beyond view, share and chat. */
+  metrics: z.array(metricSchema).default([]),
+  /** The nightly job: time of day (HH:MM) and IANA time zone. */
+  scheduleTime: z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'HH:MM, 24-hour').default('01:00'),
+  timezone: z.string().min(1).default('UTC'),
+  scheduler: z.boolean().default(true),
+  /** Days the nightly run looks back for changed or missing days. */
+  lookbackDays: z.coerce.number().int().min(1).max(3660).default(35),
+});
+
+export type Config = Readonly<z.infer<typeof configSchema>>;
+
+/** Environment variable → setting; list-valued ones are parsed below. */
+const ENV: Record<string, keyof z.infer<typeof configSchema>> = {
+  TRACKLAKE_HOST: 'host',
+  TRACKLAKE_PORT: 'port',
+  TRACKLAKE_STORAGE: 'storage',
+  TRACKLAKE_WAL_DIR: 'walDir',
+  AWS_REGION: 's3Region',
+  AWS_ENDPOINT_URL: 's3Endpoint',
+  TRACKLAKE_S3_FORCE_PATH_STYLE: 's3ForcePathStyle',
+  TRACKLAKE_FLUSH_INTERVAL_MS: 'flushIntervalMs',
+  TRACKLAKE_MAX_SEGMENT_BYTES: 'maxSegmentBytes',
+  TRACKLAKE_MAX_BUFFER_BYTES: 'maxBufferBytes',
+  TRACKLAKE_SOURCES: 'sources',
+  TRACKLAKE_CORS_ORIGINS: 'corsOrigins',
+  TRACKLAKE_TRUST_PROXY: 'trustProxy',
+  TRACKLAKE_NODE_ID: 'nodeId',
+  TRACKLAKE_DEDUP_WINDOW_HOURS: 'dedupWindowHours',
+  TRACKLAKE_SHUTDOWN_TIMEOUT_MS: 'shutdownTimeoutMs',
+  TRACKLAKE_LOG_LEVEL: 'logLevel',
+  TRACKLAKE_SCHEDULE_TIME: 'scheduleTime',
+  TRACKLAKE_TIMEZONE: 'timezone',
+  TRACKLAKE_SCHEDULER: 'scheduler',
+  TRACKLAKE_LOOKBACK_DAYS: 'lookbackDays',
+};
+
+/** "key1=tenantA,key2=tenantB" → {key1: "tenantA", key2: "tenantB"}. */
+export function parseSources(text: string, setting = 'sources'): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const part of text.split(',').map((s) => s.trim()).filter(Boolean)) {
+    const eq = part.indexOf('=');
+    if (eq <= 0 || eq === part.length - 1) throw new ConfigError(setting, `"${part}" is not key=tenant`);
+    const key = part.slice(0, eq).trim();
+    if (Object.hasOwn(out, key)) throw new ConfigError(setting, `write key listed twice`);
+    out[key] = part.slice(eq + 1).trim();
+  }
+  return out;
+}
+
+const BOOL: Record<string, boolean> = { true: true, '1': true, yes: true, false: false, '0': false, no: false };
+
+function envValue(name: string, setting: string, raw: string): unknown {
+  if (setting === 'sources') return parseSources(raw, name);
+  if (setting === 'corsOrigins') return raw.split(',').map((s) => s.trim()).filter(Boolean);
+  if (setting === 'trustProxy' || setting === 'scheduler' || setting === 's3ForcePathStyle') {
+    const b = BOOL[raw.trim().toLowerCase()];
+    if (b === undefined) throw new ConfigError(name, `"${raw}" is not true or false`);
+    return b;
+  }
+  return raw;
+}
+
+export interface ConfigInput {
+  /** Settings given on the command line (undefined ones are ignored). */
+  flags?: Record<string, unknown>;
+  env?: Record<string, string | undefined>;
+  /** Path of a JSON config file. */
+  configFile?: string;
+}
+
+export function loadConfig(input: ConfigInput = {}): Config {
+  const env = input.env ?? {};
+  const file = input.configFile ?? env.TRACKLAKE_CONFIG;
+  let fromFile: Record<string, unknown> = {};
+  if (file) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (e) {
+      throw new ConfigError('config', `cannot read ${file}: ${(e as Error).message}`);
+    }
+    try {
+      fromFile = JSON.parse(text) as Record<string, unknown>;
+    } catch (e) {
+      throw new ConfigError('config', `${file} is not valid JSON: ${(e as Error).message}`);
+    }
+    if (fromFile === null || typeof fromFile !== 'object' || Array.isArray(fromFile)) throw new ConfigError('config', `${file} must hold a JSON object`);
+  }
+  const fromEnv: Record<string, unknown> = {};
+  for (const [name, setting] of Object.entries(ENV)) {
+    const raw = env[name];
+    if (raw !== undefined && raw !== '') fromEnv[setting] = envValue(name, setting, raw);
+  }
+  const fromFlags = Object.fromEntries(Object.entries(input.flags ?? {}).filter(([, v]) => v !== undefined));
+  const parsed = configSchema.safeParse({ ...fromFile, ...fromEnv, ...fromFlags });
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const setting = issue.path.join('.') || (issue.code === 'unrecognized_keys' ? issue.keys.join(', ') : 'config');
+    throw new ConfigError(setting, issue.message);
+  }
+  const cfg = parsed.data;
+  if (Object.keys(cfg.sources).length === 0) cfg.sources = { dev: 'demo' };
+  const names = new Set(['view', 'share', 'chat']);
+  for (const m of cfg.metrics) {
+    if (names.has(m.name)) throw new ConfigError(`metrics.${m.name}`, 'a metric of that name already exists');
+    names.add(m.name);
+  }
+  return deepFreeze(cfg);
+}
+
+/** Whether sources came from configuration or are the embedded dev default. */
+export const s3Settings = (cfg: Config) => ({ region: cfg.s3Region, endpoint: cfg.s3Endpoint, forcePathStyle: cfg.s3ForcePathStyle });
+
+export const isDevSources = (cfg: Config) => Object.keys(cfg.sources).length === 1 && cfg.sources.dev === 'demo';
+
+function deepFreeze<T>(o: T): T {
+  if (o && typeof o === 'object') {
+    for (const v of Object.values(o)) deepFreeze(v);
+    Object.freeze(o);
+  }
+  return o;
+}

@@ -1,0 +1,113 @@
+/**
+ * The accept path: a request's messages are validated, mapped to rows, checked for duplicates and appended
+ * to the log. The answer is built from values (accepted, rejected with reasons); only request-level
+ * refusals (bad body, overload, log failure) are errors.
+ */
+import type { Clock } from '../lib/clock.js';
+import { TracklakeError, type ErrorCode } from '../lib/errors.js';
+import type { Metrics } from '../lib/metrics.js';
+import { reject, type Rejection, type Result, ok } from '../lib/result.js';
+import { splitBody, validateMessage, type MessageType } from '../segment/message.js';
+import { identityValues, trackValues } from '../tracking/columns.js';
+import type { EventMap } from '../tracking/events.js';
+import { mapMessage } from '../tracking/map.js';
+import type { DedupIndex } from './dedup.js';
+import type { WalRecord } from './shipper.js';
+import type { WriteAheadLog } from './wal.js';
+
+export interface RejectedMessage {
+  index: number;
+  messageId: string | null;
+  code: ErrorCode;
+  reason: string;
+}
+
+export interface AcceptOutcome {
+  accepted: number;
+  duplicates: number;
+  rejected: RejectedMessage[];
+}
+
+export interface CollectorDeps {
+  wal: WriteAheadLog;
+  dedup: DedupIndex;
+  clock: Clock;
+  metrics: Metrics;
+  eventMap: EventMap;
+  maxBufferBytes: number;
+}
+
+export interface IncomingRequest {
+  tenant: string;
+  body: unknown;
+  pathType: MessageType | 'batch';
+  clientIp: string | null;
+}
+
+export class Collector {
+  private closed = false;
+  constructor(private readonly d: CollectorDeps) {}
+
+  /** Finds the write key a body carries, for clients that send it there instead of in Basic auth. */
+  static bodyWriteKey(body: unknown): string | undefined {
+    if (body && typeof body === 'object' && !Array.isArray(body) && Object.hasOwn(body, 'writeKey')) {
+      const k = (body as Record<string, unknown>).writeKey;
+      return typeof k === 'string' ? k : undefined;
+    }
+    return undefined;
+  }
+
+  close(): void {
+    this.closed = true;
+  }
+
+  /** Validates and logs one request. Resolves once every accepted message is durable. */
+  async accept(req: IncomingRequest): Promise<Result<AcceptOutcome>> {
+    if (this.closed) throw new TracklakeError('shutting_down');
+    if (this.d.wal.bufferedBytes > this.d.maxBufferBytes) throw new TracklakeError('overloaded');
+    const split = splitBody(req.body, req.pathType);
+    if (!split.ok) return split;
+    const receivedAt = this.d.clock.now();
+    const records: WalRecord[] = [];
+    const rejected: RejectedMessage[] = [];
+    let duplicates = 0;
+
+    split.value.messages.forEach((raw, index) => {
+      const rawId = raw && typeof raw === 'object' && typeof (raw as { messageId?: unknown }).messageId === 'string' ? (raw as { messageId: string }).messageId.slice(0, 100) : null;
+      const refuse = (r: Rejection) => rejected.push({ index, messageId: rawId, code: r.code, reason: r.message });
+      const msg = validateMessage(raw, split.value.envelope);
+      if (!msg.ok) return refuse(msg);
+      const rows = mapMessage(msg.value, { tenant: req.tenant, receivedAt, clientIp: req.clientIp, eventMap: this.d.eventMap });
+      if (!rows.ok) return refuse(rows);
+      if (!this.d.dedup.reserve(req.tenant, msg.value.messageId, receivedAt)) {
+        duplicates++;
+        return;
+      }
+      const { tracks, identities } = rows.value;
+      const record: WalRecord = { id: msg.value.messageId, tn: req.tenant, at: receivedAt };
+      if (tracks.length > 0) record.t = tracks.map(trackValues);
+      if (identities.length > 0) record.i = identities.map(identityValues);
+      records.push(record);
+    });
+
+    for (const r of rejected) this.d.metrics.rejected.inc({ reason: r.code });
+    if (duplicates > 0) this.d.metrics.duplicates.inc(duplicates);
+    const accepted = split.value.messages.length - rejected.length;
+    if (accepted === 0) {
+      const first = rejected[0]!;
+      return reject(split.value.messages.length === 1 ? first.code : 'all_rejected', split.value.messages.length === 1 ? first.reason : `No message was valid; the first (index ${first.index}) was rejected: ${first.reason}`);
+    }
+    // Messages with no rows (group calls, identify without a link) are accepted but need no log record.
+    const toLog = records.filter((r) => r.t || r.i);
+    if (toLog.length > 0) {
+      try {
+        await this.d.wal.append(toLog);
+      } catch {
+        for (const r of records) this.d.dedup.release(r.tn, r.id);
+        throw new TracklakeError('log_unavailable');
+      }
+    }
+    this.d.metrics.accepted.inc({ tenant: req.tenant }, accepted - duplicates);
+    return ok({ accepted, duplicates, rejected });
+  }
+}

@@ -1,0 +1,70 @@
+/**
+ * One collector node: the log, the dedup index rebuilt from it, the collector and the shipper, wired from
+ * the configuration. `serve` and the tests both start nodes through here.
+ */
+import type { Logger } from 'pino';
+import type { Config } from '../config/config.js';
+import type { Clock } from '../lib/clock.js';
+import { Metrics } from '../lib/metrics.js';
+import type { ObjectStore } from '../storage/store.js';
+import { buildEventMap } from '../tracking/events.js';
+import { Collector } from './collector.js';
+import { DedupIndex, readIdsFiles } from './dedup.js';
+import { Shipper, type WalRecord } from './shipper.js';
+import { WriteAheadLog } from './wal.js';
+
+export interface IngestNode {
+  wal: WriteAheadLog;
+  dedup: DedupIndex;
+  collector: Collector;
+  shipper: Shipper;
+  metrics: Metrics;
+  readiness: () => { ready: boolean; checks: Record<string, boolean | string> };
+  /** Stops accepting, ships everything, closes the log. True when everything reached storage. */
+  close(): Promise<boolean>;
+}
+
+export async function openIngest(config: Config, deps: { store: ObjectStore; clock: Clock; logger: Logger; metrics?: Metrics }): Promise<IngestNode> {
+  const metrics = deps.metrics ?? new Metrics();
+  let shipper: Shipper | undefined;
+  const wal = await WriteAheadLog.open(config.walDir, {
+    maxSegmentBytes: config.maxSegmentBytes,
+    nodeId: config.nodeId,
+    onSegmentFull: () => void shipper?.flush(),
+  });
+  const windowMs = config.dedupWindowHours * 3600_000;
+  const dedup = new DedupIndex(windowMs, deps.clock);
+  const entries = await readIdsFiles(config.walDir, deps.clock.now() - windowMs);
+  for (const seq of wal.sealed()) for (const r of (await wal.read(seq)) as WalRecord[]) entries.push([r.tn, r.id, r.at]);
+  dedup.load(entries);
+  const pruneTimer = setInterval(() => dedup.prune(), 60_000);
+  pruneTimer.unref();
+
+  const collector = new Collector({ wal, dedup, clock: deps.clock, metrics, eventMap: buildEventMap(config.events), maxBufferBytes: config.maxBufferBytes });
+  shipper = new Shipper({ wal, store: deps.store, clock: deps.clock, logger: deps.logger, metrics, flushIntervalMs: config.flushIntervalMs, dedupWindowMs: windowMs });
+  const pending = wal.sealed().length;
+  if (pending > 0) deps.logger.info({ segments: pending, nodeId: wal.nodeId }, 'recovered log segments from a previous run; shipping them');
+  shipper.start();
+
+  const s = shipper;
+  return {
+    wal,
+    dedup,
+    collector,
+    shipper: s,
+    metrics,
+    readiness() {
+      const recent = s.lastSuccessAt !== undefined && deps.clock.now() - s.lastSuccessAt < Math.max(3 * config.flushIntervalMs, 120_000);
+      const storageOk = recent || (s.lastError === undefined && wal.sealed().length === 0);
+      const underBudget = wal.bufferedBytes <= config.maxBufferBytes;
+      return { ready: storageOk && underBudget, checks: { log: underBudget ? true : 'over --max-buffer-bytes', storage: storageOk ? true : (s.lastError ?? 'no recent upload') } };
+    },
+    async close() {
+      clearInterval(pruneTimer);
+      collector.close();
+      const shipped = await s.stop(config.shutdownTimeoutMs);
+      await wal.close();
+      return shipped;
+    },
+  };
+}

@@ -1,0 +1,176 @@
+/**
+ * Ships sealed log segments to storage as tracking files, then releases them.
+ *
+ * Exactly once: each segment becomes one object per (kind, day) it touches, keyed by the node id and the
+ * segment's sequence number. Shipping is deterministic, so a crash anywhere in it is repaired by shipping
+ * the segment again: the same keys get the same bytes. Only after every object is stored is the segment
+ * deleted. Segments ship in order, one at a time; a failure is retried with jittered exponential backoff.
+ */
+import type { Logger } from 'pino';
+import type { Clock } from '../lib/clock.js';
+import { dayOf, dayPath } from '../lib/dates.js';
+import type { Metrics } from '../lib/metrics.js';
+import type { ObjectStore } from '../storage/store.js';
+import { IDENTITY_COLUMNS, TRACK_COLUMNS, type Cell } from '../tracking/columns.js';
+import { toCsv } from '../tracking/csv.js';
+import { pruneIdsFiles, writeIdsFile } from './dedup.js';
+import type { WriteAheadLog } from './wal.js';
+
+/** One accepted message in the log: its dedup key, receipt time and the rows it produced. */
+export interface WalRecord {
+  id: string;
+  tn: string;
+  at: number;
+  /** Tracking rows, values in TRACK_COLUMNS order. */
+  t?: Cell[][];
+  /** Identity links, values in IDENTITY_COLUMNS order. */
+  i?: Cell[][];
+}
+
+export interface ShipperOptions {
+  wal: WriteAheadLog;
+  store: ObjectStore;
+  clock: Clock;
+  logger: Logger;
+  metrics: Metrics;
+  flushIntervalMs: number;
+  dedupWindowMs: number;
+  retry?: { baseMs: number; maxMs: number };
+}
+
+const KINDS = [
+  { field: 't' as const, prefix: 'tracks', columns: TRACK_COLUMNS, label: 'track' },
+  { field: 'i' as const, prefix: 'identities', columns: IDENTITY_COLUMNS, label: 'identity' },
+];
+
+/** The objects a segment becomes: deterministic in the segment's records, node id and sequence. */
+export function segmentObjects(records: WalRecord[], nodeId: string, seq: number): Array<{ key: string; body: string; rows: number; label: string }> {
+  const out: Array<{ key: string; body: string; rows: number; label: string }> = [];
+  for (const kind of KINDS) {
+    const byDay = new Map<string, Cell[][]>();
+    for (const r of records) {
+      for (const row of r[kind.field] ?? []) {
+        const day = dayOf(row[0] as number);
+        let rows = byDay.get(day);
+        if (!rows) byDay.set(day, (rows = []));
+        rows.push(row);
+      }
+    }
+    for (const [day, rows] of [...byDay].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
+      const key = `${kind.prefix}/${dayPath(day)}/${nodeId}-${String(seq).padStart(12, '0')}.csv`;
+      out.push({ key, body: toCsv(kind.columns, rows), rows: rows.length, label: kind.label });
+    }
+  }
+  return out;
+}
+
+export class Shipper {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private again = false;
+  private stopping = false;
+  private wake: (() => void) | undefined;
+  /** Time of the last successful storage write, for /ready. */
+  lastSuccessAt: number | undefined;
+  lastError: string | undefined;
+  private oldestPendingAt: number | undefined;
+
+  constructor(private readonly o: ShipperOptions) {}
+
+  start(): void {
+    this.timer = setInterval(() => this.flush(), this.o.flushIntervalMs);
+    this.timer.unref();
+    this.flush(); // ship whatever a previous run left in the log
+  }
+
+  /** Seals the active segment and ships everything sealed; concurrent calls coalesce. */
+  flush(): Promise<void> {
+    if (this.running) {
+      this.again = true;
+      return this.running;
+    }
+    this.running = (async () => {
+      do {
+        this.again = false;
+        await this.o.wal.seal();
+        await this.shipAll();
+      } while (this.again && !this.stopping);
+    })().finally(() => {
+      this.running = undefined;
+    });
+    return this.running;
+  }
+
+  private async shipAll(): Promise<void> {
+    for (const seq of this.o.wal.sealed()) {
+      let attempt = 0;
+      for (;;) {
+        try {
+          await this.shipSegment(seq);
+          break;
+        } catch (e) {
+          this.o.metrics.uploadFailures.inc();
+          this.lastError = (e as Error).message;
+          this.o.logger.warn({ err: (e as Error).message, segment: seq, attempt }, 'upload failed; will retry');
+          if (this.stopping && attempt >= 2) throw e;
+          await this.sleep(this.backoff(attempt++));
+        }
+      }
+    }
+    this.updateGauges();
+  }
+
+  private backoff(attempt: number): number {
+    const { baseMs, maxMs } = this.o.retry ?? { baseMs: 200, maxMs: 30_000 };
+    const cap = Math.min(maxMs, baseMs * 2 ** Math.min(attempt, 20));
+    return cap / 2 + Math.random() * (cap / 2);
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const t = setTimeout(resolve, ms);
+      this.wake = () => {
+        clearTimeout(t);
+        resolve();
+      };
+    });
+  }
+
+  private async shipSegment(seq: number): Promise<void> {
+    const records = (await this.o.wal.read(seq)) as WalRecord[];
+    if (records.length > 0) this.oldestPendingAt = Math.min(this.oldestPendingAt ?? Infinity, records[0]!.at);
+    for (const obj of segmentObjects(records, this.o.wal.nodeId, seq)) {
+      await this.o.store.put(obj.key, obj.body);
+      this.o.metrics.rowsWritten.inc({ kind: obj.label }, obj.rows);
+    }
+    this.lastSuccessAt = this.o.clock.now();
+    // The ids outlive the segment so duplicates are still caught after it is gone.
+    await writeIdsFile(this.o.wal.dir, seq, records.map((r) => [r.tn, r.id, r.at]));
+    await this.o.wal.release(seq);
+    this.oldestPendingAt = undefined;
+    await pruneIdsFiles(this.o.wal.dir, this.o.clock.now() - this.o.dedupWindowMs);
+    this.o.logger.debug({ segment: seq, records: records.length }, 'segment shipped');
+    this.updateGauges();
+  }
+
+  private updateGauges(): void {
+    this.o.metrics.logBytes.set(this.o.wal.bufferedBytes);
+    this.o.metrics.backlog.set(this.o.wal.sealed().length);
+    this.o.metrics.lagSeconds.set(this.oldestPendingAt === undefined ? 0 : Math.max(0, (this.o.clock.now() - this.oldestPendingAt) / 1000));
+  }
+
+  /** Stops the timer, then ships everything; gives up (leaving the log for the next start) after timeoutMs. */
+  async stop(timeoutMs: number): Promise<boolean> {
+    this.stopping = true;
+    if (this.timer) clearInterval(this.timer);
+    this.wake?.();
+    const done = (async () => {
+      if (this.running) await this.running.catch(() => undefined);
+      await this.o.wal.seal();
+      await this.shipAll();
+      return true;
+    })().catch(() => false);
+    const timeout = new Promise<boolean>((r) => setTimeout(() => r(false), timeoutMs).unref());
+    return Promise.race([done, timeout]);
+  }
+}

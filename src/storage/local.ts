@@ -1,0 +1,91 @@
+/** The embedded default ObjectStore: a folder. Writes go to a temp file, are fsynced, then renamed into place. */
+import { createHash, randomBytes } from 'node:crypto';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { assertKey, type ObjectInfo, type ObjectStore } from './store.js';
+
+const TMP_PREFIX = '.tmp-';
+
+export class LocalStore implements ObjectStore {
+  readonly location: string;
+  constructor(readonly root: string) {
+    this.location = path.resolve(root);
+  }
+
+  private file(key: string): string {
+    assertKey(key);
+    return path.join(this.location, ...key.split('/'));
+  }
+
+  async put(key: string, body: Buffer | string): Promise<void> {
+    const target = this.file(key);
+    const dir = path.dirname(target);
+    await fs.mkdir(dir, { recursive: true });
+    const tmp = path.join(dir, `${TMP_PREFIX}${randomBytes(6).toString('hex')}`);
+    const fh = await fs.open(tmp, 'w');
+    try {
+      await fh.writeFile(body);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    try {
+      await fs.rename(tmp, target);
+    } catch (e) {
+      await fs.rm(tmp, { force: true });
+      throw e;
+    }
+    await syncDir(dir);
+  }
+
+  async get(key: string): Promise<Buffer | undefined> {
+    try {
+      return await fs.readFile(this.file(key));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw e;
+    }
+  }
+
+  async list(prefix: string): Promise<ObjectInfo[]> {
+    // Walk only the folder the prefix names, then filter by the rest of it.
+    const slash = prefix.lastIndexOf('/');
+    const base = slash >= 0 ? prefix.slice(0, slash) : '';
+    const out: ObjectInfo[] = [];
+    const walk = async (rel: string): Promise<void> => {
+      let entries;
+      try {
+        entries = await fs.readdir(path.join(this.location, rel), { withFileTypes: true });
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT' || (e as NodeJS.ErrnoException).code === 'ENOTDIR') return;
+        throw e;
+      }
+      for (const ent of entries) {
+        if (ent.name.startsWith(TMP_PREFIX)) continue;
+        const key = rel === '' ? ent.name : `${rel}/${ent.name}`;
+        if (ent.isDirectory()) {
+          if (key.startsWith(prefix) || prefix.startsWith(`${key}/`)) await walk(key);
+        } else if (ent.isFile() && key.startsWith(prefix)) {
+          const st = await fs.stat(path.join(this.location, key));
+          const etag = createHash('sha1').update(`${st.size}:${st.mtimeMs}:${st.ino}`).digest('hex').slice(0, 16);
+          out.push({ key, size: st.size, etag });
+        }
+      }
+    };
+    await walk(base);
+    return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  }
+
+  async delete(key: string): Promise<void> {
+    await fs.rm(this.file(key), { force: true });
+  }
+}
+
+export async function syncDir(dir: string): Promise<void> {
+  const fh = await fs.open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}

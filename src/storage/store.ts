@@ -1,0 +1,32 @@
+/**
+ * ObjectStore: the one interface every stage reads and writes files through, so each job runs unchanged on a
+ * local folder or an S3 bucket. Keys are '/'-separated relative paths such as 'tracks/2026/11/22/x.csv'.
+ * A put is atomic: a reader sees the old object or the new one, never half of one.
+ */
+export interface ObjectInfo {
+  key: string;
+  size: number;
+  /** A content fingerprint that changes when the object does (S3's ETag; a local hash of size and mtime). */
+  etag: string;
+}
+
+export interface ObjectStore {
+  /** A human name for logs: the folder or the s3:// URL. */
+  readonly location: string;
+  put(key: string, body: Buffer | string): Promise<void>;
+  /** The object's bytes, or undefined when there is none. */
+  get(key: string): Promise<Buffer | undefined>;
+  /** Every object whose key starts with prefix, in key order. */
+  list(prefix: string): Promise<ObjectInfo[]>;
+  /** Deleting a missing object is not an error. */
+  delete(key: string): Promise<void>;
+}
+
+const KEY_RE = /^[A-Za-z0-9._=-]+(\/[A-Za-z0-9._=-]+)*$/;
+
+/** Keys are built by tracklake, never by clients; this catches a bug before it writes outside the root. */
+export function assertKey(key: string): void {
+  if (!KEY_RE.test(key) || key.split('/').some((p) => p === '.' || p === '..')) {
+    throw new Error(`invalid object key: ${JSON.stringify(key)}`);
+  }
+}

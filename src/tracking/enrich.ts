@@ -1,0 +1,71 @@
+/**
+ * Derived columns: bot, devicetype and source. User-agent parsing uses maintained libraries (isbot for
+ * crawlers, ua-parser-js 1.x, MIT, for phones and tablets) behind a bounded cache, since a site's traffic
+ * repeats a few thousand user agents millions of times.
+ */
+import { isbot } from 'isbot';
+import { LRUCache } from 'lru-cache';
+import { UAParser } from 'ua-parser-js';
+import type { DeviceType, Source } from './columns.js';
+
+interface UaFacts {
+  bot: boolean;
+  handheld: boolean;
+}
+
+const uaCache = new LRUCache<string, UaFacts>({ max: 10_000 });
+
+export function uaFacts(ua: string | undefined): UaFacts {
+  if (!ua) return { bot: false, handheld: false };
+  let facts = uaCache.get(ua);
+  if (!facts) {
+    const type = new UAParser(ua).getDevice().type;
+    facts = { bot: isbot(ua), handheld: type === 'mobile' || type === 'tablet' };
+    uaCache.set(ua, facts);
+  }
+  return facts;
+}
+
+const MOBILE_LIBRARY = /^analytics[-.]?(ios|android|react-?native|flutter|kotlin|swift|xamarin|unity)/i;
+
+export function deviceType(opts: { hasApp: boolean; libraryName?: string; ua?: string }): DeviceType {
+  if (opts.hasApp || (opts.libraryName !== undefined && MOBILE_LIBRARY.test(opts.libraryName))) return 'APP';
+  return uaFacts(opts.ua).handheld ? 'MOBILE' : 'DESKTOP';
+}
+
+// Hosts are matched on the registrable suffix: "l.facebook.com" matches "facebook.com".
+const SOCIAL: ReadonlyArray<[Source, readonly string[], readonly string[]]> = [
+  ['FACEBOOK', ['facebook.com', 'fb.com', 'fb.me', 'messenger.com'], ['facebook', 'fb', 'messenger']],
+  ['INSTAGRAM', ['instagram.com', 'instagr.am'], ['instagram', 'ig']],
+  ['WHATSTAPP', ['whatsapp.com', 'whatsapp.net', 'wa.me'], ['whatsapp', 'wa']],
+];
+const WEBMAIL = ['mail.google.com', 'outlook.live.com', 'outlook.office.com', 'outlook.office365.com', 'mail.yahoo.com', 'mail.aol.com', 'mail.proton.me', 'mail.zoho.com', 'mail.yandex.ru', 'mail.yandex.com', 'webmail'];
+const SEARCH = /(^|\.)(google\.[a-z.]+|bing\.com|yahoo\.[a-z.]+|duckduckgo\.com|baidu\.com|yandex\.[a-z.]+|ecosia\.org)$/;
+
+function hostOf(url: string | undefined): string | undefined {
+  if (!url) return undefined;
+  try {
+    return new URL(url).hostname.toLowerCase().replace(/^www\./, '');
+  } catch {
+    return undefined;
+  }
+}
+
+const onHost = (host: string, domain: string) => host === domain || host.endsWith(`.${domain}`);
+
+export function trafficSource(opts: { campaignSource?: string; campaignMedium?: string; referrer?: string }): Source {
+  const medium = opts.campaignMedium?.trim().toLowerCase();
+  if (medium === 'email' || medium === 'e-mail' || medium === 'newsletter') return 'EMAIL';
+  const campaign = opts.campaignSource?.trim().toLowerCase();
+  if (campaign) {
+    for (const [source, domains, names] of SOCIAL) {
+      if (names.includes(campaign) || domains.some((d) => onHost(campaign, d))) return source;
+    }
+  }
+  const host = hostOf(opts.referrer);
+  if (!host) return 'DIRECT';
+  if (WEBMAIL.some((w) => (w === 'webmail' ? host.startsWith('webmail.') : onHost(host, w)))) return 'EMAIL';
+  for (const [source, domains] of SOCIAL) if (domains.some((d) => onHost(host, d))) return source;
+  if (SEARCH.test(host)) return 'SEO';
+  return 'DIRECT';
+}

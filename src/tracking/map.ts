@@ -1,0 +1,188 @@
+/**
+ * From a validated Segment message to seed-003 rows: the column table of the collector issue, one place.
+ * Type problems in the fields we map are rejections (a data contract is not filled with guesses);
+ * fields we do not map are never inspected.
+ */
+import { isIP } from 'node:net';
+import type { SegmentMessage } from '../segment/message.js';
+import { LIMITS } from '../segment/message.js';
+import { ok, reject, type Result } from '../lib/result.js';
+import type { IdentityRow, TrackRow } from './columns.js';
+import { deviceType, trafficSource, uaFacts } from './enrich.js';
+import { canonicalEvent, type EventMap } from './events.js';
+
+export interface MapContext {
+  tenant: string;
+  receivedAt: number;
+  /** The TCP peer (or X-Forwarded-For's client when the proxy is trusted). */
+  clientIp: string | null;
+  eventMap: EventMap;
+}
+
+export interface MappedRows {
+  tracks: TrackRow[];
+  identities: IdentityRow[];
+}
+
+type Obj = Record<string, unknown>;
+
+/** Own properties only: a payload's "__proto__" or "constructor" key is data, never the prototype. */
+function get(o: unknown, ...path: string[]): unknown {
+  let cur = o;
+  for (const k of path) {
+    if (cur === null || typeof cur !== 'object' || Array.isArray(cur) || !Object.hasOwn(cur, k)) return undefined;
+    cur = (cur as Obj)[k];
+  }
+  return cur;
+}
+
+class FieldError extends Error {}
+
+function fail(field: string, what: string): never {
+  throw new FieldError(`"${field}" ${what}.`);
+}
+
+const MAX_TEXT = 8192;
+
+/** First present of the fields as a string id; numbers are ids too. Objects, arrays and NUL bytes are refused. */
+function text(o: unknown, fields: string[][], max = MAX_TEXT): string | null {
+  for (const path of fields) {
+    const v = get(o, ...path);
+    if (v === undefined || v === null || v === '') continue;
+    const name = path.join('.');
+    if (typeof v === 'number' && Number.isFinite(v)) return String(v);
+    if (typeof v === 'boolean') return String(v);
+    if (typeof v !== 'string') fail(name, 'must be a string');
+    if (v.length > max) fail(name, `is over ${max} characters`);
+    if (v.includes('\u0000')) fail(name, 'contains a NUL character');
+    return v;
+  }
+  return null;
+}
+
+const NUMERIC = /^\s*-?(\d+\.?\d*|\.\d+)\s*$/;
+
+function num(o: unknown, fields: string[][], range?: [number, number]): number | null {
+  for (const path of fields) {
+    const v = get(o, ...path);
+    if (v === undefined || v === null || v === '') continue;
+    const name = path.join('.');
+    const n = typeof v === 'number' ? v : typeof v === 'string' && NUMERIC.test(v) ? Number(v) : NaN;
+    if (!Number.isFinite(n)) fail(name, 'must be a number');
+    const [lo, hi] = range ?? [-1e15, 1e15];
+    if (n < lo || n > hi) fail(name, `must be between ${lo} and ${hi}`);
+    return n;
+  }
+  return null;
+}
+
+function impressions(props: Obj): string | null {
+  const v = get(props, 'impressions');
+  if (v === undefined || v === null) return null;
+  if (typeof v === 'string') return text(props, [['impressions']]);
+  if (!Array.isArray(v)) fail('properties.impressions', 'must be an array of ids or a string');
+  const ids = v.map((item, i) => {
+    const id = typeof item === 'object' && item !== null ? text(item, [['product_id'], ['productId'], ['id']], LIMITS.idChars) : text({ id: item }, [['id']], LIMITS.idChars);
+    if (id === null) fail(`properties.impressions[${i}]`, 'must be an id or an object with product_id');
+    if (id.includes('|')) fail(`properties.impressions[${i}]`, 'must not contain "|", the list separator');
+    return id;
+  });
+  return ids.length > 0 ? ids.join('|') : null;
+}
+
+/**
+ * Segment's skew correction: the client's clock may be wrong, but the gap between its `timestamp` and its
+ * `sentAt` is right, so the event happened that long before we received the request.
+ */
+export function eventTime(m: SegmentMessage, receivedAt: number): number {
+  const ts = m.timestamp ? Date.parse(m.timestamp) : NaN;
+  const sent = m.sentAt ? Date.parse(m.sentAt) : NaN;
+  if (Number.isFinite(ts) && Number.isFinite(sent)) return receivedAt - (sent - ts);
+  if (Number.isFinite(ts)) return ts;
+  return receivedAt;
+}
+
+export function mapMessage(m: SegmentMessage, ctx: MapContext): Result<MappedRows> {
+  try {
+    return mapUnchecked(m, ctx);
+  } catch (e) {
+    if (e instanceof FieldError) return reject('invalid_field', e.message);
+    throw e;
+  }
+}
+
+function mapUnchecked(m: SegmentMessage, ctx: MapContext): Result<MappedRows> {
+  const time = Math.round(eventTime(m, ctx.receivedAt));
+  if (time < LIMITS.minTime || time > ctx.receivedAt + LIMITS.maxFutureMs) {
+    return reject('invalid_timestamp', 'The event time lies before 2000 or more than 24 hours in the future.');
+  }
+  const c = m.context;
+  const p = m.properties;
+  const deviceid = text(c, [['device', 'id']], LIMITS.idChars) ?? m.anonymousId ?? null;
+  const accountid = m.userId ?? null;
+
+  if (m.type === 'identify' || m.type === 'alias') {
+    const previousid = m.type === 'alias' ? (m.previousId ?? null) : null;
+    // A link needs two ids: identify ties the device to the user, alias ties the previous id to the user.
+    const links = accountid !== null && (m.type === 'alias' ? previousid !== null : deviceid !== null);
+    return ok({ tracks: [], identities: links ? [{ time, tenantid: ctx.tenant, deviceid, accountid: accountid!, previousid }] : [] });
+  }
+  if (m.type === 'group') return ok({ tracks: [], identities: [] });
+
+  const isView = m.type === 'page' || m.type === 'screen';
+  const ua = text(c, [['userAgent']]) ?? undefined;
+  const contextIp = text(c, [['ip']], 64);
+  if (contextIp !== null && isIP(contextIp) === 0) return reject('invalid_field', '"context.ip" must be an IPv4 or IPv6 address.');
+  const referer = text(c, [['page', 'referrer'], ['referrer', 'url']]);
+  const event = isView ? 'load' : canonicalEvent(m.event!, ctx.eventMap);
+  if (event.includes('\u0000')) return reject('invalid_field', '"event" contains a NUL character.');
+
+  const row: TrackRow = {
+    time,
+    tenantid: ctx.tenant,
+    correlationid: text(p, [['correlation_id'], ['correlationId']], LIMITS.idChars),
+    deviceid,
+    accountid,
+    merchantid: text(p, [['merchant_id'], ['merchantId']], LIMITS.idChars),
+    productid: text(p, [['product_id'], ['productId']], LIMITS.idChars),
+    page: isView ? (m.name ?? text(p, [['name']]) ?? text(c, [['page', 'path']])) : text(p, [['page']]) ?? text(c, [['page', 'path']]),
+    event,
+    value: event === 'order' ? num(p, [['revenue'], ['total'], ['value'], ['price']]) : num(p, [['value'], ['revenue'], ['total'], ['price']]),
+    ip: contextIp ?? ctx.clientIp,
+    long: num(c, [['location', 'longitude']], [-180, 180]),
+    lat: num(c, [['location', 'latitude']], [-90, 90]),
+    referer,
+    bot: uaFacts(ua).bot,
+    ua: ua ?? null,
+    url: isView ? (text(p, [['url']]) ?? text(c, [['page', 'url']])) : text(c, [['page', 'url']]),
+    impressions: impressions(p),
+    devicetype: deviceType({ hasApp: get(c, 'app') !== undefined && get(c, 'app') !== null, libraryName: text(c, [['library', 'name']]) ?? undefined, ua }),
+    source: trafficSource({
+      campaignSource: text(c, [['campaign', 'source']]) ?? undefined,
+      campaignMedium: text(c, [['campaign', 'medium']]) ?? undefined,
+      referrer: referer ?? undefined,
+    }),
+  };
+  const tracks = [row];
+  if (event === 'order') tracks.push(...salesRows(row, p));
+  return ok({ tracks, identities: [] });
+}
+
+/** An order also yields one `sales` row per product: value = price × quantity (quantity defaults to 1). */
+function salesRows(order: TrackRow, p: Obj): TrackRow[] {
+  const products = get(p, 'products');
+  if (products === undefined || products === null) return [];
+  if (!Array.isArray(products)) fail('properties.products', 'must be an array');
+  return products.map((item, i) => {
+    if (item === null || typeof item !== 'object' || Array.isArray(item)) fail(`properties.products[${i}]`, 'must be an object');
+    const price = num(item, [['price']]);
+    const quantity = num(item, [['quantity']], [0, 1e9]) ?? 1;
+    return {
+      ...order,
+      event: 'sales',
+      productid: text(item, [['product_id'], ['productId'], ['id'], ['sku']], LIMITS.idChars),
+      merchantid: text(item, [['merchant_id'], ['merchantId']], LIMITS.idChars) ?? order.merchantid,
+      value: price === null ? null : price * quantity,
+    };
+  });
+}
