@@ -17,7 +17,8 @@ async function readRaw(stream: Readable, limit: number): Promise<Buffer> {
   for await (const chunk of stream) {
     size += (chunk as Buffer).length;
     if (size > limit) {
-      stream.destroy();
+      // Discard the rest instead of resetting the socket, so the client can read our 400 (requestTimeout bounds it).
+      stream.resume();
       throw new TracklakeError('request_too_large', `The request body is over the ${limit / 1024} KB limit.`);
     }
     chunks.push(chunk as Buffer);

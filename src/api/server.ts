@@ -4,7 +4,7 @@
  * in the Collector. One error hook turns TracklakeErrors (and Fastify's own) into the JSON error table.
  */
 import cors from '@fastify/cors';
-import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { Config } from '../config/config.js';
 import { ERRORS, TracklakeError, errorBody, type ErrorCode } from '../lib/errors.js';
@@ -42,7 +42,8 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   const { config, collector, metrics } = deps;
   const app = Fastify({
     loggerInstance: deps.logger as FastifyBaseLogger,
-    disableRequestLogging: true,
+    // Per-request logs would cost more than the request at collector rates; errors are still logged.
+    logController: new LogController({ disableRequestLogging: true }),
     trustProxy: config.trustProxy,
     requestIdHeader: 'x-request-id',
     // A slow or stuck client cannot hold the server: bounded time for the whole request and for idle sockets.
@@ -92,7 +93,8 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
       if (req.body === undefined) return sendError(reply, 'invalid_body', 'The body is empty; send a JSON object.');
       const result = await collector.accept({ tenant, body: req.body, pathType, clientIp: req.ip ?? null });
       if (!result.ok) {
-        return reply.code(ERRORS[result.code].status).send(errorBody(result.code, result.message));
+        const body = errorBody(result.code, result.message);
+        return reply.code(ERRORS[result.code].status).send(result.rejected ? { ...body, rejected: result.rejected } : body);
       }
       const { rejected } = result.value;
       if (rejected.length === 0) return reply.send({ success: true });

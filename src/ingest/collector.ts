@@ -22,6 +22,9 @@ export interface RejectedMessage {
   reason: string;
 }
 
+/** A batch whose every message was refused: the reasons travel with the refusal. */
+export type BatchRejection = Rejection & { rejected?: RejectedMessage[] };
+
 export interface AcceptOutcome {
   accepted: number;
   duplicates: number;
@@ -62,7 +65,7 @@ export class Collector {
   }
 
   /** Validates and logs one request. Resolves once every accepted message is durable. */
-  async accept(req: IncomingRequest): Promise<Result<AcceptOutcome>> {
+  async accept(req: IncomingRequest): Promise<{ ok: true; value: AcceptOutcome } | BatchRejection> {
     if (this.closed) throw new TracklakeError('shutting_down');
     if (this.d.wal.bufferedBytes > this.d.maxBufferBytes) throw new TracklakeError('overloaded');
     const split = splitBody(req.body, req.pathType);
@@ -95,7 +98,8 @@ export class Collector {
     const accepted = split.value.messages.length - rejected.length;
     if (accepted === 0) {
       const first = rejected[0]!;
-      return reject(split.value.messages.length === 1 ? first.code : 'all_rejected', split.value.messages.length === 1 ? first.reason : `No message was valid; the first (index ${first.index}) was rejected: ${first.reason}`);
+      if (req.pathType !== 'batch') return reject(first.code, first.reason);
+      return { ok: false, code: 'all_rejected', message: `No message was valid; the first (index ${first.index}) was rejected: ${first.reason}`, rejected };
     }
     // Messages with no rows (group calls, identify without a link) are accepted but need no log record.
     const toLog = records.filter((r) => r.t || r.i);

@@ -1,0 +1,140 @@
+/** Test harness: temp folders, an in-process collector on a free loopback port, a child-process collector, file readers. */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parse } from 'csv-parse/sync';
+import { pino } from 'pino';
+import { buildServer } from '../src/api/server.js';
+import { loadConfig, type Config } from '../src/config/config.js';
+import { openIngest, type IngestNode } from '../src/ingest/node.js';
+import { ManualClock, type Clock } from '../src/lib/clock.js';
+import { LocalStore } from '../src/storage/local.js';
+import type { ObjectStore } from '../src/storage/store.js';
+
+export const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../src/cli/main.js');
+
+/** 2026-03-15T12:00:00Z: tests never read the wall clock's date. */
+export const T0 = Date.parse('2026-03-15T12:00:00.000Z');
+
+export function tempDir(name = 'tl'): string {
+  return mkdtempSync(path.join(os.tmpdir(), `${name}-`));
+}
+
+export const silent = pino({ level: 'silent' });
+
+export interface TestCollector {
+  url: string;
+  node: IngestNode;
+  store: ObjectStore;
+  dir: string;
+  clock: Clock;
+  config: Config;
+  close(): Promise<void>;
+}
+
+export async function startCollector(settings: Record<string, unknown> = {}, opts: { clock?: Clock; store?: ObjectStore; dir?: string } = {}): Promise<TestCollector> {
+  const dir = opts.dir ?? tempDir();
+  const config = loadConfig({ flags: { port: 0, storage: path.join(dir, 'data'), walDir: path.join(dir, 'wal'), flushIntervalMs: 3_600_000, sources: { dev: 'demo' }, logLevel: 'silent', ...settings } });
+  const clock = opts.clock ?? new ManualClock(T0);
+  const store = opts.store ?? new LocalStore(config.storage);
+  const node = await openIngest(config, { store, clock, logger: silent });
+  const app = await buildServer({ config, collector: node.collector, metrics: node.metrics, logger: silent, readiness: node.readiness });
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  const port = (app.server.address() as { port: number }).port;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    node,
+    store,
+    dir,
+    clock,
+    config,
+    async close() {
+      await app.close();
+      await node.close();
+    },
+  };
+}
+
+export const basic = (key: string) => `Basic ${Buffer.from(`${key}:`).toString('base64')}`;
+
+export async function post(url: string, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; json: any; headers: Headers }> {
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: basic('dev'), ...headers },
+    body: typeof body === 'string' || Buffer.isBuffer(body) ? (body as string) : JSON.stringify(body),
+  });
+  const text = await res.text();
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = text;
+  }
+  return { status: res.status, json, headers: res.headers };
+}
+
+/** Every row of every CSV under prefix, as objects keyed by header. */
+export async function readRows(store: ObjectStore, prefix = 'tracks/'): Promise<Array<Record<string, string>>> {
+  const rows: Array<Record<string, string>> = [];
+  for (const o of await store.list(prefix)) {
+    const text = (await store.get(o.key))!.toString('utf8');
+    rows.push(...(parse(text, { columns: true }) as Array<Record<string, string>>));
+  }
+  return rows;
+}
+
+export async function flushed(c: TestCollector): Promise<void> {
+  await c.node.shipper.flush();
+}
+
+export function track(over: Record<string, unknown> = {}): Record<string, unknown> {
+  return { type: 'track', event: 'Product Viewed', anonymousId: 'dev-1', properties: { product_id: 'p1', merchant_id: 'm1' }, timestamp: new Date(T0 - 60_000).toISOString(), ...over };
+}
+
+/** A collector as a real child process (`tracklake serve`), for crash and signal tests. */
+export interface ChildCollector {
+  proc: ChildProcess;
+  url: string;
+  exited: Promise<number | null>;
+  stderr: () => string;
+}
+
+export async function spawnCollector(dir: string, extra: string[] = [], env: Record<string, string> = {}): Promise<ChildCollector> {
+  const proc = spawn(process.execPath, [CLI, 'serve', '--port', '0', '--storage', path.join(dir, 'data'), '--wal-dir', path.join(dir, 'wal'), '--log-level', 'info', ...extra], {
+    cwd: dir,
+    env: { PATH: process.env.PATH ?? '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  const exited = new Promise<number | null>((r) => proc.on('exit', (code) => r(code)));
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`collector did not start: ${err}`)), 15_000);
+    proc.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = /"address":"(http:\/\/[^"]+)"/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]!);
+      }
+    });
+    proc.on('exit', (code) => reject(new Error(`collector exited ${code}: ${err}`)));
+  });
+  return { proc, url, exited, stderr: () => err };
+}
+
+export async function listFiles(root: string): Promise<string[]> {
+  const out: string[] = [];
+  const walk = async (d: string) => {
+    for (const e of await fs.readdir(d, { withFileTypes: true }).catch(() => [])) {
+      const p = path.join(d, e.name);
+      if (e.isDirectory()) await walk(p);
+      else out.push(p);
+    }
+  };
+  await walk(root);
+  return out.sort();
+}
