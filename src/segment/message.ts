@@ -30,6 +30,10 @@ const ISO_RE = /^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{
 const isoDate = z.string().refine((s) => {
   if (!ISO_RE.test(s)) return false;
   const t = Date.parse(s);
+  // Date.parse rolls 2026-02-31 over into March; a calendar date that does not exist is a client bug.
+  const [y, m, d] = s.slice(0, 10).split('-').map(Number) as [number, number, number];
+  const real = new Date(Date.UTC(y, m - 1, d));
+  if (real.getUTCMonth() !== m - 1 || real.getUTCDate() !== d) return false;
   return Number.isFinite(t) && t >= LIMITS.minTime && t < LIMITS.maxTime;
 });
 const plainObject = z.record(z.string(), z.unknown());

@@ -1,0 +1,33 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { Analytics } from '@segment/analytics-node';
+import { flushed, readRows, startCollector } from './helpers.js';
+
+describe("Segment's official analytics-node client", () => {
+  it('delivers events to the collector through its host option, and they all land in tracking files', async () => {
+    const c = await startCollector({ sources: { 'node-key': 'shop' } });
+    try {
+      const analytics = new Analytics({ writeKey: 'node-key', host: c.url, flushAt: 7, flushInterval: 50, maxRetries: 2 });
+      const errors: unknown[] = [];
+      analytics.on('error', (e) => errors.push(e));
+      for (let i = 0; i < 25; i++) {
+        analytics.track({ anonymousId: `sdk-device-${i % 3}`, event: 'Product Viewed', properties: { product_id: `p${i}`, merchant_id: 'm1', correlation_id: `sdk-${i}` } });
+      }
+      analytics.identify({ userId: 'sdk-user', anonymousId: 'sdk-device-0', traits: { plan: 'pro' } });
+      analytics.page({ anonymousId: 'sdk-device-1', name: 'Home', properties: { url: 'https://shop.example/' } });
+      await analytics.closeAndFlush({ timeout: 10_000 });
+      assert.deepEqual(errors, []);
+      await flushed(c);
+      const rows = await readRows(c.store);
+      const views = rows.filter((r) => r.event === 'view');
+      assert.equal(views.length, 25);
+      assert.ok(views.every((r) => r.tenantid === 'shop' && r.merchantid === 'm1'));
+      assert.deepEqual(new Set(views.map((r) => r.correlationid)).size, 25);
+      assert.ok(rows.some((r) => r.event === 'load' && r.page === 'Home' && r.url === 'https://shop.example/'));
+      const links = await readRows(c.store, 'identities/');
+      assert.ok(links.some((l) => l.accountid === 'sdk-user' && l.deviceid === 'sdk-device-0'));
+    } finally {
+      await c.close();
+    }
+  });
+});
