@@ -54,3 +54,15 @@ describe('the write-ahead log', () => {
     await assert.rejects(WriteAheadLog.open(dir, { maxSegmentBytes: 1024 }), /in use by process/);
   });
 });
+
+describe('the dedup id files', () => {
+  it('are written for a segment of 300 000 messages (no argument-spreading limits)', async () => {
+    const { writeIdsFile, readIdsFiles } = await import('../src/ingest/dedup.js');
+    const dir = tempDir('ids');
+    const entries = Array.from({ length: 300_000 }, (_, i): [string, string, number] => ['t', `m${i}`, 1_000 + i]);
+    await writeIdsFile(dir, 1, entries);
+    const back = await readIdsFiles(dir, 0);
+    assert.equal(back.length, 300_000);
+    assert.deepEqual(back[299_999], ['t', 'm299999', 300_999]);
+  });
+});

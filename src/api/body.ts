@@ -50,7 +50,13 @@ export function checkContentType(header: string | undefined): void {
   }
 }
 
-export async function readJsonBody(stream: Readable, contentEncoding: string | undefined, limit: number): Promise<unknown> {
+/** A parsed body and its decoded size in bytes. */
+export interface JsonBody {
+  json: unknown;
+  bytes: number;
+}
+
+export async function readJsonBody(stream: Readable, contentEncoding: string | undefined, limit: number): Promise<JsonBody> {
   const raw = await readRaw(stream, limit);
   const bytes = await decompress(raw, contentEncoding ?? '', limit);
   let text: string;
@@ -61,7 +67,7 @@ export async function readJsonBody(stream: Readable, contentEncoding: string | u
   }
   if (text.trim() === '') throw new TracklakeError('invalid_body', 'The body is empty; send a JSON object.');
   try {
-    return JSON.parse(text);
+    return { json: JSON.parse(text) as unknown, bytes: bytes.length };
   } catch (e) {
     throw new TracklakeError('invalid_json', `The body is not valid JSON: ${(e as Error).message.slice(0, 200)}`);
   }

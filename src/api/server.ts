@@ -11,7 +11,7 @@ import { ERRORS, TracklakeError, errorBody, type ErrorCode } from '../lib/errors
 import type { Metrics } from '../lib/metrics.js';
 import { LIMITS, type MessageType } from '../segment/message.js';
 import { Collector } from '../ingest/collector.js';
-import { checkContentType, readJsonBody } from './body.js';
+import { checkContentType, readJsonBody, type JsonBody } from './body.js';
 
 export interface ServerDeps {
   config: Config;
@@ -86,12 +86,13 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
 
   for (const [name, pathType] of Object.entries(ROUTES)) {
     app.post(`/v1/${name}`, async function trackingEndpoint(req, reply) {
-      const writeKey = writeKeyFromAuth(req.headers.authorization) ?? Collector.bodyWriteKey(req.body);
+      const body = req.body as JsonBody | undefined;
+      const writeKey = writeKeyFromAuth(req.headers.authorization) ?? Collector.bodyWriteKey(body?.json);
       if (writeKey === undefined) return sendError(reply, 'missing_write_key');
       const tenant = Object.hasOwn(config.sources, writeKey) ? config.sources[writeKey] : undefined;
       if (tenant === undefined) return sendError(reply, 'unknown_write_key');
-      if (req.body === undefined) return sendError(reply, 'invalid_body', 'The body is empty; send a JSON object.');
-      const result = await collector.accept({ tenant, body: req.body, pathType, clientIp: req.ip ?? null });
+      if (body === undefined) return sendError(reply, 'invalid_body', 'The body is empty; send a JSON object.');
+      const result = await collector.accept({ tenant, body: body.json, bodyBytes: body.bytes, pathType, clientIp: req.ip ?? null });
       if (!result.ok) {
         const body = errorBody(result.code, result.message);
         return reply.code(ERRORS[result.code].status).send(result.rejected ? { ...body, rejected: result.rejected } : body);

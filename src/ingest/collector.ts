@@ -8,7 +8,9 @@ import { TracklakeError, type ErrorCode } from '../lib/errors.js';
 import type { Metrics } from '../lib/metrics.js';
 import { reject, type Rejection, type Result, ok } from '../lib/result.js';
 import { splitBody, validateMessage, type MessageType } from '../segment/message.js';
+import { dayOf } from '../lib/dates.js';
 import { identityValues, trackValues } from '../tracking/columns.js';
+import { csvLine } from '../tracking/csv.js';
 import type { EventMap } from '../tracking/events.js';
 import { mapMessage } from '../tracking/map.js';
 import type { DedupIndex } from './dedup.js';
@@ -43,6 +45,8 @@ export interface CollectorDeps {
 export interface IncomingRequest {
   tenant: string;
   body: unknown;
+  /** Decoded size of the request body, when known. */
+  bodyBytes?: number;
   pathType: MessageType | 'batch';
   clientIp: string | null;
 }
@@ -68,7 +72,7 @@ export class Collector {
   async accept(req: IncomingRequest): Promise<{ ok: true; value: AcceptOutcome } | BatchRejection> {
     if (this.closed) throw new TracklakeError('shutting_down');
     if (this.d.wal.bufferedBytes > this.d.maxBufferBytes) throw new TracklakeError('overloaded');
-    const split = splitBody(req.body, req.pathType);
+    const split = splitBody(req.body, req.pathType, req.bodyBytes);
     if (!split.ok) return split;
     const receivedAt = this.d.clock.now();
     const records: WalRecord[] = [];
@@ -87,10 +91,10 @@ export class Collector {
         return;
       }
       const { tracks, identities } = rows.value;
-      const record: WalRecord = { id: msg.value.messageId, tn: req.tenant, at: receivedAt };
-      if (tracks.length > 0) record.t = tracks.map(trackValues);
-      if (identities.length > 0) record.i = identities.map(identityValues);
-      records.push(record);
+      const r: WalRecord['r'] = [];
+      for (const row of tracks) r.push(['t', dayOf(row.time), csvLine(trackValues(row))]);
+      for (const row of identities) r.push(['i', dayOf(row.time), csvLine(identityValues(row))]);
+      records.push({ id: msg.value.messageId, tn: req.tenant, at: receivedAt, r });
     });
 
     for (const r of rejected) this.d.metrics.rejected.inc({ reason: r.code });
@@ -102,7 +106,7 @@ export class Collector {
       return { ok: false, code: 'all_rejected', message: `No message was valid; the first (index ${first.index}) was rejected: ${first.reason}`, rejected };
     }
     // Messages with no rows (group calls, identify without a link) are accepted but need no log record.
-    const toLog = records.filter((r) => r.t || r.i);
+    const toLog = records.filter((rec) => rec.r.length > 0);
     if (toLog.length > 0) {
       try {
         await this.d.wal.append(toLog);

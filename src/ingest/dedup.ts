@@ -57,7 +57,8 @@ const IDS_RE = /^ids-(\d{12})-(\d+)\.jsonl$/;
 
 export async function writeIdsFile(dir: string, seq: number, entries: Array<[string, string, number]>): Promise<void> {
   if (entries.length === 0) return;
-  const newest = Math.max(...entries.map((e) => e[2]));
+  let newest = 0;
+  for (const e of entries) newest = Math.max(newest, e[2]);
   const name = `ids-${String(seq).padStart(12, '0')}-${newest}.jsonl`;
   const tmp = path.join(dir, `${name}.tmp`);
   const fh = await fs.open(tmp, 'w');

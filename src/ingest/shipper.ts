@@ -8,24 +8,23 @@
  */
 import type { Logger } from 'pino';
 import type { Clock } from '../lib/clock.js';
-import { dayOf, dayPath } from '../lib/dates.js';
+import { dayPath } from '../lib/dates.js';
 import type { Metrics } from '../lib/metrics.js';
 import type { ObjectStore } from '../storage/store.js';
-import { IDENTITY_COLUMNS, TRACK_COLUMNS, type Cell } from '../tracking/columns.js';
-import { toCsv } from '../tracking/csv.js';
+import { IDENTITY_COLUMNS, TRACK_COLUMNS } from '../tracking/columns.js';
 import { pruneIdsFiles, writeIdsFile } from './dedup.js';
 import type { WriteAheadLog } from './wal.js';
 
-/** One accepted message in the log: its dedup key, receipt time and the rows it produced. */
+/** One accepted message in the log: its dedup key, receipt time and its rows, already rendered as CSV. */
 export interface WalRecord {
   id: string;
   tn: string;
   at: number;
-  /** Tracking rows, values in TRACK_COLUMNS order. */
-  t?: Cell[][];
-  /** Identity links, values in IDENTITY_COLUMNS order. */
-  i?: Cell[][];
+  /** [kind, UTC day, CSV line]: 't' a tracking row, 'i' an identity link. */
+  r: Array<[RowKind, string, string]>;
 }
+
+export type RowKind = 't' | 'i';
 
 export interface ShipperOptions {
   wal: WriteAheadLog;
@@ -38,30 +37,28 @@ export interface ShipperOptions {
   retry?: { baseMs: number; maxMs: number };
 }
 
-const KINDS = [
-  { field: 't' as const, prefix: 'tracks', columns: TRACK_COLUMNS, label: 'track' },
-  { field: 'i' as const, prefix: 'identities', columns: IDENTITY_COLUMNS, label: 'identity' },
-];
+const KINDS: Record<RowKind, { prefix: string; header: string; label: string }> = {
+  t: { prefix: 'tracks', header: TRACK_COLUMNS.join(','), label: 'track' },
+  i: { prefix: 'identities', header: IDENTITY_COLUMNS.join(','), label: 'identity' },
+};
 
 /** The objects a segment becomes: deterministic in the segment's records, node id and sequence. */
 export function segmentObjects(records: WalRecord[], nodeId: string, seq: number): Array<{ key: string; body: string; rows: number; label: string }> {
-  const out: Array<{ key: string; body: string; rows: number; label: string }> = [];
-  for (const kind of KINDS) {
-    const byDay = new Map<string, Cell[][]>();
-    for (const r of records) {
-      for (const row of r[kind.field] ?? []) {
-        const day = dayOf(row[0] as number);
-        let rows = byDay.get(day);
-        if (!rows) byDay.set(day, (rows = []));
-        rows.push(row);
-      }
-    }
-    for (const [day, rows] of [...byDay].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
-      const key = `${kind.prefix}/${dayPath(day)}/${nodeId}-${String(seq).padStart(12, '0')}.csv`;
-      out.push({ key, body: toCsv(kind.columns, rows), rows: rows.length, label: kind.label });
+  const groups = new Map<string, string[]>();
+  for (const rec of records) {
+    for (const [kind, day, line] of rec.r) {
+      const key = `${KINDS[kind].prefix}/${dayPath(day)}/${nodeId}-${String(seq).padStart(12, '0')}.csv`;
+      let lines = groups.get(key);
+      if (!lines) groups.set(key, (lines = []));
+      lines.push(line);
     }
   }
-  return out;
+  return [...groups]
+    .sort((a, b) => (a[0] < b[0] ? -1 : 1))
+    .map(([key, lines]) => {
+      const kind = KINDS[key.startsWith('tracks/') ? 't' : 'i'];
+      return { key, body: `${kind.header}\n${lines.join('\n')}\n`, rows: lines.length, label: kind.label };
+    });
 }
 
 export class Shipper {

@@ -94,6 +94,8 @@ export interface SegmentMessage {
 export interface Envelope {
   context?: Record<string, unknown>;
   sentAt?: string;
+  /** Size of the whole request body; when it is under the per-message limit no message can be over it. */
+  bodyBytes?: number;
 }
 
 const idString = (v: string | number | null | undefined): string | undefined =>
@@ -124,7 +126,7 @@ export function validateMessage(raw: unknown, envelope: Envelope = {}): Result<S
   if (tooDeep(raw, LIMITS.maxDepth)) {
     return reject('invalid_field', `The message nests deeper than ${LIMITS.maxDepth} levels.`);
   }
-  if (byteSize(raw) > LIMITS.messageBytes) {
+  if ((envelope.bodyBytes === undefined || envelope.bodyBytes > LIMITS.messageBytes) && byteSize(raw) > LIMITS.messageBytes) {
     return reject('message_too_large', `The message is over the ${LIMITS.messageBytes / 1024} KB per-message limit.`);
   }
   const parsed = messageSchema.safeParse(raw);
@@ -192,21 +194,21 @@ export interface BatchBody {
  * Splits a parsed body into its messages: a batch for /v1/batch, else one message whose type the path gives.
  * The path's type wins over the body's, as in Segment's API.
  */
-export function splitBody(body: unknown, pathType: MessageType | 'batch'): Result<BatchBody> {
+export function splitBody(body: unknown, pathType: MessageType | 'batch', bodyBytes?: number): Result<BatchBody> {
   if (body === null || typeof body !== 'object' || Array.isArray(body)) {
     return reject('invalid_body', 'The body must be a JSON object.');
   }
   const b = body as Record<string, unknown>;
   const writeKey = typeof b.writeKey === 'string' ? b.writeKey : undefined;
   if (pathType !== 'batch') {
-    return ok({ messages: [{ ...b, type: pathType }], envelope: {}, writeKey });
+    return ok({ messages: [{ ...b, type: pathType }], envelope: { bodyBytes }, writeKey });
   }
   if (!Array.isArray(b.batch)) return reject('batch_not_array', '"batch" must be an array of messages.');
   if (b.batch.length === 0) return reject('batch_empty', 'The batch has no messages.');
   if (b.batch.length > LIMITS.batchMessages) {
     return reject('batch_too_large', `The batch has ${b.batch.length} messages; the limit is ${LIMITS.batchMessages}.`);
   }
-  const envelope: Envelope = {};
+  const envelope: Envelope = { bodyBytes };
   if (b.context !== undefined && b.context !== null) {
     if (typeof b.context !== 'object' || Array.isArray(b.context)) return reject('invalid_object', '"context" must be a JSON object.');
     envelope.context = b.context as Record<string, unknown>;
