@@ -4,12 +4,13 @@ import { parse } from 'csv-parse/sync';
 import { validateMessage } from '../src/segment/message.js';
 import { TRACK_COLUMNS, trackValues } from '../src/tracking/columns.js';
 import { formatDecimal, toCsv } from '../src/tracking/csv.js';
+import { UaClassifier } from '../src/tracking/enrich.js';
 import { buildEventMap } from '../src/tracking/events.js';
 import { mapMessage, type MappedRows } from '../src/tracking/map.js';
 import { T0 } from './helpers.js';
 
 const eventMap = buildEventMap();
-const ctx = { tenant: 'acme', receivedAt: T0, clientIp: '203.0.113.9', eventMap };
+const ctx = { tenant: 'acme', receivedAt: T0, clientIp: '203.0.113.9', eventMap, uaClassifier: new UaClassifier() };
 const CHROME = 'Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36';
 const IPHONE = 'Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1';
 const GOOGLEBOT = 'Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)';

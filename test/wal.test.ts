@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { WriteAheadLog, decodeSegment, encodeRecord } from '../src/ingest/wal.js';
+import { WriteAheadLog, decodeSegment, encodeRecords } from '../src/ingest/wal.js';
 import { tempDir } from './helpers.js';
 
 describe('the write-ahead log', () => {
@@ -13,18 +13,18 @@ describe('the write-ahead log', () => {
     await wal.append([{ id: 'c' }]);
     // Simulate a crash in the middle of writing the next record: half a line, no newline.
     const seg = path.join(dir, 'seg-000000000001.log');
-    await fs.appendFile(seg, encodeRecord({ id: 'torn' }).slice(0, 12));
+    await fs.appendFile(seg, encodeRecords([{ id: 'torn' }]).slice(0, 12));
     await fs.rm(path.join(dir, 'LOCK'));
     const again = await WriteAheadLog.open(dir, { maxSegmentBytes: 1 << 20 });
     assert.equal(again.nodeId, 'n1');
     assert.deepEqual(again.sealed(), [1]);
     assert.deepEqual(await again.read(1), [{ id: 'a' }, { id: 'b' }, { id: 'c' }]);
-    assert.equal((await fs.readFile(seg)).length, Buffer.byteLength(['a', 'b', 'c'].map((id) => encodeRecord({ id })).join('')));
+    assert.equal((await fs.readFile(seg)).length, Buffer.byteLength(encodeRecords([{ id: 'a' }, { id: 'b' }]) + encodeRecords([{ id: 'c' }])));
     await again.close();
   });
 
   it('rejects a record whose checksum does not match', () => {
-    const good = encodeRecord({ id: 'x' });
+    const good = encodeRecords([{ id: 'x' }]);
     const bad = good.replace('"x"', '"y"');
     assert.equal(decodeSegment(Buffer.from(good + bad)).records.length, 1);
   });

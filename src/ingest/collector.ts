@@ -11,6 +11,7 @@ import { splitBody, validateMessage, type MessageType } from '../segment/message
 import { dayOf } from '../lib/dates.js';
 import { identityValues, trackValues } from '../tracking/columns.js';
 import { csvLine } from '../tracking/csv.js';
+import { UaClassifier } from '../tracking/enrich.js';
 import type { EventMap } from '../tracking/events.js';
 import { mapMessage } from '../tracking/map.js';
 import type { DedupIndex } from './dedup.js';
@@ -53,6 +54,7 @@ export interface IncomingRequest {
 
 export class Collector {
   private closed = false;
+  private readonly uaClassifier = new UaClassifier();
   constructor(private readonly d: CollectorDeps) {}
 
   /** Finds the write key a body carries, for clients that send it there instead of in Basic auth. */
@@ -84,7 +86,7 @@ export class Collector {
       const refuse = (r: Rejection) => rejected.push({ index, messageId: rawId, code: r.code, reason: r.message });
       const msg = validateMessage(raw, split.value.envelope);
       if (!msg.ok) return refuse(msg);
-      const rows = mapMessage(msg.value, { tenant: req.tenant, receivedAt, clientIp: req.clientIp, eventMap: this.d.eventMap });
+      const rows = mapMessage(msg.value, { tenant: req.tenant, receivedAt, clientIp: req.clientIp, eventMap: this.d.eventMap, uaClassifier: this.uaClassifier });
       if (!rows.ok) return refuse(rows);
       if (!this.d.dedup.reserve(req.tenant, msg.value.messageId, receivedAt)) {
         duplicates++;

@@ -24,21 +24,25 @@ export interface WalOptions {
 
 interface Pending {
   buf: Buffer;
+  records: unknown[];
   resolve: () => void;
   reject: (e: Error) => void;
 }
 
+const MEMO_LIMIT = 128 * 1024 * 1024;
 const SEG_RE = /^seg-(\d{12})\.log$/;
 const segName = (seq: number) => `seg-${String(seq).padStart(12, '0')}.log`;
 
-export function encodeRecord(record: unknown): string {
-  const json = JSON.stringify(record);
+/** One log line: a request's records as a JSON array, behind its CRC-32. */
+export function encodeRecords(records: unknown[]): string {
+  const json = JSON.stringify(records);
   return `${(crc32(json) >>> 0).toString(16).padStart(8, '0')} ${json}\n`;
 }
 
 /** Parses a segment's bytes; returns the records and the byte length of the valid prefix. */
 export function decodeSegment(buf: Buffer): { records: unknown[]; validBytes: number } {
   const records: unknown[] = [];
+  // Each line holds one request's records (an array): a request is acknowledged whole or not at all.
   let pos = 0;
   while (pos < buf.length) {
     const nl = buf.indexOf(0x0a, pos);
@@ -48,7 +52,9 @@ export function decodeSegment(buf: Buffer): { records: unknown[]; validBytes: nu
     const json = line.slice(space + 1);
     if (space !== 8 || (crc32(json) >>> 0).toString(16).padStart(8, '0') !== line.slice(0, 8)) break;
     try {
-      records.push(JSON.parse(json));
+      const line = JSON.parse(json) as unknown;
+      if (!Array.isArray(line)) break;
+      for (const r of line) records.push(r);
     } catch {
       break;
     }
@@ -67,6 +73,12 @@ export class WriteAheadLog {
   private rotateWaiters: Array<() => void> = [];
   private broken: Error | undefined;
   private fullSignalled = false;
+  /**
+   * The records of recent segments, kept as they were appended, so shipping need not re-read and re-parse
+   * what this process just wrote. Bounded: past MEMO_LIMIT bytes the oldest are dropped and read from disk.
+   */
+  private memo = new Map<number, { records: unknown[]; bytes: number }>();
+  private memoBytes = 0;
   readonly nodeId: string;
 
   private constructor(readonly dir: string, private readonly opts: WalOptions, nodeId: string) {
@@ -125,9 +137,9 @@ export class WriteAheadLog {
   /** Appends one request's records; resolves once they are fsynced. */
   append(records: unknown[]): Promise<void> {
     if (this.broken) return Promise.reject(this.broken);
-    const buf = Buffer.from(records.map(encodeRecord).join(''));
+    const buf = Buffer.from(encodeRecords(records));
     return new Promise<void>((resolve, reject) => {
-      this.queue.push({ buf, resolve, reject });
+      this.queue.push({ buf, records, resolve, reject });
       if (!this.writing) void this.drain();
     });
   }
@@ -174,6 +186,7 @@ export class WriteAheadLog {
       return;
     }
     this.activeBytes += buf.length;
+    this.remember(this.activeSeq, batch, buf.length);
     for (const p of batch) p.resolve();
     if (!this.fullSignalled && this.activeBytes >= this.opts.maxSegmentBytes) {
       this.fullSignalled = true;
@@ -195,7 +208,30 @@ export class WriteAheadLog {
     }
   }
 
+  private remember(seq: number, batch: Pending[], bytes: number): void {
+    let m = this.memo.get(seq);
+    if (!m) this.memo.set(seq, (m = { records: [], bytes: 0 }));
+    for (const p of batch) for (const r of p.records) m.records.push(r);
+    m.bytes += bytes;
+    this.memoBytes += bytes;
+    for (const [s, old] of this.memo) {
+      if (this.memoBytes <= MEMO_LIMIT || s === seq) break;
+      this.memo.delete(s);
+      this.memoBytes -= old.bytes;
+    }
+  }
+
+  private forget(seq: number): void {
+    const m = this.memo.get(seq);
+    if (m) {
+      this.memo.delete(seq);
+      this.memoBytes -= m.bytes;
+    }
+  }
+
   async read(seq: number): Promise<unknown[]> {
+    const m = this.memo.get(seq);
+    if (m && seq !== this.activeSeq) return m.records;
     return decodeSegment(await fs.readFile(path.join(this.dir, segName(seq)))).records;
   }
 
@@ -203,6 +239,7 @@ export class WriteAheadLog {
   async release(seq: number): Promise<void> {
     await fs.rm(path.join(this.dir, segName(seq)), { force: true });
     this.sealedBytes.delete(seq);
+    this.forget(seq);
   }
 
   async close(): Promise<void> {

@@ -8,29 +8,34 @@ import { LRUCache } from 'lru-cache';
 import { UAParser } from 'ua-parser-js';
 import type { DeviceType, Source } from './columns.js';
 
-interface UaFacts {
+export interface UaFacts {
   bot: boolean;
   handheld: boolean;
 }
 
-const uaCache = new LRUCache<string, UaFacts>({ max: 10_000 });
+const NO_UA: UaFacts = { bot: false, handheld: false };
 
-export function uaFacts(ua: string | undefined): UaFacts {
-  if (!ua) return { bot: false, handheld: false };
-  let facts = uaCache.get(ua);
-  if (!facts) {
-    const type = new UAParser(ua).getDevice().type;
-    facts = { bot: isbot(ua), handheld: type === 'mobile' || type === 'tablet' };
-    uaCache.set(ua, facts);
+/** Classifies user agents; each collector owns one, so its cache is bounded and never shared by accident. */
+export class UaClassifier {
+  private readonly cache = new LRUCache<string, UaFacts>({ max: 10_000 });
+
+  facts(ua: string | undefined): UaFacts {
+    if (!ua) return NO_UA;
+    let facts = this.cache.get(ua);
+    if (!facts) {
+      const type = new UAParser(ua).getDevice().type;
+      facts = { bot: isbot(ua), handheld: type === 'mobile' || type === 'tablet' };
+      this.cache.set(ua, facts);
+    }
+    return facts;
   }
-  return facts;
 }
 
 const MOBILE_LIBRARY = /^analytics[-.]?(ios|android|react-?native|flutter|kotlin|swift|xamarin|unity)/i;
 
-export function deviceType(opts: { hasApp: boolean; libraryName?: string; ua?: string }): DeviceType {
+export function deviceType(opts: { hasApp: boolean; libraryName?: string; ua: UaFacts }): DeviceType {
   if (opts.hasApp || (opts.libraryName !== undefined && MOBILE_LIBRARY.test(opts.libraryName))) return 'APP';
-  return uaFacts(opts.ua).handheld ? 'MOBILE' : 'DESKTOP';
+  return opts.ua.handheld ? 'MOBILE' : 'DESKTOP';
 }
 
 // Hosts are matched on the registrable suffix: "l.facebook.com" matches "facebook.com".

@@ -8,7 +8,7 @@ import type { SegmentMessage } from '../segment/message.js';
 import { LIMITS } from '../segment/message.js';
 import { ok, reject, type Result } from '../lib/result.js';
 import type { IdentityRow, TrackRow } from './columns.js';
-import { deviceType, trafficSource, uaFacts } from './enrich.js';
+import { deviceType, trafficSource, type UaClassifier } from './enrich.js';
 import { canonicalEvent, type EventMap } from './events.js';
 
 export interface MapContext {
@@ -17,6 +17,7 @@ export interface MapContext {
   /** The TCP peer (or X-Forwarded-For's client when the proxy is trusted). */
   clientIp: string | null;
   eventMap: EventMap;
+  uaClassifier: UaClassifier;
 }
 
 export interface MappedRows {
@@ -131,6 +132,7 @@ function mapUnchecked(m: SegmentMessage, ctx: MapContext): Result<MappedRows> {
 
   const isView = m.type === 'page' || m.type === 'screen';
   const ua = text(c, [['userAgent']]) ?? undefined;
+  const uaFacts = ctx.uaClassifier.facts(ua);
   const contextIp = text(c, [['ip']], 64);
   if (contextIp !== null && isIP(contextIp) === 0) return reject('invalid_field', '"context.ip" must be an IPv4 or IPv6 address.');
   const referer = text(c, [['page', 'referrer'], ['referrer', 'url']]);
@@ -152,11 +154,11 @@ function mapUnchecked(m: SegmentMessage, ctx: MapContext): Result<MappedRows> {
     long: num(c, [['location', 'longitude']], [-180, 180]),
     lat: num(c, [['location', 'latitude']], [-90, 90]),
     referer,
-    bot: uaFacts(ua).bot,
+    bot: uaFacts.bot,
     ua: ua ?? null,
     url: isView ? (text(p, [['url']]) ?? text(c, [['page', 'url']])) : text(c, [['page', 'url']]),
     impressions: impressions(p),
-    devicetype: deviceType({ hasApp: get(c, 'app') !== undefined && get(c, 'app') !== null, libraryName: text(c, [['library', 'name']]) ?? undefined, ua }),
+    devicetype: deviceType({ hasApp: get(c, 'app') !== undefined && get(c, 'app') !== null, libraryName: text(c, [['library', 'name']]) ?? undefined, ua: uaFacts }),
     source: trafficSource({
       campaignSource: text(c, [['campaign', 'source']]) ?? undefined,
       campaignMedium: text(c, [['campaign', 'medium']]) ?? undefined,
