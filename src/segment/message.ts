@@ -36,7 +36,8 @@ const isoDate = z.string().refine((s) => {
   if (real.getUTCMonth() !== m - 1 || real.getUTCDate() !== d) return false;
   return Number.isFinite(t) && t >= LIMITS.minTime && t < LIMITS.maxTime;
 });
-const plainObject = z.record(z.string(), z.unknown());
+// Only the shape is checked here; the fields tracklake maps are checked where they are read.
+const plainObject = z.custom<Record<string, unknown>>((v) => v !== null && typeof v === 'object' && !Array.isArray(v));
 const identity = z.union([z.string().min(1).max(LIMITS.idChars), z.number().finite()]);
 
 /** Field → reason code; the first failing field names the rejection. */
@@ -57,7 +58,7 @@ const FIELD_CODES: Record<string, ErrorCode> = {
   messageId: 'invalid_message_id',
 };
 
-const messageSchema = z.looseObject({
+const messageSchema = z.object({
   type: z.enum(MESSAGE_TYPES),
   userId: identity.optional().nullable(),
   anonymousId: identity.optional().nullable(),
@@ -103,13 +104,19 @@ const idString = (v: string | number | null | undefined): string | undefined =>
 
 /** Depth of nested objects/arrays, walked without recursion so a hostile body cannot blow the stack. */
 function tooDeep(value: unknown, max: number): boolean {
-  const stack: Array<[unknown, number]> = [[value, 0]];
-  while (stack.length > 0) {
-    const [v, d] = stack.pop()!;
-    if (v === null || typeof v !== 'object') continue;
+  const values: unknown[] = [value];
+  const depths: number[] = [0];
+  while (values.length > 0) {
+    const v = values.pop() as object;
+    const d = depths.pop()!;
     if (d >= max) return true;
-    for (const child of Array.isArray(v) ? v : Object.values(v)) {
-      if (child !== null && typeof child === 'object') stack.push([child, d + 1]);
+    if (Array.isArray(v)) {
+      for (const child of v) if (child !== null && typeof child === 'object') (values.push(child), depths.push(d + 1));
+    } else {
+      for (const k in v) {
+        const child = (v as Record<string, unknown>)[k];
+        if (child !== null && typeof child === 'object') (values.push(child), depths.push(d + 1));
+      }
     }
   }
   return false;

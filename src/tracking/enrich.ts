@@ -47,13 +47,12 @@ const SOCIAL: ReadonlyArray<[Source, readonly string[], readonly string[]]> = [
 const WEBMAIL = ['mail.google.com', 'outlook.live.com', 'outlook.office.com', 'outlook.office365.com', 'mail.yahoo.com', 'mail.aol.com', 'mail.proton.me', 'mail.zoho.com', 'mail.yandex.ru', 'mail.yandex.com', 'webmail'];
 const SEARCH = /(^|\.)(google\.[a-z.]+|bing\.com|yahoo\.[a-z.]+|duckduckgo\.com|baidu\.com|yandex\.[a-z.]+|ecosia\.org)$/;
 
+// The host of an absolute URL; a regex rather than new URL() because this runs for every event.
+const HOST_RE = /^[a-z][a-z0-9+.-]*:\/\/(?:[^/?#@]*@)?([^/?#:]+)/i;
+
 function hostOf(url: string | undefined): string | undefined {
-  if (!url) return undefined;
-  try {
-    return new URL(url).hostname.toLowerCase().replace(/^www\./, '');
-  } catch {
-    return undefined;
-  }
+  const m = url ? HOST_RE.exec(url) : null;
+  return m ? m[1]!.toLowerCase().replace(/^www\./, '') : undefined;
 }
 
 const onHost = (host: string, domain: string) => host === domain || host.endsWith(`.${domain}`);

@@ -45,8 +45,35 @@ function fail(field: string, what: string): never {
 
 const MAX_TEXT = 8192;
 
+// Field paths, allocated once (these functions run for every event).
+const IMPRESSIONS: readonly string[][] = [['impressions']];
+const IMPRESSION_ID: readonly string[][] = [['product_id'], ['productId'], ['id']];
+const BARE_ID: readonly string[][] = [['id']];
+const DEVICE_ID: readonly string[][] = [['device', 'id']];
+const USER_AGENT: readonly string[][] = [['userAgent']];
+const IP: readonly string[][] = [['ip']];
+const REFERRER: readonly string[][] = [['page', 'referrer'], ['referrer', 'url']];
+const CORRELATION_ID: readonly string[][] = [['correlation_id'], ['correlationId']];
+const MERCHANT_ID: readonly string[][] = [['merchant_id'], ['merchantId']];
+const PRODUCT_ID: readonly string[][] = [['product_id'], ['productId']];
+const NAME: readonly string[][] = [['name']];
+const PAGE_PATH: readonly string[][] = [['page', 'path']];
+const PAGE: readonly string[][] = [['page']];
+const ORDER_VALUE: readonly string[][] = [['revenue'], ['total'], ['value'], ['price']];
+const VALUE: readonly string[][] = [['value'], ['revenue'], ['total'], ['price']];
+const LONGITUDE: readonly string[][] = [['location', 'longitude']];
+const LATITUDE: readonly string[][] = [['location', 'latitude']];
+const URL: readonly string[][] = [['url']];
+const PAGE_URL: readonly string[][] = [['page', 'url']];
+const LIBRARY_NAME: readonly string[][] = [['library', 'name']];
+const CAMPAIGN_SOURCE: readonly string[][] = [['campaign', 'source']];
+const CAMPAIGN_MEDIUM: readonly string[][] = [['campaign', 'medium']];
+const PRICE: readonly string[][] = [['price']];
+const QUANTITY: readonly string[][] = [['quantity']];
+const LINE_PRODUCT_ID: readonly string[][] = [['product_id'], ['productId'], ['id'], ['sku']];
+
 /** First present of the fields as a string id; numbers are ids too. Objects, arrays and NUL bytes are refused. */
-function text(o: unknown, fields: string[][], max = MAX_TEXT): string | null {
+function text(o: unknown, fields: readonly string[][], max = MAX_TEXT): string | null {
   for (const path of fields) {
     const v = get(o, ...path);
     if (v === undefined || v === null || v === '') continue;
@@ -63,7 +90,7 @@ function text(o: unknown, fields: string[][], max = MAX_TEXT): string | null {
 
 const NUMERIC = /^\s*-?(\d+\.?\d*|\.\d+)\s*$/;
 
-function num(o: unknown, fields: string[][], range?: [number, number]): number | null {
+function num(o: unknown, fields: readonly string[][], range?: [number, number]): number | null {
   for (const path of fields) {
     const v = get(o, ...path);
     if (v === undefined || v === null || v === '') continue;
@@ -80,10 +107,10 @@ function num(o: unknown, fields: string[][], range?: [number, number]): number |
 function impressions(props: Obj): string | null {
   const v = get(props, 'impressions');
   if (v === undefined || v === null) return null;
-  if (typeof v === 'string') return text(props, [['impressions']]);
+  if (typeof v === 'string') return text(props, IMPRESSIONS);
   if (!Array.isArray(v)) fail('properties.impressions', 'must be an array of ids or a string');
   const ids = v.map((item, i) => {
-    const id = typeof item === 'object' && item !== null ? text(item, [['product_id'], ['productId'], ['id']], LIMITS.idChars) : text({ id: item }, [['id']], LIMITS.idChars);
+    const id = typeof item === 'object' && item !== null ? text(item, IMPRESSION_ID, LIMITS.idChars) : text({ id: item }, BARE_ID, LIMITS.idChars);
     if (id === null) fail(`properties.impressions[${i}]`, 'must be an id or an object with product_id');
     if (id.includes('|')) fail(`properties.impressions[${i}]`, 'must not contain "|", the list separator');
     return id;
@@ -119,7 +146,7 @@ function mapUnchecked(m: SegmentMessage, ctx: MapContext): Result<MappedRows> {
   }
   const c = m.context;
   const p = m.properties;
-  const deviceid = text(c, [['device', 'id']], LIMITS.idChars) ?? m.anonymousId ?? null;
+  const deviceid = text(c, DEVICE_ID, LIMITS.idChars) ?? m.anonymousId ?? null;
   const accountid = m.userId ?? null;
 
   if (m.type === 'identify' || m.type === 'alias') {
@@ -131,37 +158,37 @@ function mapUnchecked(m: SegmentMessage, ctx: MapContext): Result<MappedRows> {
   if (m.type === 'group') return ok({ tracks: [], identities: [] });
 
   const isView = m.type === 'page' || m.type === 'screen';
-  const ua = text(c, [['userAgent']]) ?? undefined;
+  const ua = text(c, USER_AGENT) ?? undefined;
   const uaFacts = ctx.uaClassifier.facts(ua);
-  const contextIp = text(c, [['ip']], 64);
+  const contextIp = text(c, IP, 64);
   if (contextIp !== null && isIP(contextIp) === 0) return reject('invalid_field', '"context.ip" must be an IPv4 or IPv6 address.');
-  const referer = text(c, [['page', 'referrer'], ['referrer', 'url']]);
+  const referer = text(c, REFERRER);
   const event = isView ? 'load' : canonicalEvent(m.event!, ctx.eventMap);
   if (event.includes('\u0000')) return reject('invalid_field', '"event" contains a NUL character.');
 
   const row: TrackRow = {
     time,
     tenantid: ctx.tenant,
-    correlationid: text(p, [['correlation_id'], ['correlationId']], LIMITS.idChars),
+    correlationid: text(p, CORRELATION_ID, LIMITS.idChars),
     deviceid,
     accountid,
-    merchantid: text(p, [['merchant_id'], ['merchantId']], LIMITS.idChars),
-    productid: text(p, [['product_id'], ['productId']], LIMITS.idChars),
-    page: isView ? (m.name ?? text(p, [['name']]) ?? text(c, [['page', 'path']])) : text(p, [['page']]) ?? text(c, [['page', 'path']]),
+    merchantid: text(p, MERCHANT_ID, LIMITS.idChars),
+    productid: text(p, PRODUCT_ID, LIMITS.idChars),
+    page: isView ? (m.name ?? text(p, NAME) ?? text(c, PAGE_PATH)) : text(p, PAGE) ?? text(c, PAGE_PATH),
     event,
-    value: event === 'order' ? num(p, [['revenue'], ['total'], ['value'], ['price']]) : num(p, [['value'], ['revenue'], ['total'], ['price']]),
+    value: event === 'order' ? num(p, ORDER_VALUE) : num(p, VALUE),
     ip: contextIp ?? ctx.clientIp,
-    long: num(c, [['location', 'longitude']], [-180, 180]),
-    lat: num(c, [['location', 'latitude']], [-90, 90]),
+    long: num(c, LONGITUDE, [-180, 180]),
+    lat: num(c, LATITUDE, [-90, 90]),
     referer,
     bot: uaFacts.bot,
     ua: ua ?? null,
-    url: isView ? (text(p, [['url']]) ?? text(c, [['page', 'url']])) : text(c, [['page', 'url']]),
+    url: isView ? (text(p, URL) ?? text(c, PAGE_URL)) : text(c, PAGE_URL),
     impressions: impressions(p),
-    devicetype: deviceType({ hasApp: get(c, 'app') !== undefined && get(c, 'app') !== null, libraryName: text(c, [['library', 'name']]) ?? undefined, ua: uaFacts }),
+    devicetype: deviceType({ hasApp: get(c, 'app') !== undefined && get(c, 'app') !== null, libraryName: text(c, LIBRARY_NAME) ?? undefined, ua: uaFacts }),
     source: trafficSource({
-      campaignSource: text(c, [['campaign', 'source']]) ?? undefined,
-      campaignMedium: text(c, [['campaign', 'medium']]) ?? undefined,
+      campaignSource: text(c, CAMPAIGN_SOURCE) ?? undefined,
+      campaignMedium: text(c, CAMPAIGN_MEDIUM) ?? undefined,
       referrer: referer ?? undefined,
     }),
   };
@@ -177,13 +204,13 @@ function salesRows(order: TrackRow, p: Obj): TrackRow[] {
   if (!Array.isArray(products)) fail('properties.products', 'must be an array');
   return products.map((item, i) => {
     if (item === null || typeof item !== 'object' || Array.isArray(item)) fail(`properties.products[${i}]`, 'must be an object');
-    const price = num(item, [['price']]);
-    const quantity = num(item, [['quantity']], [0, 1e9]) ?? 1;
+    const price = num(item, PRICE);
+    const quantity = num(item, QUANTITY, [0, 1e9]) ?? 1;
     return {
       ...order,
       event: 'sales',
-      productid: text(item, [['product_id'], ['productId'], ['id'], ['sku']], LIMITS.idChars),
-      merchantid: text(item, [['merchant_id'], ['merchantId']], LIMITS.idChars) ?? order.merchantid,
+      productid: text(item, LINE_PRODUCT_ID, LIMITS.idChars),
+      merchantid: text(item, MERCHANT_ID, LIMITS.idChars) ?? order.merchantid,
       value: price === null ? null : price * quantity,
     };
   });
