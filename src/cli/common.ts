@@ -6,6 +6,8 @@ import { ConfigError } from '../lib/errors.js';
 /** commander's option values → config settings (only the ones the user gave). */
 export function configFromOptions(opts: Record<string, unknown>, env: NodeJS.ProcessEnv): Config {
   const { config, ...flags } = opts;
+  // commander sets negatable flags (--no-scheduler) to true when absent; only an explicit "no" is a setting.
+  if (flags.scheduler === true) delete flags.scheduler;
   return loadConfig({ flags, env, configFile: typeof config === 'string' ? config : undefined });
 }
 

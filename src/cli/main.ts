@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 /** The tracklake command line: one program, a subcommand per job. */
 import { Command, Option } from 'commander';
-import { configFromOptions, intArg, run } from './common.js';
+import { aggregateCommand } from './aggregate.js';
+import { configFromOptions, intArg, makeLogger, run } from './common.js';
 import { serve } from './serve.js';
 import { simulate } from './simulate.js';
 
@@ -21,7 +22,32 @@ program
   .option('--node-id <id>', 'name of this collector in object keys (default: generated once, kept in the log folder)')
   .option('--trust-proxy', 'take the client address from X-Forwarded-For')
   .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent')
+  .option('--no-scheduler', 'do not run the nightly jobs in this process')
+  .option('--schedule-time <HH:MM>', 'time of the nightly jobs (default 01:00)')
+  .option('--timezone <tz>', 'time zone of --schedule-time (default UTC)')
+  .option('--lookback-days <n>', 'days the nightly run checks for late data (default 35)')
   .action((opts: Record<string, unknown>) => run(() => serve(configFromOptions(opts, process.env))));
+
+program
+  .command('aggregate')
+  .description('compute daily, monthly, yearly and overall metric files')
+  .option('--config <file>', 'JSON config file (env TRACKLAKE_CONFIG)')
+  .option('--storage <where>', 'local folder or s3://bucket/prefix (default ./data)')
+  .option('--date <YYYY-MM-DD>', 'aggregate this day')
+  .option('--from <YYYY-MM-DD>', 'first day of a range')
+  .option('--to <YYYY-MM-DD>', 'last day of a range')
+  .option('--pending', "the nightly catch-up: yesterday and every changed or missing day of the lookback window")
+  .option('--today <YYYY-MM-DD>', 'with --pending: the date to count back from (default: today, UTC)')
+  .option('--lookback-days <n>', 'with --pending: days to look back (default 35)')
+  .option('--force', 'recompute even when the input is unchanged')
+  .option('--log-level <level>', 'log level (default info)')
+  .action((o: Record<string, unknown>) =>
+    run(() => {
+      const { date, from, to, pending, today, force, ...settings } = o;
+      const config = configFromOptions(settings, process.env);
+      return aggregateCommand(config, { date, from, to, pending, today, force } as Parameters<typeof aggregateCommand>[1], makeLogger(config.logLevel));
+    }),
+  );
 
 program
   .command('simulate')

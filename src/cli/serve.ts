@@ -5,6 +5,8 @@ import { buildServer } from '../api/server.js';
 import { openIngest } from '../ingest/node.js';
 import { systemClock } from '../lib/clock.js';
 import { openStore } from '../storage/open.js';
+import { startNightly } from '../jobs/scheduler.js';
+import { aggregateTask } from './aggregate.js';
 import { makeLogger } from './common.js';
 
 export async function serve(config: Config): Promise<number> {
@@ -12,6 +14,10 @@ export async function serve(config: Config): Promise<number> {
   const store = await openStore(config.storage, s3Settings(config));
   const node = await openIngest(config, { store, clock: systemClock, logger });
   const app = await buildServer({ config, collector: node.collector, metrics: node.metrics, logger, readiness: node.readiness });
+  const nightly = config.scheduler
+    ? startNightly({ time: config.scheduleTime, timezone: config.timezone, clock: systemClock, logger, tasks: [aggregateTask(config, store, logger)] })
+    : undefined;
+  if (nightly) logger.info({ at: config.scheduleTime, timezone: config.timezone, next: nightly.nextRun()?.toISOString() }, 'nightly jobs scheduled');
   const address = await app.listen({ port: config.port, host: config.host });
   const port = app.server.address() && typeof app.server.address() === 'object' ? (app.server.address() as { port: number }).port : config.port;
   logger.info({ address, storage: store.location, walDir: config.walDir, nodeId: node.wal.nodeId, flushIntervalMs: config.flushIntervalMs }, 'collector listening');
@@ -34,6 +40,7 @@ export async function serve(config: Config): Promise<number> {
       if (stopping) return;
       stopping = true;
       logger.info({ signal }, 'stopping: no new requests, flushing the log to storage');
+      nightly?.stop();
       await app.close();
       const shipped = await node.close();
       if (shipped) logger.info('everything shipped; bye');

@@ -54,7 +54,18 @@ export const configSchema = z.strictObject({
   metrics: z.array(metricSchema).default([]),
   /** The nightly job: time of day (HH:MM) and IANA time zone. */
   scheduleTime: z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'HH:MM, 24-hour').default('01:00'),
-  timezone: z.string().min(1).default('UTC'),
+  timezone: z
+    .string()
+    .min(1)
+    .refine((tz) => {
+      try {
+        new Intl.DateTimeFormat('en-US', { timeZone: tz });
+        return true;
+      } catch {
+        return false;
+      }
+    }, 'an IANA time zone such as UTC or Europe/Paris')
+    .default('UTC'),
   scheduler: z.boolean().default(true),
   /** Days the nightly run looks back for changed or missing days. */
   lookbackDays: z.coerce.number().int().min(1).max(3660).default(35),

@@ -17,6 +17,10 @@ export class LocalStore implements ObjectStore {
     return path.join(this.location, ...key.split('/'));
   }
 
+  localPath(key: string): string {
+    return this.file(key);
+  }
+
   async put(key: string, body: Buffer | string): Promise<void> {
     const target = this.file(key);
     const dir = path.dirname(target);

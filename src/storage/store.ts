@@ -20,6 +20,11 @@ export interface ObjectStore {
   list(prefix: string): Promise<ObjectInfo[]>;
   /** Deleting a missing object is not an error. */
   delete(key: string): Promise<void>;
+  /**
+   * Where the object already lies as a local file, its path: jobs then read it in place instead of staging
+   * a copy. Stores without local files (S3) leave this out.
+   */
+  localPath?(key: string): string;
 }
 
 const KEY_RE = /^[A-Za-z0-9._=-]+(\/[A-Za-z0-9._=-]+)*$/;

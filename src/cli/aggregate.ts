@@ -1,0 +1,85 @@
+/** `tracklake aggregate`: one day, a range (a backfill), or the scheduler's catch-up (--pending). */
+import { SingleBar, Presets } from 'cli-progress';
+import type { Config } from '../config/config.js';
+import { s3Settings } from '../config/config.js';
+import { runAggregates, type AggregateRun } from '../jobs/aggregates/job.js';
+import { metricSet } from '../jobs/aggregates/metrics.js';
+import { pendingDays } from '../jobs/aggregates/pending.js';
+import type { NightlyTask } from '../jobs/scheduler.js';
+import { ConfigError } from '../lib/errors.js';
+import { dayOf, daysBetween, isDay } from '../lib/dates.js';
+import { openStore } from '../storage/open.js';
+import type { ObjectStore } from '../storage/store.js';
+import type { Logger } from 'pino';
+
+export interface DaySelection {
+  date?: string;
+  from?: string;
+  to?: string;
+  pending?: boolean;
+  today?: string;
+}
+
+/** --date, --from/--to or --pending, validated; the days to run (resolved for --pending later). */
+export function selectDays(sel: DaySelection, now: number): { days?: string[]; pendingToday?: string } {
+  for (const [name, v] of [['date', sel.date], ['from', sel.from], ['to', sel.to], ['today', sel.today]] as const) {
+    if (v !== undefined && !isDay(v)) throw new ConfigError(name, `"${v}" is not a date (YYYY-MM-DD)`);
+  }
+  const modes = [sel.date !== undefined, sel.from !== undefined || sel.to !== undefined, sel.pending === true].filter(Boolean).length;
+  if (modes !== 1) throw new ConfigError('date', 'give exactly one of --date, --from/--to or --pending');
+  if (sel.date) return { days: [sel.date] };
+  if (sel.pending) return { pendingToday: sel.today ?? dayOf(now) };
+  if (!sel.from || !sel.to) throw new ConfigError(sel.from ? 'to' : 'from', '--from and --to go together');
+  if (sel.from > sel.to) throw new ConfigError('from', `--from ${sel.from} is after --to ${sel.to}`);
+  return { days: daysBetween(sel.from, sel.to) };
+}
+
+export function progressBar(label: string): ((done: number, total: number, day: string) => void) | undefined {
+  if (!process.stderr.isTTY) return undefined;
+  const bar = new SingleBar({ format: `${label} [{bar}] {value}/{total} days  {day}`, stream: process.stderr }, Presets.shades_classic);
+  let started = false;
+  return (done, total, day) => {
+    if (!started) bar.start(total, 0, { day });
+    started = true;
+    bar.update(done, { day });
+    if (done === total) bar.stop();
+  };
+}
+
+export function summarize(run: AggregateRun): Record<string, unknown> {
+  return {
+    computed: run.days.filter((d) => d.status === 'computed').map((d) => d.day),
+    unchanged: run.days.filter((d) => d.status === 'unchanged').length,
+    months: run.months,
+    years: run.years,
+    filesWritten: run.filesWritten,
+    badRows: run.days.reduce((n, d) => n + (d.status === 'computed' ? d.report.badRowCount : 0), 0),
+    skippedFiles: run.days.flatMap((d) => (d.status === 'computed' ? d.report.skippedFiles : [])),
+  };
+}
+
+export function aggregateTask(config: Config, store: ObjectStore, logger: Logger): NightlyTask {
+  const metrics = metricSet(config.metrics);
+  return {
+    name: 'aggregates',
+    async run(today) {
+      const days = await pendingDays(store, today, config.lookbackDays, metrics);
+      return summarize(await runAggregates(days, { store, metrics, logger }));
+    },
+  };
+}
+
+export async function aggregateCommand(config: Config, sel: DaySelection & { force?: boolean; json?: boolean }, logger: Logger): Promise<number> {
+  const chosen = selectDays(sel, Date.now());
+  const store = await openStore(config.storage, s3Settings(config));
+  const metrics = metricSet(config.metrics);
+  const days = chosen.days ?? (await pendingDays(store, chosen.pendingToday!, config.lookbackDays, metrics));
+  const run = await runAggregates(days, { store, metrics, logger, force: sel.force, onProgress: days.length > 1 ? progressBar('aggregate') : undefined });
+  const summary = summarize(run);
+  for (const d of run.days) {
+    for (const b of d.report.badRows) process.stderr.write(`${d.day}: skipped malformed row ${b.key}:${b.line}: ${b.error}\n`);
+    for (const f of d.report.skippedFiles) process.stderr.write(`${d.day}: skipped file ${f.key}: ${f.reason}\n`);
+  }
+  process.stdout.write(`${JSON.stringify(summary)}\n`);
+  return 0;
+}

@@ -1,0 +1,188 @@
+/**
+ * The aggregate job: daily metric files from a day's tracking files, then the month, year and overall files
+ * that contain each recomputed day, each rolled up from the level below (cost grows with the number of
+ * periods touched, never with history).
+ *
+ * A day is recomputed when its tracking files differ from those its manifest records (late data, a
+ * collector replaying its log), when a metric's definition changed, when it was never computed, or on
+ * --force. Outputs are deterministic and written only when their bytes change.
+ */
+import type { Logger } from 'pino';
+import { dayPath, dayStartMs } from '../../lib/dates.js';
+import type { ObjectInfo, ObjectStore } from '../../storage/store.js';
+import { formatDecimal, toCsv } from '../../tracking/csv.js';
+import { Engine, sql, sqlList } from '../engine.js';
+import { manifestBody, readManifest, sameInputs, writeIfChanged, type BadRow, type RunReport } from '../outputs.js';
+import { Stager } from '../staging.js';
+import { readCsvSql, readTracksSql, TRACK_HEADER } from '../tracks.js';
+import { AGGREGATE_HEADER, metricFingerprint, type MetricDef } from './metrics.js';
+
+export interface AggregateOptions {
+  store: ObjectStore;
+  metrics: readonly MetricDef[];
+  logger: Logger;
+  force?: boolean;
+  tmpDir?: string;
+  onProgress?: (done: number, total: number, day: string) => void;
+}
+
+export interface DayResult {
+  day: string;
+  status: 'computed' | 'unchanged';
+  inputs: number;
+  report: RunReport;
+}
+
+export interface AggregateRun {
+  days: DayResult[];
+  months: string[];
+  years: string[];
+  overall: boolean;
+  filesWritten: number;
+}
+
+const MAX_LISTED_BAD_ROWS = 100;
+const AGG_COLUMNS = { time: 'BIGINT', tenantid: 'VARCHAR', merchantid: 'VARCHAR', productid: 'VARCHAR', value: 'DOUBLE' };
+
+export const paths = {
+  tracks: (day: string) => `tracks/${dayPath(day)}/`,
+  daily: (day: string, metric: string) => `aggregates/daily/${dayPath(day)}/${metric}.csv`,
+  manifest: (day: string) => `aggregates/_state/daily/${dayPath(day)}/manifest.json`,
+  monthly: (month: string, metric: string) => `aggregates/monthly/${month.replace('-', '/')}/${metric}.csv`,
+  monthlyState: (month: string, metric: string) => `aggregates/_state/monthly/${month.replace('-', '/')}/${metric}.csv`,
+  yearly: (year: string, metric: string) => `aggregates/yearly/${year}/${metric}.csv`,
+  yearlyState: (year: string, metric: string) => `aggregates/_state/yearly/${year}/${metric}.csv`,
+  overall: (metric: string) => `aggregates/overall/${metric}.csv`,
+};
+
+const definitionOf = (metrics: readonly MetricDef[]) => metrics.map(metricFingerprint).sort().join(',');
+
+const num = (v: unknown): number => (typeof v === 'bigint' ? Number(v) : (v as number));
+
+function renderRows(rows: Array<Record<string, unknown>>, time: (r: Record<string, unknown>) => number): string {
+  return toCsv(
+    ['time', 'tenantid', 'merchantid', 'productid', 'value'],
+    rows.map((r) => [time(r), r.tenantid as string, r.merchantid as string, r.productid as string, num(r.value)]),
+  );
+}
+
+/** Whether a day needs computing: never computed, inputs changed, or the metric set changed. */
+export async function dayIsStale(store: ObjectStore, day: string, metrics: readonly MetricDef[]): Promise<boolean> {
+  const manifest = await readManifest(store, paths.manifest(day));
+  if (!manifest || manifest.definition !== definitionOf(metrics)) return true;
+  const inputs = (await store.list(paths.tracks(day))).filter((o) => o.key.endsWith('.csv'));
+  return !sameInputs(manifest.inputs, inputs);
+}
+
+export async function runAggregates(days: readonly string[], o: AggregateOptions): Promise<AggregateRun> {
+  const engine = await Engine.open({ tempDir: o.tmpDir });
+  const stager = new Stager(o.store, o.tmpDir);
+  const run: AggregateRun = { days: [], months: [], years: [], overall: false, filesWritten: 0 };
+  const write = async (key: string, body: string) => {
+    if (await writeIfChanged(o.store, key, body)) run.filesWritten++;
+  };
+  try {
+    const definition = definitionOf(o.metrics);
+    for (const [i, day] of days.entries()) {
+      const manifest = o.force ? undefined : await readManifest(o.store, paths.manifest(day));
+      const listed = (await o.store.list(paths.tracks(day))).filter((x) => x.key.endsWith('.csv'));
+      if (manifest && manifest.definition === definition && sameInputs(manifest.inputs, listed)) {
+        run.days.push({ day, status: 'unchanged', inputs: listed.length, report: manifest.report });
+      } else {
+        const staged = await stager.objects(listed, TRACK_HEADER);
+        const report = await computeDay(engine, day, staged.files, o.metrics, write, i);
+        report.skippedFiles = staged.skipped;
+        await write(paths.manifest(day), manifestBody(definition, listed, report));
+        await stager.cleanup();
+        run.days.push({ day, status: 'computed', inputs: listed.length, report });
+        if (report.badRowCount > 0 || report.skippedFiles.length > 0) {
+          o.logger.warn({ day, badRows: report.badRowCount, skippedFiles: report.skippedFiles.length }, 'malformed input skipped');
+        }
+      }
+      o.onProgress?.(i + 1, days.length, day);
+    }
+    const changed = run.days.filter((d) => d.status === 'computed').map((d) => d.day);
+    run.months = [...new Set(changed.map((d) => d.slice(0, 7)))].sort();
+    run.years = [...new Set(changed.map((d) => d.slice(0, 4)))].sort();
+    for (const month of run.months) await rollMonth(engine, stager, o, month, write);
+    for (const year of run.years) await rollYear(engine, stager, o, year, write);
+    if (run.years.length > 0) {
+      await rollOverall(engine, stager, o, write);
+      run.overall = true;
+    }
+    return run;
+  } finally {
+    await stager.cleanup();
+    engine.close();
+  }
+}
+
+async function computeDay(
+  engine: Engine,
+  day: string,
+  files: Array<{ key: string; file: string }>,
+  metrics: readonly MetricDef[],
+  write: (key: string, body: string) => Promise<void>,
+  n: number,
+): Promise<RunReport> {
+  const report: RunReport = { badRows: [], badRowCount: 0, skippedFiles: [] };
+  const start = dayStartMs(day);
+  if (files.length === 0) {
+    for (const m of metrics) await write(paths.daily(day, m.name), `${AGGREGATE_HEADER}\n`);
+    return report;
+  }
+  const rejects = `rejects_${n}`;
+  await engine.run(sql('aggregate_day', { tracks: readTracksSql(files.map((f) => f.file), rejects) }));
+  for (const m of metrics) {
+    const measure = m.measure === 'count' ? 'sum(n)' : 'sum(total)';
+    const rows = await engine.all(sql('metric_rows', { measure, events: sqlList(m.events).slice(1, -1) }));
+    await write(paths.daily(day, m.name), renderRows(rows, () => start));
+  }
+  const bad = await engine.all<{ file_path: string; line: bigint; error_message: string }>(
+    `SELECT s.file_path, r.line, r.error_message FROM ${rejects} r JOIN ${rejects}_scans s USING (scan_id, file_id) ORDER BY s.file_path, r.line`,
+  );
+  const keyOf = new Map(files.map((f) => [f.file, f.key]));
+  report.badRowCount = bad.length;
+  report.badRows = bad.slice(0, MAX_LISTED_BAD_ROWS).map((b): BadRow => ({ key: keyOf.get(b.file_path) ?? b.file_path, line: Number(b.line), error: b.error_message }));
+  await engine.run(`DROP TABLE IF EXISTS ${rejects}; DROP TABLE IF EXISTS ${rejects}_scans`);
+  return report;
+}
+
+/** Rolls the given files up; `[]` when there are none. */
+async function rollup(engine: Engine, stager: Stager, infos: ObjectInfo[]): Promise<Array<Record<string, unknown>>> {
+  if (infos.length === 0) return [];
+  const staged = await stager.objects(infos, AGGREGATE_HEADER);
+  if (staged.files.length === 0) return [];
+  return engine.all(sql('rollup', { files: readCsvSql(staged.files.map((f) => f.file), AGG_COLUMNS) }));
+}
+
+/** The `<metric>.csv` files one folder level below prefix (e.g. each day of a month). */
+async function listMetricFiles(store: ObjectStore, prefix: string, metric: string): Promise<ObjectInfo[]> {
+  return (await store.list(prefix)).filter((x) => /^\d+$/.test(x.key.slice(prefix.length).split('/')[0]!) && x.key.slice(prefix.length).split('/')[1] === `${metric}.csv`);
+}
+
+async function rollMonth(engine: Engine, stager: Stager, o: AggregateOptions, month: string, write: (k: string, b: string) => Promise<void>) {
+  for (const m of o.metrics) {
+    const rows = await rollup(engine, stager, await listMetricFiles(o.store, `aggregates/daily/${month.replace('-', '/')}/`, m.name));
+    await write(paths.monthlyState(month, m.name), renderRows(rows, (r) => num(r.first_time)));
+    await write(paths.monthly(month, m.name), renderRows(rows, () => dayStartMs(`${month}-01`)));
+  }
+  await stager.cleanup();
+}
+
+async function rollYear(engine: Engine, stager: Stager, o: AggregateOptions, year: string, write: (k: string, b: string) => Promise<void>) {
+  for (const m of o.metrics) {
+    const rows = await rollup(engine, stager, await listMetricFiles(o.store, `aggregates/_state/monthly/${year}/`, m.name));
+    await write(paths.yearlyState(year, m.name), renderRows(rows, (r) => num(r.first_time)));
+    await write(paths.yearly(year, m.name), renderRows(rows, () => dayStartMs(`${year}-01-01`)));
+  }
+  await stager.cleanup();
+}
+
+async function rollOverall(engine: Engine, stager: Stager, o: AggregateOptions, write: (k: string, b: string) => Promise<void>) {
+  for (const m of o.metrics) {
+    const rows = await rollup(engine, stager, await listMetricFiles(o.store, 'aggregates/_state/yearly/', m.name));
+    await write(paths.overall(m.name), renderRows(rows, (r) => num(r.first_time)));
+  }
+  await stager.cleanup();
+}

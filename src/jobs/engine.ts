@@ -1,0 +1,66 @@
+/**
+ * The DuckDB engine the jobs run their SQL on. One in-memory database per job run, with TimeZone set to
+ * UTC so no day boundary ever depends on the machine. SQL lives in src/jobs/sql/*.sql; values reach it as
+ * escaped literals through `sqlString`/`sqlList`, never by pasting raw input.
+ */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
+
+const SQL_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'sql');
+
+/** A SQL file with {{name}} slots filled by already-escaped fragments. */
+export function sql(name: string, slots: Record<string, string> = {}): string {
+  const text = readFileSync(path.join(SQL_DIR, `${name}.sql`), 'utf8');
+  return text.replace(/\{\{(\w+)\}\}/g, (_, k: string) => {
+    if (!(k in slots)) throw new Error(`${name}.sql: no value for {{${k}}}`);
+    return slots[k]!;
+  });
+}
+
+export const sqlString = (s: string) => `'${s.replaceAll("'", "''")}'`;
+export const sqlList = (xs: readonly string[]) => `[${xs.map(sqlString).join(', ')}]`;
+
+/**
+ * TimeZone = UTC. Setting it needs DuckDB's ICU extension, which is downloaded at run time and so cannot be
+ * relied on. Without ICU, DuckDB has no time-zone arithmetic at all: every TIMESTAMPTZ operation is UTC
+ * whatever the setting says. tracklake's SQL works on epoch-millisecond BIGINTs with UTC day bounds
+ * computed in TypeScript, so either way no result depends on the machine's zone.
+ */
+async function pinUtc(conn: DuckDBConnection): Promise<void> {
+  try {
+    await conn.run("SET TimeZone = 'UTC'");
+  } catch {
+    // No ICU: already UTC in effect (see above).
+  }
+}
+
+export class Engine {
+  private constructor(private readonly instance: DuckDBInstance, private readonly conn: DuckDBConnection) {}
+
+  static async open(opts: { threads?: number; tempDir?: string } = {}): Promise<Engine> {
+    const config: Record<string, string> = { autoinstall_known_extensions: 'false', autoload_known_extensions: 'false' };
+    if (opts.threads) config.threads = String(opts.threads);
+    if (opts.tempDir) config.temp_directory = opts.tempDir;
+    const instance = await DuckDBInstance.create(':memory:', config);
+    const conn = await instance.connect();
+    await pinUtc(conn);
+    return new Engine(instance, conn);
+  }
+
+  async run(statement: string): Promise<void> {
+    await this.conn.run(statement);
+  }
+
+  /** Rows as plain objects; BIGINTs come back as bigint. */
+  async all<T = Record<string, unknown>>(statement: string): Promise<T[]> {
+    const reader = await this.conn.runAndReadAll(statement);
+    return reader.getRowObjects() as T[];
+  }
+
+  close(): void {
+    this.conn.closeSync();
+    this.instance.closeSync();
+  }
+}

@@ -1,0 +1,56 @@
+/**
+ * Writing job outputs: rendered deterministically, written atomically (ObjectStore.put), and not written at
+ * all when the stored bytes are already the same, so a re-run over unchanged input rewrites nothing. Two
+ * runs at once (two nodes, or cron beside the scheduler) compute the same bytes from the same inputs, so
+ * whichever writes last, readers see a complete, correct file: no lock is needed.
+ */
+import type { ObjectInfo, ObjectStore } from '../storage/store.js';
+
+export async function writeIfChanged(store: ObjectStore, key: string, body: string): Promise<boolean> {
+  const current = await store.get(key);
+  if (current !== undefined && current.equals(Buffer.from(body))) return false;
+  await store.put(key, body);
+  return true;
+}
+
+/** What an output was computed from: compared on the next run to find late or changed input. */
+export interface Manifest {
+  version: 1;
+  /** The job's definition (e.g. the metric set); a change forces a recompute. */
+  definition: string;
+  inputs: Array<Pick<ObjectInfo, 'key' | 'size' | 'etag'>>;
+  report: RunReport;
+}
+
+export interface BadRow {
+  key: string;
+  line: number;
+  error: string;
+}
+
+export interface RunReport {
+  badRows: BadRow[];
+  badRowCount: number;
+  skippedFiles: Array<{ key: string; reason: string }>;
+}
+
+export async function readManifest(store: ObjectStore, key: string): Promise<Manifest | undefined> {
+  const body = await store.get(key);
+  if (!body) return undefined;
+  try {
+    const m = JSON.parse(body.toString('utf8')) as Manifest;
+    return m.version === 1 && Array.isArray(m.inputs) ? m : undefined;
+  } catch {
+    return undefined; // unreadable: treated as never computed
+  }
+}
+
+export function sameInputs(a: Manifest['inputs'], b: ObjectInfo[]): boolean {
+  if (a.length !== b.length) return false;
+  return a.every((x, i) => x.key === b[i]!.key && x.size === b[i]!.size && x.etag === b[i]!.etag);
+}
+
+export function manifestBody(definition: string, inputs: ObjectInfo[], report: RunReport): string {
+  const m: Manifest = { version: 1, definition, inputs: inputs.map(({ key, size, etag }) => ({ key, size, etag })), report };
+  return `${JSON.stringify(m, null, 1)}\n`;
+}

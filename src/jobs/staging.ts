@@ -1,0 +1,80 @@
+/**
+ * Staging: making a partition's objects readable by DuckDB as local files. On a local store the files are
+ * read in place; on S3 they are downloaded to a temporary folder (DuckDB's httpfs extension would be
+ * downloaded at run time, which production machines cannot rely on) and removed afterwards. Every file's
+ * header is checked here, so a file of the wrong shape is reported and skipped instead of poisoning a query.
+ */
+import { promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { ObjectInfo, ObjectStore } from '../storage/store.js';
+
+export interface StagedFile extends ObjectInfo {
+  file: string;
+}
+
+export interface SkippedFile {
+  key: string;
+  reason: string;
+}
+
+export interface StagedPartition {
+  /** Every object found, as the manifest records it. */
+  inputs: ObjectInfo[];
+  /** Files with the expected header, ready for DuckDB. */
+  files: StagedFile[];
+  skipped: SkippedFile[];
+}
+
+async function firstLine(file: string): Promise<string> {
+  const fh = await fs.open(file, 'r');
+  try {
+    const buf = Buffer.alloc(4096);
+    const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
+    const text = buf.toString('utf8', 0, bytesRead);
+    const nl = text.indexOf('\n');
+    return (nl < 0 ? text : text.slice(0, nl)).replace(/\r$/, '').replace(/^\uFEFF/, '');
+  } finally {
+    await fh.close();
+  }
+}
+
+export class Stager {
+  private dir: string | undefined;
+  private n = 0;
+
+  constructor(private readonly store: ObjectStore, private readonly tmpRoot = os.tmpdir()) {}
+
+  private async localFile(o: ObjectInfo): Promise<string> {
+    if (this.store.localPath) return this.store.localPath(o.key);
+    this.dir ??= await fs.mkdtemp(path.join(this.tmpRoot, 'tracklake-stage-'));
+    const file = path.join(this.dir, `${String(this.n++).padStart(6, '0')}.csv`);
+    const body = await this.store.get(o.key);
+    await fs.writeFile(file, body ?? Buffer.alloc(0));
+    return file;
+  }
+
+  /** Stages every .csv object under prefix whose header is exactly `header`. */
+  async partition(prefix: string, header: string): Promise<StagedPartition> {
+    const inputs = (await this.store.list(prefix)).filter((o) => o.key.endsWith('.csv'));
+    return this.objects(inputs, header);
+  }
+
+  async objects(inputs: ObjectInfo[], header: string): Promise<StagedPartition> {
+    const files: StagedFile[] = [];
+    const skipped: SkippedFile[] = [];
+    for (const o of inputs) {
+      const file = await this.localFile(o);
+      const first = await firstLine(file).catch(() => '');
+      if (first !== header) skipped.push({ key: o.key, reason: `header is not "${header.slice(0, 60)}…"` });
+      else files.push({ ...o, file });
+    }
+    return { inputs, files, skipped };
+  }
+
+  /** Removes downloaded copies; in-place local files are never touched. */
+  async cleanup(): Promise<void> {
+    if (this.dir) await fs.rm(this.dir, { recursive: true, force: true });
+    this.dir = undefined;
+  }
+}

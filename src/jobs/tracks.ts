@@ -1,0 +1,26 @@
+/** How the jobs read tracking files in DuckDB: the seed-003 columns with their types, bad rows set aside. */
+import { TRACK_COLUMNS, type TrackColumn } from '../tracking/columns.js';
+import { sqlList, sqlString } from './engine.js';
+
+const TYPES: Record<TrackColumn, string> = {
+  time: 'BIGINT', tenantid: 'VARCHAR', correlationid: 'VARCHAR', deviceid: 'VARCHAR', accountid: 'VARCHAR', merchantid: 'VARCHAR',
+  productid: 'VARCHAR', page: 'VARCHAR', event: 'VARCHAR', value: 'DOUBLE', ip: 'VARCHAR', long: 'DOUBLE', lat: 'DOUBLE',
+  referer: 'VARCHAR', bot: 'BOOLEAN', ua: 'VARCHAR', url: 'VARCHAR', impressions: 'VARCHAR', devicetype: 'VARCHAR', source: 'VARCHAR',
+};
+
+export const TRACK_HEADER = TRACK_COLUMNS.join(',');
+
+export function columnsStruct(columns: Record<string, string>): string {
+  return `{${Object.entries(columns).map(([k, t]) => `${sqlString(k)}: ${sqlString(t)}`).join(', ')}}`;
+}
+
+/**
+ * A read_csv call over the given local files. With `rejectsTable`, malformed rows (wrong column count,
+ * unparseable values) are skipped and recorded there with their file and line instead of failing the query.
+ */
+export function readCsvSql(files: readonly string[], columns: Record<string, string>, rejectsTable?: string): string {
+  const rejects = rejectsTable ? `, store_rejects = true, rejects_table = ${sqlString(rejectsTable)}, rejects_scan = ${sqlString(`${rejectsTable}_scans`)}` : '';
+  return `read_csv(${sqlList(files)}, header = true, auto_detect = false, delim = ',', quote = '"', escape = '"', new_line = '\\n', columns = ${columnsStruct(columns)}${rejects})`;
+}
+
+export const readTracksSql = (files: readonly string[], rejectsTable?: string) => readCsvSql(files, TYPES, rejectsTable);
