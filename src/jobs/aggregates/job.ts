@@ -139,7 +139,7 @@ async function computeDay(
     await write(paths.daily(day, m.name), renderRows(rows, () => start));
   }
   const bad = await engine.all<{ file_path: string; line: bigint; error_message: string }>(
-    `SELECT s.file_path, r.line, r.error_message FROM ${rejects} r JOIN ${rejects}_scans s USING (scan_id, file_id) ORDER BY s.file_path, r.line`,
+    `SELECT s.file_path, r.line, min(r.error_message) AS error_message FROM ${rejects} r JOIN ${rejects}_scans s USING (scan_id, file_id) GROUP BY ALL ORDER BY s.file_path, r.line`,
   );
   const keyOf = new Map(files.map((f) => [f.file, f.key]));
   report.badRowCount = bad.length;

@@ -1,0 +1,160 @@
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { parse } from 'csv-parse/sync';
+import { runAggregates, paths } from '../src/jobs/aggregates/job.js';
+import { metricSet, type MetricDef } from '../src/jobs/aggregates/metrics.js';
+import { pendingDays } from '../src/jobs/aggregates/pending.js';
+import { prng } from '../src/segment/simulator.js';
+import { LocalStore } from '../src/storage/local.js';
+import type { ObjectStore } from '../src/storage/store.js';
+import { TRACK_COLUMNS, type Cell } from '../src/tracking/columns.js';
+import { toCsv } from '../src/tracking/csv.js';
+import { dayStartMs } from '../src/lib/dates.js';
+import { silent, tempDir } from './helpers.js';
+
+type Row = Record<(typeof TRACK_COLUMNS)[number], Cell>;
+
+/** Generated tracking rows with everything the job must handle. */
+function generate(day: string, n: number, seed: number): Row[] {
+  const rnd = prng(seed);
+  const pick = <T>(xs: T[]) => xs[Math.floor(rnd() * xs.length)]!;
+  const start = dayStartMs(day);
+  return Array.from({ length: n }, () => ({
+    time: start + Math.floor(rnd() * 86_400_000),
+    tenantid: pick(['t1', 't2', 'é-tenant']),
+    correlationid: null,
+    deviceid: `d${Math.floor(rnd() * 20)}`,
+    accountid: null,
+    merchantid: pick(['m1', 'm2', null, 'm,"3"']),
+    productid: pick(['p1', 'p2', 'P2', 'p\n4', null, 'ü']),
+    page: pick(['Home', 'a,b', 'say "x"']),
+    event: pick(['view', 'view', 'share', 'chat', 'load', 'sales', 'order']),
+    value: pick([null, 1.5, 10, 0.1]),
+    ip: null, long: null, lat: null, referer: null,
+    bot: rnd() < 0.15,
+    ua: 'Mozilla/5.0 (X11; Linux x86_64), "quoted"',
+    url: null, impressions: null, devicetype: 'DESKTOP', source: 'DIRECT',
+  }));
+}
+
+async function writeTracks(store: ObjectStore, key: string, rows: Row[]): Promise<void> {
+  await store.put(key, toCsv(TRACK_COLUMNS, rows.map((r) => TRACK_COLUMNS.map((c) => r[c]))));
+}
+
+/** The independent computation: plain TypeScript over the generated rows. */
+function expected(rows: Row[], metric: MetricDef, time: (key: string, first: number) => number): string[][] {
+  // Per key and day first: a key "has the metric" on a day when that day's value is non-zero.
+  const daily = new Map<string, number>();
+  for (const r of rows) {
+    if (!r.productid || r.bot === true || !metric.events.includes(r.event as string)) continue;
+    const k = JSON.stringify([r.tenantid, r.merchantid ?? '', r.productid, dayStartMs(new Date(r.time as number).toISOString().slice(0, 10))]);
+    daily.set(k, (daily.get(k) ?? 0) + (metric.measure === 'count' ? 1 : ((r.value as number | null) ?? 0)));
+  }
+  const acc = new Map<string, { v: number; first: number }>();
+  for (const [k, v] of daily) {
+    if (Math.abs(v) < 1e-9) continue;
+    const [t, m, p, day] = JSON.parse(k) as [string, string, string, number];
+    const key = JSON.stringify([t, m, p]);
+    const a = acc.get(key) ?? { v: 0, first: Infinity };
+    a.v += v;
+    a.first = Math.min(a.first, day);
+    acc.set(key, a);
+  }
+  const out = [...acc].filter(([, a]) => Math.abs(a.v) > 1e-9).map(([k, a]) => ({ key: JSON.parse(k) as [string, string, string], ...a }));
+  out.sort((x, y) => Buffer.compare(Buffer.from(x.key.join('\u0000')), Buffer.from(y.key.join('\u0000'))));
+  return out.map((r) => [String(time(r.key[0], r.first)), ...r.key, String(Math.round(r.v * 1e6) / 1e6)]);
+}
+
+async function read(store: ObjectStore, key: string): Promise<string[][]> {
+  const body = await store.get(key);
+  assert.ok(body, `${key} is missing`);
+  const rows = parse(body.toString('utf8')) as string[][];
+  assert.deepEqual(rows[0], ['time', 'tenantid', 'merchantid', 'productid', 'value']);
+  return rows.slice(1).map((r) => [r[0]!, r[1]!, r[2]!, r[3]!, String(Math.round(Number(r[4]) * 1e6) / 1e6)]);
+}
+
+const SALES: MetricDef = { name: 'sales', events: ['sales'], measure: 'sum' };
+const metrics = metricSet([SALES]);
+
+describe('the aggregate job', () => {
+  it('computes daily, monthly, yearly and overall files that match an independent computation', async () => {
+    const store = new LocalStore(path.join(tempDir('agg'), 'data'));
+    // A year boundary and a month boundary; several files per day.
+    const days = ['2025-12-31', '2026-01-01', '2026-01-31', '2026-02-01'];
+    const byDay = new Map<string, Row[]>();
+    for (const [i, day] of days.entries()) {
+      const a = generate(day, 400, i * 2 + 1);
+      const b = generate(day, 300, i * 2 + 2);
+      await writeTracks(store, `tracks/${day.replaceAll('-', '/')}/n1-000000000001.csv`, a);
+      await writeTracks(store, `tracks/${day.replaceAll('-', '/')}/n2-000000000007.csv`, b);
+      byDay.set(day, [...a, ...b]);
+    }
+    const run = await runAggregates(days, { store, metrics, logger: silent });
+    assert.deepEqual(run.months, ['2025-12', '2026-01', '2026-02']);
+    assert.deepEqual(run.years, ['2025', '2026']);
+    for (const m of metrics) {
+      for (const day of days) {
+        assert.deepEqual(await read(store, paths.daily(day, m.name)), expected(byDay.get(day)!, m, () => dayStartMs(day)), `${m.name} ${day}`);
+      }
+      const jan = [...byDay.get('2026-01-01')!, ...byDay.get('2026-01-31')!];
+      assert.deepEqual(await read(store, paths.monthly('2026-01', m.name)), expected(jan, m, () => dayStartMs('2026-01-01')), `${m.name} monthly`);
+      const y2026 = [...jan, ...byDay.get('2026-02-01')!];
+      assert.deepEqual(await read(store, paths.yearly('2026', m.name)), expected(y2026, m, () => dayStartMs('2026-01-01')), `${m.name} yearly`);
+      const all = days.flatMap((d) => byDay.get(d)!);
+      assert.deepEqual(await read(store, paths.overall(m.name)), expected(all, m, (_k, first) => first), `${m.name} overall`);
+    }
+  });
+
+  it('rewrites nothing on an unchanged re-run, and --force produces byte-identical files', async () => {
+    const store = new LocalStore(path.join(tempDir('agg'), 'data'));
+    await writeTracks(store, 'tracks/2026/03/10/n1-000000000001.csv', generate('2026-03-10', 500, 9));
+    await runAggregates(['2026-03-10'], { store, metrics, logger: silent });
+    const snapshot = async () => Object.fromEntries(await Promise.all((await store.list('aggregates/')).map(async (o) => [o.key, (await store.get(o.key))!.toString()] as const)));
+    const before = await snapshot();
+    const again = await runAggregates(['2026-03-10'], { store, metrics, logger: silent });
+    assert.equal(again.filesWritten, 0);
+    assert.equal(again.days[0]!.status, 'unchanged');
+    const forced = await runAggregates(['2026-03-10'], { store, metrics, logger: silent, force: true });
+    assert.equal(forced.days[0]!.status, 'computed');
+    assert.equal(forced.filesWritten, 0, 'a forced recompute wrote different bytes');
+    assert.deepEqual(await snapshot(), before);
+  });
+
+  it('recomputes a day when a late file lands, and the files above it', async () => {
+    const store = new LocalStore(path.join(tempDir('agg'), 'data'));
+    const first = generate('2026-03-10', 300, 3);
+    await writeTracks(store, 'tracks/2026/03/10/n1-000000000001.csv', first);
+    await runAggregates(['2026-03-10'], { store, metrics, logger: silent });
+    const late = generate('2026-03-10', 200, 4);
+    await writeTracks(store, 'tracks/2026/03/10/n1-000000000002.csv', late);
+    assert.deepEqual(await pendingDays(store, '2026-03-20', 35, metrics), ['2026-03-10', '2026-03-19']);
+    const run = await runAggregates(['2026-03-10'], { store, metrics, logger: silent });
+    assert.equal(run.days[0]!.status, 'computed');
+    const view = metrics[0]!;
+    assert.deepEqual(await read(store, paths.daily('2026-03-10', 'view')), expected([...first, ...late], view, () => dayStartMs('2026-03-10')));
+    assert.deepEqual(await read(store, paths.overall('view')), expected([...first, ...late], view, (_k, f) => f));
+  });
+
+  it('skips and reports malformed rows and files without the header, counting the rest exactly', async () => {
+    const store = new LocalStore(path.join(tempDir('agg'), 'data'));
+    const good = generate('2026-03-11', 100, 5);
+    const csv = toCsv(TRACK_COLUMNS, good.map((r) => TRACK_COLUMNS.map((c) => r[c])));
+    const lines = csv.split('\n');
+    const broken = [lines[0], 'not-a-time,t1,,d,,m1,p1,,view,,,,,,false,,,,DESKTOP,DIRECT', '1773187200000,t1,too,few', ...lines.slice(1)].join('\n');
+    await store.put('tracks/2026/03/11/n1-000000000001.csv', broken);
+    await store.put('tracks/2026/03/11/n1-000000000002.csv', 'a,b,c\n1,2,3\n');
+    const run = await runAggregates(['2026-03-11'], { store, metrics, logger: silent });
+    const report = run.days[0]!.report;
+    assert.equal(report.badRowCount, 2);
+    assert.deepEqual(report.badRows.map((b) => [b.key, b.line]), [['tracks/2026/03/11/n1-000000000001.csv', 2], ['tracks/2026/03/11/n1-000000000001.csv', 3]]);
+    assert.deepEqual(report.skippedFiles.map((f) => f.key), ['tracks/2026/03/11/n1-000000000002.csv']);
+    assert.deepEqual(await read(store, paths.daily('2026-03-11', 'view')), expected(good, metrics[0]!, () => dayStartMs('2026-03-11')));
+  });
+
+  it('writes header-only files for a day without data', async () => {
+    const store = new LocalStore(path.join(tempDir('agg'), 'data'));
+    await runAggregates(['2026-03-12'], { store, metrics, logger: silent });
+    assert.equal((await store.get(paths.daily('2026-03-12', 'chat')))!.toString(), 'time,tenantid,merchantid,productid,value\n');
+  });
+});
