@@ -4,13 +4,42 @@
  * runs at once (two nodes, or cron beside the scheduler) compute the same bytes from the same inputs, so
  * whichever writes last, readers see a complete, correct file: no lock is needed.
  */
+import { promises as fs } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import type { ObjectInfo, ObjectStore } from '../storage/store.js';
+import type { Engine } from './engine.js';
 
-export async function writeIfChanged(store: ObjectStore, key: string, body: string): Promise<boolean> {
+export async function writeIfChanged(store: ObjectStore, key: string, body: Buffer | string): Promise<boolean> {
+  const bytes = typeof body === 'string' ? Buffer.from(body) : body;
   const current = await store.get(key);
-  if (current !== undefined && current.equals(Buffer.from(body))) return false;
-  await store.put(key, body);
+  if (current !== undefined && current.equals(bytes)) return false;
+  await store.put(key, bytes);
   return true;
+}
+
+/** A job's output writer: query results rendered by DuckDB into a scratch folder, then stored if changed. */
+export class Outputs {
+  written = 0;
+  private dir: string | undefined;
+
+  constructor(private readonly engine: Engine, private readonly store: ObjectStore, private readonly tmpRoot = os.tmpdir()) {}
+
+  /** Stores the CSV of `select` at key. */
+  async write(key: string, select: string): Promise<void> {
+    this.dir ??= await fs.mkdtemp(path.join(this.tmpRoot, 'tracklake-out-'));
+    const file = path.join(this.dir, 'out.csv');
+    await this.engine.copyToCsv(select, file);
+    await this.writeText(key, await fs.readFile(file));
+  }
+
+  async writeText(key: string, body: Buffer | string): Promise<void> {
+    if (await writeIfChanged(this.store, key, body)) this.written++;
+  }
+
+  async close(): Promise<void> {
+    if (this.dir) await fs.rm(this.dir, { recursive: true, force: true });
+  }
 }
 
 /** What an output was computed from: compared on the next run to find late or changed input. */

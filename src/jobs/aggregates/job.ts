@@ -10,9 +10,8 @@
 import type { Logger } from 'pino';
 import { dayPath, dayStartMs } from '../../lib/dates.js';
 import type { ObjectInfo, ObjectStore } from '../../storage/store.js';
-import { formatDecimal, toCsv } from '../../tracking/csv.js';
 import { Engine, sql, sqlList } from '../engine.js';
-import { manifestBody, readManifest, sameInputs, writeIfChanged, type BadRow, type RunReport } from '../outputs.js';
+import { manifestBody, Outputs, readManifest, sameInputs, type BadRow, type RunReport } from '../outputs.js';
 import { Stager } from '../staging.js';
 import { readCsvSql, readTracksSql, TRACK_HEADER } from '../tracks.js';
 import { AGGREGATE_HEADER, metricFingerprint, type MetricDef } from './metrics.js';
@@ -57,14 +56,6 @@ export const paths = {
 
 const definitionOf = (metrics: readonly MetricDef[]) => metrics.map(metricFingerprint).sort().join(',');
 
-const num = (v: unknown): number => (typeof v === 'bigint' ? Number(v) : (v as number));
-
-function renderRows(rows: Array<Record<string, unknown>>, time: (r: Record<string, unknown>) => number): string {
-  return toCsv(
-    ['time', 'tenantid', 'merchantid', 'productid', 'value'],
-    rows.map((r) => [time(r), r.tenantid as string, r.merchantid as string, r.productid as string, num(r.value)]),
-  );
-}
 
 /** Whether a day needs computing: never computed, inputs changed, or the metric set changed. */
 export async function dayIsStale(store: ObjectStore, day: string, metrics: readonly MetricDef[]): Promise<boolean> {
@@ -78,9 +69,7 @@ export async function runAggregates(days: readonly string[], o: AggregateOptions
   const engine = await Engine.open({ tempDir: o.tmpDir });
   const stager = new Stager(o.store, o.tmpDir);
   const run: AggregateRun = { days: [], months: [], years: [], overall: false, filesWritten: 0 };
-  const write = async (key: string, body: string) => {
-    if (await writeIfChanged(o.store, key, body)) run.filesWritten++;
-  };
+  const out = new Outputs(engine, o.store, o.tmpDir);
   try {
     const definition = definitionOf(o.metrics);
     for (const [i, day] of days.entries()) {
@@ -90,9 +79,9 @@ export async function runAggregates(days: readonly string[], o: AggregateOptions
         run.days.push({ day, status: 'unchanged', inputs: listed.length, report: manifest.report });
       } else {
         const staged = await stager.objects(listed, TRACK_HEADER);
-        const report = await computeDay(engine, day, staged.files, o.metrics, write, i);
+        const report = await computeDay(engine, day, staged.files, o.metrics, out, i);
         report.skippedFiles = staged.skipped;
-        await write(paths.manifest(day), manifestBody(definition, listed, report));
+        await out.writeText(paths.manifest(day), manifestBody(definition, listed, report));
         await stager.cleanup();
         run.days.push({ day, status: 'computed', inputs: listed.length, report });
         if (report.badRowCount > 0 || report.skippedFiles.length > 0) {
@@ -104,39 +93,33 @@ export async function runAggregates(days: readonly string[], o: AggregateOptions
     const changed = run.days.filter((d) => d.status === 'computed').map((d) => d.day);
     run.months = [...new Set(changed.map((d) => d.slice(0, 7)))].sort();
     run.years = [...new Set(changed.map((d) => d.slice(0, 4)))].sort();
-    for (const month of run.months) await rollMonth(engine, stager, o, month, write);
-    for (const year of run.years) await rollYear(engine, stager, o, year, write);
+    for (const month of run.months) await rollMonth(engine, stager, o, out, month);
+    for (const year of run.years) await rollYear(engine, stager, o, out, year);
     if (run.years.length > 0) {
-      await rollOverall(engine, stager, o, write);
+      await rollOverall(engine, stager, o, out);
       run.overall = true;
     }
+    run.filesWritten = out.written;
     return run;
   } finally {
     await stager.cleanup();
+    await out.close();
     engine.close();
   }
 }
 
-async function computeDay(
-  engine: Engine,
-  day: string,
-  files: Array<{ key: string; file: string }>,
-  metrics: readonly MetricDef[],
-  write: (key: string, body: string) => Promise<void>,
-  n: number,
-): Promise<RunReport> {
+async function computeDay(engine: Engine, day: string, files: Array<{ key: string; file: string }>, metrics: readonly MetricDef[], out: Outputs, n: number): Promise<RunReport> {
   const report: RunReport = { badRows: [], badRowCount: 0, skippedFiles: [] };
   const start = dayStartMs(day);
   if (files.length === 0) {
-    for (const m of metrics) await write(paths.daily(day, m.name), `${AGGREGATE_HEADER}\n`);
+    for (const m of metrics) await out.writeText(paths.daily(day, m.name), `${AGGREGATE_HEADER}\n`);
     return report;
   }
   const rejects = `rejects_${n}`;
   await engine.run(sql('aggregate_day', { tracks: readTracksSql(files.map((f) => f.file), rejects) }));
   for (const m of metrics) {
     const measure = m.measure === 'count' ? 'sum(n)' : 'sum(total)';
-    const rows = await engine.all(sql('metric_rows', { measure, events: sqlList(m.events).slice(1, -1) }));
-    await write(paths.daily(day, m.name), renderRows(rows, () => start));
+    await out.write(paths.daily(day, m.name), sql('metric_rows', { measure, events: sqlList(m.events).slice(1, -1), time: String(start) }));
   }
   const bad = await engine.all<{ file_path: string; line: bigint; error_message: string }>(
     `SELECT s.file_path, r.line, min(r.error_message) AS error_message FROM ${rejects} r JOIN ${rejects}_scans s USING (scan_id, file_id) GROUP BY ALL ORDER BY s.file_path, r.line`,
@@ -148,41 +131,54 @@ async function computeDay(
   return report;
 }
 
-/** Rolls the given files up; `[]` when there are none. */
-async function rollup(engine: Engine, stager: Stager, infos: ObjectInfo[]): Promise<Array<Record<string, unknown>>> {
-  if (infos.length === 0) return [];
+/** Rolls the files up into the `rolled` table; false when there is nothing to roll. */
+async function rollup(engine: Engine, stager: Stager, infos: ObjectInfo[]): Promise<boolean> {
   const staged = await stager.objects(infos, AGGREGATE_HEADER);
-  if (staged.files.length === 0) return [];
-  return engine.all(sql('rollup', { files: readCsvSql(staged.files.map((f) => f.file), AGG_COLUMNS) }));
+  if (staged.files.length === 0) return false;
+  await engine.run(sql('rollup', { files: readCsvSql(staged.files.map((f) => f.file), AGG_COLUMNS) }));
+  return true;
 }
 
 /** The `<metric>.csv` files one folder level below prefix (e.g. each day of a month). */
 async function listMetricFiles(store: ObjectStore, prefix: string, metric: string): Promise<ObjectInfo[]> {
-  return (await store.list(prefix)).filter((x) => /^\d+$/.test(x.key.slice(prefix.length).split('/')[0]!) && x.key.slice(prefix.length).split('/')[1] === `${metric}.csv`);
+  return (await store.list(prefix)).filter((x) => {
+    const [period, name] = x.key.slice(prefix.length).split('/');
+    return /^\d+$/.test(period!) && name === `${metric}.csv`;
+  });
 }
 
-async function rollMonth(engine: Engine, stager: Stager, o: AggregateOptions, month: string, write: (k: string, b: string) => Promise<void>) {
+/** One level of the rollup: from the files below `source`, the state file (first_time) and the public file. */
+async function rollLevel(engine: Engine, stager: Stager, o: AggregateOptions, out: Outputs, level: { source: string; state: (m: string) => string; public: (m: string) => string; start?: number }) {
   for (const m of o.metrics) {
-    const rows = await rollup(engine, stager, await listMetricFiles(o.store, `aggregates/daily/${month.replace('-', '/')}/`, m.name));
-    await write(paths.monthlyState(month, m.name), renderRows(rows, (r) => num(r.first_time)));
-    await write(paths.monthly(month, m.name), renderRows(rows, () => dayStartMs(`${month}-01`)));
+    if (!(await rollup(engine, stager, await listMetricFiles(o.store, level.source, m.name)))) {
+      await out.writeText(level.state(m.name), `${AGGREGATE_HEADER}\n`);
+      await out.writeText(level.public(m.name), `${AGGREGATE_HEADER}\n`);
+      continue;
+    }
+    await out.write(level.state(m.name), sql('rolled_rows', { time: 'first_time' }));
+    if (level.public(m.name) !== level.state(m.name)) {
+      await out.write(level.public(m.name), sql('rolled_rows', { time: String(level.start) }));
+    }
   }
   await stager.cleanup();
 }
 
-async function rollYear(engine: Engine, stager: Stager, o: AggregateOptions, year: string, write: (k: string, b: string) => Promise<void>) {
-  for (const m of o.metrics) {
-    const rows = await rollup(engine, stager, await listMetricFiles(o.store, `aggregates/_state/monthly/${year}/`, m.name));
-    await write(paths.yearlyState(year, m.name), renderRows(rows, (r) => num(r.first_time)));
-    await write(paths.yearly(year, m.name), renderRows(rows, () => dayStartMs(`${year}-01-01`)));
-  }
-  await stager.cleanup();
-}
+const rollMonth = (engine: Engine, stager: Stager, o: AggregateOptions, out: Outputs, month: string) =>
+  rollLevel(engine, stager, o, out, {
+    source: `aggregates/daily/${month.replace('-', '/')}/`,
+    state: (m) => paths.monthlyState(month, m),
+    public: (m) => paths.monthly(month, m),
+    start: dayStartMs(`${month}-01`),
+  });
 
-async function rollOverall(engine: Engine, stager: Stager, o: AggregateOptions, write: (k: string, b: string) => Promise<void>) {
-  for (const m of o.metrics) {
-    const rows = await rollup(engine, stager, await listMetricFiles(o.store, 'aggregates/_state/yearly/', m.name));
-    await write(paths.overall(m.name), renderRows(rows, (r) => num(r.first_time)));
-  }
-  await stager.cleanup();
-}
+const rollYear = (engine: Engine, stager: Stager, o: AggregateOptions, out: Outputs, year: string) =>
+  rollLevel(engine, stager, o, out, {
+    source: `aggregates/_state/monthly/${year}/`,
+    state: (m) => paths.yearlyState(year, m),
+    public: (m) => paths.yearly(year, m),
+    start: dayStartMs(`${year}-01-01`),
+  });
+
+// The overall file is its own state: its time is each key's first day.
+const rollOverall = (engine: Engine, stager: Stager, o: AggregateOptions, out: Outputs) =>
+  rollLevel(engine, stager, o, out, { source: 'aggregates/_state/yearly/', state: paths.overall, public: paths.overall });

@@ -1,6 +1,7 @@
--- Rolls aggregate files of a shorter period up into a longer one: values add up, and `time` keeps the
--- earliest start (a key's first day), which the overall file publishes and the others replace by the
+-- Rolls aggregate files of a shorter period up into a longer one: values add up, and `first_time` keeps
+-- the earliest start (a key's first day), which the overall file publishes and the others replace by the
 -- period's start. Reads O(periods) small files, never raw history.
+CREATE OR REPLACE TEMP TABLE rolled AS
 SELECT
   tenantid,
   coalesce(merchantid, '') AS merchantid,
@@ -9,5 +10,4 @@ SELECT
   min(time) AS first_time
 FROM {{files}}
 GROUP BY ALL
-HAVING sum(value) <> 0
-ORDER BY tenantid, merchantid, productid;
+HAVING sum(value) <> 0;

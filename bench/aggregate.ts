@@ -1,0 +1,92 @@
+/**
+ * bench:aggregate — in one run:
+ *  1. one day of tracking files (default 5 000 000 rows, BENCH_ROWS to change): (a) `tracklake aggregate` for
+ *     that day vs (b) one hand-written DuckDB query computing the same three daily results straight from the
+ *     CSV files, the floor for this engine here. Target a/b ≤ 1.3.
+ *  2. aggregating one day after 1 day of history vs after 365 days of small history. Target ≤ 1.2.
+ */
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { pino } from 'pino';
+import { Engine } from '../src/jobs/engine.js';
+import { runAggregates } from '../src/jobs/aggregates/job.js';
+import { metricSet } from '../src/jobs/aggregates/metrics.js';
+import { readTracksSql } from '../src/jobs/tracks.js';
+import { addDays } from '../src/lib/dates.js';
+import { LocalStore } from '../src/storage/local.js';
+import { writeDay } from './tracks-gen.js';
+
+const ROWS = Number(process.env.BENCH_ROWS ?? 5_000_000);
+const logger = pino({ level: 'silent' });
+const metrics = metricSet();
+const secs = (t: bigint) => Number(process.hrtime.bigint() - t) / 1e9;
+
+async function rawQuery(files: string[]): Promise<number> {
+  const engine = await Engine.open();
+  const t = process.hrtime.bigint();
+  await engine.all(`
+    SELECT tenantid, coalesce(merchantid, '') AS merchantid, productid,
+           count(*) FILTER (WHERE event = 'view') AS view,
+           count(*) FILTER (WHERE event = 'share') AS share,
+           count(*) FILTER (WHERE event = 'chat') AS chat
+    FROM ${readTracksSql(files)}
+    WHERE productid IS NOT NULL AND bot IS DISTINCT FROM true AND time IS NOT NULL
+    GROUP BY ALL ORDER BY ALL`);
+  const s = secs(t);
+  engine.close();
+  return s;
+}
+
+async function job(root: string, day: string): Promise<number> {
+  const t = process.hrtime.bigint();
+  await runAggregates([day], { store: new LocalStore(root), metrics, logger, force: true });
+  return secs(t);
+}
+
+const work = mkdtempSync(path.join(os.tmpdir(), 'bench-agg-'));
+try {
+  const day = '2026-03-15';
+  const root = path.join(work, 'big');
+  console.log(`bench:aggregate — generating ${ROWS.toLocaleString()} rows for ${day} …`);
+  const files = await writeDay(root, day, ROWS, 8, 1);
+  const bytes = files.reduce((n, f) => n + statSync(f).size, 0);
+  console.log(`  ${files.length} files, ${(bytes / 1e9).toFixed(2)} GB, ${os.cpus().length} cores`);
+  await rawQuery(files); // warm the page cache for both
+  const b = Math.min(await rawQuery(files), await rawQuery(files));
+  const a = Math.min(await job(root, day), await job(root, day));
+  console.log(`(a) tracklake aggregate (day + month/year/overall)  ${a.toFixed(2)} s  ${Math.round(ROWS / a).toLocaleString()} rows/s`);
+  console.log(`(b) one hand-written DuckDB query                  ${b.toFixed(2)} s  ${Math.round(ROWS / b).toLocaleString()} rows/s`);
+  const r1 = a / b;
+  console.log(`ratio a/b = ${r1.toFixed(2)} (target ≤ 1.30) ${r1 <= 1.3 ? 'PASS' : 'FAIL'}`);
+
+  // Cost must not grow with history.
+  const small = 20_000;
+  const one = path.join(work, 'history-1');
+  const many = path.join(work, 'history-365');
+  const target = '2026-03-15';
+  await writeDay(one, addDays(target, -1), 200, 1, 2);
+  await runAggregates([addDays(target, -1)], { store: new LocalStore(one), metrics, logger });
+  const historyDays = Array.from({ length: 365 }, (_, i) => addDays(target, -365 + i));
+  for (const [i, d] of historyDays.entries()) await writeDay(many, d, 200, 1, 10 + i);
+  console.log(`  aggregating 365 days of history …`);
+  await runAggregates(historyDays, { store: new LocalStore(many), metrics, logger });
+  await writeDay(one, target, small, 2, 3);
+  await writeDay(many, target, small, 2, 3);
+  const measureNewDay = async (root: string) => {
+    const t = process.hrtime.bigint();
+    await runAggregates([target], { store: new LocalStore(root), metrics, logger, force: true });
+    return secs(t);
+  };
+  await measureNewDay(one);
+  await measureNewDay(many);
+  const h1 = Math.min(await measureNewDay(one), await measureNewDay(one), await measureNewDay(one));
+  const h365 = Math.min(await measureNewDay(many), await measureNewDay(many), await measureNewDay(many));
+  console.log(`one new day (${small.toLocaleString()} rows) after   1 day  of history: ${h1.toFixed(3)} s`);
+  console.log(`one new day (${small.toLocaleString()} rows) after 365 days of history: ${h365.toFixed(3)} s`);
+  const r2 = h365 / h1;
+  console.log(`ratio 365/1 = ${r2.toFixed(2)} (target ≤ 1.20) ${r2 <= 1.2 ? 'PASS' : 'FAIL'}`);
+  process.exitCode = r1 <= 1.3 && r2 <= 1.2 ? 0 : 1;
+} finally {
+  rmSync(work, { recursive: true, force: true });
+}
