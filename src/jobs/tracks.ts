@@ -18,9 +18,10 @@ export function columnsStruct(columns: Record<string, string>): string {
  * A read_csv call over the given local files. With `rejectsTable`, malformed rows (wrong column count,
  * unparseable values) are skipped and recorded there with their file and line instead of failing the query.
  */
-export function readCsvSql(files: readonly string[], columns: Record<string, string>, rejectsTable?: string): string {
-  const rejects = rejectsTable ? `, store_rejects = true, rejects_table = ${sqlString(rejectsTable)}, rejects_scan = ${sqlString(`${rejectsTable}_scans`)}` : '';
-  return `read_csv(${sqlList(files)}, header = true, auto_detect = false, delim = ',', quote = '"', escape = '"', new_line = '\\n', columns = ${columnsStruct(columns)}${rejects})`;
+export function readCsvSql(files: readonly string[], columns: Record<string, string>, opts: { rejectsTable?: string; filename?: boolean } = {}): string {
+  const rejects = opts.rejectsTable ? `, store_rejects = true, rejects_table = ${sqlString(opts.rejectsTable)}, rejects_scan = ${sqlString(`${opts.rejectsTable}_scans`)}` : '';
+  const filename = opts.filename ? ', filename = true' : '';
+  return `read_csv(${sqlList(files)}, header = true, auto_detect = false, delim = ',', quote = '"', escape = '"', new_line = '\\n', columns = ${columnsStruct(columns)}${rejects}${filename})`;
 }
 
-export const readTracksSql = (files: readonly string[], rejectsTable?: string) => readCsvSql(files, TYPES, rejectsTable);
+export const readTracksSql = (files: readonly string[], rejectsTable?: string) => readCsvSql(files, TYPES, { rejectsTable });

@@ -32,6 +32,10 @@ export class S3Store implements ObjectStore {
       forcePathStyle: o.forcePathStyle,
       credentials: o.credentials,
       maxAttempts: 3,
+      // Checksums only where S3 requires them: S3-compatible servers (MinIO, Ceph, s3rver) often do not
+      // understand the SDK's newer default of aws-chunked uploads with trailing checksums.
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
       requestHandler: { requestTimeout: 30_000, connectionTimeout: 5_000 },
     });
   }

@@ -10,7 +10,7 @@
 import type { Logger } from 'pino';
 import { dayPath, dayStartMs } from '../../lib/dates.js';
 import type { ObjectInfo, ObjectStore } from '../../storage/store.js';
-import { Engine, sql, sqlList } from '../engine.js';
+import { Engine, sql, sqlString } from '../engine.js';
 import { manifestBody, Outputs, readManifest, sameInputs, type BadRow, type RunReport } from '../outputs.js';
 import { Stager } from '../staging.js';
 import { readCsvSql, readTracksSql, TRACK_HEADER } from '../tracks.js';
@@ -116,10 +116,11 @@ async function computeDay(engine: Engine, day: string, files: Array<{ key: strin
     return report;
   }
   const rejects = `rejects_${n}`;
-  await engine.run(sql('aggregate_day', { tracks: readTracksSql(files.map((f) => f.file), rejects) }));
+  const column = (m: MetricDef) => `"m_${m.name}"`; // metric names are [a-z][a-z0-9_]*
+  const measures = metrics.map((m) => `${m.measure === 'count' ? 'count(*)' : 'sum(value)'} FILTER (WHERE event IN (${m.events.map(sqlString).join(', ')})) AS ${column(m)}`);
+  await engine.run(sql('aggregate_day', { tracks: readTracksSql(files.map((f) => f.file), rejects), measures: measures.join(',\n  ') }));
   for (const m of metrics) {
-    const measure = m.measure === 'count' ? 'sum(n)' : 'sum(total)';
-    await out.write(paths.daily(day, m.name), sql('metric_rows', { measure, events: sqlList(m.events).slice(1, -1), time: String(start) }));
+    await out.write(paths.daily(day, m.name), sql('day_metric_rows', { column: column(m), time: String(start) }));
   }
   const bad = await engine.all<{ file_path: string; line: bigint; error_message: string }>(
     `SELECT s.file_path, r.line, min(r.error_message) AS error_message FROM ${rejects} r JOIN ${rejects}_scans s USING (scan_id, file_id) GROUP BY ALL ORDER BY s.file_path, r.line`,
@@ -131,33 +132,34 @@ async function computeDay(engine: Engine, day: string, files: Array<{ key: strin
   return report;
 }
 
-/** Rolls the files up into the `rolled` table; false when there is nothing to roll. */
-async function rollup(engine: Engine, stager: Stager, infos: ObjectInfo[]): Promise<boolean> {
-  const staged = await stager.objects(infos, AGGREGATE_HEADER);
-  if (staged.files.length === 0) return false;
-  await engine.run(sql('rollup', { files: readCsvSql(staged.files.map((f) => f.file), AGG_COLUMNS) }));
-  return true;
-}
-
-/** The `<metric>.csv` files one folder level below prefix (e.g. each day of a month). */
-async function listMetricFiles(store: ObjectStore, prefix: string, metric: string): Promise<ObjectInfo[]> {
-  return (await store.list(prefix)).filter((x) => {
-    const [period, name] = x.key.slice(prefix.length).split('/');
-    return /^\d+$/.test(period!) && name === `${metric}.csv`;
+/** The `<metric>.csv` files one folder level below prefix (e.g. each day of a month), with their metric. */
+async function listMetricFiles(store: ObjectStore, prefix: string, metrics: readonly MetricDef[]): Promise<Array<ObjectInfo & { metric: string }>> {
+  const names = new Set(metrics.map((m) => m.name));
+  return (await store.list(prefix)).flatMap((x) => {
+    const [period, file] = x.key.slice(prefix.length).split('/');
+    const metric = file?.endsWith('.csv') ? file.slice(0, -4) : '';
+    return /^\d+$/.test(period!) && names.has(metric) ? [{ ...x, metric }] : [];
   });
 }
 
-/** One level of the rollup: from the files below `source`, the state file (first_time) and the public file. */
+/**
+ * One level of the rollup, every metric in one query: from the files below `source`, each metric's state
+ * file (time = first day) and public file (time = the period's start).
+ */
 async function rollLevel(engine: Engine, stager: Stager, o: AggregateOptions, out: Outputs, level: { source: string; state: (m: string) => string; public: (m: string) => string; start?: number }) {
+  const inputs = await listMetricFiles(o.store, level.source, o.metrics);
+  const staged = await stager.objects(inputs, AGGREGATE_HEADER);
+  const metricOf = new Map(inputs.map((i) => [i.key, i.metric]));
+  const present = new Set(staged.files.map((f) => metricOf.get(f.key)));
+  if (staged.files.length > 0) {
+    const mapping = staged.files.map((f) => `(${sqlString(f.file)}, ${sqlString(metricOf.get(f.key)!)})`).join(', ');
+    await engine.run(sql('rollup', { files: readCsvSql(staged.files.map((f) => f.file), AGG_COLUMNS, { filename: true }), metric_of: mapping }));
+  }
   for (const m of o.metrics) {
-    if (!(await rollup(engine, stager, await listMetricFiles(o.store, level.source, m.name)))) {
-      await out.writeText(level.state(m.name), `${AGGREGATE_HEADER}\n`);
-      await out.writeText(level.public(m.name), `${AGGREGATE_HEADER}\n`);
-      continue;
-    }
-    await out.write(level.state(m.name), sql('rolled_rows', { time: 'first_time' }));
-    if (level.public(m.name) !== level.state(m.name)) {
-      await out.write(level.public(m.name), sql('rolled_rows', { time: String(level.start) }));
+    const targets = level.public(m.name) === level.state(m.name) ? [[level.state(m.name), 'first_time']] : [[level.state(m.name), 'first_time'], [level.public(m.name), String(level.start)]];
+    for (const [key, time] of targets) {
+      if (present.has(m.name)) await out.write(key!, sql('metric_rows', { time: time!, metric: sqlString(m.name) }));
+      else await out.writeText(key!, `${AGGREGATE_HEADER}\n`);
     }
   }
   await stager.cleanup();

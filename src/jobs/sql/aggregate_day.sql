@@ -1,16 +1,14 @@
--- One day of tracking files, reduced to counts and value sums per (tenant, merchant, product, event).
--- Every metric of the day is then a cheap query over this small table (see metric_rows.sql).
+-- One day of tracking files, reduced in a single scan to one column per metric (the measures slot: a
+-- count(*) or sum(value) FILTERed to the metric's events) per (tenant, merchant, product).
 -- A row counts when it has a product and is not a bot; an empty merchant is its own group ('').
 -- `time IS NOT NULL` is not decoration: it makes DuckDB parse every row's time, so a row whose time is
 -- unparseable is rejected and reported instead of being counted (unused columns are never parsed).
-CREATE OR REPLACE TEMP TABLE day_events AS
+CREATE OR REPLACE TEMP TABLE day_metrics AS
 SELECT
   tenantid,
-  coalesce(merchantid, '') AS merchantid,
+  nullif(coalesce(merchantid, ''), '') AS merchantid,
   productid,
-  event,
-  count(*) AS n,
-  sum(value) AS total
+  {{measures}}
 FROM {{tracks}}
 WHERE time IS NOT NULL
   AND tenantid IS NOT NULL

@@ -1,0 +1,82 @@
+/** One contract, every ObjectStore: the same suite runs against the local folder and against S3 (s3rver). */
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { LocalStore } from '../src/storage/local.js';
+import type { ObjectStore } from '../src/storage/store.js';
+import { tempDir } from './helpers.js';
+import { TestS3 } from './s3server.js';
+
+function contract(name: string, open: () => Promise<{ store: ObjectStore; close: () => Promise<void> }>) {
+  describe(`ObjectStore contract: ${name}`, () => {
+    let store: ObjectStore;
+    let close: () => Promise<void>;
+    before(async () => ({ store, close } = await open()));
+    after(() => close());
+
+    it('returns what was put, bytes for bytes, and undefined for a missing key', async () => {
+      const bytes = Buffer.from([0, 1, 2, 255, 0x0a, 0xc3, 0xa9]);
+      await store.put('a/b/bin.dat', bytes);
+      await store.put('a/b/text.csv', 'time,é\n1,"x,y"\n');
+      assert.deepEqual(await store.get('a/b/bin.dat'), bytes);
+      assert.equal((await store.get('a/b/text.csv'))!.toString('utf8'), 'time,é\n1,"x,y"\n');
+      assert.equal(await store.get('a/b/missing.csv'), undefined);
+    });
+
+    it('overwrites a key whole', async () => {
+      await store.put('over/x.csv', 'first version, longer\n');
+      await store.put('over/x.csv', 'second\n');
+      assert.equal((await store.get('over/x.csv'))!.toString(), 'second\n');
+    });
+
+    it('lists keys under a prefix in key order, with sizes and an etag that changes with the content', async () => {
+      await store.put('tracks/2026/01/02/n-2.csv', 'bb');
+      await store.put('tracks/2026/01/02/n-1.csv', 'a');
+      await store.put('tracks/2026/01/03/n-1.csv', 'ccc');
+      await store.put('tracks/2026/01/020/odd.csv', 'x');
+      const listed = await store.list('tracks/2026/01/02/');
+      assert.deepEqual(listed.map((o) => [o.key, o.size]), [['tracks/2026/01/02/n-1.csv', 1], ['tracks/2026/01/02/n-2.csv', 2]]);
+      const before = listed[0]!.etag;
+      await new Promise((r) => setTimeout(r, 20));
+      await store.put('tracks/2026/01/02/n-1.csv', 'z');
+      const after = (await store.list('tracks/2026/01/02/n-1'))[0]!;
+      assert.notEqual(after.etag, before);
+      assert.deepEqual((await store.list('tracks/2026/01/')).map((o) => o.key), ['tracks/2026/01/02/n-1.csv', 'tracks/2026/01/02/n-2.csv', 'tracks/2026/01/020/odd.csv', 'tracks/2026/01/03/n-1.csv']);
+      assert.deepEqual(await store.list('nothing/here/'), []);
+    });
+
+    it('lists past 1000 keys (S3 pages its listings)', async () => {
+      await Promise.all(Array.from({ length: 1010 }, (_, i) => store.put(`many/k-${String(i).padStart(5, '0')}.csv`, 'x')));
+      const keys = (await store.list('many/')).map((o) => o.key);
+      assert.equal(keys.length, 1010);
+      assert.equal(keys[1009], 'many/k-01009.csv');
+    });
+
+    it('deletes, and deleting a missing key is not an error', async () => {
+      await store.put('del/x.csv', 'x');
+      await store.delete('del/x.csv');
+      await store.delete('del/never.csv');
+      assert.equal(await store.get('del/x.csv'), undefined);
+      assert.deepEqual(await store.list('del/'), []);
+    });
+
+    it('stores a large object (multipart on S3)', async () => {
+      const big = Buffer.alloc(20 * 1024 * 1024, 'abcdefghij');
+      await store.put('big/object.csv', big);
+      assert.ok((await store.get('big/object.csv'))!.equals(big));
+      assert.equal((await store.list('big/'))[0]!.size, big.length);
+    });
+
+    it('refuses keys that could escape the root', async () => {
+      await assert.rejects(store.put('../escape.csv', 'x'), /invalid object key/);
+      await assert.rejects(store.put('/abs.csv', 'x'), /invalid object key/);
+      await assert.rejects(store.put('a//b.csv', 'x'), /invalid object key/);
+    });
+  });
+}
+
+contract('local folder', async () => ({ store: new LocalStore(path.join(tempDir('store'), 'root')), close: async () => {} }));
+contract('S3 (s3rver on loopback)', async () => {
+  const s3 = await TestS3.start();
+  return { store: s3.store('some/prefix'), close: () => s3.down() };
+});
