@@ -1,10 +1,12 @@
 /** A real S3-protocol server (s3rver) on loopback, started by the tests themselves; stoppable for outage tests. */
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
-import S3rver from 's3rver';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { S3Store } from '../src/storage/s3.js';
 import { tempDir } from './helpers.js';
 
-export const S3_ENV = { AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: 'S3RVER', AWS_REGION: 'us-east-1', TRACKLAKE_S3_FORCE_PATH_STYLE: 'true' };
+const MAIN = path.join(path.dirname(fileURLToPath(import.meta.url)), 's3rver-main.js');
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve) => {
@@ -17,7 +19,7 @@ export async function freePort(): Promise<number> {
 }
 
 export class TestS3 {
-  private server: S3rver | undefined;
+  private proc: ChildProcess | undefined;
   readonly directory = tempDir('s3rver');
   constructor(readonly port: number, readonly bucket = 'tracklake-test') {}
 
@@ -33,20 +35,31 @@ export class TestS3 {
 
   /** (Re)starts the server on the same port and folder: objects written before an outage are still there. */
   async up(): Promise<void> {
-    this.server = new S3rver({ port: this.port, address: '127.0.0.1', silent: true, directory: this.directory, configureBuckets: [{ name: this.bucket, configs: [] }] });
-    await this.server.run();
+    const proc = spawn(process.execPath, ['--openssl-legacy-provider', MAIN, String(this.port), this.directory, this.bucket], { stdio: ['ignore', 'pipe', 'inherit'] });
+    this.proc = proc;
+    await new Promise<void>((resolve, reject) => {
+      proc.stdout!.once('data', () => resolve());
+      proc.once('exit', (code) => reject(new Error(`s3rver exited ${code}`)));
+    });
   }
 
+  /** Stops the server abruptly (an outage). */
   async down(): Promise<void> {
-    await this.server?.close();
-    this.server = undefined;
+    const proc = this.proc;
+    this.proc = undefined;
+    if (!proc || proc.exitCode !== null) return;
+    await new Promise<void>((resolve) => {
+      proc.once('exit', () => resolve());
+      proc.kill('SIGKILL');
+    });
   }
 
   store(prefix = ''): S3Store {
     return new S3Store({ bucket: this.bucket, prefix, endpoint: this.endpoint, forcePathStyle: true, region: 'us-east-1', credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } });
   }
 
+  /** The environment a collector child process needs to reach it. */
   env(): Record<string, string> {
-    return { ...S3_ENV, AWS_ENDPOINT_URL: this.endpoint };
+    return { AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: 'S3RVER', AWS_REGION: 'us-east-1', TRACKLAKE_S3_FORCE_PATH_STYLE: 'true', AWS_ENDPOINT_URL: this.endpoint };
   }
 }

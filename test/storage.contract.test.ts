@@ -46,7 +46,10 @@ function contract(name: string, open: () => Promise<{ store: ObjectStore; close:
     });
 
     it('lists past 1000 keys (S3 pages its listings)', async () => {
-      await Promise.all(Array.from({ length: 1010 }, (_, i) => store.put(`many/k-${String(i).padStart(5, '0')}.csv`, 'x')));
+      // 50 at a time: s3rver (the test server, not the code under test) fails under a thousand parallel writes.
+      for (let i = 0; i < 1010; i += 50) {
+        await Promise.all(Array.from({ length: Math.min(50, 1010 - i) }, (_, j) => store.put(`many/k-${String(i + j).padStart(5, '0')}.csv`, 'x')));
+      }
       const keys = (await store.list('many/')).map((o) => o.key);
       assert.equal(keys.length, 1010);
       assert.equal(keys[1009], 'many/k-01009.csv');

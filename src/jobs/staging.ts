@@ -63,9 +63,13 @@ export class Stager {
   async objects(inputs: ObjectInfo[], header: string): Promise<StagedPartition> {
     const files: StagedFile[] = [];
     const skipped: SkippedFile[] = [];
-    for (const o of inputs) {
-      const file = await this.localFile(o);
-      const first = await firstLine(file).catch(() => '');
+    const checked = await Promise.all(
+      inputs.map(async (o) => {
+        const file = await this.localFile(o);
+        return { o, file, first: await firstLine(file).catch(() => '') };
+      }),
+    );
+    for (const { o, file, first } of checked) {
       if (first !== header) skipped.push({ key: o.key, reason: `header is not "${header.slice(0, 60)}…"` });
       else files.push({ ...o, file });
     }

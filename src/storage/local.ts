@@ -64,17 +64,20 @@ export class LocalStore implements ObjectStore {
         if ((e as NodeJS.ErrnoException).code === 'ENOENT' || (e as NodeJS.ErrnoException).code === 'ENOTDIR') return;
         throw e;
       }
-      for (const ent of entries) {
-        if (ent.name.startsWith(TMP_PREFIX)) continue;
-        const key = rel === '' ? ent.name : `${rel}/${ent.name}`;
-        if (ent.isDirectory()) {
-          if (key.startsWith(prefix) || prefix.startsWith(`${key}/`)) await walk(key);
-        } else if (ent.isFile() && key.startsWith(prefix)) {
-          const st = await fs.stat(path.join(this.location, key));
-          const etag = createHash('sha1').update(`${st.size}:${st.mtimeMs}:${st.ino}`).digest('hex').slice(0, 16);
-          out.push({ key, size: st.size, etag });
-        }
-      }
+      // Folders and stats in parallel: a month of aggregates is a few hundred small files.
+      await Promise.all(
+        entries.map(async (ent) => {
+          if (ent.name.startsWith(TMP_PREFIX)) return;
+          const key = rel === '' ? ent.name : `${rel}/${ent.name}`;
+          if (ent.isDirectory()) {
+            if (key.startsWith(prefix) || prefix.startsWith(`${key}/`)) await walk(key);
+          } else if (ent.isFile() && key.startsWith(prefix)) {
+            const st = await fs.stat(path.join(this.location, key));
+            const etag = createHash('sha1').update(`${st.size}:${st.mtimeMs}:${st.ino}`).digest('hex').slice(0, 16);
+            out.push({ key, size: st.size, etag });
+          }
+        }),
+      );
     };
     await walk(base);
     return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
