@@ -54,10 +54,10 @@ export async function openIngest(config: Config, deps: { store: ObjectStore; clo
     shipper: s,
     metrics,
     readiness() {
-      const recent = s.lastSuccessAt !== undefined && deps.clock.now() - s.lastSuccessAt < Math.max(3 * config.flushIntervalMs, 120_000);
-      const storageOk = recent || (s.lastError === undefined && wal.sealed().length === 0);
+      const storageOk = s.storageHealthy;
       const underBudget = wal.bufferedBytes <= config.maxBufferBytes;
-      return { ready: storageOk && underBudget, checks: { log: underBudget ? true : 'over --max-buffer-bytes', storage: storageOk ? true : (s.lastError ?? 'no recent upload') } };
+      const log = !wal.writable ? 'not writable' : underBudget ? true : 'over --max-buffer-bytes';
+      return { ready: storageOk && log === true, checks: { log, storage: storageOk ? true : (s.lastError ?? 'no recent upload') } };
     },
     async close() {
       clearInterval(pruneTimer);

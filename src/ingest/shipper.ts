@@ -67,8 +67,9 @@ export class Shipper {
   private again = false;
   private stopping = false;
   private wake: (() => void) | undefined;
-  /** Time of the last successful storage write, for /ready. */
+  /** Time of the last successful storage write and of the last failed one, for /ready. */
   lastSuccessAt: number | undefined;
+  lastFailureAt: number | undefined;
   lastError: string | undefined;
   private oldestPendingAt: number | undefined;
 
@@ -108,6 +109,7 @@ export class Shipper {
         } catch (e) {
           this.o.metrics.uploadFailures.inc();
           this.lastError = (e as Error).message;
+          this.lastFailureAt = this.o.clock.now();
           this.o.logger.warn({ err: (e as Error).message, segment: seq, attempt }, 'upload failed; will retry');
           if (this.stopping && attempt >= 2) throw e;
           await this.sleep(this.backoff(attempt++));
@@ -154,6 +156,11 @@ export class Shipper {
     this.o.metrics.logBytes.set(this.o.wal.bufferedBytes);
     this.o.metrics.backlog.set(this.o.wal.sealed().length);
     this.o.metrics.lagSeconds.set(this.oldestPendingAt === undefined ? 0 : Math.max(0, (this.o.clock.now() - this.oldestPendingAt) / 1000));
+  }
+
+  /** Storage is healthy unless its latest write failed. */
+  get storageHealthy(): boolean {
+    return this.lastFailureAt === undefined || (this.lastSuccessAt !== undefined && this.lastSuccessAt >= this.lastFailureAt);
   }
 
   /** Stops the timer, then ships everything; gives up (leaving the log for the next start) after timeoutMs. */

@@ -122,6 +122,11 @@ export class WriteAheadLog {
     this.fullSignalled = false;
   }
 
+  /** False once a write failed and could not be undone: the log refuses appends until restarted. */
+  get writable(): boolean {
+    return this.broken === undefined;
+  }
+
   /** Bytes held locally that are not yet released: the buffer that --max-buffer-bytes bounds. */
   get bufferedBytes(): number {
     let n = this.activeBytes;
