@@ -63,6 +63,25 @@ export interface RunReport {
   skippedFiles: Array<{ key: string; reason: string }>;
 }
 
+const MAX_LISTED_BAD_ROWS = 100;
+
+/**
+ * The malformed rows DuckDB set aside in `rejectsTable` while reading `files` (see readCsvSql), one entry
+ * per bad line with its object key; the table is dropped afterwards.
+ */
+export async function collectRejects(engine: Engine, rejectsTable: string, files: Array<{ key: string; file: string }>): Promise<Pick<RunReport, 'badRows' | 'badRowCount'>> {
+  if (files.length === 0) return { badRows: [], badRowCount: 0 };
+  const bad = await engine.all<{ file_path: string; line: bigint; error_message: string }>(
+    `SELECT s.file_path, r.line, min(r.error_message) AS error_message FROM ${rejectsTable} r JOIN ${rejectsTable}_scans s USING (scan_id, file_id) GROUP BY ALL ORDER BY s.file_path, r.line`,
+  );
+  await engine.run(`DROP TABLE IF EXISTS ${rejectsTable}; DROP TABLE IF EXISTS ${rejectsTable}_scans`);
+  const keyOf = new Map(files.map((f) => [f.file, f.key]));
+  return {
+    badRowCount: bad.length,
+    badRows: bad.slice(0, MAX_LISTED_BAD_ROWS).map((b) => ({ key: keyOf.get(b.file_path) ?? b.file_path, line: Number(b.line), error: b.error_message })),
+  };
+}
+
 export async function readManifest(store: ObjectStore, key: string): Promise<Manifest | undefined> {
   const body = await store.get(key);
   if (!body) return undefined;

@@ -25,3 +25,14 @@ export function readCsvSql(files: readonly string[], columns: Record<string, str
 }
 
 export const readTracksSql = (files: readonly string[], rejectsTable?: string) => readCsvSql(files, TYPES, { rejectsTable });
+
+/** read_csv over the files, or an empty relation of the same columns when there are none. */
+export function relationSql(files: readonly string[], columns: Record<string, string>, opts: { rejectsTable?: string } = {}): string {
+  if (files.length > 0) return readCsvSql(files, columns, opts);
+  const nulls = Object.entries(columns).map(([k, t]) => `NULL::${t} AS "${k}"`);
+  return `(SELECT ${nulls.join(', ')} WHERE false)`;
+}
+
+export const TRACK_TYPES: Readonly<Record<TrackColumn, string>> = TYPES;
+export const IDENTITY_TYPES = { time: 'BIGINT', tenantid: 'VARCHAR', deviceid: 'VARCHAR', accountid: 'VARCHAR', previousid: 'VARCHAR' } as const;
+export const IDENTITY_HEADER = Object.keys(IDENTITY_TYPES).join(',');

@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 import { dayPath, dayStartMs } from '../../lib/dates.js';
 import type { ObjectInfo, ObjectStore } from '../../storage/store.js';
 import { Engine, sql, sqlString } from '../engine.js';
-import { manifestBody, Outputs, readManifest, sameInputs, type BadRow, type RunReport } from '../outputs.js';
+import { collectRejects, manifestBody, Outputs, readManifest, sameInputs, type RunReport } from '../outputs.js';
 import { Stager } from '../staging.js';
 import { readCsvSql, readTracksSql, TRACK_HEADER } from '../tracks.js';
 import { AGGREGATE_HEADER, metricFingerprint, type MetricDef } from './metrics.js';
@@ -40,7 +40,6 @@ export interface AggregateRun {
   filesWritten: number;
 }
 
-const MAX_LISTED_BAD_ROWS = 100;
 const AGG_COLUMNS = { time: 'BIGINT', tenantid: 'VARCHAR', merchantid: 'VARCHAR', productid: 'VARCHAR', value: 'DOUBLE' };
 
 export const paths = {
@@ -122,13 +121,7 @@ async function computeDay(engine: Engine, day: string, files: Array<{ key: strin
   for (const m of metrics) {
     await out.write(paths.daily(day, m.name), sql('day_metric_rows', { column: column(m), time: String(start) }));
   }
-  const bad = await engine.all<{ file_path: string; line: bigint; error_message: string }>(
-    `SELECT s.file_path, r.line, min(r.error_message) AS error_message FROM ${rejects} r JOIN ${rejects}_scans s USING (scan_id, file_id) GROUP BY ALL ORDER BY s.file_path, r.line`,
-  );
-  const keyOf = new Map(files.map((f) => [f.file, f.key]));
-  report.badRowCount = bad.length;
-  report.badRows = bad.slice(0, MAX_LISTED_BAD_ROWS).map((b): BadRow => ({ key: keyOf.get(b.file_path) ?? b.file_path, line: Number(b.line), error: b.error_message }));
-  await engine.run(`DROP TABLE IF EXISTS ${rejects}; DROP TABLE IF EXISTS ${rejects}_scans`);
+  Object.assign(report, await collectRejects(engine, rejects, files));
   return report;
 }
 

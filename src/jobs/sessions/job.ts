@@ -1,0 +1,181 @@
+/**
+ * Track analysis (seed 000, after Segment's Looker block for tracks): identity stitching into an alias map,
+ * sessions cut by inactivity, track facts carrying session and user keys, session facts and user facts.
+ *
+ * A run first brings the alias map up to date from every day in its range, then sessionizes each day
+ * over a three-day window (the day and its neighbours: sessions are capped at 24 hours, so nothing further
+ * can matter). A day is recomputed when its window's tracking files changed, when the alias map now maps
+ * one of its devices elsewhere (a device linked to an account for the first time), or on --force/--rebuild.
+ * The staging, manifests, atomic writes and bad-row handling are the aggregate job's.
+ */
+import type { Logger } from 'pino';
+import { addDays, dayPath, dayStartMs, daysBetween } from '../../lib/dates.js';
+import type { ObjectInfo, ObjectStore } from '../../storage/store.js';
+import { TRACK_COLUMNS } from '../../tracking/columns.js';
+import { Engine, sql, sqlString } from '../engine.js';
+import { collectRejects, manifestBody, Outputs, readManifest, sameInputs, type RunReport } from '../outputs.js';
+import { Stager } from '../staging.js';
+import { IDENTITY_HEADER, IDENTITY_TYPES, relationSql, TRACK_HEADER, TRACK_TYPES } from '../tracks.js';
+
+export const ALIAS_COLUMNS = ['tenantid', 'deviceid', 'userid', 'time'] as const;
+export const SESSION_COLUMNS = ['session_id', 'tenantid', 'userid', 'deviceid', 'start', 'end', 'duration', 'events', 'views', 'shares', 'chats', 'orders', 'page', 'url', 'referer', 'source', 'devicetype', 'bounce'] as const;
+export const TRACK_FACT_COLUMNS = [...TRACK_COLUMNS, 'userid', 'session_id', 'sequence'] as const;
+export const USER_FACT_COLUMNS = ['tenantid', 'userid', 'first_seen', 'last_seen', 'sessions', 'events', 'devices'] as const;
+
+const STATE_TYPES = { day: 'VARCHAR', kind: 'VARCHAR', tenantid: 'VARCHAR', userid: 'VARCHAR', deviceid: 'VARCHAR', first_seen: 'BIGINT', last_seen: 'BIGINT', events: 'BIGINT', sessions: 'BIGINT' };
+const ALIAS_TYPES = { tenantid: 'VARCHAR', deviceid: 'VARCHAR', userid: 'VARCHAR', time: 'BIGINT' };
+
+export const sessionPaths = {
+  aliasMap: 'aliases/alias_map.csv',
+  sessions: (day: string) => `sessions/${dayPath(day)}/sessions.csv`,
+  trackFacts: (day: string) => `track_facts/${dayPath(day)}/track_facts.csv`,
+  state: (day: string) => `sessions/_state/${dayPath(day)}/state.csv`,
+  manifest: (day: string) => `sessions/_state/${dayPath(day)}/manifest.json`,
+  userFacts: 'users/user_facts.csv',
+};
+
+export interface SessionOptions {
+  store: ObjectStore;
+  logger: Logger;
+  inactivityMinutes: number;
+  includeBots: boolean;
+  /** Days before the newest day of the run checked for alias changes. */
+  lookbackDays: number;
+  force?: boolean;
+  /** Rebuild the alias map from scratch (with every day of the run) instead of extending it. */
+  rebuildAliases?: boolean;
+  tmpDir?: string;
+  onProgress?: (done: number, total: number, day: string) => void;
+}
+
+export interface SessionRun {
+  computed: string[];
+  unchanged: string[];
+  aliasChanged: string[];
+  aliases: number;
+  filesWritten: number;
+  report: RunReport;
+}
+
+// A total order of a user's events, so idle times, sessions and sequence numbers never depend on file order.
+const ORDER = ['time', 'event', 'deviceid', 'accountid', 'productid', 'merchantid', 'correlationid', 'page', 'url', 'referer', 'ua', 'ip', 'value', 'impressions', 'devicetype', 'source', 'long', 'lat']
+  .map((c) => `"${c}" NULLS FIRST`)
+  .join(', ');
+
+const definitionOf = (o: SessionOptions) => JSON.stringify({ v: 1, inactivityMinutes: o.inactivityMinutes, includeBots: o.includeBots });
+const botFilter = (o: SessionOptions, alias = '') => (o.includeBots ? '' : `AND ${alias}bot IS DISTINCT FROM true`);
+
+async function listCsv(store: ObjectStore, prefix: string): Promise<ObjectInfo[]> {
+  return (await store.list(prefix)).filter((x) => x.key.endsWith('.csv'));
+}
+
+/** The tracking files a day's results depend on: its own and its two neighbours'. */
+async function windowInputs(store: ObjectStore, day: string): Promise<ObjectInfo[]> {
+  const out: ObjectInfo[] = [];
+  for (const d of [addDays(day, -1), day, addDays(day, 1)]) out.push(...(await listCsv(store, `tracks/${dayPath(d)}/`)));
+  return out;
+}
+
+/** Days of the window that have tracking files and no results yet, or whose window inputs changed. */
+export async function staleSessionDays(store: ObjectStore, days: readonly string[], o: SessionOptions): Promise<string[]> {
+  const out: string[] = [];
+  for (const day of days) {
+    const manifest = await readManifest(store, sessionPaths.manifest(day));
+    const inputs = await windowInputs(store, day);
+    if (!manifest) {
+      if ((await listCsv(store, `tracks/${dayPath(day)}/`)).length > 0) out.push(day);
+    } else if (manifest.definition !== definitionOf(o) || !sameInputs(manifest.inputs, inputs)) out.push(day);
+  }
+  return out;
+}
+
+export async function runSessions(days: readonly string[], o: SessionOptions): Promise<SessionRun> {
+  const engine = await Engine.open({ tempDir: o.tmpDir });
+  const stager = new Stager(o.store, o.tmpDir);
+  const out = new Outputs(engine, o.store, o.tmpDir);
+  const run: SessionRun = { computed: [], unchanged: [], aliasChanged: [], aliases: 0, filesWritten: 0, report: { badRows: [], badRowCount: 0, skippedFiles: [] } };
+  try {
+    // 1. The alias map, from every day of the run (and the map as it stood, unless rebuilding).
+    const linkTracks = await stager.objects((await Promise.all(days.map((d) => listCsv(o.store, `tracks/${dayPath(d)}/`)))).flat(), TRACK_HEADER);
+    const identities = await stager.objects((await Promise.all(days.map((d) => listCsv(o.store, `identities/${dayPath(d)}/`)))).flat(), IDENTITY_HEADER);
+    const previousInfo = o.rebuildAliases ? [] : (await o.store.list(sessionPaths.aliasMap)).filter((x) => x.key === sessionPaths.aliasMap);
+    const previous = await stager.objects(previousInfo, ALIAS_COLUMNS.join(','));
+    run.report.skippedFiles.push(...linkTracks.skipped, ...identities.skipped, ...previous.skipped);
+    await engine.run(
+      sql('alias_map', {
+        tracks: relationSql(linkTracks.files.map((f) => f.file), TRACK_TYPES),
+        identities: relationSql(identities.files.map((f) => f.file), IDENTITY_TYPES),
+        previous: relationSql(previous.files.map((f) => f.file), ALIAS_TYPES),
+        bot_filter: botFilter(o),
+      }),
+    );
+    await out.write(sessionPaths.aliasMap, 'SELECT tenantid, deviceid, userid, time FROM alias_map ORDER BY tenantid, deviceid');
+    run.aliases = Number((await engine.all<{ n: bigint }>('SELECT count(*) AS n FROM alias_map'))[0]!.n);
+    await stager.cleanup();
+
+    // 2. Which days to compute: asked and stale (or forced), plus days the new links change.
+    const asked = o.force ? [...days] : await staleSessionDays(o.store, days, o);
+    const newest = [...days].sort().at(-1);
+    run.aliasChanged = newest ? await aliasChangedDays(engine, stager, o, addDays(newest, -o.lookbackDays), newest) : [];
+    const todo = [...new Set([...asked, ...run.aliasChanged])].sort();
+    run.unchanged = days.filter((d) => !todo.includes(d));
+
+    // 3. Each day over its three-day window.
+    for (const [i, day] of todo.entries()) {
+      const inputs = await windowInputs(o.store, day);
+      const staged = await stager.objects(inputs, TRACK_HEADER);
+      const report = await computeDay(engine, day, staged.files, o, out, i);
+      report.skippedFiles = staged.skipped;
+      await out.writeText(sessionPaths.manifest(day), manifestBody(definitionOf(o), inputs, report));
+      await stager.cleanup();
+      run.computed.push(day);
+      run.report.badRowCount += report.badRowCount;
+      run.report.badRows.push(...report.badRows);
+      run.report.skippedFiles.push(...report.skippedFiles);
+      o.onProgress?.(i + 1, todo.length, day);
+    }
+
+    // 4. User facts from every day's small state file.
+    if (todo.length > 0) {
+      const states = await stager.objects((await o.store.list('sessions/_state/')).filter((x) => x.key.endsWith('/state.csv')), Object.keys(STATE_TYPES).join(','));
+      await out.write(sessionPaths.userFacts, sql('user_facts', { states: relationSql(states.files.map((f) => f.file), STATE_TYPES) }));
+      await stager.cleanup();
+    }
+    run.filesWritten = out.written;
+    return run;
+  } finally {
+    await stager.cleanup();
+    await out.close();
+    engine.close();
+  }
+}
+
+/** Days in [from, to] whose devices the current alias map now maps to another user. */
+async function aliasChangedDays(engine: Engine, stager: Stager, o: SessionOptions, from: string, to: string): Promise<string[]> {
+  const keys = new Set(daysBetween(from, to).map(sessionPaths.state));
+  const infos = (await o.store.list('sessions/_state/')).filter((x) => keys.has(x.key));
+  const staged = await stager.objects(infos, Object.keys(STATE_TYPES).join(','));
+  if (staged.files.length === 0) return [];
+  const rows = await engine.all<{ day: string }>(sql('alias_changes', { states: relationSql(staged.files.map((f) => f.file), STATE_TYPES) }));
+  await stager.cleanup();
+  return rows.map((r) => r.day);
+}
+
+async function computeDay(engine: Engine, day: string, files: Array<{ key: string; file: string }>, o: SessionOptions, out: Outputs, n: number): Promise<RunReport> {
+  const report: RunReport = { badRows: [], badRowCount: 0, skippedFiles: [] };
+  const rejects = `session_rejects_${n}`;
+  await engine.run(
+    sql('sessionize', {
+      tracks: relationSql(files.map((f) => f.file), TRACK_TYPES, { rejectsTable: rejects }),
+      order: ORDER,
+      inactivity_ms: String(Math.round(o.inactivityMinutes * 60_000)),
+      bot_filter: botFilter(o, 't.'),
+    }),
+  );
+  const bounds = { day_start: String(dayStartMs(day)), day_end: String(dayStartMs(addDays(day, 1))) };
+  await out.write(sessionPaths.trackFacts(day), sql('track_fact_rows', { ...bounds, columns: TRACK_COLUMNS.map((c) => `"${c}"`).join(', ') }));
+  await out.write(sessionPaths.sessions(day), sql('session_rows', bounds));
+  await out.write(sessionPaths.state(day), sql('session_state_rows', { ...bounds, day: sqlString(day) }));
+  Object.assign(report, await collectRejects(engine, rejects, files));
+  return report;
+}
