@@ -4,7 +4,14 @@ import { Command, Option } from 'commander';
 import { aggregateCommand } from './aggregate.js';
 import { configFromOptions, intArg, makeLogger, run } from './common.js';
 import { serve } from './serve.js';
+import { funnelCommand, sessionsCommand } from './sessions.js';
 import { simulate } from './simulate.js';
+
+// `tracklake funnel … | head` closes our stdout early: that is the reader's choice, not an error.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code === 'EPIPE') process.exit(0);
+  throw e;
+});
 
 const program = new Command('tracklake').description('Segment-compatible event collection into your own bucket').showHelpAfterError();
 
@@ -64,6 +71,47 @@ program
     run(async () => {
       const r = await simulate({ ...o, endMs: Date.now() });
       return r.failed > 0 ? 1 : 0;
+    }),
+  );
+
+program
+  .command('sessions')
+  .description('track analysis: alias map, sessions, track facts, user facts')
+  .option('--config <file>', 'JSON config file (env TRACKLAKE_CONFIG)')
+  .option('--storage <where>', 'local folder or s3://bucket/prefix (default ./data)')
+  .option('--date <YYYY-MM-DD>', 'analyse this day')
+  .option('--from <YYYY-MM-DD>', 'first day of a range')
+  .option('--to <YYYY-MM-DD>', 'last day of a range')
+  .option('--pending', 'the nightly catch-up: yesterday and every changed day of the lookback window')
+  .option('--today <YYYY-MM-DD>', 'with --pending: the date to count back from (default: today, UTC)')
+  .option('--rebuild', 'recompute everything, the alias map included')
+  .option('--force', 'recompute the chosen days even when their input is unchanged')
+  .option('--inactivity-minutes <n>', 'idle minutes that end a session (default 30)')
+  .option('--lookback-days <n>', 'days checked for newly linked devices (default 35)')
+  .option('--log-level <level>', 'log level (default info)')
+  .action((o: Record<string, unknown>) =>
+    run(() => {
+      const { date, from, to, pending, today, force, rebuild, ...settings } = o;
+      const config = configFromOptions(settings, process.env);
+      return sessionsCommand(config, { date, from, to, pending, today, force, rebuild } as Parameters<typeof sessionsCommand>[1], makeLogger(config.logLevel));
+    }),
+  );
+
+program
+  .command('funnel')
+  .description("contingent funnel (or event flow) over the track facts of a range of days")
+  .option('--config <file>', 'JSON config file (env TRACKLAKE_CONFIG)')
+  .option('--storage <where>', 'local folder or s3://bucket/prefix (default ./data)')
+  .requiredOption('--from <YYYY-MM-DD>', 'first day')
+  .requiredOption('--to <YYYY-MM-DD>', 'last day')
+  .option('--steps <events>', 'comma-separated steps, e.g. "load,view,chat,order"')
+  .option('--flow <event>', 'instead of a funnel: what sessions did next after this event (4 steps deep)')
+  .option('--tenant <id>', 'one tenant only')
+  .option('--json', 'print JSON')
+  .action((o: Record<string, unknown>) =>
+    run(() => {
+      const { from, to, steps, flow, tenant, json, ...settings } = o;
+      return funnelCommand(configFromOptions(settings, process.env), { from, to, steps, flow, tenant, json } as Parameters<typeof funnelCommand>[1]);
     }),
   );
 

@@ -7,6 +7,7 @@ import { systemClock } from '../lib/clock.js';
 import { openStore } from '../storage/open.js';
 import { startNightly } from '../jobs/scheduler.js';
 import { aggregateTask } from './aggregate.js';
+import { sessionsTask } from './sessions.js';
 import { makeLogger } from './common.js';
 
 export async function serve(config: Config): Promise<number> {
@@ -15,7 +16,7 @@ export async function serve(config: Config): Promise<number> {
   const node = await openIngest(config, { store, clock: systemClock, logger });
   const app = await buildServer({ config, collector: node.collector, metrics: node.metrics, logger, readiness: node.readiness });
   const nightly = config.scheduler
-    ? startNightly({ time: config.scheduleTime, timezone: config.timezone, clock: systemClock, logger, tasks: [aggregateTask(config, store, logger)] })
+    ? startNightly({ time: config.scheduleTime, timezone: config.timezone, clock: systemClock, logger, tasks: [aggregateTask(config, store, logger), sessionsTask(config, store, logger)] })
     : undefined;
   if (nightly) logger.info({ at: config.scheduleTime, timezone: config.timezone, next: nightly.nextRun()?.toISOString() }, 'nightly jobs scheduled');
   const address = await app.listen({ port: config.port, host: config.host });

@@ -67,6 +67,10 @@ export const configSchema = z.strictObject({
     }, 'an IANA time zone such as UTC or Europe/Paris')
     .default('UTC'),
   scheduler: z.boolean().default(true),
+  /** Track analysis: a session ends after this many idle minutes. */
+  inactivityMinutes: z.coerce.number().positive().max(24 * 60).default(30),
+  /** Track analysis: let bot rows take part (they are excluded by default). */
+  sessionsIncludeBots: z.boolean().default(false),
   /** Days the nightly run looks back for changed or missing days. */
   lookbackDays: z.coerce.number().int().min(1).max(3660).default(35),
 });
@@ -96,6 +100,8 @@ const ENV: Record<string, keyof z.infer<typeof configSchema>> = {
   TRACKLAKE_TIMEZONE: 'timezone',
   TRACKLAKE_SCHEDULER: 'scheduler',
   TRACKLAKE_LOOKBACK_DAYS: 'lookbackDays',
+  TRACKLAKE_INACTIVITY_MINUTES: 'inactivityMinutes',
+  TRACKLAKE_SESSIONS_INCLUDE_BOTS: 'sessionsIncludeBots',
 };
 
 /** "key1=tenantA,key2=tenantB" → {key1: "tenantA", key2: "tenantB"}. */
@@ -116,7 +122,7 @@ const BOOL: Record<string, boolean> = { true: true, '1': true, yes: true, false:
 function envValue(name: string, setting: string, raw: string): unknown {
   if (setting === 'sources') return parseSources(raw, name);
   if (setting === 'corsOrigins') return raw.split(',').map((s) => s.trim()).filter(Boolean);
-  if (setting === 'trustProxy' || setting === 'scheduler' || setting === 's3ForcePathStyle') {
+  if (setting === 'trustProxy' || setting === 'scheduler' || setting === 's3ForcePathStyle' || setting === 'sessionsIncludeBots') {
     const b = BOOL[raw.trim().toLowerCase()];
     if (b === undefined) throw new ConfigError(name, `"${raw}" is not true or false`);
     return b;

@@ -1,0 +1,58 @@
+/** Funnels and event flows over the track facts of a range of days. */
+import { daysBetween } from '../../lib/dates.js';
+import type { ObjectStore } from '../../storage/store.js';
+import { Engine, sql, sqlString } from '../engine.js';
+import { Stager } from '../staging.js';
+import { readCsvSql, relationSql, TRACK_TYPES } from '../tracks.js';
+import { sessionPaths, TRACK_FACT_COLUMNS } from './job.js';
+
+const FACT_TYPES = { ...TRACK_TYPES, userid: 'VARCHAR', session_id: 'VARCHAR', sequence: 'BIGINT' };
+
+export interface FunnelStep {
+  step: string;
+  sessions: number;
+  /** Sessions reaching this step / sessions reaching the first, 0..1. */
+  conversion: number;
+}
+
+async function withFacts<T>(store: ObjectStore, from: string, to: string, body: (engine: Engine, facts: string) => Promise<T>): Promise<T> {
+  const engine = await Engine.open();
+  const stager = new Stager(store);
+  try {
+    const keys = new Set(daysBetween(from, to).map(sessionPaths.trackFacts));
+    const infos = (await store.list('track_facts/')).filter((x) => keys.has(x.key));
+    const staged = await stager.objects(infos, TRACK_FACT_COLUMNS.join(','));
+    const facts = staged.files.length > 0 ? readCsvSql(staged.files.map((f) => f.file), FACT_TYPES) : relationSql([], FACT_TYPES);
+    return await body(engine, facts);
+  } finally {
+    await stager.cleanup();
+    engine.close();
+  }
+}
+
+const tenantFilter = (tenant?: string) => (tenant ? `AND tenantid = ${sqlString(tenant)}` : '');
+
+export async function funnel(store: ObjectStore, o: { from: string; to: string; steps: string[]; tenant?: string }): Promise<FunnelStep[]> {
+  return withFacts(store, o.from, o.to, async (engine, facts) => {
+    const ctes = o.steps.map((step, i) =>
+      i === 0
+        ? `s1 AS (SELECT tenantid, session_id, min(sequence) AS seq FROM facts WHERE event = ${sqlString(step)} GROUP BY ALL)`
+        : `s${i + 1} AS (SELECT f.tenantid, f.session_id, min(f.sequence) AS seq FROM facts AS f JOIN s${i} AS p ON p.tenantid = f.tenantid AND p.session_id = f.session_id AND f.sequence > p.seq WHERE f.event = ${sqlString(step)} GROUP BY ALL)`,
+    );
+    const counts = o.steps.map((_, i) => `(SELECT count(*) FROM s${i + 1}) AS c${i + 1}`).join(', ');
+    const [row] = await engine.all<Record<string, bigint>>(
+      sql('funnel', { facts, events: [...new Set(o.steps)].map(sqlString).join(', '), tenant_filter: tenantFilter(o.tenant), step_ctes: ctes.join(',\n'), counts }),
+    );
+    const n = o.steps.map((_, i) => Number(row![`c${i + 1}`]));
+    return o.steps.map((step, i) => ({ step, sessions: n[i]!, conversion: n[0]! > 0 ? n[i]! / n[0]! : 0 }));
+  });
+}
+
+export async function flow(store: ObjectStore, o: { from: string; to: string; event: string; tenant?: string; depth?: number; limit?: number }): Promise<Array<{ path: string; sessions: number }>> {
+  return withFacts(store, o.from, o.to, async (engine, facts) => {
+    const rows = await engine.all<{ path: string; sessions: bigint }>(
+      sql('flow', { facts, event: sqlString(o.event), tenant_filter: tenantFilter(o.tenant), depth: String(o.depth ?? 4), limit: String(o.limit ?? 20) }),
+    );
+    return rows.map((r) => ({ path: r.path, sessions: Number(r.sessions) }));
+  });
+}
