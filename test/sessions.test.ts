@@ -1,0 +1,221 @@
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { parse } from 'csv-parse/sync';
+import { flow, funnel } from '../src/jobs/sessions/funnel.js';
+import { runSessions, sessionPaths, type SessionOptions } from '../src/jobs/sessions/job.js';
+import { dayOf, dayPath } from '../src/lib/dates.js';
+import { LocalStore } from '../src/storage/local.js';
+import type { ObjectStore } from '../src/storage/store.js';
+import { IDENTITY_COLUMNS, TRACK_COLUMNS } from '../src/tracking/columns.js';
+import { toCsv } from '../src/tracking/csv.js';
+import { silent, tempDir } from './helpers.js';
+
+const MIN = 60_000;
+const T = Date.parse('2026-04-10T08:00:00.000Z');
+
+interface Ev {
+  time: number;
+  device?: string;
+  account?: string;
+  event?: string;
+  bot?: boolean;
+  tenant?: string;
+  page?: string;
+}
+
+async function writeEvents(store: ObjectStore, events: Ev[], name = 'n1-000000000001'): Promise<void> {
+  const byDay = new Map<string, Ev[]>();
+  for (const e of events) byDay.set(dayOf(e.time), [...(byDay.get(dayOf(e.time)) ?? []), e]);
+  for (const [day, evs] of byDay) {
+    const rows = evs.map((e) => TRACK_COLUMNS.map((c) => ({ time: e.time, tenantid: e.tenant ?? 't1', deviceid: e.device ?? null, accountid: e.account ?? null, event: e.event ?? 'view', bot: e.bot ?? false, page: e.page ?? null, devicetype: 'DESKTOP', source: 'DIRECT' } as Record<string, unknown>)[c] ?? null) as Array<string | number | boolean | null>);
+    await store.put(`tracks/${dayPath(day)}/${name}.csv`, toCsv(TRACK_COLUMNS, rows));
+  }
+}
+
+const opts = (store: ObjectStore, over: Partial<SessionOptions> = {}): SessionOptions => ({ store, logger: silent, inactivityMinutes: 30, includeBots: false, lookbackDays: 35, ...over });
+
+async function csv(store: ObjectStore, key: string): Promise<Array<Record<string, string>>> {
+  const body = await store.get(key);
+  return body ? (parse(body.toString('utf8'), { columns: true }) as Array<Record<string, string>>) : [];
+}
+
+/** The independent computation: the block's rules in plain TypeScript. */
+function expectedSessions(events: Ev[], inactivityMs = 30 * MIN): Array<{ user: string; start: number; end: number; events: number }> {
+  const alias = new Map<string, { user: string; time: number }>();
+  for (const e of [...events].sort((a, b) => a.time - b.time)) {
+    if (e.bot || !e.device || !e.account) continue;
+    const cur = alias.get(e.device);
+    if (!cur || e.time < cur.time || (e.time === cur.time && e.account < cur.user)) alias.set(e.device, { user: e.account, time: e.time });
+  }
+  const byUser = new Map<string, number[]>();
+  for (const e of events) {
+    if (e.bot) continue;
+    const user = e.account ?? alias.get(e.device!)?.user ?? e.device!;
+    byUser.set(user, [...(byUser.get(user) ?? []), e.time]);
+  }
+  const out: Array<{ user: string; start: number; end: number; events: number }> = [];
+  for (const [user, times] of byUser) {
+    times.sort((a, b) => a - b);
+    let gapStart = times[0]!;
+    let cur = { user, start: times[0]!, end: times[0]!, events: 1 };
+    for (let i = 1; i < times.length; i++) {
+      const t = times[i]!;
+      const newGap = t - times[i - 1]! > inactivityMs;
+      if (newGap) gapStart = t;
+      if (newGap || Math.floor((t - gapStart) / 86_400_000) !== Math.floor((cur.start - gapStart) / 86_400_000)) {
+        out.push(cur);
+        cur = { user, start: t, end: t, events: 1 };
+      } else {
+        cur.end = t;
+        cur.events++;
+      }
+    }
+    out.push(cur);
+  }
+  return out.sort((a, b) => a.start - b.start || (a.user < b.user ? -1 : 1));
+}
+
+async function actualSessions(store: ObjectStore, days: string[]) {
+  const rows = (await Promise.all(days.map((d) => csv(store, sessionPaths.sessions(d))))).flat();
+  return rows.map((r) => ({ user: r.userid!, start: Number(r.start), end: Number(r.end), events: Number(r.events) })).sort((a, b) => a.start - b.start || (a.user < b.user ? -1 : 1));
+}
+
+async function analyse(events: Ev[], days: string[], over: Partial<SessionOptions> = {}) {
+  const store = new LocalStore(path.join(tempDir('sessions'), 'data'));
+  await writeEvents(store, events);
+  const run = await runSessions(days, opts(store, over));
+  return { store, run };
+}
+
+describe('track analysis', () => {
+  it('keeps a gap of exactly 30 minutes in the session and splits at 30 minutes and 1 ms', async () => {
+    const events: Ev[] = [{ time: T, device: 'a' }, { time: T + 30 * MIN, device: 'a' }, { time: T + 60 * MIN + 1, device: 'a' }];
+    const { store } = await analyse(events, ['2026-04-10']);
+    const sessions = await actualSessions(store, ['2026-04-10']);
+    assert.deepEqual(sessions, expectedSessions(events));
+    assert.deepEqual(sessions.map((s) => s.events), [2, 1]);
+  });
+
+  it('joins a device’s anonymous events to the account it logs into mid-session', async () => {
+    const events: Ev[] = [{ time: T, device: 'd1' }, { time: T + 5 * MIN, device: 'd1' }, { time: T + 10 * MIN, device: 'd1', account: 'u1' }, { time: T + 12 * MIN, device: 'd1' }];
+    const { store } = await analyse(events, ['2026-04-10']);
+    const sessions = await actualSessions(store, ['2026-04-10']);
+    assert.deepEqual(sessions, [{ user: 'u1', start: T, end: T + 12 * MIN, events: 4 }]);
+    const facts = await csv(store, sessionPaths.trackFacts('2026-04-10'));
+    assert.deepEqual(facts.map((f) => [f.userid, f.sequence]), [['u1', '1'], ['u1', '2'], ['u1', '3'], ['u1', '4']]);
+    assert.equal(new Set(facts.map((f) => f.session_id)).size, 1);
+    assert.deepEqual(await csv(store, sessionPaths.aliasMap), [{ tenantid: 't1', deviceid: 'd1', userid: 'u1', time: String(T + 10 * MIN) }]);
+  });
+
+  it('makes one user of one account on two devices, and gives a shared device to the earliest account', async () => {
+    const events: Ev[] = [
+      { time: T, device: 'phone' }, { time: T + MIN, device: 'phone', account: 'u1' },
+      { time: T + 3 * 3600_000, device: 'laptop' }, { time: T + 3 * 3600_000 + MIN, device: 'laptop', account: 'u1' },
+      { time: T + 5 * 3600_000, device: 'kiosk', account: 'u2' }, { time: T + 6 * 3600_000, device: 'kiosk', account: 'u3' }, { time: T + 7 * 3600_000, device: 'kiosk' },
+    ];
+    const { store } = await analyse(events, ['2026-04-10']);
+    assert.deepEqual(await actualSessions(store, ['2026-04-10']), expectedSessions(events));
+    const alias = await csv(store, sessionPaths.aliasMap);
+    assert.deepEqual(alias.map((a) => [a.deviceid, a.userid]), [['kiosk', 'u2'], ['laptop', 'u1'], ['phone', 'u1']]);
+    const users = await csv(store, sessionPaths.userFacts);
+    const u1 = users.find((u) => u.userid === 'u1')!;
+    assert.deepEqual([u1.sessions, u1.events, u1.devices], ['2', '4', '2']);
+    // The anonymous kiosk event belongs to u2, the earliest account seen on it.
+    assert.equal(users.find((u) => u.userid === 'u2')!.events, '2');
+  });
+
+  it('takes identity links from identify and alias calls', async () => {
+    const store = new LocalStore(path.join(tempDir('sessions'), 'data'));
+    await writeEvents(store, [{ time: T, device: 'anon-1' }, { time: T + 2 * 3600_000, device: 'anon-2' }]);
+    await store.put('identities/2026/04/10/n1-000000000001.csv', toCsv(IDENTITY_COLUMNS, [[T + MIN, 't1', 'anon-1', 'u7', null], [T + 2 * MIN, 't1', null, 'u7', 'anon-2']]));
+    await runSessions(['2026-04-10'], opts(store));
+    assert.deepEqual((await actualSessions(store, ['2026-04-10'])).map((s) => s.user), ['u7', 'u7']);
+  });
+
+  it('keeps a session across midnight in the day it starts, with its facts in both days', async () => {
+    const late = Date.parse('2026-04-10T23:50:00.000Z');
+    const events: Ev[] = [{ time: late, device: 'n' }, { time: late + 20 * MIN, device: 'n' }, { time: late + 40 * MIN, device: 'n' }];
+    const { store } = await analyse(events, ['2026-04-10', '2026-04-11']);
+    assert.deepEqual(await actualSessions(store, ['2026-04-10', '2026-04-11']), expectedSessions(events));
+    assert.deepEqual(await csv(store, sessionPaths.sessions('2026-04-11')), []);
+    const d1 = await csv(store, sessionPaths.trackFacts('2026-04-10'));
+    const d2 = await csv(store, sessionPaths.trackFacts('2026-04-11'));
+    assert.deepEqual(d1.map((f) => f.sequence), ['1']);
+    assert.deepEqual(d2.map((f) => f.sequence), ['2', '3']);
+    assert.equal(d1[0]!.session_id, d2[0]!.session_id);
+  });
+
+  it('closes a session after 24 hours of continuous activity', async () => {
+    const events: Ev[] = Array.from({ length: 90 }, (_, i) => ({ time: T + i * 20 * MIN, device: 'busy' }));
+    const { store } = await analyse(events, ['2026-04-10', '2026-04-11']);
+    const sessions = await actualSessions(store, ['2026-04-10', '2026-04-11']);
+    assert.deepEqual(sessions, expectedSessions(events));
+    assert.deepEqual(sessions.map((s) => s.events), [72, 18]);
+    assert.ok(sessions[0]!.end - sessions[0]!.start < 86_400_000);
+  });
+
+  it('leaves bots out unless configured', async () => {
+    const events: Ev[] = [{ time: T, device: 'human' }, { time: T + MIN, device: 'crawler', bot: true }];
+    const { store } = await analyse(events, ['2026-04-10']);
+    assert.deepEqual((await actualSessions(store, ['2026-04-10'])).map((s) => s.user), ['human']);
+    const withBots = await analyse(events, ['2026-04-10'], { includeBots: true });
+    assert.deepEqual((await actualSessions(withBots.store, ['2026-04-10'])).map((s) => s.user), ['human', 'crawler']);
+  });
+
+  it('writes the documented columns and byte-identical files on a re-run', async () => {
+    const events: Ev[] = Array.from({ length: 40 }, (_, i) => ({ time: T + i * 7 * MIN, device: `d${i % 4}`, account: i % 9 === 0 ? `u${i % 4}` : undefined, event: ['load', 'view', 'share', 'chat', 'order'][i % 5]!, page: 'Home, "main"' }));
+    const { store } = await analyse(events, ['2026-04-10']);
+    const s = (await store.get(sessionPaths.sessions('2026-04-10')))!.toString();
+    assert.equal(s.split('\n')[0], 'session_id,tenantid,userid,deviceid,start,end,duration,events,views,shares,chats,orders,page,url,referer,source,devicetype,bounce');
+    assert.equal((await store.get(sessionPaths.trackFacts('2026-04-10')))!.toString().split('\n')[0], `${TRACK_COLUMNS.join(',')},userid,session_id,sequence`);
+    const rows = await csv(store, sessionPaths.sessions('2026-04-10'));
+    for (const r of rows) {
+      assert.equal(Number(r.duration), Number(r.end) - Number(r.start));
+      assert.equal(r.bounce, r.events === '1' ? 'true' : 'false');
+      assert.equal(r.page, 'Home, "main"');
+    }
+    const snapshot = async () => Promise.all((await store.list('')).filter((o) => !o.key.startsWith('tracks/')).map(async (o) => [o.key, (await store.get(o.key))!.toString()]));
+    const before = await snapshot();
+    const again = await runSessions(['2026-04-10'], opts(store));
+    assert.deepEqual(again.computed, []);
+    const forced = await runSessions(['2026-04-10'], opts(store, { force: true }));
+    assert.deepEqual(forced.computed, ['2026-04-10']);
+    assert.equal(forced.filesWritten, 0);
+    assert.deepEqual(await snapshot(), before);
+  });
+
+  it('recomputes earlier days when a device is linked to an account later', async () => {
+    const store = new LocalStore(path.join(tempDir('sessions'), 'data'));
+    await writeEvents(store, [{ time: T, device: 'late-linker' }], 'a');
+    await runSessions(['2026-04-10'], opts(store));
+    assert.equal((await csv(store, sessionPaths.trackFacts('2026-04-10')))[0]!.userid, 'late-linker');
+    const later = T + 3 * 86_400_000;
+    await writeEvents(store, [{ time: later, device: 'late-linker', account: 'u-late' }], 'b');
+    const run = await runSessions(['2026-04-13'], opts(store));
+    assert.deepEqual(run.aliasChanged, ['2026-04-10']);
+    assert.deepEqual(run.computed, ['2026-04-10', '2026-04-13']);
+    assert.equal((await csv(store, sessionPaths.trackFacts('2026-04-10')))[0]!.userid, 'u-late');
+    const users = await csv(store, sessionPaths.userFacts);
+    assert.deepEqual(users.map((u) => [u.userid, u.sessions, u.events]), [['u-late', '2', '2']]);
+  });
+
+  it('counts a funnel step only after the previous one, and follows the flow after an event', async () => {
+    const events: Ev[] = [
+      // in order: load, view, chat, order
+      { time: T, device: 'a', event: 'load' }, { time: T + MIN, device: 'a', event: 'view' }, { time: T + 2 * MIN, device: 'a', event: 'chat' }, { time: T + 3 * MIN, device: 'a', event: 'order' },
+      // out of order: chat and view before load
+      { time: T, device: 'b', event: 'chat' }, { time: T + MIN, device: 'b', event: 'view' }, { time: T + 2 * MIN, device: 'b', event: 'load' },
+      // load, view, view, then nothing
+      { time: T, device: 'c', event: 'load' }, { time: T + MIN, device: 'c', event: 'view' }, { time: T + 2 * MIN, device: 'c', event: 'view' },
+    ];
+    const { store } = await analyse(events, ['2026-04-10']);
+    const steps = await funnel(store, { from: '2026-04-10', to: '2026-04-10', steps: ['load', 'view', 'chat', 'order'] });
+    assert.deepEqual(steps.map((s) => [s.step, s.sessions]), [['load', 3], ['view', 2], ['chat', 1], ['order', 1]]);
+    assert.equal(steps[1]!.conversion, 2 / 3);
+    const paths = await flow(store, { from: '2026-04-10', to: '2026-04-10', event: 'view' });
+    // After the first view: a goes on to chat and order, b to load, c to its second view.
+    assert.deepEqual(paths, [{ path: 'chat > order', sessions: 1 }, { path: 'load', sessions: 1 }, { path: 'view', sessions: 1 }]);
+    assert.deepEqual((await funnel(store, { from: '2026-04-10', to: '2026-04-10', steps: ['load', 'view'], tenant: 'nobody' })).map((s) => s.sessions), [0, 0]);
+  });
+});
