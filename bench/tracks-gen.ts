@@ -24,13 +24,26 @@ export async function writeDay(root: string, day: string, rows: number, files: n
     ws.write(`${TRACK_COLUMNS.join(',')}\n`);
     const n = Math.floor(rows / files) + (f < rows % files ? 1 : 0);
     let chunk = '';
+    // Events come in visits: a device, a start, then 1-12 events a few minutes apart.
+    let left = 0;
+    let device = '';
+    let account: string | null = null;
+    let t = 0;
     for (let i = 0; i < n; i++) {
+      if (left === 0) {
+        left = 1 + Math.floor(rnd() * 12);
+        device = `d${Math.floor(rnd() * 200_000)}`;
+        account = rnd() < 0.3 ? `u${Math.floor(rnd() * 50_000)}` : null;
+        t = start + Math.floor(rnd() * 82_800_000);
+      }
+      left--;
+      t += 30_000 + Math.floor(rnd() * 270_000);
       // A product belongs to one merchant, as in a real marketplace.
       const p = Math.floor(rnd() * 5000);
       const product = rnd() < 0.1 ? null : `p${p}`;
       const ev = EVENTS[Math.floor(rnd() * EVENTS.length)]!;
       chunk += `${csvLine([
-        start + Math.floor(rnd() * 86_400_000), `tenant${Math.floor(rnd() * 5)}`, null, `d${Math.floor(rnd() * 200_000)}`, rnd() < 0.3 ? `u${Math.floor(rnd() * 50_000)}` : null,
+        Math.min(t, start + 86_399_999), `tenant${Number(device.slice(1)) % 5}`, null, device, account,
         `m${p % 200}`, product, 'Product page', ev, ev === 'sales' || ev === 'order' ? Math.round(rnd() * 10_000) / 100 : null,
         '198.51.100.7', null, null, 'https://www.google.com/', rnd() < 0.05, UA, 'https://shop.example/p/1', 'p1|p2|p3', 'MOBILE', 'SEO',
       ])}\n`;

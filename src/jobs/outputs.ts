@@ -18,6 +18,38 @@ export async function writeIfChanged(store: ObjectStore, key: string, body: Buff
   return true;
 }
 
+const COMPARE_LIMIT = 256 * 1024 * 1024;
+
+/**
+ * Whether the object at key holds exactly the file's bytes. Sizes first (one listing); then the bytes,
+ * streamed from a local store, or fetched from a remote one when small enough. A large remote object of
+ * the same size is taken as changed: rewriting it is idempotent, only not free.
+ */
+async function sameContent(store: ObjectStore, key: string, file: string): Promise<boolean> {
+  const stored = (await store.list(key)).find((o) => o.key === key);
+  const { size } = await fs.stat(file);
+  if (!stored || stored.size !== size) return false;
+  if (store.localPath) return sameFiles(store.localPath(key), file);
+  if (size > COMPARE_LIMIT) return false;
+  const body = await store.get(key);
+  return body !== undefined && body.equals(await fs.readFile(file));
+}
+
+async function sameFiles(a: string, b: string): Promise<boolean> {
+  const [fa, fb] = await Promise.all([fs.open(a, 'r'), fs.open(b, 'r')]);
+  try {
+    const ba = Buffer.alloc(1 << 20);
+    const bb = Buffer.alloc(1 << 20);
+    for (let pos = 0; ; pos += ba.length) {
+      const [ra, rb] = await Promise.all([fa.read(ba, 0, ba.length, pos), fb.read(bb, 0, bb.length, pos)]);
+      if (ra.bytesRead !== rb.bytesRead || !ba.subarray(0, ra.bytesRead).equals(bb.subarray(0, rb.bytesRead))) return false;
+      if (ra.bytesRead < ba.length) return true;
+    }
+  } finally {
+    await Promise.all([fa.close(), fb.close()]);
+  }
+}
+
 /** A job's output writer: query results rendered by DuckDB into a scratch folder, then stored if changed. */
 export class Outputs {
   written = 0;
@@ -25,12 +57,14 @@ export class Outputs {
 
   constructor(private readonly engine: Engine, private readonly store: ObjectStore, private readonly tmpRoot = os.tmpdir()) {}
 
-  /** Stores the CSV of `select` at key. */
+  /** Stores the CSV of `select` at key, unless the stored object already has exactly these bytes. */
   async write(key: string, select: string): Promise<void> {
     this.dir ??= await fs.mkdtemp(path.join(this.tmpRoot, 'tracklake-out-'));
     const file = path.join(this.dir, 'out.csv');
     await this.engine.copyToCsv(select, file);
-    await this.writeText(key, await fs.readFile(file));
+    if (await sameContent(this.store, key, file)) return;
+    await this.store.putFile(key, file);
+    this.written++;
   }
 
   async writeText(key: string, body: Buffer | string): Promise<void> {

@@ -22,16 +22,44 @@ export class LocalStore implements ObjectStore {
   }
 
   async put(key: string, body: Buffer | string): Promise<void> {
+    await this.install(key, async (tmp) => {
+      const fh = await fs.open(tmp, 'w');
+      try {
+        await fh.writeFile(body);
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+    });
+  }
+
+  async putFile(key: string, file: string): Promise<void> {
+    await this.install(key, async (tmp) => {
+      // A rename when the file is on the same file system (no copy), else a copy.
+      await fs.rename(file, tmp).catch(async (e: NodeJS.ErrnoException) => {
+        if (e.code !== 'EXDEV') throw e;
+        await fs.copyFile(file, tmp);
+      });
+      const fh = await fs.open(tmp, 'r+');
+      try {
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+    });
+  }
+
+  /** Writes via `fill` to a temp file beside the target, then renames it into place: readers never see half. */
+  private async install(key: string, fill: (tmp: string) => Promise<void>): Promise<void> {
     const target = this.file(key);
     const dir = path.dirname(target);
     await fs.mkdir(dir, { recursive: true });
     const tmp = path.join(dir, `${TMP_PREFIX}${randomBytes(6).toString('hex')}`);
-    const fh = await fs.open(tmp, 'w');
     try {
-      await fh.writeFile(body);
-      await fh.sync();
-    } finally {
-      await fh.close();
+      await fill(tmp);
+    } catch (e) {
+      await fs.rm(tmp, { force: true });
+      throw e;
     }
     try {
       await fs.rename(tmp, target);

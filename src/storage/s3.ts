@@ -5,6 +5,8 @@
  */
 import { DeleteObjectCommand, GetObjectCommand, ListObjectsV2Command, S3Client, NoSuchKey, type S3ClientConfig } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
+import { createReadStream } from 'node:fs';
+import type { Readable } from 'node:stream';
 import { assertKey, type ObjectInfo, type ObjectStore } from './store.js';
 
 export interface S3StoreOptions {
@@ -46,6 +48,14 @@ export class S3Store implements ObjectStore {
   }
 
   async put(key: string, body: Buffer | string): Promise<void> {
+    await this.upload(key, body);
+  }
+
+  async putFile(key: string, file: string): Promise<void> {
+    await this.upload(key, createReadStream(file));
+  }
+
+  private async upload(key: string, body: Buffer | string | Readable): Promise<void> {
     const upload = new Upload({
       client: this.client,
       params: { Bucket: this.o.bucket, Key: this.full(key), Body: body },

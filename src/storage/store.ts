@@ -14,6 +14,8 @@ export interface ObjectStore {
   /** A human name for logs: the folder or the s3:// URL. */
   readonly location: string;
   put(key: string, body: Buffer | string): Promise<void>;
+  /** Stores a local file's content at key, streaming (job outputs can be gigabytes). The file may be consumed. */
+  putFile(key: string, file: string): Promise<void>;
   /** The object's bytes, or undefined when there is none. */
   get(key: string): Promise<Buffer | undefined>;
   /** Every object whose key starts with prefix, in key order. */

@@ -57,10 +57,8 @@ export interface SessionRun {
   report: RunReport;
 }
 
-// A total order of a user's events, so idle times, sessions and sequence numbers never depend on file order.
-const ORDER = ['time', 'event', 'deviceid', 'accountid', 'productid', 'merchantid', 'correlationid', 'page', 'url', 'referer', 'ua', 'ip', 'value', 'impressions', 'devicetype', 'source', 'long', 'lat']
-  .map((c) => `"${c}" NULLS FIRST`)
-  .join(', ');
+// Every column of a row: their hash orders events of a user that share a timestamp.
+const ROW_COLUMNS = TRACK_COLUMNS.map((c) => `t."${c}"`).join(', ');
 
 const definitionOf = (o: SessionOptions) => JSON.stringify({ v: 1, inactivityMinutes: o.inactivityMinutes, includeBots: o.includeBots });
 const botFilter = (o: SessionOptions, alias = '') => (o.includeBots ? '' : `AND ${alias}bot IS DISTINCT FROM true`);
@@ -167,13 +165,13 @@ async function computeDay(engine: Engine, day: string, files: Array<{ key: strin
   await engine.run(
     sql('sessionize', {
       tracks: relationSql(files.map((f) => f.file), TRACK_TYPES, { rejectsTable: rejects }),
-      order: ORDER,
+      row_columns: ROW_COLUMNS,
       inactivity_ms: String(Math.round(o.inactivityMinutes * 60_000)),
       bot_filter: botFilter(o, 't.'),
     }),
   );
   const bounds = { day_start: String(dayStartMs(day)), day_end: String(dayStartMs(addDays(day, 1))) };
-  await out.write(sessionPaths.trackFacts(day), sql('track_fact_rows', { ...bounds, columns: TRACK_COLUMNS.map((c) => `"${c}"`).join(', ') }));
+  await out.write(sessionPaths.trackFacts(day), sql('track_fact_rows', { ...bounds, columns: TRACK_COLUMNS.map((c) => `e."${c}"`).join(', ') }));
   await out.write(sessionPaths.sessions(day), sql('session_rows', bounds));
   await out.write(sessionPaths.state(day), sql('session_state_rows', { ...bounds, day: sqlString(day) }));
   Object.assign(report, await collectRejects(engine, rejects, files));

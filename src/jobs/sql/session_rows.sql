@@ -1,25 +1,34 @@
 -- Session facts of the sessions that start on the day (their events may run into the next day).
--- The first event gives page, url, referer, source, devicetype and deviceid.
+-- The first event (sequence 1) gives page, url, referer, source, devicetype and deviceid.
+WITH day_sessions AS (
+  SELECT s.session_id, s.time, e.event
+  FROM sessionized AS s JOIN events AS e ON e.rowid = s.rid
+  WHERE s.session_start >= {{day_start}} AND s.session_start < {{day_end}}
+),
+totals AS (
+  SELECT
+    session_id,
+    min(time) AS start,
+    max(time) AS "end",
+    count(*) AS events,
+    count(*) FILTER (WHERE event = 'view') AS views,
+    count(*) FILTER (WHERE event = 'share') AS shares,
+    count(*) FILTER (WHERE event = 'chat') AS chats,
+    count(*) FILTER (WHERE event = 'order') AS orders
+  FROM day_sessions
+  GROUP BY session_id
+),
+firsts AS (
+  SELECT s.session_id, s.tenantid, s.userid, e.deviceid, e.page, e.url, e.referer, e.source, e.devicetype
+  FROM sessionized AS s JOIN events AS e ON e.rowid = s.rid
+  WHERE s.sequence = 1 AND s.session_start >= {{day_start}} AND s.session_start < {{day_end}}
+)
 SELECT
-  session_id,
-  tenantid,
-  userid,
-  arg_min(deviceid, sequence) AS deviceid,
-  min(time) AS start,
-  max(time) AS "end",
-  max(time) - min(time) AS duration,
-  count(*) AS events,
-  count(*) FILTER (WHERE event = 'view') AS views,
-  count(*) FILTER (WHERE event = 'share') AS shares,
-  count(*) FILTER (WHERE event = 'chat') AS chats,
-  count(*) FILTER (WHERE event = 'order') AS orders,
-  arg_min(page, sequence) AS page,
-  arg_min(url, sequence) AS url,
-  arg_min(referer, sequence) AS referer,
-  arg_min(source, sequence) AS source,
-  arg_min(devicetype, sequence) AS devicetype,
-  CASE WHEN count(*) = 1 THEN 'true' ELSE 'false' END AS bounce
-FROM sessionized
-WHERE session_start >= {{day_start}} AND session_start < {{day_end}}
-GROUP BY session_id, tenantid, userid
-ORDER BY tenantid, start, session_id
+  f.session_id, f.tenantid, f.userid, f.deviceid,
+  t.start, t."end", t."end" - t.start AS duration,
+  t.events, t.views, t.shares, t.chats, t.orders,
+  f.page, f.url, f.referer, f.source, f.devicetype,
+  CASE WHEN t.events = 1 THEN 'true' ELSE 'false' END AS bounce
+FROM firsts AS f
+JOIN totals AS t USING (session_id)
+ORDER BY f.tenantid, t.start, f.session_id
