@@ -1,0 +1,61 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { parse } from 'csv-parse/sync';
+import { LocalStore } from '../src/storage/local.js';
+import { TRACK_COLUMNS } from '../src/tracking/columns.js';
+import { toCsv } from '../src/tracking/csv.js';
+import { CLI, tempDir } from './helpers.js';
+
+const cli = (args: string[], cwd = tempDir('cli')) => spawnSync(process.execPath, [CLI, ...args], { cwd, encoding: 'utf8', env: { PATH: process.env.PATH ?? '' }, timeout: 60_000 });
+
+function row(time: number, event: string, productid: string): Array<string | number | boolean | null> {
+  const r: Record<string, string | number | boolean | null> = { time, tenantid: 't1', deviceid: 'd1', merchantid: 'm1', productid, event, bot: false, devicetype: 'DESKTOP', source: 'DIRECT' };
+  return TRACK_COLUMNS.map((c) => r[c] ?? null);
+}
+
+describe('the tracklake command', () => {
+  it('refuses bad flags with exit code 2 and a message naming the setting', () => {
+    const serve = cli(['serve', '--port', 'abc']);
+    assert.equal(serve.status, 2);
+    assert.match(serve.stderr, /invalid setting "port"/);
+    const agg = cli(['aggregate', '--date', '2026-13-01']);
+    assert.equal(agg.status, 2);
+    assert.match(agg.stderr, /"date"/);
+    const both = cli(['aggregate', '--date', '2026-01-01', '--pending']);
+    assert.equal(both.status, 2);
+    const storage = cli(['aggregate', '--date', '2026-01-01', '--storage', 'ftp://x/y']);
+    assert.equal(storage.status, 2);
+    assert.match(storage.stderr, /"storage"/);
+    const funnel = cli(['funnel', '--from', '2026-01-01', '--to', '2026-01-02', '--steps', 'view']);
+    assert.equal(funnel.status, 2);
+    assert.match(funnel.stderr, /"steps"/);
+  });
+
+  it('aggregates, catches up with --pending, analyses sessions and prints a funnel from the command line', async () => {
+    const dir = tempDir('cli');
+    const store = new LocalStore(path.join(dir, 'data'));
+    const t = Date.parse('2026-05-02T10:00:00Z');
+    await store.put('tracks/2026/05/02/n1-000000000001.csv', toCsv(TRACK_COLUMNS, [row(t, 'load', ''), row(t + 60_000, 'view', 'p1'), row(t + 120_000, 'chat', 'p1')]));
+    const agg = cli(['aggregate', '--storage', 'data', '--date', '2026-05-02'], dir);
+    assert.equal(agg.status, 0, agg.stderr);
+    assert.deepEqual(JSON.parse(agg.stdout).computed, ['2026-05-02']);
+    const view = parse((await store.get('aggregates/daily/2026/05/02/view.csv'))!.toString()) as string[][];
+    assert.deepEqual(view, [['time', 'tenantid', 'merchantid', 'productid', 'value'], [String(Date.parse('2026-05-02')), 't1', 'm1', 'p1', '1']]);
+
+    // A late file for May 2nd, and nothing yet for the 3rd: --pending on the 4th redoes the 2nd and does the 3rd.
+    await store.put('tracks/2026/05/02/n1-000000000002.csv', toCsv(TRACK_COLUMNS, [row(t + 180_000, 'view', 'p1')]));
+    const pending = cli(['aggregate', '--storage', 'data', '--pending', '--today', '2026-05-04'], dir);
+    assert.equal(pending.status, 0, pending.stderr);
+    assert.deepEqual(JSON.parse(pending.stdout).computed, ['2026-05-02', '2026-05-03']);
+    assert.match((await store.get('aggregates/overall/view.csv'))!.toString(), /,p1,2\n$/);
+
+    const sessions = cli(['sessions', '--storage', 'data', '--from', '2026-05-01', '--to', '2026-05-03'], dir);
+    assert.equal(sessions.status, 0, sessions.stderr);
+    assert.deepEqual(JSON.parse(sessions.stdout).computed, ['2026-05-02']);
+    const funnel = cli(['funnel', '--storage', 'data', '--from', '2026-05-02', '--to', '2026-05-02', '--steps', 'load,view,chat', '--json'], dir);
+    assert.equal(funnel.status, 0, funnel.stderr);
+    assert.deepEqual(JSON.parse(funnel.stdout).map((s: { sessions: number }) => s.sessions), [1, 1, 1]);
+  });
+});

@@ -1,0 +1,50 @@
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { loadConfig } from '../src/config/config.js';
+import { ConfigError } from '../src/lib/errors.js';
+import { tempDir } from './helpers.js';
+
+const fails = (input: Parameters<typeof loadConfig>[0], setting: RegExp) =>
+  assert.throws(() => loadConfig(input), (e: unknown) => e instanceof ConfigError && setting.test(e.message));
+
+describe('configuration', () => {
+  it('has embedded defaults: local ./data, 127.0.0.1:8080, key dev for tenant demo', () => {
+    const c = loadConfig({});
+    assert.equal(c.storage, './data');
+    assert.equal(c.host, '127.0.0.1');
+    assert.equal(c.port, 8080);
+    assert.deepEqual(c.sources, { dev: 'demo' });
+    assert.ok(Object.isFrozen(c) && Object.isFrozen(c.sources));
+  });
+
+  it('takes flags over environment over the config file', () => {
+    const file = path.join(tempDir('cfg'), 'tracklake.config.json');
+    writeFileSync(file, JSON.stringify({ port: 1111, host: '0.0.0.0', sources: { k: 'file-tenant' }, metrics: [{ name: 'sales', events: ['sales'], measure: 'sum' }] }));
+    const c = loadConfig({ configFile: file, env: { TRACKLAKE_PORT: '2222', TRACKLAKE_SOURCES: 'a=t1, b=t2' }, flags: { port: '3333' } });
+    assert.equal(c.port, 3333);
+    assert.equal(c.host, '0.0.0.0');
+    assert.deepEqual(c.sources, { a: 't1', b: 't2' });
+    assert.equal(c.metrics[0]!.name, 'sales');
+  });
+
+  it('stops on a bad setting with a message that names it', () => {
+    fails({ flags: { port: 'eighty' } }, /"port"/);
+    fails({ env: { TRACKLAKE_FLUSH_INTERVAL_MS: '-5' } }, /"flushIntervalMs"/);
+    fails({ env: { TRACKLAKE_SOURCES: 'keyonly' } }, /TRACKLAKE_SOURCES/);
+    fails({ env: { TRACKLAKE_SOURCES: 'k=bad tenant!' } }, /sources/);
+    fails({ env: { TRACKLAKE_TRUST_PROXY: 'maybe' } }, /TRACKLAKE_TRUST_PROXY/);
+    fails({ flags: { timezone: 'Mars/Olympus' } }, /"timezone"/);
+    fails({ flags: { scheduleTime: '25:00' } }, /"scheduleTime"/);
+    fails({ env: { AWS_ENDPOINT_URL: 'not a url' } }, /"s3Endpoint"/);
+    const dir = tempDir('cfg');
+    writeFileSync(path.join(dir, 'bad.json'), '{"port": 80,');
+    fails({ configFile: path.join(dir, 'bad.json') }, /"config".*not valid JSON/);
+    writeFileSync(path.join(dir, 'unknown.json'), '{"prot": 80}');
+    fails({ configFile: path.join(dir, 'unknown.json') }, /prot/);
+    writeFileSync(path.join(dir, 'dup.json'), JSON.stringify({ metrics: [{ name: 'view', events: ['x'], measure: 'count' }] }));
+    fails({ configFile: path.join(dir, 'dup.json') }, /metrics\.view/);
+    fails({ configFile: path.join(dir, 'missing.json') }, /"config": cannot read/);
+  });
+});

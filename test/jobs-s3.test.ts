@@ -1,0 +1,69 @@
+/** The jobs read and write only through the ObjectStore: on S3 they produce exactly the local files. */
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { runAggregates } from '../src/jobs/aggregates/job.js';
+import { metricSet } from '../src/jobs/aggregates/metrics.js';
+import { runNightly } from '../src/jobs/scheduler.js';
+import { runSessions } from '../src/jobs/sessions/job.js';
+import { LocalStore } from '../src/storage/local.js';
+import type { ObjectStore } from '../src/storage/store.js';
+import { TRACK_COLUMNS } from '../src/tracking/columns.js';
+import { toCsv } from '../src/tracking/csv.js';
+import { aggregateTask } from '../src/cli/aggregate.js';
+import { sessionsTask } from '../src/cli/sessions.js';
+import { loadConfig } from '../src/config/config.js';
+import { silent, tempDir } from './helpers.js';
+import { TestS3 } from './s3server.js';
+
+const T = Date.parse('2026-06-01T09:00:00Z');
+
+async function seed(store: ObjectStore): Promise<void> {
+  for (const [d, day] of ['2026/06/01', '2026/06/02'].entries()) {
+    const rows = Array.from({ length: 50 }, (_, i) => {
+      const r: Record<string, string | number | boolean | null> = {
+        time: T + d * 86_400_000 + i * 5 * 60_000, tenantid: i % 2 ? 't1' : 't2', deviceid: `d${i % 7}`, accountid: i % 11 === 0 ? `u${i % 3}` : null,
+        merchantid: `m${i % 3}`, productid: i % 5 ? `p${i % 4}` : null, event: ['load', 'view', 'share', 'chat', 'order'][i % 5]!, bot: i % 13 === 0, page: 'a,"b"', devicetype: 'DESKTOP', source: 'DIRECT',
+      };
+      return TRACK_COLUMNS.map((c) => r[c] ?? null);
+    });
+    await store.put(`tracks/${day}/n1-000000000001.csv`, toCsv(TRACK_COLUMNS, rows));
+  }
+}
+
+async function snapshot(store: ObjectStore): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  for (const o of await store.list('')) if (!o.key.startsWith('tracks/') && !o.key.endsWith('manifest.json')) out[o.key] = (await store.get(o.key))!.toString();
+  return out;
+}
+
+describe('the jobs on S3', () => {
+  let s3: TestS3;
+  before(async () => (s3 = await TestS3.start()));
+  after(() => s3.down());
+
+  it('write the same aggregates and session files to S3 as to a local folder', async () => {
+    const local = new LocalStore(path.join(tempDir('jobs'), 'data'));
+    const remote = s3.store('jobs');
+    const days = ['2026-06-01', '2026-06-02'];
+    for (const store of [local, remote]) {
+      await seed(store);
+      await runAggregates(days, { store, metrics: metricSet(), logger: silent });
+      await runSessions(days, { store, logger: silent, inactivityMinutes: 30, includeBots: false, lookbackDays: 35 });
+    }
+    const a = await snapshot(local);
+    const b = await snapshot(remote);
+    assert.ok(Object.keys(a).some((k) => k.startsWith('aggregates/overall/')) && Object.keys(a).some((k) => k.startsWith('track_facts/')));
+    assert.deepEqual(b, a);
+  });
+
+  it('runs the nightly tasks in order, catching up the days since the last run', async () => {
+    const store = s3.store('nightly');
+    await seed(store);
+    const config = loadConfig({ flags: { logLevel: 'silent' } });
+    await runNightly([aggregateTask(config, store, silent), sessionsTask(config, store, silent)], '2026-06-03', silent);
+    for (const key of ['aggregates/daily/2026/06/01/view.csv', 'aggregates/daily/2026/06/02/view.csv', 'aggregates/overall/view.csv', 'sessions/2026/06/01/sessions.csv', 'sessions/2026/06/02/sessions.csv', 'users/user_facts.csv']) {
+      assert.ok(await store.get(key), `${key} is missing`);
+    }
+  });
+});
