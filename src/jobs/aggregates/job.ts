@@ -10,9 +10,10 @@
 import type { Logger } from 'pino';
 import { dayPath, dayStartMs } from '../../lib/dates.js';
 import type { ObjectInfo, ObjectStore } from '../../storage/store.js';
-import { Engine, sql, sqlString } from '../engine.js';
-import { collectRejects, manifestBody, Outputs, readManifest, sameInputs, type RunReport } from '../outputs.js';
-import { Stager } from '../staging.js';
+import { type Engine, sql, sqlString } from '../engine.js';
+import { withJob } from '../context.js';
+import { collectRejects, manifestBody, type Outputs, readManifest, sameInputs, type RunReport } from '../outputs.js';
+import type { Stager } from '../staging.js';
 import { readCsvSql, readTracksSql, TRACK_HEADER } from '../tracks.js';
 import { AGGREGATE_HEADER, metricFingerprint, type MetricDef } from './metrics.js';
 
@@ -65,11 +66,8 @@ export async function dayIsStale(store: ObjectStore, day: string, metrics: reado
 }
 
 export async function runAggregates(days: readonly string[], o: AggregateOptions): Promise<AggregateRun> {
-  const engine = await Engine.open({ tempDir: o.tmpDir });
-  const stager = new Stager(o.store, o.tmpDir);
-  const run: AggregateRun = { days: [], months: [], years: [], overall: false, filesWritten: 0 };
-  const out = new Outputs(engine, o.store, o.tmpDir);
-  try {
+  return withJob(o.store, o.tmpDir, async ({ engine, stager, out }) => {
+    const run: AggregateRun = { days: [], months: [], years: [], overall: false, filesWritten: 0 };
     const definition = definitionOf(o.metrics);
     for (const [i, day] of days.entries()) {
       const manifest = o.force ? undefined : await readManifest(o.store, paths.manifest(day));
@@ -100,11 +98,7 @@ export async function runAggregates(days: readonly string[], o: AggregateOptions
     }
     run.filesWritten = out.written;
     return run;
-  } finally {
-    await stager.cleanup();
-    await out.close();
-    engine.close();
-  }
+  });
 }
 
 async function computeDay(engine: Engine, day: string, files: Array<{ key: string; file: string }>, metrics: readonly MetricDef[], out: Outputs, n: number): Promise<RunReport> {

@@ -1,9 +1,9 @@
 /** Funnels and event flows over the track facts of a range of days. */
 import { daysBetween } from '../../lib/dates.js';
 import type { ObjectStore } from '../../storage/store.js';
-import { Engine, sql, sqlString } from '../engine.js';
-import { Stager } from '../staging.js';
-import { readCsvSql, relationSql, TRACK_TYPES } from '../tracks.js';
+import { withJob } from '../context.js';
+import { type Engine, sql, sqlString } from '../engine.js';
+import { relationSql, TRACK_TYPES } from '../tracks.js';
 import { sessionPaths, TRACK_FACT_COLUMNS } from './job.js';
 
 const FACT_TYPES = { ...TRACK_TYPES, userid: 'VARCHAR', session_id: 'VARCHAR', sequence: 'BIGINT' };
@@ -16,18 +16,12 @@ export interface FunnelStep {
 }
 
 async function withFacts<T>(store: ObjectStore, from: string, to: string, body: (engine: Engine, facts: string) => Promise<T>): Promise<T> {
-  const engine = await Engine.open();
-  const stager = new Stager(store);
-  try {
+  return withJob(store, undefined, async ({ engine, stager }) => {
     const keys = new Set(daysBetween(from, to).map(sessionPaths.trackFacts));
     const infos = (await store.list('track_facts/')).filter((x) => keys.has(x.key));
     const staged = await stager.objects(infos, TRACK_FACT_COLUMNS.join(','));
-    const facts = staged.files.length > 0 ? readCsvSql(staged.files.map((f) => f.file), FACT_TYPES) : relationSql([], FACT_TYPES);
-    return await body(engine, facts);
-  } finally {
-    await stager.cleanup();
-    engine.close();
-  }
+    return body(engine, relationSql(staged.files.map((f) => f.file), FACT_TYPES));
+  });
 }
 
 const tenantFilter = (tenant?: string) => (tenant ? `AND tenantid = ${sqlString(tenant)}` : '');

@@ -12,9 +12,10 @@ import type { Logger } from 'pino';
 import { addDays, dayPath, dayStartMs, daysBetween } from '../../lib/dates.js';
 import type { ObjectInfo, ObjectStore } from '../../storage/store.js';
 import { TRACK_COLUMNS } from '../../tracking/columns.js';
-import { Engine, sql, sqlString } from '../engine.js';
-import { collectRejects, manifestBody, Outputs, readManifest, sameInputs, type RunReport } from '../outputs.js';
-import { Stager } from '../staging.js';
+import { type Engine, sql, sqlString } from '../engine.js';
+import { withJob } from '../context.js';
+import { collectRejects, manifestBody, type Outputs, readManifest, sameInputs, type RunReport } from '../outputs.js';
+import type { Stager } from '../staging.js';
 import { IDENTITY_HEADER, IDENTITY_TYPES, relationSql, TRACK_HEADER, TRACK_TYPES } from '../tracks.js';
 
 export const ALIAS_COLUMNS = ['tenantid', 'deviceid', 'userid', 'time'] as const;
@@ -88,11 +89,8 @@ export async function staleSessionDays(store: ObjectStore, days: readonly string
 }
 
 export async function runSessions(days: readonly string[], o: SessionOptions): Promise<SessionRun> {
-  const engine = await Engine.open({ tempDir: o.tmpDir });
-  const stager = new Stager(o.store, o.tmpDir);
-  const out = new Outputs(engine, o.store, o.tmpDir);
-  const run: SessionRun = { computed: [], unchanged: [], aliasChanged: [], aliases: 0, filesWritten: 0, report: { badRows: [], badRowCount: 0, skippedFiles: [] } };
-  try {
+  return withJob(o.store, o.tmpDir, async ({ engine, stager, out }) => {
+    const run: SessionRun = { computed: [], unchanged: [], aliasChanged: [], aliases: 0, filesWritten: 0, report: { badRows: [], badRowCount: 0, skippedFiles: [] } };
     // 1. The alias map, from every day of the run (and the map as it stood, unless rebuilding).
     const linkTracks = await stager.objects((await Promise.all(days.map((d) => listCsv(o.store, `tracks/${dayPath(d)}/`)))).flat(), TRACK_HEADER);
     const identities = await stager.objects((await Promise.all(days.map((d) => listCsv(o.store, `identities/${dayPath(d)}/`)))).flat(), IDENTITY_HEADER);
@@ -141,11 +139,7 @@ export async function runSessions(days: readonly string[], o: SessionOptions): P
     }
     run.filesWritten = out.written;
     return run;
-  } finally {
-    await stager.cleanup();
-    await out.close();
-    engine.close();
-  }
+  });
 }
 
 /** Days in [from, to] whose devices the current alias map now maps to another user. */
