@@ -1,9 +1,9 @@
 -- Session facts of the sessions that start on the day (their events may run into the next day).
 -- The first event (sequence 1) gives page, url, referer, source, devicetype and deviceid.
 WITH day_sessions AS (
-  SELECT s.session_id, s.time, e.event
-  FROM sessionized AS s JOIN events AS e ON e.rowid = s.rid
-  WHERE s.session_start >= {{day_start}} AND s.session_start < {{day_end}}
+  SELECT session_id, time, event
+  FROM sessionized
+  WHERE session_start >= {{day_start}} AND session_start < {{day_end}}
 ),
 totals AS (
   SELECT
@@ -19,9 +19,10 @@ totals AS (
   GROUP BY session_id
 ),
 firsts AS (
-  SELECT s.session_id, s.tenantid, s.userid, e.deviceid, e.page, e.url, e.referer, e.source, e.devicetype
-  FROM sessionized AS s JOIN events AS e ON e.rowid = s.rid
-  WHERE s.sequence = 1 AND s.session_start >= {{day_start}} AND s.session_start < {{day_end}}
+  -- A hash join on the day's first events only: the build side is one row per session.
+  SELECT s.session_id, s.tenantid, s.userid, s.deviceid, e.page, e.url, e.referer, e.source, e.devicetype
+  FROM events AS e
+  JOIN (SELECT * FROM sessionized WHERE sequence = 1 AND session_start >= {{day_start}} AND session_start < {{day_end}}) AS s ON e.rowid = s.rid
 )
 SELECT
   f.session_id, f.tenantid, f.userid, f.deviceid,

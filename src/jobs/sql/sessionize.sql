@@ -9,24 +9,27 @@
 -- 4. session_id is a hash of (tenant, user, start), so the same input always gives the same ids;
 --    sequence numbers count from 1 within the session.
 -- The windows run over a narrow projection (rid, tenant, user, time, tie-break): sorting whole rows
--- several times would cost more than the rest of the job. `events` keeps the rows, `sessionized` the keys
--- (rid is the events table's rowid: numbering rows with a window would serialise the scan).
+-- several times would cost more than the rest of the job. `events` keeps the rows in input order,
+-- `sessionized` the keys in the same order (rid is the events rowid), so the two are read side by side
+-- with a POSITIONAL JOIN: no hash join and no sort of whole rows, and output in input order.
 CREATE OR REPLACE TEMP TABLE events AS
-SELECT
-  t.*,
-  coalesce(t.accountid, a.userid, t.deviceid) AS userid,
-  t.accountid IS NULL AND t.deviceid IS NOT NULL AS via_device,
-  hash({{row_columns}}) AS tiebreak
+SELECT t.*, hash({{row_columns}}) AS tiebreak
 FROM {{tracks}} AS t
-LEFT JOIN alias_map AS a ON a.tenantid = t.tenantid AND a.deviceid = t.deviceid
 WHERE t.time IS NOT NULL AND t.tenantid IS NOT NULL AND coalesce(t.accountid, t.deviceid) IS NOT NULL {{bot_filter}};
 
 CREATE OR REPLACE TEMP TABLE sessionized AS
-WITH layer1 AS (
-  SELECT rowid AS rid, tenantid, userid, time, tiebreak,
+WITH mapped AS (
+  -- The alias lookup joins the narrow projection only: carrying whole rows through a join costs seconds.
+  SELECT e.rowid AS rid, e.tenantid, coalesce(e.accountid, a.userid, e.deviceid) AS userid, e.time, e.tiebreak,
+    e.event, e.deviceid, e.accountid IS NULL AND e.deviceid IS NOT NULL AS via_device
+  FROM events AS e
+  LEFT JOIN alias_map AS a ON a.tenantid = e.tenantid AND a.deviceid = e.deviceid
+),
+layer1 AS (
+  SELECT *,
     row_number() OVER by_user AS rn,
     coalesce(time - lag(time) OVER by_user > {{inactivity_ms}}, true) AS new_gap
-  FROM events
+  FROM mapped
   WINDOW by_user AS (PARTITION BY tenantid, userid ORDER BY time, tiebreak)
 ),
 layer2 AS (
@@ -46,7 +49,8 @@ layer4 AS (
   WINDOW by_user AS (PARTITION BY tenantid, userid ORDER BY time, tiebreak ROWS UNBOUNDED PRECEDING)
 )
 SELECT
-  rid, tenantid, userid, time, session_start,
+  rid, tenantid, userid, time, event, deviceid, via_device, session_start,
   substr(md5(tenantid || chr(31) || userid || chr(31) || session_start::VARCHAR), 1, 20) AS session_id,
   rn - start_rn + 1 AS sequence
-FROM layer4;
+FROM layer4
+ORDER BY rid;

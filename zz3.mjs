@@ -1,0 +1,18 @@
+import { Engine, sql } from './dist/src/jobs/engine.js';
+import { relationSql, TRACK_TYPES } from './dist/src/jobs/tracks.js';
+import { TRACK_COLUMNS } from './dist/src/tracking/columns.js';
+import fs from 'node:fs';
+const dir = process.argv[2] + '/tracks/2026/03/15';
+const files = fs.readdirSync(dir).map(f => dir + '/' + f);
+const e = await Engine.open();
+import { IDENTITY_TYPES } from './dist/src/jobs/tracks.js';
+let t0 = performance.now();
+await e.run(sql('alias_map', { tracks: relationSql(files, TRACK_TYPES), identities: relationSql([], IDENTITY_TYPES), previous: relationSql([], { tenantid: 'VARCHAR', deviceid: 'VARCHAR', userid: 'VARCHAR', time: 'BIGINT' }), bot_filter: 'AND bot IS DISTINCT FROM true' }));
+console.log('alias', (performance.now() - t0).toFixed(0), await e.all('select count(*) n from alias_map'));
+let t = performance.now();
+const lap = (n) => { console.log(n, (performance.now() - t).toFixed(0)); t = performance.now(); };
+const full = sql('sessionize', { tracks: relationSql(files, TRACK_TYPES, { rejectsTable: process.argv[3] }), row_columns: TRACK_COLUMNS.map(c => `t."${c}"`).join(', '), inactivity_ms: '1800000', bot_filter: 'AND t.bot IS DISTINCT FROM true' });
+const [a, b] = full.split('CREATE OR REPLACE TEMP TABLE sessionized');
+await e.run(a); lap('events');
+await e.run('CREATE OR REPLACE TEMP TABLE sessionized' + b); lap('windows');
+console.log(await e.all("select count(*) n, count(distinct userid) u from events"));
