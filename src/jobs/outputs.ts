@@ -54,15 +54,29 @@ async function sameFiles(a: string, b: string): Promise<boolean> {
 export class Outputs {
   written = 0;
   private dir: string | undefined;
+  private n = 0;
 
   constructor(private readonly engine: Engine, private readonly store: ObjectStore, private readonly tmpRoot = os.tmpdir()) {}
 
   /** Stores the CSV of `select` at key, unless the stored object already has exactly these bytes. */
   async write(key: string, select: string): Promise<void> {
+    await this.writeFile(key, await this.render(select));
+  }
+
+  /** The CSV of `select` in a scratch file. */
+  async render(select: string): Promise<string> {
     this.dir ??= await fs.mkdtemp(path.join(this.tmpRoot, 'tracklake-out-'));
-    const file = path.join(this.dir, 'out.csv');
+    const file = path.join(this.dir, `out-${this.n++}.csv`);
     await this.engine.copyToCsv(select, file);
-    if (await sameContent(this.store, key, file)) return;
+    return file;
+  }
+
+  /** Stores a rendered file at key (consuming it), unless the stored object already has these bytes. */
+  async writeFile(key: string, file: string): Promise<void> {
+    if (await sameContent(this.store, key, file)) {
+      await fs.rm(file, { force: true });
+      return;
+    }
     await this.store.putFile(key, file);
     this.written++;
   }

@@ -7,6 +7,7 @@
  * collector replaying its log), when a metric's definition changed, when it was never computed, or on
  * --force. Outputs are deterministic and written only when their bytes change.
  */
+import { promises as fs } from 'node:fs';
 import type { Logger } from 'pino';
 import { dayPath, dayStartMs } from '../../lib/dates.js';
 import type { ObjectInfo, ObjectStore } from '../../storage/store.js';
@@ -119,6 +120,30 @@ async function computeDay(engine: Engine, day: string, files: Array<{ key: strin
   return report;
 }
 
+/**
+ * An aggregate CSV with every record's time (its first field, an unquoted integer) set to `time`. Records
+ * are found by newlines outside quotes: a product id may itself contain a quoted newline.
+ */
+export function withTime(csv: string, time: number): string {
+  const parts: string[] = [];
+  let inQuotes = false;
+  let recordStart = -1; // the header is kept as it is
+  let copied = 0;
+  for (let i = 0; i < csv.length; i++) {
+    const c = csv.charCodeAt(i);
+    if (c === 34 /* " */) inQuotes = !inQuotes;
+    else if (c === 10 /* \n */ && !inQuotes) {
+      if (recordStart >= 0) {
+        parts.push(csv.slice(copied, recordStart), String(time));
+        copied = csv.indexOf(',', recordStart);
+      }
+      recordStart = i + 1 < csv.length ? i + 1 : -1;
+    }
+  }
+  parts.push(csv.slice(copied));
+  return parts.join('');
+}
+
 /** The `<metric>.csv` files one folder level below prefix (e.g. each day of a month), with their metric. */
 async function listMetricFiles(store: ObjectStore, prefix: string, metrics: readonly MetricDef[]): Promise<Array<ObjectInfo & { metric: string }>> {
   const names = new Set(metrics.map((m) => m.name));
@@ -143,11 +168,17 @@ async function rollLevel(engine: Engine, stager: Stager, o: AggregateOptions, ou
     await engine.run(sql('rollup', { files: readCsvSql(staged.files.map((f) => f.file), AGG_COLUMNS, { filename: true }), metric_of: mapping }));
   }
   for (const m of o.metrics) {
-    const targets = level.public(m.name) === level.state(m.name) ? [[level.state(m.name), 'first_time']] : [[level.state(m.name), 'first_time'], [level.public(m.name), String(level.start)]];
-    for (const [key, time] of targets) {
-      if (present.has(m.name)) await out.write(key!, sql('metric_rows', { time: time!, metric: sqlString(m.name) }));
-      else await out.writeText(key!, `${AGGREGATE_HEADER}\n`);
+    const [state, pub] = [level.state(m.name), level.public(m.name)];
+    if (!present.has(m.name)) {
+      for (const key of new Set([state, pub])) await out.writeText(key, `${AGGREGATE_HEADER}\n`);
+      continue;
     }
+    const file = await out.render(sql('metric_rows', { time: 'first_time', metric: sqlString(m.name) }));
+    // The public file is the state file with each row's first day replaced by the period's start: the
+    // leading integer field is rewritten here rather than running the query a second time.
+    const publicBody = pub === state ? undefined : withTime(await fs.readFile(file, 'utf8'), level.start!);
+    await out.writeFile(state, file);
+    if (publicBody !== undefined) await out.writeText(pub, publicBody);
   }
   await stager.cleanup();
 }
