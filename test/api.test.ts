@@ -138,3 +138,19 @@ describe('the Segment HTTP Tracking API', () => {
     assert.ok(keys.every((k) => /^identities\/\d{4}\/\d{2}\/\d{2}\/[A-Za-z0-9_-]+-\d{12}\.csv$/.test(k)), keys.join());
   });
 });
+
+describe('the client address', () => {
+  it('comes from X-Forwarded-For only behind a trusted proxy', async () => {
+    for (const trustProxy of [false, true]) {
+      const c = await startCollector({ trustProxy });
+      try {
+        await post(`${c.url}/v1/track`, track({ anonymousId: `xff-${trustProxy}` }), { 'x-forwarded-for': '203.0.113.77' });
+        await flushed(c);
+        const [row] = (await readRows(c.store)).filter((r) => r.deviceid === `xff-${trustProxy}`);
+        assert.equal(row!.ip, trustProxy ? '203.0.113.77' : '127.0.0.1');
+      } finally {
+        await c.close();
+      }
+    }
+  });
+});

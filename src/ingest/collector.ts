@@ -6,7 +6,7 @@
 import type { Clock } from '../lib/clock.js';
 import { TracklakeError, type ErrorCode } from '../lib/errors.js';
 import type { Metrics } from '../lib/metrics.js';
-import { reject, type Rejection, type Result, ok } from '../lib/result.js';
+import { ok, reject, type Rejection } from '../lib/result.js';
 import { splitBody, validateMessage, type MessageType } from '../segment/message.js';
 import { dayOf } from '../lib/dates.js';
 import { identityValues, trackValues } from '../tracking/columns.js';

@@ -194,7 +194,6 @@ function fromZod(error: z.ZodError): Rejection {
 export interface BatchBody {
   messages: unknown[];
   envelope: Envelope;
-  writeKey?: string;
 }
 
 /**
@@ -206,9 +205,8 @@ export function splitBody(body: unknown, pathType: MessageType | 'batch', bodyBy
     return reject('invalid_body', 'The body must be a JSON object.');
   }
   const b = body as Record<string, unknown>;
-  const writeKey = typeof b.writeKey === 'string' ? b.writeKey : undefined;
   if (pathType !== 'batch') {
-    return ok({ messages: [{ ...b, type: pathType }], envelope: { bodyBytes }, writeKey });
+    return ok({ messages: [{ ...b, type: pathType }], envelope: { bodyBytes } });
   }
   if (!Array.isArray(b.batch)) return reject('batch_not_array', '"batch" must be an array of messages.');
   if (b.batch.length === 0) return reject('batch_empty', 'The batch has no messages.');
@@ -225,5 +223,5 @@ export function splitBody(body: unknown, pathType: MessageType | 'batch', bodyBy
     if (!s.success) return reject('invalid_timestamp', '"sentAt" must be an ISO-8601 date between 2000 and 2100.');
     envelope.sentAt = s.data;
   }
-  return ok({ messages: b.batch, envelope, writeKey });
+  return ok({ messages: b.batch, envelope });
 }

@@ -42,6 +42,7 @@ export interface AggregateRun {
   filesWritten: number;
 }
 
+const CONCAT_LIMIT = 8 * 1024 * 1024;
 const AGG_COLUMNS = { time: 'BIGINT', tenantid: 'VARCHAR', merchantid: 'VARCHAR', productid: 'VARCHAR', value: 'DOUBLE' };
 
 export const paths = {
@@ -162,10 +163,19 @@ async function rollLevel(engine: Engine, stager: Stager, o: AggregateOptions, ou
   const inputs = await listMetricFiles(o.store, level.source, o.metrics);
   const staged = await stager.objects(inputs, AGGREGATE_HEADER);
   const metricOf = new Map(inputs.map((i) => [i.key, i.metric]));
-  const present = new Set(staged.files.map((f) => metricOf.get(f.key)));
-  if (staged.files.length > 0) {
-    const mapping = staged.files.map((f) => `(${sqlString(f.file)}, ${sqlString(metricOf.get(f.key)!)})`).join(', ');
-    await engine.run(sql('rollup', { files: readCsvSql(staged.files.map((f) => f.file), AGG_COLUMNS, { filename: true }), metric_of: mapping }));
+  const byMetric = new Map<string, typeof staged.files>();
+  for (const f of staged.files) byMetric.set(metricOf.get(f.key)!, [...(byMetric.get(metricOf.get(f.key)!) ?? []), f]);
+  // One file per metric where the files are small (a month of small days), so DuckDB opens 3, not 90.
+  const sources: Array<{ file: string; metric: string }> = [];
+  for (const [metric, files] of byMetric) {
+    const small = files.length > 1 && files.reduce((n, f) => n + f.size, 0) <= CONCAT_LIMIT;
+    if (small) sources.push({ file: await stager.concat(files.map((f) => f.file), AGGREGATE_HEADER), metric });
+    else sources.push(...files.map((f) => ({ file: f.file, metric })));
+  }
+  const present = new Set(byMetric.keys());
+  if (sources.length > 0) {
+    const mapping = sources.map((f) => `(${sqlString(f.file)}, ${sqlString(f.metric)})`).join(', ');
+    await engine.run(sql('rollup', { files: readCsvSql(sources.map((f) => f.file), AGG_COLUMNS, { filename: true }), metric_of: mapping }));
   }
   for (const m of o.metrics) {
     const [state, pub] = [level.state(m.name), level.public(m.name)];
