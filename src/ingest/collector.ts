@@ -55,6 +55,11 @@ export interface IncomingRequest {
 export class Collector {
   private closed = false;
   private readonly uaClassifier = new UaClassifier();
+  /**
+   * Appends not yet fsynced, by dedup key. A duplicate of a message still in flight is acknowledged only
+   * once the original is durable: if the original's write fails, the duplicate fails too (and is retried).
+   */
+  private readonly inflight = new Map<string, Promise<void>>();
   constructor(private readonly d: CollectorDeps) {}
 
   /** Finds the write key a body carries, for clients that send it there instead of in Basic auth. */
@@ -79,6 +84,7 @@ export class Collector {
     const receivedAt = this.d.clock.now();
     const records: WalRecord[] = [];
     const rejected: RejectedMessage[] = [];
+    const originals: Array<Promise<void>> = [];
     let duplicates = 0;
 
     split.value.messages.forEach((raw, index) => {
@@ -90,6 +96,8 @@ export class Collector {
       if (!rows.ok) return refuse(rows);
       if (!this.d.dedup.reserve(req.tenant, msg.value.messageId, receivedAt)) {
         duplicates++;
+        const original = this.inflight.get(`${req.tenant}\u0000${msg.value.messageId}`);
+        if (original) originals.push(original);
         return;
       }
       const { tracks, identities } = rows.value;
@@ -110,10 +118,22 @@ export class Collector {
     // Messages with no rows (group calls, identify without a link) are accepted but need no log record.
     const toLog = records.filter((rec) => rec.r.length > 0);
     if (toLog.length > 0) {
+      const appended = this.d.wal.append(toLog);
+      const keys = toLog.map((r) => `${r.tn}\u0000${r.id}`);
+      for (const k of keys) this.inflight.set(k, appended);
       try {
-        await this.d.wal.append(toLog);
+        await appended;
       } catch {
         for (const r of records) this.d.dedup.release(r.tn, r.id);
+        throw new TracklakeError('log_unavailable');
+      } finally {
+        for (const k of keys) if (this.inflight.get(k) === appended) this.inflight.delete(k);
+      }
+    }
+    if (originals.length > 0) {
+      try {
+        await Promise.all(originals);
+      } catch {
         throw new TracklakeError('log_unavailable');
       }
     }
