@@ -167,3 +167,27 @@ describe('a full disk', () => {
     assert.deepEqual(rows.map((r) => r.correlationid ?? ''), ['']);
   });
 });
+
+describe('a slow or stuck client', () => {
+  it('is cut off after the request timeout while the server keeps answering others', async () => {
+    const { connect } = await import('node:net');
+    const c = await startCollector({ requestTimeoutMs: 400 });
+    try {
+      const port = Number(new URL(c.url).port);
+      const started = Date.now();
+      const closed = await new Promise<number>((resolve, reject) => {
+        const sock = connect(port, '127.0.0.1', () => {
+          // Headers that never end, then a body that never comes.
+          sock.write('POST /v1/track HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"event":');
+        });
+        sock.on('close', () => resolve(Date.now() - started));
+        sock.on('error', () => undefined);
+        setTimeout(() => reject(new Error('the stuck connection was never closed')), 5_000).unref();
+      });
+      assert.ok(closed >= 300 && closed < 3_000, `closed after ${closed} ms`);
+      assert.equal((await post(`${c.url}/v1/track`, track())).status, 200);
+    } finally {
+      await c.close();
+    }
+  });
+});

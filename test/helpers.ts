@@ -75,10 +75,11 @@ export async function post(url: string, body: unknown, headers: Record<string, s
   return { status: res.status, json, headers: res.headers };
 }
 
-/** Every row of every CSV under prefix, as objects keyed by header. */
+/** Every row of every CSV under prefix (state files aside), as objects keyed by header. */
 export async function readRows(store: ObjectStore, prefix = 'tracks/'): Promise<Array<Record<string, string>>> {
   const rows: Array<Record<string, string>> = [];
   for (const o of await store.list(prefix)) {
+    if (!o.key.endsWith('.csv') || o.key.includes('/_state/')) continue;
     const text = (await store.get(o.key))!.toString('utf8');
     rows.push(...(parse(text, { columns: true }) as Array<Record<string, string>>));
   }

@@ -47,14 +47,14 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     trustProxy: config.trustProxy,
     requestIdHeader: 'x-request-id',
     // A slow or stuck client cannot hold the server: bounded time for the whole request and for idle sockets.
-    requestTimeout: 30_000,
-    connectionTimeout: 60_000,
+    requestTimeout: config.requestTimeoutMs,
+    connectionTimeout: 2 * config.requestTimeoutMs,
     keepAliveTimeout: 5_000,
     maxRequestsPerSocket: 10_000,
     bodyLimit: LIMITS.requestBytes,
     return503OnClosing: true,
   });
-  app.server.headersTimeout = 10_000;
+  app.server.headersTimeout = Math.min(10_000, config.requestTimeoutMs);
 
   await app.register(cors, {
     origin: config.corsOrigins.includes('*') ? '*' : [...config.corsOrigins],

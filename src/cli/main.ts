@@ -2,6 +2,7 @@
 /** The tracklake command line: one program, a subcommand per job. */
 import { Command, Option } from 'commander';
 import { aggregateCommand } from './aggregate.js';
+import { ConfigError } from '../lib/errors.js';
 import { configFromOptions, intArg, makeLogger, run } from './common.js';
 import { serve } from './serve.js';
 import { funnelCommand, sessionsCommand } from './sessions.js';
@@ -67,9 +68,12 @@ program
   .addOption(new Option('--batch-size <n>', 'messages per /v1/batch request').default(20).argParser(intArg('batch-size')))
   .addOption(new Option('--concurrency <n>', 'requests in flight').default(4).argParser(intArg('concurrency')))
   .addOption(new Option('--seed <n>', 'random seed (same seed, same traffic)').default(42).argParser(intArg('seed')))
-  .action((o: { url: string; writeKey: string; events: number; rate?: number; days: number; batchSize: number; concurrency: number; seed: number }) =>
+  .option('--end <iso-time>', 'end of the simulated period (default: now)')
+  .action((o: { url: string; writeKey: string; events: number; rate?: number; days: number; batchSize: number; concurrency: number; seed: number; end?: string }) =>
     run(async () => {
-      const r = await simulate({ ...o, endMs: Date.now() });
+      const endMs = o.end === undefined ? Date.now() : Date.parse(o.end);
+      if (!Number.isFinite(endMs)) throw new ConfigError('end', `"${o.end}" is not an ISO-8601 time`);
+      const r = await simulate({ ...o, endMs });
       return r.failed > 0 ? 1 : 0;
     }),
   );
