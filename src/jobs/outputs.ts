@@ -1,8 +1,9 @@
 /**
  * Writing job outputs: rendered deterministically, written atomically (ObjectStore.put), and not written at
- * all when the stored bytes are already the same, so a re-run over unchanged input rewrites nothing. Two
- * runs at once (two nodes, or cron beside the scheduler) compute the same bytes from the same inputs, so
- * whichever writes last, readers see a complete, correct file: no lock is needed.
+ * all when the stored bytes are already the same, so a re-run over unchanged input rewrites nothing.
+ * Two runs at once (two nodes, or cron beside the scheduler) need no lock: over the same input they write
+ * the same bytes, so whichever writes last, readers see a complete, correct file; and if late data lands
+ * between them, the day's manifest records the older input and the next run recomputes the day.
  */
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
