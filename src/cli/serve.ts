@@ -1,4 +1,4 @@
-/** `tracklake serve`: the collector, and (later) the nightly jobs, in one process. */
+/** `tracklake serve`: the collector and the nightly jobs, in one process. */
 import type { Config } from '../config/config.js';
 import { isDevSources, s3Settings } from '../config/config.js';
 import { buildServer } from '../api/server.js';
@@ -8,6 +8,7 @@ import { openStore } from '../storage/open.js';
 import { startNightly } from '../jobs/scheduler.js';
 import { aggregateTask } from './aggregate.js';
 import { sessionsTask } from './sessions.js';
+import { ConfigError } from '../lib/errors.js';
 import { makeLogger } from './common.js';
 
 export async function serve(config: Config): Promise<number> {
@@ -19,7 +20,11 @@ export async function serve(config: Config): Promise<number> {
     ? startNightly({ time: config.scheduleTime, timezone: config.timezone, clock: systemClock, logger, tasks: [aggregateTask(config, store, logger), sessionsTask(config, store, logger)] })
     : undefined;
   if (nightly) logger.info({ at: config.scheduleTime, timezone: config.timezone, next: nightly.nextRun()?.toISOString() }, 'nightly jobs scheduled');
-  const address = await app.listen({ port: config.port, host: config.host });
+  const address = await app.listen({ port: config.port, host: config.host }).catch(async (e: NodeJS.ErrnoException) => {
+    await node.close();
+    if (e.code === 'EADDRINUSE' || e.code === 'EACCES' || e.code === 'EADDRNOTAVAIL') throw new ConfigError('port', `cannot listen on ${config.host}:${config.port} (${e.code})`);
+    throw e;
+  });
   const port = app.server.address() && typeof app.server.address() === 'object' ? (app.server.address() as { port: number }).port : config.port;
   logger.info({ address, storage: store.location, walDir: config.walDir, nodeId: node.wal.nodeId, flushIntervalMs: config.flushIntervalMs }, 'collector listening');
   if (isDevSources(config)) {

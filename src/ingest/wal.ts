@@ -13,6 +13,7 @@ import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { crc32 } from 'node:zlib';
+import { ConfigError } from '../lib/errors.js';
 import { syncDir } from '../storage/local.js';
 
 export interface WalOptions {
@@ -287,7 +288,7 @@ async function takeLock(dir: string): Promise<void> {
   try {
     const pid = Number(await fs.readFile(lock, 'utf8'));
     if (pid && pid !== process.pid && isAlive(pid)) {
-      throw new Error(`the log in ${dir} is in use by process ${pid}; give each collector its own --wal-dir`);
+      throw new ConfigError('walDir', `the log in ${dir} is in use by process ${pid}; give each collector its own --wal-dir`);
     }
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
