@@ -36,26 +36,30 @@ program
   .option('--lookback-days <n>', 'days the nightly run checks for late data (default 35)')
   .action((opts: Record<string, unknown>) => run(() => serve(configFromOptions(opts, process.env))));
 
-program
-  .command('aggregate')
-  .description('compute daily, monthly, yearly and overall metric files')
-  .option('--config <file>', 'JSON config file (env TRACKLAKE_CONFIG)')
-  .option('--storage <where>', 'local folder or s3://bucket/prefix (default ./data)')
-  .option('--date <YYYY-MM-DD>', 'aggregate this day')
-  .option('--from <YYYY-MM-DD>', 'first day of a range')
-  .option('--to <YYYY-MM-DD>', 'last day of a range')
-  .option('--pending', "the nightly catch-up: yesterday and every changed or missing day of the lookback window")
-  .option('--today <YYYY-MM-DD>', 'with --pending: the date to count back from (default: today, UTC)')
-  .option('--lookback-days <n>', 'with --pending: days to look back (default 35)')
-  .option('--force', 'recompute even when the input is unchanged')
-  .option('--log-level <level>', 'log level (default info)')
-  .action((o: Record<string, unknown>) =>
-    run(() => {
-      const { date, from, to, pending, today, force, ...settings } = o;
-      const config = configFromOptions(settings, process.env);
-      return aggregateCommand(config, { date, from, to, pending, today, force } as Parameters<typeof aggregateCommand>[1], makeLogger(config.logLevel));
-    }),
-  );
+/** The options every job command shares: where, which days, how hard. */
+function jobCommand(name: string, description: string, verb: string): Command {
+  return program
+    .command(name)
+    .description(description)
+    .option('--config <file>', 'JSON config file (env TRACKLAKE_CONFIG)')
+    .option('--storage <where>', 'local folder or s3://bucket/prefix (default ./data)')
+    .option('--date <YYYY-MM-DD>', `${verb} this day`)
+    .option('--from <YYYY-MM-DD>', 'first day of a range')
+    .option('--to <YYYY-MM-DD>', 'last day of a range')
+    .option('--pending', 'the nightly catch-up: yesterday and every changed or missing day of the lookback window')
+    .option('--today <YYYY-MM-DD>', 'with --pending: the date to count back from (default: today, UTC)')
+    .option('--lookback-days <n>', 'days the catch-up looks back (default 35)')
+    .option('--force', 'recompute even when the input is unchanged')
+    .option('--log-level <level>', 'log level (default info)');
+}
+
+jobCommand('aggregate', 'compute daily, monthly, yearly and overall metric files', 'aggregate').action((o: Record<string, unknown>) =>
+  run(() => {
+    const { date, from, to, pending, today, force, ...settings } = o;
+    const config = configFromOptions(settings, process.env);
+    return aggregateCommand(config, { date, from, to, pending, today, force } as Parameters<typeof aggregateCommand>[1], makeLogger(config.logLevel));
+  }),
+);
 
 program
   .command('simulate')
@@ -78,21 +82,9 @@ program
     }),
   );
 
-program
-  .command('sessions')
-  .description('track analysis: alias map, sessions, track facts, user facts')
-  .option('--config <file>', 'JSON config file (env TRACKLAKE_CONFIG)')
-  .option('--storage <where>', 'local folder or s3://bucket/prefix (default ./data)')
-  .option('--date <YYYY-MM-DD>', 'analyse this day')
-  .option('--from <YYYY-MM-DD>', 'first day of a range')
-  .option('--to <YYYY-MM-DD>', 'last day of a range')
-  .option('--pending', 'the nightly catch-up: yesterday and every changed day of the lookback window')
-  .option('--today <YYYY-MM-DD>', 'with --pending: the date to count back from (default: today, UTC)')
+jobCommand('sessions', 'track analysis: alias map, sessions, track facts, user facts', 'analyse')
   .option('--rebuild', 'recompute everything, the alias map included')
-  .option('--force', 'recompute the chosen days even when their input is unchanged')
   .option('--inactivity-minutes <n>', 'idle minutes that end a session (default 30)')
-  .option('--lookback-days <n>', 'days checked for newly linked devices (default 35)')
-  .option('--log-level <level>', 'log level (default info)')
   .action((o: Record<string, unknown>) =>
     run(() => {
       const { date, from, to, pending, today, force, rebuild, ...settings } = o;
