@@ -18,7 +18,9 @@ export async function withJob<T>(store: ObjectStore, tmpDir: string | undefined,
   const stager = new Stager(store, tmpDir);
   const out = new Outputs(engine, store, tmpDir);
   try {
-    return await body({ engine, stager, out });
+    const result = await body({ engine, stager, out });
+    await out.flush();
+    return result;
   } finally {
     await stager.cleanup();
     await out.close();

@@ -51,17 +51,22 @@ async function sameFiles(a: string, b: string): Promise<boolean> {
   }
 }
 
-/** A job's output writer: query results rendered by DuckDB into a scratch folder, then stored if changed. */
+/**
+ * A job's output writer: query results rendered by DuckDB into a scratch folder, then stored if changed.
+ * Stores happen in the background while DuckDB renders the next output; `flush()` waits for them, and a
+ * job flushes before anything that reads what it wrote (a rollup, a manifest that vouches for outputs).
+ */
 export class Outputs {
   written = 0;
   private dir: string | undefined;
   private n = 0;
+  private pending: Array<Promise<void>> = [];
 
   constructor(private readonly engine: Engine, private readonly store: ObjectStore, private readonly tmpRoot = os.tmpdir()) {}
 
   /** Stores the CSV of `select` at key, unless the stored object already has exactly these bytes. */
   async write(key: string, select: string): Promise<void> {
-    await this.writeFile(key, await this.render(select));
+    this.writeFile(key, await this.render(select));
   }
 
   /** The CSV of `select` in a scratch file. */
@@ -73,20 +78,38 @@ export class Outputs {
   }
 
   /** Stores a rendered file at key (consuming it), unless the stored object already has these bytes. */
-  async writeFile(key: string, file: string): Promise<void> {
-    if (await sameContent(this.store, key, file)) {
-      await fs.rm(file, { force: true });
-      return;
-    }
-    await this.store.putFile(key, file);
-    this.written++;
+  writeFile(key: string, file: string): void {
+    this.defer(async () => {
+      if (await sameContent(this.store, key, file)) {
+        await fs.rm(file, { force: true });
+        return;
+      }
+      await this.store.putFile(key, file);
+      this.written++;
+    });
   }
 
-  async writeText(key: string, body: Buffer | string): Promise<void> {
-    if (await writeIfChanged(this.store, key, body)) this.written++;
+  writeText(key: string, body: Buffer | string): void {
+    this.defer(async () => {
+      if (await writeIfChanged(this.store, key, body)) this.written++;
+    });
+  }
+
+  private defer(store: () => Promise<void>): void {
+    const p = store();
+    p.catch(() => undefined); // surfaced by flush(); never an unhandled rejection meanwhile
+    this.pending.push(p);
+  }
+
+  /** Waits for every store so far; throws the first failure. */
+  async flush(): Promise<void> {
+    const pending = this.pending;
+    this.pending = [];
+    await Promise.all(pending);
   }
 
   async close(): Promise<void> {
+    await Promise.allSettled(this.pending);
     if (this.dir) await fs.rm(this.dir, { recursive: true, force: true });
   }
 }

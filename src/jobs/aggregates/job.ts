@@ -80,7 +80,8 @@ export async function runAggregates(days: readonly string[], o: AggregateOptions
         const staged = await stager.objects(listed, TRACK_HEADER);
         const report = await computeDay(engine, day, staged.files, o.metrics, out, i);
         report.skippedFiles = staged.skipped;
-        await out.writeText(paths.manifest(day), manifestBody(definition, listed, report));
+        await out.flush(); // the manifest vouches for the day's files: they are stored first
+        out.writeText(paths.manifest(day), manifestBody(definition, listed, report));
         await stager.cleanup();
         run.days.push({ day, status: 'computed', inputs: listed.length, report });
         if (report.badRowCount > 0 || report.skippedFiles.length > 0) {
@@ -98,6 +99,7 @@ export async function runAggregates(days: readonly string[], o: AggregateOptions
       await rollOverall(engine, stager, o, out);
       run.overall = true;
     }
+    await out.flush();
     run.filesWritten = out.written;
     return run;
   });
@@ -107,7 +109,7 @@ async function computeDay(engine: Engine, day: string, files: Array<{ key: strin
   const report: RunReport = { badRows: [], badRowCount: 0, skippedFiles: [] };
   const start = dayStartMs(day);
   if (files.length === 0) {
-    for (const m of metrics) await out.writeText(paths.daily(day, m.name), `${AGGREGATE_HEADER}\n`);
+    for (const m of metrics) out.writeText(paths.daily(day, m.name), `${AGGREGATE_HEADER}\n`);
     return report;
   }
   const rejects = `rejects_${n}`;
@@ -160,6 +162,7 @@ async function listMetricFiles(store: ObjectStore, prefix: string, metrics: read
  * file (time = first day) and public file (time = the period's start).
  */
 async function rollLevel(engine: Engine, stager: Stager, o: AggregateOptions, out: Outputs, level: { source: string; state: (m: string) => string; public: (m: string) => string; start?: number }) {
+  await out.flush(); // this level reads what the level below just wrote
   const inputs = await listMetricFiles(o.store, level.source, o.metrics);
   const staged = await stager.objects(inputs, AGGREGATE_HEADER);
   const metricOf = new Map(inputs.map((i) => [i.key, i.metric]));
@@ -180,15 +183,15 @@ async function rollLevel(engine: Engine, stager: Stager, o: AggregateOptions, ou
   for (const m of o.metrics) {
     const [state, pub] = [level.state(m.name), level.public(m.name)];
     if (!present.has(m.name)) {
-      for (const key of new Set([state, pub])) await out.writeText(key, `${AGGREGATE_HEADER}\n`);
+      for (const key of new Set([state, pub])) out.writeText(key, `${AGGREGATE_HEADER}\n`);
       continue;
     }
     const file = await out.render(sql('metric_rows', { time: 'first_time', metric: sqlString(m.name) }));
     // The public file is the state file with each row's first day replaced by the period's start: the
     // leading integer field is rewritten here rather than running the query a second time.
     const publicBody = pub === state ? undefined : withTime(await fs.readFile(file, 'utf8'), level.start!);
-    await out.writeFile(state, file);
-    if (publicBody !== undefined) await out.writeText(pub, publicBody);
+    out.writeFile(state, file);
+    if (publicBody !== undefined) out.writeText(pub, publicBody);
   }
   await stager.cleanup();
 }

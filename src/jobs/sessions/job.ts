@@ -122,7 +122,8 @@ export async function runSessions(days: readonly string[], o: SessionOptions): P
       const staged = await stager.objects(inputs, TRACK_HEADER);
       const report = await computeDay(engine, day, staged.files, o, out, i);
       report.skippedFiles = staged.skipped;
-      await out.writeText(sessionPaths.manifest(day), manifestBody(definitionOf(o), inputs, report));
+      await out.flush(); // the manifest vouches for the day's files: they are stored first
+      out.writeText(sessionPaths.manifest(day), manifestBody(definitionOf(o), inputs, report));
       await stager.cleanup();
       run.computed.push(day);
       run.report.badRowCount += report.badRowCount;
@@ -133,10 +134,12 @@ export async function runSessions(days: readonly string[], o: SessionOptions): P
 
     // 4. User facts from every day's small state file.
     if (todo.length > 0) {
+      await out.flush(); // the user facts read the state files this run wrote
       const states = await stager.objects((await o.store.list('sessions/_state/')).filter((x) => x.key.endsWith('/state.csv')), Object.keys(STATE_TYPES).join(','));
       await out.write(sessionPaths.userFacts, sql('user_facts', { states: relationSql(states.files.map((f) => f.file), STATE_TYPES) }));
       await stager.cleanup();
     }
+    await out.flush();
     run.filesWritten = out.written;
     return run;
   });
