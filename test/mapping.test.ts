@@ -190,3 +190,13 @@ describe('the tracking CSV', () => {
     assert.equal(formatDecimal(-0.5), '-0.5');
   });
 });
+
+describe('message ids', () => {
+  it('generates one when missing or empty, so such messages are never taken for duplicates', () => {
+    const a = validateMessage({ type: 'track', event: 'x', anonymousId: 'a', messageId: '' });
+    const b = validateMessage({ type: 'track', event: 'x', anonymousId: 'a' });
+    assert.ok(a.ok && b.ok);
+    assert.match(a.value.messageId, /^tl-/);
+    assert.notEqual(a.value.messageId, b.value.messageId);
+  });
+});

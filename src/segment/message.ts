@@ -157,7 +157,8 @@ export function validateMessage(raw: unknown, envelope: Envelope = {}): Result<S
   const context = envelope.context ? { ...envelope.context, ...(m.context ?? {}) } : (m.context ?? {});
   return ok({
     type: m.type,
-    messageId: m.messageId ?? `tl-${randomUUID()}`,
+    // An empty id is no id: it would make every such message a duplicate of the first.
+    messageId: m.messageId ? m.messageId : `tl-${randomUUID()}`,
     userId,
     anonymousId,
     previousId: idString(m.previousId),
