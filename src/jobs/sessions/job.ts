@@ -19,9 +19,7 @@ import type { Stager } from '../staging.js';
 import { IDENTITY_HEADER, IDENTITY_TYPES, relationSql, TRACK_HEADER, TRACK_TYPES } from '../tracks.js';
 
 export const ALIAS_COLUMNS = ['tenantid', 'deviceid', 'userid', 'time'] as const;
-export const SESSION_COLUMNS = ['session_id', 'tenantid', 'userid', 'deviceid', 'start', 'end', 'duration', 'events', 'views', 'shares', 'chats', 'orders', 'page', 'url', 'referer', 'source', 'devicetype', 'bounce'] as const;
 export const TRACK_FACT_COLUMNS = [...TRACK_COLUMNS, 'userid', 'session_id', 'sequence'] as const;
-export const USER_FACT_COLUMNS = ['tenantid', 'userid', 'first_seen', 'last_seen', 'sessions', 'events', 'devices'] as const;
 
 const STATE_TYPES = { day: 'VARCHAR', kind: 'VARCHAR', tenantid: 'VARCHAR', userid: 'VARCHAR', deviceid: 'VARCHAR', first_seen: 'BIGINT', last_seen: 'BIGINT', events: 'BIGINT', sessions: 'BIGINT' };
 const ALIAS_TYPES = { tenantid: 'VARCHAR', deviceid: 'VARCHAR', userid: 'VARCHAR', time: 'BIGINT' };
