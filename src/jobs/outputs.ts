@@ -22,15 +22,19 @@ export async function writeIfChanged(store: ObjectStore, key: string, body: Buff
 const COMPARE_LIMIT = 256 * 1024 * 1024;
 
 /**
- * Whether the object at key holds exactly the file's bytes. Sizes first (one listing); then the bytes,
- * streamed from a local store, or fetched from a remote one when small enough. A large remote object of
+ * Whether the object at key holds exactly the file's bytes. Sizes first (a stat, or one listing); then the
+ * bytes, streamed from a local store, or fetched from a remote one when small enough. A large remote object of
  * the same size is taken as changed: rewriting it is idempotent, only not free.
  */
 async function sameContent(store: ObjectStore, key: string, file: string): Promise<boolean> {
-  const stored = (await store.list(key)).find((o) => o.key === key);
   const { size } = await fs.stat(file);
+  if (store.localPath) {
+    const local = store.localPath(key);
+    const stored = await fs.stat(local).catch(() => undefined);
+    return stored !== undefined && stored.size === size && sameFiles(local, file);
+  }
+  const stored = (await store.list(key)).find((o) => o.key === key);
   if (!stored || stored.size !== size) return false;
-  if (store.localPath) return sameFiles(store.localPath(key), file);
   if (size > COMPARE_LIMIT) return false;
   const body = await store.get(key);
   return body !== undefined && body.equals(await fs.readFile(file));
