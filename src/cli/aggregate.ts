@@ -9,6 +9,7 @@ import type { NightlyTask } from '../jobs/scheduler.js';
 import { ConfigError } from '../lib/errors.js';
 import { dayOf, daysBetween, isDay } from '../lib/dates.js';
 import { openStore } from '../storage/open.js';
+import { printSkipped } from './common.js';
 import type { ObjectStore } from '../storage/store.js';
 import type { Logger } from 'pino';
 
@@ -76,10 +77,7 @@ export async function aggregateCommand(config: Config, sel: DaySelection & { for
   const days = chosen.days ?? (await pendingDays(store, chosen.pendingToday!, config.lookbackDays, metrics));
   const run = await runAggregates(days, { store, metrics, logger, force: sel.force, onProgress: days.length > 1 ? progressBar('aggregate') : undefined });
   const summary = summarize(run);
-  for (const d of run.days) {
-    for (const b of d.report.badRows) process.stderr.write(`${d.day}: skipped malformed row ${b.key}:${b.line}: ${b.error}\n`);
-    for (const f of d.report.skippedFiles) process.stderr.write(`${d.day}: skipped file ${f.key}: ${f.reason}\n`);
-  }
+  for (const d of run.days) printSkipped(d.report, `${d.day}: `);
   process.stdout.write(`${JSON.stringify(summary)}\n`);
   return 0;
 }

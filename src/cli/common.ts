@@ -34,3 +34,9 @@ export const intArg = (name: string) => (v: string) => {
   if (!/^\d+$/.test(v)) throw new ConfigError(name, `"${v}" is not a whole number`);
   return Number(v);
 };
+
+/** Prints what a job run skipped (malformed rows, files without the expected header) on stderr. */
+export function printSkipped(report: { badRows: Array<{ key: string; line: number; error: string }>; skippedFiles: Array<{ key: string; reason: string }> }, prefix = ''): void {
+  for (const b of report.badRows) process.stderr.write(`${prefix}skipped malformed row ${b.key}:${b.line}: ${b.error}\n`);
+  for (const f of report.skippedFiles) process.stderr.write(`${prefix}skipped file ${f.key}: ${f.reason}\n`);
+}

@@ -10,6 +10,7 @@ import { ConfigError } from '../lib/errors.js';
 import { openStore } from '../storage/open.js';
 import type { ObjectStore } from '../storage/store.js';
 import { progressBar, selectDays, type DaySelection } from './aggregate.js';
+import { printSkipped } from './common.js';
 
 function options(config: Config, store: ObjectStore, logger: Logger): SessionOptions {
   return { store, logger, inactivityMinutes: config.inactivityMinutes, includeBots: config.sessionsIncludeBots, lookbackDays: config.lookbackDays };
@@ -56,8 +57,7 @@ export async function sessionsCommand(config: Config, sel: DaySelection & { forc
     days = chosen.days ?? (await pendingSessionDays(store, chosen.pendingToday!, o));
   }
   const run = await runSessions(days, { ...o, force: sel.force || sel.rebuild, rebuildAliases: sel.rebuild, onProgress: days.length > 1 ? progressBar('sessions') : undefined });
-  for (const b of run.report.badRows) process.stderr.write(`skipped malformed row ${b.key}:${b.line}: ${b.error}\n`);
-  for (const f of run.report.skippedFiles) process.stderr.write(`skipped file ${f.key}: ${f.reason}\n`);
+  printSkipped(run.report);
   process.stdout.write(`${JSON.stringify({ computed: run.computed, unchanged: run.unchanged.length, aliasChanged: run.aliasChanged, aliases: run.aliases, filesWritten: run.filesWritten, badRows: run.report.badRowCount })}\n`);
   return 0;
 }

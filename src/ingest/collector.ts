@@ -14,7 +14,7 @@ import { csvLine } from '../tracking/csv.js';
 import { UaClassifier } from '../tracking/enrich.js';
 import type { EventMap } from '../tracking/events.js';
 import { mapMessage } from '../tracking/map.js';
-import type { DedupIndex } from './dedup.js';
+import { dedupKey, type DedupIndex } from './dedup.js';
 import type { WalRecord } from './shipper.js';
 import type { WriteAheadLog } from './wal.js';
 
@@ -96,7 +96,7 @@ export class Collector {
       if (!rows.ok) return refuse(rows);
       if (!this.d.dedup.reserve(req.tenant, msg.value.messageId, receivedAt)) {
         duplicates++;
-        const original = this.inflight.get(`${req.tenant}\u0000${msg.value.messageId}`);
+        const original = this.inflight.get(dedupKey(req.tenant, msg.value.messageId));
         if (original) originals.push(original);
         return;
       }
@@ -119,7 +119,7 @@ export class Collector {
     const toLog = records.filter((rec) => rec.r.length > 0);
     if (toLog.length > 0) {
       const appended = this.d.wal.append(toLog);
-      const keys = toLog.map((r) => `${r.tn}\u0000${r.id}`);
+      const keys = toLog.map((r) => dedupKey(r.tn, r.id));
       for (const k of keys) this.inflight.set(k, appended);
       try {
         await appended;

@@ -10,7 +10,8 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Clock } from '../lib/clock.js';
 
-const key = (tenant: string, id: string) => `${tenant}\u0000${id}`;
+/** The dedup key of a message: its tenant and messageId. */
+export const dedupKey = (tenant: string, id: string) => `${tenant}\u0000${id}`;
 
 export class DedupIndex {
   private seen = new Map<string, number>();
@@ -19,7 +20,7 @@ export class DedupIndex {
 
   /** Reserves the id when it is new; false when it was already accepted within the window. */
   reserve(tenant: string, id: string, at: number): boolean {
-    const k = key(tenant, id);
+    const k = dedupKey(tenant, id);
     const prev = this.seen.get(k);
     if (prev !== undefined && prev > this.clock.now() - this.windowMs) return false;
     this.seen.delete(k); // re-insert at the end so the map stays ordered by time
@@ -29,7 +30,7 @@ export class DedupIndex {
 
   /** Undoes a reservation whose write failed, so the client's retry is accepted. */
   release(tenant: string, id: string): void {
-    this.seen.delete(key(tenant, id));
+    this.seen.delete(dedupKey(tenant, id));
   }
 
   load(entries: Iterable<[string, string, number]>): void {

@@ -26,6 +26,11 @@ export interface StagedPartition {
   skipped: SkippedFile[];
 }
 
+/** The CSV objects under prefix: a partition's inputs. */
+export async function listCsv(store: ObjectStore, prefix: string): Promise<ObjectInfo[]> {
+  return (await store.list(prefix)).filter((o) => o.key.endsWith('.csv'));
+}
+
 async function firstLine(file: string): Promise<string> {
   const fh = await fs.open(file, 'r');
   try {
@@ -52,12 +57,6 @@ export class Stager {
     const body = await this.store.get(o.key);
     await fs.writeFile(file, body ?? Buffer.alloc(0));
     return file;
-  }
-
-  /** Stages every .csv object under prefix whose header is exactly `header`. */
-  async partition(prefix: string, header: string): Promise<StagedPartition> {
-    const inputs = (await this.store.list(prefix)).filter((o) => o.key.endsWith('.csv'));
-    return this.objects(inputs, header);
   }
 
   async objects(inputs: ObjectInfo[], header: string): Promise<StagedPartition> {

@@ -14,7 +14,7 @@ import type { ObjectInfo, ObjectStore } from '../../storage/store.js';
 import { type Engine, sql, sqlString } from '../engine.js';
 import { withJob } from '../context.js';
 import { collectRejects, manifestBody, type Outputs, readManifest, sameInputs, type RunReport } from '../outputs.js';
-import type { Stager } from '../staging.js';
+import { listCsv, type Stager } from '../staging.js';
 import { readCsvSql, readTracksSql, TRACK_HEADER } from '../tracks.js';
 import { AGGREGATE_HEADER, metricFingerprint, type MetricDef } from './metrics.js';
 
@@ -63,7 +63,7 @@ const definitionOf = (metrics: readonly MetricDef[]) => metrics.map(metricFinger
 export async function dayIsStale(store: ObjectStore, day: string, metrics: readonly MetricDef[]): Promise<boolean> {
   const manifest = await readManifest(store, paths.manifest(day));
   if (!manifest || manifest.definition !== definitionOf(metrics)) return true;
-  const inputs = (await store.list(paths.tracks(day))).filter((o) => o.key.endsWith('.csv'));
+  const inputs = await listCsv(store, paths.tracks(day));
   return !sameInputs(manifest.inputs, inputs);
 }
 
@@ -73,7 +73,7 @@ export async function runAggregates(days: readonly string[], o: AggregateOptions
     const definition = definitionOf(o.metrics);
     for (const [i, day] of days.entries()) {
       const manifest = o.force ? undefined : await readManifest(o.store, paths.manifest(day));
-      const listed = (await o.store.list(paths.tracks(day))).filter((x) => x.key.endsWith('.csv'));
+      const listed = await listCsv(o.store, paths.tracks(day));
       if (manifest && manifest.definition === definition && sameInputs(manifest.inputs, listed)) {
         run.days.push({ day, status: 'unchanged', inputs: listed.length, report: manifest.report });
       } else {

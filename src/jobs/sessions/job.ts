@@ -15,7 +15,7 @@ import { TRACK_COLUMNS } from '../../tracking/columns.js';
 import { type Engine, sql, sqlString } from '../engine.js';
 import { withJob } from '../context.js';
 import { collectRejects, manifestBody, type Outputs, readManifest, sameInputs, type RunReport } from '../outputs.js';
-import type { Stager } from '../staging.js';
+import { listCsv, type Stager } from '../staging.js';
 import { IDENTITY_HEADER, IDENTITY_TYPES, relationSql, TRACK_HEADER, TRACK_TYPES } from '../tracks.js';
 
 export const ALIAS_COLUMNS = ['tenantid', 'deviceid', 'userid', 'time'] as const;
@@ -61,10 +61,6 @@ const ROW_COLUMNS = TRACK_COLUMNS.map((c) => `t."${c}"`).join(', ');
 
 const definitionOf = (o: SessionOptions) => JSON.stringify({ v: 1, inactivityMinutes: o.inactivityMinutes, includeBots: o.includeBots });
 const botFilter = (o: SessionOptions, alias = '') => (o.includeBots ? '' : `AND ${alias}bot IS DISTINCT FROM true`);
-
-async function listCsv(store: ObjectStore, prefix: string): Promise<ObjectInfo[]> {
-  return (await store.list(prefix)).filter((x) => x.key.endsWith('.csv'));
-}
 
 /** The tracking files a day's results depend on: its own and its two neighbours'. */
 async function windowInputs(store: ObjectStore, day: string): Promise<ObjectInfo[]> {
