@@ -9,13 +9,13 @@ import type { Metrics } from '../lib/metrics.js';
 import { ok, reject, type Rejection } from '../lib/result.js';
 import { splitBody, validateMessage, type MessageType } from '../segment/message.js';
 import { dayOf } from '../lib/dates.js';
-import { identityValues, trackValues } from '../tracking/columns.js';
-import { csvLine } from '../tracking/csv.js';
+import { IDENTITY_COLUMNS } from '../tracking/columns.js';
+import { csvRecord, trackCsv } from '../tracking/csv.js';
 import { UaClassifier } from '../tracking/enrich.js';
 import type { EventMap } from '../tracking/events.js';
 import { mapMessage } from '../tracking/map.js';
 import { dedupKey, type DedupIndex } from './dedup.js';
-import type { WalRecord } from './shipper.js';
+import { encodeRecords, type WalRecord } from './records.js';
 import type { WriteAheadLog } from './wal.js';
 
 export interface RejectedMessage {
@@ -87,25 +87,31 @@ export class Collector {
     const originals: Array<Promise<void>> = [];
     let duplicates = 0;
 
-    split.value.messages.forEach((raw, index) => {
-      const rawId = raw && typeof raw === 'object' && typeof (raw as { messageId?: unknown }).messageId === 'string' ? (raw as { messageId: string }).messageId.slice(0, 100) : null;
-      const refuse = (r: Rejection) => rejected.push({ index, messageId: rawId, code: r.code, reason: r.message });
-      const msg = validateMessage(raw, split.value.envelope);
-      if (!msg.ok) return refuse(msg);
-      const rows = mapMessage(msg.value, { tenant: req.tenant, receivedAt, clientIp: req.clientIp, eventMap: this.d.eventMap, uaClassifier: this.uaClassifier });
-      if (!rows.ok) return refuse(rows);
-      if (!this.d.dedup.reserve(req.tenant, msg.value.messageId, receivedAt)) {
+    const { messages, envelope } = split.value;
+    const mapContext = { tenant: req.tenant, receivedAt, clientIp: req.clientIp, eventMap: this.d.eventMap, uaClassifier: this.uaClassifier };
+    for (let index = 0; index < messages.length; index++) {
+      const raw = messages[index];
+      const msg = validateMessage(raw, envelope);
+      const rows = msg.ok ? mapMessage(msg.value, mapContext) : msg;
+      if (!rows.ok) {
+        const id = (raw as { messageId?: unknown } | null)?.messageId;
+        rejected.push({ index, messageId: typeof id === 'string' ? id.slice(0, 100) : null, code: rows.code, reason: rows.message });
+        continue;
+      }
+      const messageId = (msg as { value: { messageId: string } }).value.messageId;
+      if (!this.d.dedup.reserve(req.tenant, messageId, receivedAt)) {
         duplicates++;
-        const original = this.inflight.get(dedupKey(req.tenant, msg.value.messageId));
+        const original = this.inflight.get(dedupKey(req.tenant, messageId));
         if (original) originals.push(original);
-        return;
+        continue;
       }
       const { tracks, identities } = rows.value;
+      if (tracks.length === 0 && identities.length === 0) continue; // group calls, identify without a link
       const r: WalRecord['r'] = [];
-      for (const row of tracks) r.push(['t', dayOf(row.time), csvLine(trackValues(row))]);
-      for (const row of identities) r.push(['i', dayOf(row.time), csvLine(identityValues(row))]);
-      records.push({ id: msg.value.messageId, tn: req.tenant, at: receivedAt, r });
-    });
+      for (const row of tracks) r.push(['t', dayOf(row.time), trackCsv(row)]);
+      for (const row of identities) r.push(['i', dayOf(row.time), csvRecord(row, IDENTITY_COLUMNS)]);
+      records.push({ id: messageId, tn: req.tenant, at: receivedAt, r });
+    }
 
     for (const r of rejected) this.d.metrics.rejected.inc({ reason: r.code });
     if (duplicates > 0) this.d.metrics.duplicates.inc(duplicates);
@@ -116,10 +122,9 @@ export class Collector {
       return { ok: false, code: 'all_rejected', message: `No message was valid; the first (index ${first.index}) was rejected: ${first.reason}`, rejected };
     }
     // Messages with no rows (group calls, identify without a link) are accepted but need no log record.
-    const toLog = records.filter((rec) => rec.r.length > 0);
-    if (toLog.length > 0) {
-      const appended = this.d.wal.append(toLog);
-      const keys = toLog.map((r) => dedupKey(r.tn, r.id));
+    if (records.length > 0) {
+      const appended = this.d.wal.append(encodeRecords(records));
+      const keys = records.map((r) => dedupKey(r.tn, r.id));
       for (const k of keys) this.inflight.set(k, appended);
       try {
         await appended;

@@ -10,7 +10,8 @@ import type { ObjectStore } from '../storage/store.js';
 import { buildEventMap } from '../tracking/events.js';
 import { Collector } from './collector.js';
 import { DedupIndex, readIdsFiles } from './dedup.js';
-import { Shipper, type WalRecord } from './shipper.js';
+import { readRecords } from './records.js';
+import { Shipper } from './shipper.js';
 import { WriteAheadLog } from './wal.js';
 
 export interface IngestNode {
@@ -35,7 +36,9 @@ export async function openIngest(config: Config, deps: { store: ObjectStore; clo
   const windowMs = config.dedupWindowHours * 3600_000;
   const dedup = new DedupIndex(windowMs, deps.clock);
   const entries = await readIdsFiles(config.walDir, deps.clock.now() - windowMs);
-  for (const seq of wal.sealed()) for (const r of (await wal.read(seq)) as WalRecord[]) entries.push([r.tn, r.id, r.at]);
+  for (const seq of wal.sealed()) {
+    for (const payload of await wal.read(seq)) readRecords(payload, { record: (id, tn, at) => void entries.push([tn, id, at]) });
+  }
   dedup.load(entries);
   const pruneTimer = setInterval(() => dedup.prune(), 60_000);
   pruneTimer.unref();

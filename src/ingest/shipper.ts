@@ -13,18 +13,8 @@ import type { Metrics } from '../lib/metrics.js';
 import type { ObjectStore } from '../storage/store.js';
 import { IDENTITY_COLUMNS, TRACK_COLUMNS } from '../tracking/columns.js';
 import { pruneIdsFiles, writeIdsFile } from './dedup.js';
+import { readRecords, type RowKind } from './records.js';
 import type { WriteAheadLog } from './wal.js';
-
-/** One accepted message in the log: its dedup key, receipt time and its rows, already rendered as CSV. */
-export interface WalRecord {
-  id: string;
-  tn: string;
-  at: number;
-  /** [kind, UTC day, CSV line]: 't' a tracking row, 'i' an identity link. */
-  r: Array<[RowKind, string, string]>;
-}
-
-export type RowKind = 't' | 'i';
 
 export interface ShipperOptions {
   wal: WriteAheadLog;
@@ -42,23 +32,45 @@ const KINDS: Record<RowKind, { prefix: string; header: string; label: string }> 
   i: { prefix: 'identities', header: IDENTITY_COLUMNS.join(','), label: 'identity' },
 };
 
-/** The objects a segment becomes: deterministic in the segment's records, node id and sequence. */
-export function segmentObjects(records: WalRecord[], nodeId: string, seq: number): Array<{ key: string; body: string; rows: number; label: string }> {
-  const groups = new Map<string, string[]>();
-  for (const rec of records) {
-    for (const [kind, day, line] of rec.r) {
-      const key = `${KINDS[kind].prefix}/${dayPath(day)}/${nodeId}-${String(seq).padStart(12, '0')}.csv`;
-      let lines = groups.get(key);
-      if (!lines) groups.set(key, (lines = []));
-      lines.push(line);
-    }
-  }
-  return [...groups]
-    .sort((a, b) => (a[0] < b[0] ? -1 : 1))
-    .map(([key, lines]) => {
-      const kind = KINDS[key.startsWith('tracks/') ? 't' : 'i'];
-      return { key, body: `${kind.header}\n${lines.join('\n')}\n`, rows: lines.length, label: kind.label };
+export interface SegmentContent {
+  objects: Array<{ key: string; body: Buffer; rows: number; label: string }>;
+  /** [tenant, messageId, receivedAt] of every record, for the dedup id file. */
+  ids: Array<[string, string, number]>;
+}
+
+/**
+ * The objects a segment becomes: deterministic in the segment's payloads, node id and sequence. Lines are
+ * copied from the log's bytes into each object's body; none is turned back into a string.
+ */
+export function segmentObjects(payloads: readonly Buffer[], nodeId: string, seq: number): SegmentContent {
+  const groups = new Map<string, { kind: RowKind; day: string; ranges: Array<Buffer | number>; bytes: number; rows: number }>();
+  const ids: SegmentContent['ids'] = [];
+  for (const payload of payloads) {
+    readRecords(payload, {
+      record: (id, tn, at) => void ids.push([tn, id, at]),
+      row: (kind, day, buf, start, end) => {
+        const g = kind + day;
+        let group = groups.get(g);
+        if (!group) groups.set(g, (group = { kind, day, ranges: [], bytes: 0, rows: 0 }));
+        group.ranges.push(buf, start, end);
+        group.bytes += end - start + 1;
+        group.rows++;
+      },
     });
+  }
+  const name = `${nodeId}-${String(seq).padStart(12, '0')}.csv`;
+  const objects = [...groups.values()].map(({ kind, day, ranges, bytes, rows }) => {
+    const k = KINDS[kind];
+    const body = Buffer.allocUnsafe(k.header.length + 1 + bytes);
+    let off = body.write(`${k.header}\n`, 'latin1');
+    for (let i = 0; i < ranges.length; i += 3) {
+      off += (ranges[i] as Buffer).copy(body, off, ranges[i + 1] as number, ranges[i + 2] as number);
+      body[off++] = 0x0a;
+    }
+    return { key: `${k.prefix}/${dayPath(day)}/${name}`, body, rows, label: k.label };
+  });
+  objects.sort((a, b) => (a.key < b.key ? -1 : 1));
+  return { objects, ids };
 }
 
 export class Shipper {
@@ -136,19 +148,19 @@ export class Shipper {
   }
 
   private async shipSegment(seq: number): Promise<void> {
-    const records = (await this.o.wal.read(seq)) as WalRecord[];
-    if (records.length > 0) this.oldestPendingAt = Math.min(this.oldestPendingAt ?? Infinity, records[0]!.at);
-    for (const obj of segmentObjects(records, this.o.wal.nodeId, seq)) {
+    const { objects, ids } = segmentObjects(await this.o.wal.read(seq), this.o.wal.nodeId, seq);
+    if (ids.length > 0) this.oldestPendingAt = Math.min(this.oldestPendingAt ?? Infinity, ids[0]![2]);
+    for (const obj of objects) {
       await this.o.store.put(obj.key, obj.body);
       this.o.metrics.rowsWritten.inc({ kind: obj.label }, obj.rows);
     }
     this.lastSuccessAt = this.o.clock.now();
     // The ids outlive the segment so duplicates are still caught after it is gone.
-    await writeIdsFile(this.o.wal.dir, seq, records.map((r) => [r.tn, r.id, r.at]));
+    await writeIdsFile(this.o.wal.dir, seq, ids);
     await this.o.wal.release(seq);
     this.oldestPendingAt = undefined;
     await pruneIdsFiles(this.o.wal.dir, this.o.clock.now() - this.o.dedupWindowMs);
-    this.o.logger.debug({ segment: seq, records: records.length }, 'segment shipped');
+    this.o.logger.debug({ segment: seq, records: ids.length }, 'segment shipped');
     this.updateGauges();
   }
 

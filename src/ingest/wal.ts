@@ -6,8 +6,12 @@
  * durability costs a little latency instead of most of the throughput.
  *
  * The log is a series of numbered segment files. The active one takes appends; `seal()` closes it and opens
- * the next. Sealed segments are shipped to storage and then released. Each line is `crc32 json\n`, so a tail
- * torn by a crash (a record that was never acknowledged) is recognised and cut off at recovery.
+ * the next. Sealed segments are shipped to storage and then released.
+ *
+ * One append (one request's records) is one frame: `<crc32 hex> <payload bytes>\n<payload>\n`. The payload
+ * is opaque here (ingest/records.ts lays it out). A tail torn by a crash (a frame that was never
+ * acknowledged) fails its length or CRC and is cut off at recovery. (Logs of tracklake 0.1's first cut, one
+ * line `<crc32 hex> <json array>\n` per append, are still read: the JSON is the payload.)
  */
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
@@ -24,8 +28,8 @@ export interface WalOptions {
 }
 
 interface Pending {
-  buf: Buffer;
-  records: unknown[];
+  bufs: Buffer[];
+  bytes: number;
   resolve: () => void;
   reject: (e: Error) => void;
 }
@@ -33,35 +37,40 @@ interface Pending {
 const MEMO_LIMIT = 128 * 1024 * 1024;
 const SEG_RE = /^seg-(\d{12})\.log$/;
 const segName = (seq: number) => `seg-${String(seq).padStart(12, '0')}.log`;
+const crcHex = (data: Buffer | string) => (crc32(data) >>> 0).toString(16).padStart(8, '0');
 
-/** One log line: a request's records as a JSON array, behind its CRC-32. */
-export function encodeRecords(records: unknown[]): string {
-  const json = JSON.stringify(records);
-  return `${(crc32(json) >>> 0).toString(16).padStart(8, '0')} ${json}\n`;
+/** One frame: header, payload and line end, ready to write. */
+export function encodeFrame(payload: string): Buffer[] {
+  const body = Buffer.from(payload);
+  return [Buffer.from(`${crcHex(body)} ${body.length}\n`), body, NEWLINE];
 }
 
-/** Parses a segment's bytes; returns the records and the byte length of the valid prefix. */
-export function decodeSegment(buf: Buffer): { records: unknown[]; validBytes: number } {
-  const records: unknown[] = [];
-  // Each line holds one request's records (an array): a request is acknowledged whole or not at all.
+const NEWLINE = Buffer.from('\n');
+
+/** Parses a segment's bytes; returns the payloads and the byte length of the valid prefix. */
+export function decodeSegment(buf: Buffer): { payloads: Buffer[]; validBytes: number } {
+  const payloads: Buffer[] = [];
   let pos = 0;
   while (pos < buf.length) {
+    const start = pos;
     const nl = buf.indexOf(0x0a, pos);
-    if (nl < 0) break; // torn tail: no newline, never acknowledged
-    const line = buf.toString('utf8', pos, nl);
-    const space = line.indexOf(' ');
-    const json = line.slice(space + 1);
-    if (space !== 8 || (crc32(json) >>> 0).toString(16).padStart(8, '0') !== line.slice(0, 8)) break;
-    try {
-      const line = JSON.parse(json) as unknown;
-      if (!Array.isArray(line)) break;
-      for (const r of line) records.push(r);
-    } catch {
-      break;
+    if (nl < 0 || nl - pos < 10 || buf[pos + 8] !== 0x20) break; // torn tail: never acknowledged
+    const crc = buf.toString('latin1', pos, pos + 8);
+    let payload: Buffer;
+    if (buf[pos + 9] === 0x5b /* [ */) {
+      payload = buf.subarray(pos + 9, nl); // a 0.1 line: the JSON array is the payload
+      pos = nl + 1;
+    } else {
+      const len = Number(buf.toString('latin1', pos + 9, nl));
+      const end = nl + 1 + len + 1;
+      if (!Number.isSafeInteger(len) || end > buf.length || buf[end - 1] !== 0x0a) break;
+      payload = buf.subarray(nl + 1, end - 1);
+      pos = end;
     }
-    pos = nl + 1;
+    if (crcHex(payload) !== crc) return { payloads, validBytes: start };
+    payloads.push(payload);
   }
-  return { records, validBytes: pos };
+  return { payloads, validBytes: pos };
 }
 
 export class WriteAheadLog {
@@ -75,10 +84,11 @@ export class WriteAheadLog {
   private broken: Error | undefined;
   private fullSignalled = false;
   /**
-   * The records of recent segments, kept as they were appended, so shipping need not re-read and re-parse
-   * what this process just wrote. Bounded: past MEMO_LIMIT bytes the oldest are dropped and read from disk.
+   * The payloads of recent segments, kept as they were appended, so shipping need not re-read what this
+   * process just wrote. Buffers, not objects: they cost the garbage collector nothing to keep. Bounded:
+   * past MEMO_LIMIT bytes the oldest are dropped and read from disk.
    */
-  private memo = new Map<number, { records: unknown[]; bytes: number }>();
+  private memo = new Map<number, { payloads: Buffer[]; bytes: number }>();
   private memoBytes = 0;
   readonly nodeId: string;
 
@@ -140,12 +150,12 @@ export class WriteAheadLog {
     return [...this.sealedBytes.keys()].sort((a, b) => a - b);
   }
 
-  /** Appends one request's records; resolves once they are fsynced. */
-  append(records: unknown[]): Promise<void> {
+  /** Appends one request's payload; resolves once it is fsynced. */
+  append(payload: string): Promise<void> {
     if (this.broken) return Promise.reject(this.broken);
-    const buf = Buffer.from(encodeRecords(records));
+    const bufs = encodeFrame(payload);
     return new Promise<void>((resolve, reject) => {
-      this.queue.push({ buf, records, resolve, reject });
+      this.queue.push({ bufs, bytes: bufs[0]!.length + bufs[1]!.length + 1, resolve, reject });
       if (!this.writing) void this.drain();
     });
   }
@@ -171,13 +181,15 @@ export class WriteAheadLog {
   }
 
   private async commit(batch: Pending[]): Promise<void> {
-    const buf = batch.length === 1 ? batch[0]!.buf : Buffer.concat(batch.map((p) => p.buf));
+    const bufs = batch.flatMap((p) => p.bufs);
+    let size = 0;
+    for (const p of batch) size += p.bytes;
     const start = this.activeBytes;
     try {
-      let off = 0;
-      while (off < buf.length) {
-        const { bytesWritten } = await this.fh.write(buf, off, buf.length - off, start + off);
-        off += bytesWritten;
+      let off = (await this.fh.writev(bufs, start)).bytesWritten;
+      if (off < size) {
+        const buf = Buffer.concat(bufs); // a short write: the rest goes byte range by byte range
+        while (off < size) off += (await this.fh.write(buf, off, size - off, start + off)).bytesWritten;
       }
       await this.fh.datasync();
     } catch (e) {
@@ -191,8 +203,8 @@ export class WriteAheadLog {
       for (const p of batch) p.reject(e as Error);
       return;
     }
-    this.activeBytes += buf.length;
-    this.remember(this.activeSeq, batch, buf.length);
+    this.activeBytes += size;
+    this.remember(this.activeSeq, batch, size);
     for (const p of batch) p.resolve();
     if (!this.fullSignalled && this.activeBytes >= this.opts.maxSegmentBytes) {
       this.fullSignalled = true;
@@ -216,8 +228,8 @@ export class WriteAheadLog {
 
   private remember(seq: number, batch: Pending[], bytes: number): void {
     let m = this.memo.get(seq);
-    if (!m) this.memo.set(seq, (m = { records: [], bytes: 0 }));
-    for (const p of batch) for (const r of p.records) m.records.push(r);
+    if (!m) this.memo.set(seq, (m = { payloads: [], bytes: 0 }));
+    for (const p of batch) m.payloads.push(p.bufs[1]!);
     m.bytes += bytes;
     this.memoBytes += bytes;
     for (const [s, old] of this.memo) {
@@ -235,10 +247,11 @@ export class WriteAheadLog {
     }
   }
 
-  async read(seq: number): Promise<unknown[]> {
+  /** A sealed segment's payloads, in append order. */
+  async read(seq: number): Promise<Buffer[]> {
     const m = this.memo.get(seq);
-    if (m && seq !== this.activeSeq) return m.records;
-    return decodeSegment(await fs.readFile(path.join(this.dir, segName(seq)))).records;
+    if (m && seq !== this.activeSeq) return m.payloads;
+    return decodeSegment(await fs.readFile(path.join(this.dir, segName(seq)))).payloads;
   }
 
   /** Drops a shipped segment. */

@@ -1,8 +1,17 @@
 /** UTC day arithmetic shared by the collector's partitioning and the jobs. Days are 'YYYY-MM-DD'. */
 const DAY_MS = 86_400_000;
 
+// The collector asks for the day of every event, nearly always one of a few: the last answer is kept.
+let lastDay = NaN;
+let lastDayText = '';
+
 export function dayOf(epochMs: number): string {
-  return new Date(epochMs).toISOString().slice(0, 10);
+  const day = Math.floor(epochMs / DAY_MS);
+  if (day !== lastDay) {
+    lastDayText = new Date(day * DAY_MS).toISOString().slice(0, 10);
+    lastDay = day;
+  }
+  return lastDayText;
 }
 
 /** 'YYYY-MM-DD' → 'YYYY/MM/DD', the partition path of seed 003. */

@@ -44,7 +44,7 @@ const SOCIAL: ReadonlyArray<[Source, readonly string[], readonly string[]]> = [
   ['INSTAGRAM', ['instagram.com', 'instagr.am'], ['instagram', 'ig']],
   ['WHATSTAPP', ['whatsapp.com', 'whatsapp.net', 'wa.me'], ['whatsapp', 'wa']],
 ];
-const WEBMAIL = ['mail.google.com', 'outlook.live.com', 'outlook.office.com', 'outlook.office365.com', 'mail.yahoo.com', 'mail.aol.com', 'mail.proton.me', 'mail.zoho.com', 'mail.yandex.ru', 'mail.yandex.com', 'webmail'];
+const WEBMAIL = ['mail.google.com', 'outlook.live.com', 'outlook.office.com', 'outlook.office365.com', 'mail.yahoo.com', 'mail.aol.com', 'mail.proton.me', 'mail.zoho.com', 'mail.yandex.ru', 'mail.yandex.com'];
 const SEARCH = /(^|\.)(google\.[a-z.]+|bing\.com|yahoo\.[a-z.]+|duckduckgo\.com|baidu\.com|yandex\.[a-z.]+|ecosia\.org)$/;
 
 // The host of an absolute URL; a regex rather than new URL() because this runs for every event.
@@ -55,7 +55,18 @@ function hostOf(url: string | undefined): string | undefined {
   return m ? m[1]!.toLowerCase().replace(/^www\./, '') : undefined;
 }
 
-const onHost = (host: string, domain: string) => host === domain || host.endsWith(`.${domain}`);
+const onHost = (host: string, domain: string) => host === domain || (host.endsWith(domain) && host.charCodeAt(host.length - domain.length - 1) === 46 /* . */);
+
+/** What a referrer host says about the source, or undefined when it says nothing (a direct visit). */
+function hostSource(host: string): Source | undefined {
+  if (host.startsWith('webmail.') || WEBMAIL.some((w) => onHost(host, w))) return 'EMAIL';
+  for (const [source, domains] of SOCIAL) if (domains.some((d) => onHost(host, d))) return source;
+  if (SEARCH.test(host)) return 'SEO';
+  return undefined;
+}
+
+// Referrer hosts repeat (a site has a few hundred): their classification is kept, up to a bound.
+const hostSources = new Map<string, Source | undefined>();
 
 export function trafficSource(opts: { campaignSource?: string; campaignMedium?: string; referrer?: string }): Source {
   const medium = opts.campaignMedium?.trim().toLowerCase();
@@ -68,8 +79,11 @@ export function trafficSource(opts: { campaignSource?: string; campaignMedium?: 
   }
   const host = hostOf(opts.referrer);
   if (!host) return 'DIRECT';
-  if (WEBMAIL.some((w) => (w === 'webmail' ? host.startsWith('webmail.') : onHost(host, w)))) return 'EMAIL';
-  for (const [source, domains] of SOCIAL) if (domains.some((d) => onHost(host, d))) return source;
-  if (SEARCH.test(host)) return 'SEO';
-  return 'DIRECT';
+  let source = hostSources.get(host);
+  if (source === undefined && !hostSources.has(host)) {
+    source = hostSource(host);
+    if (hostSources.size >= 10_000) hostSources.clear();
+    hostSources.set(host, source);
+  }
+  return source ?? 'DIRECT';
 }
