@@ -4,10 +4,11 @@ import { gzipSync } from 'node:zlib';
 import { basic, flushed, post, readRows, startCollector, T0, track, type TestCollector } from './helpers.js';
 import type { ManualClock } from '../src/lib/clock.js';
 
-describe('the Segment HTTP Tracking API', () => {
+// Requests are prepared on worker threads or, with 0 workers, on the request thread: both answer alike.
+for (const ingestWorkers of [2, 0]) describe(`the Segment HTTP Tracking API (${ingestWorkers} request workers)`, () => {
   let c: TestCollector;
   before(async () => {
-    c = await startCollector({ sources: { 'key-a': 'tenantA', 'key-b': 'tenantB', dev: 'demo' } });
+    c = await startCollector({ sources: { 'key-a': 'tenantA', 'key-b': 'tenantB', dev: 'demo' }, ingestWorkers });
   });
   after(() => c.close());
 
@@ -99,6 +100,17 @@ describe('the Segment HTTP Tracking API', () => {
     await flushed(c);
     const rows = (await readRows(c.store)).filter((r) => r.deviceid === 'dup-device');
     assert.deepEqual(rows.map((r) => r.tenantid).sort(), ['demo', 'demo', 'tenantA']);
+  });
+
+  it('writes the new messages of a batch that repeats some, each once and whole', async () => {
+    const seen = track({ messageId: 'mix-0', anonymousId: 'mix', properties: { product_id: 'p0', page: 'a,"b"' } });
+    assert.equal((await post(`${c.url}/v1/track`, seen)).status, 200);
+    const fresh = [1, 2].map((i) => track({ messageId: `mix-${i}`, anonymousId: 'mix', properties: { product_id: `p${i}`, page: `é "${i}"` } }));
+    const res = await post(`${c.url}/v1/batch`, { batch: [fresh[0], seen, fresh[1], fresh[0]] });
+    assert.equal(res.status, 200);
+    await flushed(c);
+    const rows = (await readRows(c.store)).filter((r) => r.deviceid === 'mix');
+    assert.deepEqual(rows.map((r) => [r.productid, r.page]).sort(), [['p0', 'a,"b"'], ['p1', 'é "1"'], ['p2', 'é "2"']]);
   });
 
   it('keeps each tenant in its own rows whatever the payload claims', async () => {

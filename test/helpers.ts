@@ -40,7 +40,7 @@ export async function startCollector(settings: Record<string, unknown> = {}, opt
   const clock = opts.clock ?? new ManualClock(T0);
   const store = opts.store ?? new LocalStore(config.storage);
   const node = await openIngest(config, { store, clock, logger: silent });
-  const app = await buildServer({ config, collector: node.collector, metrics: node.metrics, logger: silent, readiness: node.readiness });
+  const app = await buildServer({ config, collector: node.collector, preparer: node.preparer, clock: node.clock, metrics: node.metrics, logger: silent, readiness: node.readiness });
   await app.listen({ port: 0, host: '127.0.0.1' });
   const port = (app.server.address() as { port: number }).port;
   return {

@@ -8,15 +8,15 @@ import { segmentObjects } from '../src/ingest/shipper.js';
 import { WriteAheadLog, decodeSegment, encodeFrame } from '../src/ingest/wal.js';
 import { tempDir } from './helpers.js';
 
-const frame = (payload: string) => Buffer.concat(encodeFrame(payload));
+const frame = (payload: string) => encodeFrame(payload);
 const texts = (payloads: Buffer[]) => payloads.map((p) => p.toString());
 
 describe('the write-ahead log', () => {
   it('recovers every complete frame and cuts a torn tail', async () => {
     const dir = tempDir('wal');
     const wal = await WriteAheadLog.open(dir, { maxSegmentBytes: 1 << 20, nodeId: 'n1' });
-    await wal.append('a\nb');
-    await wal.append('c');
+    await wal.append(frame('a\nb'));
+    await wal.append(frame('c'));
     // Simulate a crash in the middle of writing the next frame.
     const seg = path.join(dir, 'seg-000000000001.log');
     await fs.appendFile(seg, frame('torn apart').subarray(0, 16));
@@ -76,9 +76,9 @@ describe('the write-ahead log', () => {
   it('commits concurrent appends together and never reuses a segment number', async () => {
     const dir = tempDir('wal');
     const wal = await WriteAheadLog.open(dir, { maxSegmentBytes: 1 << 20 });
-    await Promise.all(Array.from({ length: 200 }, (_, i) => wal.append(String(i))));
+    await Promise.all(Array.from({ length: 200 }, (_, i) => wal.append(frame(String(i)))));
     await wal.seal();
-    await wal.append('next');
+    await wal.append(frame('next'));
     await wal.seal();
     assert.deepEqual(wal.sealed(), [1, 2]);
     assert.equal((await wal.read(1)).length, 200);
@@ -86,7 +86,7 @@ describe('the write-ahead log', () => {
     await wal.release(2);
     await wal.close();
     const again = await WriteAheadLog.open(dir, { maxSegmentBytes: 1 << 20 });
-    await again.append('after restart');
+    await again.append(frame('after restart'));
     await again.seal();
     assert.deepEqual(again.sealed(), [4]);
     await again.close();

@@ -1,6 +1,8 @@
 /**
  * Reading a tracking request's body: raw bytes under a limit, gzip/deflate decoded under the same limit
- * (so a gzip bomb stops at 500 KB of output, not at the end of memory), strict UTF-8, then JSON.
+ * (so a gzip bomb stops at 500 KB of output, not at the end of memory). Decoding the text and parsing the
+ * JSON happen where the request is prepared (ingest/prepare.ts), off the request thread when there are
+ * workers.
  */
 import type { Readable } from 'node:stream';
 import { promisify } from 'node:util';
@@ -9,21 +11,26 @@ import { TracklakeError } from '../lib/errors.js';
 
 const gunzip = promisify(zlib.gunzip);
 const inflate = promisify(zlib.inflate);
-const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
 
-async function readRaw(stream: Readable, limit: number): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of stream) {
-    size += (chunk as Buffer).length;
-    if (size > limit) {
-      // Discard the rest instead of resetting the socket, so the client can read our 400 (requestTimeout bounds it).
-      stream.resume();
-      throw new TracklakeError('request_too_large', `The request body is over the ${limit / 1024} KB limit.`);
-    }
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks);
+function readRaw(stream: Readable, limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        // Discard the rest instead of resetting the socket, so the client can read our 400 (requestTimeout bounds it).
+        stream.off('data', onData);
+        stream.resume();
+        reject(new TracklakeError('request_too_large', `The request body is over the ${limit / 1024} KB limit.`));
+        return;
+      }
+      chunks.push(chunk);
+    };
+    stream.on('data', onData);
+    stream.once('end', () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size)));
+    stream.once('error', reject);
+  });
 }
 
 async function decompress(raw: Buffer, encoding: string, limit: number): Promise<Buffer> {
@@ -50,25 +57,7 @@ export function checkContentType(header: string | undefined): void {
   }
 }
 
-/** A parsed body and its decoded size in bytes. */
-export interface JsonBody {
-  json: unknown;
-  bytes: number;
-}
-
-export async function readJsonBody(stream: Readable, contentEncoding: string | undefined, limit: number): Promise<JsonBody> {
-  const raw = await readRaw(stream, limit);
-  const bytes = await decompress(raw, contentEncoding ?? '', limit);
-  let text: string;
-  try {
-    text = utf8.decode(bytes);
-  } catch {
-    throw new TracklakeError('invalid_encoding', 'The body is not valid UTF-8.');
-  }
-  if (text.trim() === '') throw new TracklakeError('invalid_body', 'The body is empty; send a JSON object.');
-  try {
-    return { json: JSON.parse(text) as unknown, bytes: bytes.length };
-  } catch (e) {
-    throw new TracklakeError('invalid_json', `The body is not valid JSON: ${(e as Error).message.slice(0, 200)}`);
-  }
+/** The body's bytes, decompressed, within the limit. */
+export async function readBody(stream: Readable, contentEncoding: string | undefined, limit: number): Promise<Buffer> {
+  return decompress(await readRaw(stream, limit), contentEncoding ?? '', limit);
 }

@@ -10,12 +10,16 @@ import type { Config } from '../config/config.js';
 import { ERRORS, TracklakeError, errorBody, type ErrorCode } from '../lib/errors.js';
 import type { Metrics } from '../lib/metrics.js';
 import { LIMITS, type MessageType } from '../segment/message.js';
-import { Collector } from '../ingest/collector.js';
-import { checkContentType, readJsonBody, type JsonBody } from './body.js';
+import type { Clock } from '../lib/clock.js';
+import type { Collector } from '../ingest/collector.js';
+import type { Preparer } from '../ingest/preparer.js';
+import { checkContentType, readBody } from './body.js';
 
 export interface ServerDeps {
   config: Config;
   collector: Collector;
+  preparer: Preparer;
+  clock: Clock;
   metrics: Metrics;
   logger: Logger;
   /** For /ready: whether the log is writable and storage answered recently. */
@@ -28,6 +32,8 @@ const ROUTES: Record<string, MessageType | 'batch'> = {
 
 /** Retry-After for 503s: Segment's libraries back off on their own; this tells them roughly how long. */
 const RETRY_AFTER_SECONDS = '10';
+const EMPTY_BODY = Buffer.alloc(0);
+const SUCCESS = '{"success":true}';
 
 export function writeKeyFromAuth(header: string | undefined): string | undefined {
   if (!header) return undefined;
@@ -39,7 +45,8 @@ export function writeKeyFromAuth(header: string | undefined): string | undefined
 }
 
 export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
-  const { config, collector, metrics } = deps;
+  const { collector, preparer, metrics, clock } = deps;
+  const config = deps.config;
   const app = Fastify({
     loggerInstance: deps.logger as FastifyBaseLogger,
     // Per-request logs would cost more than the request at collector rates; errors are still logged.
@@ -62,11 +69,11 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     maxAge: 86_400,
   });
 
-  // Bodies are read by readJsonBody whatever the declared type, so one place enforces every limit.
+  // Bodies are read by readBody whatever the declared type, so one place enforces every limit.
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser('*', async function parseTrackingBody(req: FastifyRequest, payload: import('node:stream').Readable) {
+  app.addContentTypeParser('*', async function readTrackingBody(req: FastifyRequest, payload: import('node:stream').Readable) {
     checkContentType(req.headers['content-type']);
-    return readJsonBody(payload, req.headers['content-encoding'], LIMITS.requestBytes);
+    return readBody(payload, req.headers['content-encoding'], LIMITS.requestBytes);
   });
 
   app.setErrorHandler(function onError(err: FastifyError | TracklakeError, req, reply) {
@@ -86,20 +93,22 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
 
   for (const [name, pathType] of Object.entries(ROUTES)) {
     app.post(`/v1/${name}`, async function trackingEndpoint(req, reply) {
-      const body = req.body as JsonBody | undefined;
-      const writeKey = writeKeyFromAuth(req.headers.authorization) ?? Collector.bodyWriteKey(body?.json);
-      if (writeKey === undefined) return sendError(reply, 'missing_write_key');
-      const tenant = Object.hasOwn(config.sources, writeKey) ? config.sources[writeKey] : undefined;
-      if (tenant === undefined) return sendError(reply, 'unknown_write_key');
-      if (body === undefined) return sendError(reply, 'invalid_body', 'The body is empty; send a JSON object.');
-      const result = await collector.accept({ tenant, body: body.json, bodyBytes: body.bytes, pathType, clientIp: req.ip ?? null });
-      if (!result.ok) {
-        const body = errorBody(result.code, result.message);
-        return reply.code(ERRORS[result.code].status).send(result.rejected ? { ...body, rejected: result.rejected } : body);
+      collector.checkOpen();
+      const receivedAt = clock.now();
+      const prepared = await preparer.prepare({
+        body: (req.body as Buffer | undefined) ?? EMPTY_BODY,
+        basicKey: writeKeyFromAuth(req.headers.authorization),
+        pathType,
+        clientIp: req.ip ?? null,
+        receivedAt,
+      });
+      if (!prepared.ok) {
+        const body = errorBody(prepared.code, prepared.message);
+        return reply.code(ERRORS[prepared.code].status).send(prepared.rejected ? { ...body, rejected: prepared.rejected } : body);
       }
-      const { rejected } = result.value;
-      if (rejected.length === 0) return reply.send({ success: true });
-      return reply.send({ success: true, accepted: result.value.accepted, rejected });
+      const { accepted, rejected } = await collector.accept(prepared.value, receivedAt);
+      if (rejected.length === 0) return reply.type('application/json').send(SUCCESS);
+      return reply.send({ success: true, accepted, rejected });
     });
   }
 

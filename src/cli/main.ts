@@ -27,6 +27,7 @@ program
   .option('--flush-interval-ms <ms>', 'longest time before logged events are written to storage (default 60000)')
   .option('--max-segment-bytes <n>', 'ship a log segment early at this size (default 64 MiB)')
   .option('--max-buffer-bytes <n>', 'answer 503 once this much is waiting for storage (default 1 GiB)')
+  .option('--ingest-workers <n>', 'worker threads that parse and map requests (default: cores - 1; 0: none)')
   .option('--node-id <id>', 'name of this collector in object keys (default: generated once, kept in the log folder)')
   .option('--trust-proxy', 'take the client address from X-Forwarded-For')
   .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent')

@@ -15,7 +15,7 @@ export async function serve(config: Config): Promise<number> {
   const logger = makeLogger(config.logLevel);
   const store = await openStore(config.storage, s3Settings(config));
   const node = await openIngest(config, { store, clock: systemClock, logger });
-  const app = await buildServer({ config, collector: node.collector, metrics: node.metrics, logger, readiness: node.readiness });
+  const app = await buildServer({ config, collector: node.collector, preparer: node.preparer, clock: node.clock, metrics: node.metrics, logger, readiness: node.readiness });
   const nightly = config.scheduler
     ? startNightly({ time: config.scheduleTime, timezone: config.timezone, clock: systemClock, logger, tasks: [aggregateTask(config, store, logger), sessionsTask(config, store, logger)] })
     : undefined;

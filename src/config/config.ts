@@ -47,6 +47,8 @@ export const configSchema = z.strictObject({
   events: z.record(z.string().min(1), z.string().min(1)).default({}),
   /** Window within which a repeated messageId is a duplicate. */
   dedupWindowHours: z.coerce.number().min(0).max(24 * 7).default(24),
+  /** Worker threads that parse and map requests; unset: one per core beyond the first (0: on the request thread). */
+  ingestWorkers: z.coerce.number().int().min(0).max(64).optional(),
   /** A request must arrive whole within this time (headers within 10 s at most): slow clients cannot hold the server. */
   requestTimeoutMs: z.coerce.number().int().min(100).max(600_000).default(30_000),
   /** How long SIGTERM waits for the final flush to storage. */
@@ -98,6 +100,7 @@ const ENV: Record<string, keyof z.infer<typeof configSchema>> = {
   TRACKLAKE_DEDUP_WINDOW_HOURS: 'dedupWindowHours',
   TRACKLAKE_SHUTDOWN_TIMEOUT_MS: 'shutdownTimeoutMs',
   TRACKLAKE_REQUEST_TIMEOUT_MS: 'requestTimeoutMs',
+  TRACKLAKE_INGEST_WORKERS: 'ingestWorkers',
   TRACKLAKE_LOG_LEVEL: 'logLevel',
   TRACKLAKE_SCHEDULE_TIME: 'scheduleTime',
   TRACKLAKE_TIMEZONE: 'timezone',

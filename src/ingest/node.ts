@@ -7,10 +7,11 @@ import type { Config } from '../config/config.js';
 import type { Clock } from '../lib/clock.js';
 import { Metrics } from '../lib/metrics.js';
 import type { ObjectStore } from '../storage/store.js';
-import { buildEventMap } from '../tracking/events.js';
+import os from 'node:os';
 import { Collector } from './collector.js';
 import { DedupIndex, readIdsFiles } from './dedup.js';
 import { readRecords } from './records.js';
+import { openPreparer, type Preparer } from './preparer.js';
 import { Shipper } from './shipper.js';
 import { WriteAheadLog } from './wal.js';
 
@@ -18,6 +19,8 @@ export interface IngestNode {
   wal: WriteAheadLog;
   dedup: DedupIndex;
   collector: Collector;
+  preparer: Preparer;
+  clock: Clock;
   shipper: Shipper;
   metrics: Metrics;
   readiness: () => { ready: boolean; checks: Record<string, boolean | string> };
@@ -43,7 +46,9 @@ export async function openIngest(config: Config, deps: { store: ObjectStore; clo
   const pruneTimer = setInterval(() => dedup.prune(), 60_000);
   pruneTimer.unref();
 
-  const collector = new Collector({ wal, dedup, clock: deps.clock, metrics, eventMap: buildEventMap(config.events), maxBufferBytes: config.maxBufferBytes });
+  const collector = new Collector({ wal, dedup, clock: deps.clock, metrics, maxBufferBytes: config.maxBufferBytes });
+  const workers = config.ingestWorkers ?? Math.min(8, os.availableParallelism() - 1);
+  const preparer = openPreparer({ sources: config.sources, events: config.events }, workers, deps.logger);
   shipper = new Shipper({ wal, store: deps.store, clock: deps.clock, logger: deps.logger, metrics, flushIntervalMs: config.flushIntervalMs, dedupWindowMs: windowMs });
   const pending = wal.sealed().length;
   if (pending > 0) deps.logger.info({ segments: pending, nodeId: wal.nodeId }, 'recovered log segments from a previous run; shipping them');
@@ -54,6 +59,8 @@ export async function openIngest(config: Config, deps: { store: ObjectStore; clo
     wal,
     dedup,
     collector,
+    preparer,
+    clock: deps.clock,
     shipper: s,
     metrics,
     readiness() {
@@ -67,6 +74,7 @@ export async function openIngest(config: Config, deps: { store: ObjectStore; clo
       collector.close();
       const shipped = await s.stop(config.shutdownTimeoutMs);
       await wal.close();
+      await preparer.close();
       return shipped;
     },
   };

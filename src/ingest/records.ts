@@ -32,7 +32,8 @@ export function encodeRecords(records: readonly WalRecord[]): string {
 }
 
 export interface RecordVisitor {
-  record(id: string, tn: string, at: number): void;
+  /** A record; start is its first byte in the payload. */
+  record(id: string, tn: string, at: number, start: number): void;
   /** A row: its kind and day, and its CSV line as the byte range [start, end) of payload. */
   row?(kind: RowKind, day: string, payload: Buffer, start: number, end: number): void;
 }
@@ -67,7 +68,8 @@ export function readRecords(payload: Buffer, visit: RecordVisitor): void {
   let day = '';
   let dayAt = -1;
   while (pos < payload.length) {
-    visit.record(text(int()), text(int()), int());
+    const start = pos;
+    visit.record(text(int()), text(int()), int(), start);
     for (let rows = int(); rows > 0; rows--) {
       const k = payload[span(1)];
       if (k !== T && k !== I) throw new Error(`bad row kind at byte ${pos - 1}`);

@@ -85,7 +85,9 @@ export class Shipper {
   lastError: string | undefined;
   private oldestPendingAt: number | undefined;
 
-  constructor(private readonly o: ShipperOptions) {}
+  constructor(private readonly o: ShipperOptions) {
+    o.metrics.logState = () => this.logState();
+  }
 
   start(): void {
     this.timer = setInterval(() => this.flush(), this.o.flushIntervalMs);
@@ -128,7 +130,6 @@ export class Shipper {
         }
       }
     }
-    this.updateGauges();
   }
 
   private backoff(attempt: number): number {
@@ -161,13 +162,14 @@ export class Shipper {
     this.oldestPendingAt = undefined;
     await pruneIdsFiles(this.o.wal.dir, this.o.clock.now() - this.o.dedupWindowMs);
     this.o.logger.debug({ segment: seq, records: ids.length }, 'segment shipped');
-    this.updateGauges();
   }
 
-  private updateGauges(): void {
-    this.o.metrics.logBytes.set(this.o.wal.bufferedBytes);
-    this.o.metrics.backlog.set(this.o.wal.sealed().length);
-    this.o.metrics.lagSeconds.set(this.oldestPendingAt === undefined ? 0 : Math.max(0, (this.o.clock.now() - this.oldestPendingAt) / 1000));
+  private logState() {
+    return {
+      bytes: this.o.wal.bufferedBytes,
+      segments: this.o.wal.sealed().length,
+      lagSeconds: this.oldestPendingAt === undefined ? 0 : Math.max(0, (this.o.clock.now() - this.oldestPendingAt) / 1000),
+    };
   }
 
   /** Storage is healthy unless its latest write failed. */

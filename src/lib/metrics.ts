@@ -1,6 +1,12 @@
 /** The collector's Prometheus metrics, in a registry of its own (no process-wide default registry). */
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 
+export interface LogState {
+  bytes: number;
+  segments: number;
+  lagSeconds: number;
+}
+
 export class Metrics {
   readonly registry = new Registry();
   readonly accepted = new Counter({ name: 'tracklake_events_accepted_total', help: 'Messages accepted and logged', labelNames: ['tenant'], registers: [this.registry] });
@@ -9,9 +15,11 @@ export class Metrics {
   readonly requests = new Counter({ name: 'tracklake_http_requests_total', help: 'HTTP requests by route and status', labelNames: ['route', 'status'], registers: [this.registry] });
   readonly rowsWritten = new Counter({ name: 'tracklake_rows_written_total', help: 'Rows written to storage', labelNames: ['kind'], registers: [this.registry] });
   readonly uploadFailures = new Counter({ name: 'tracklake_upload_failures_total', help: 'Failed uploads to storage (each is retried)', registers: [this.registry] });
-  readonly logBytes = new Gauge({ name: 'tracklake_log_buffered_bytes', help: 'Bytes in the local log not yet shipped to storage', registers: [this.registry] });
-  readonly backlog = new Gauge({ name: 'tracklake_upload_backlog_segments', help: 'Sealed log segments waiting for upload', registers: [this.registry] });
-  readonly lagSeconds = new Gauge({ name: 'tracklake_upload_lag_seconds', help: 'Age of the oldest event not yet in storage', registers: [this.registry] });
+  /** The log's state, read at each scrape so a gauge is never older than the scrape (set by the shipper). */
+  logState: () => LogState = () => ({ bytes: 0, segments: 0, lagSeconds: 0 });
+  readonly logBytes: Gauge = new Gauge({ name: 'tracklake_log_buffered_bytes', help: 'Bytes in the local log not yet shipped to storage', registers: [this.registry], collect: (): void => this.logBytes.set(this.logState().bytes) });
+  readonly backlog: Gauge = new Gauge({ name: 'tracklake_upload_backlog_segments', help: 'Sealed log segments waiting for upload', registers: [this.registry], collect: (): void => this.backlog.set(this.logState().segments) });
+  readonly lagSeconds: Gauge = new Gauge({ name: 'tracklake_upload_lag_seconds', help: 'Age of the oldest event not yet in storage', registers: [this.registry], collect: (): void => this.lagSeconds.set(this.logState().lagSeconds) });
 
   constructor() {
     collectDefaultMetrics({ register: this.registry });

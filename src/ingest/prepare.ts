@@ -1,0 +1,130 @@
+/**
+ * Preparing a request: everything between the body's bytes and a log payload that needs no shared state.
+ * The body is decoded and parsed, the write key resolved to its tenant, each message validated, mapped to
+ * rows and rendered as CSV, and the accepted ones laid out as one log payload. It is a pure function of the
+ * request and the settings, so it runs on worker threads (ingest/preparer.ts) as well as inline; what needs
+ * the process's state (duplicates, the log) happens afterwards in the Collector.
+ */
+import { isUtf8 } from 'node:buffer';
+import { ERRORS, type ErrorCode } from '../lib/errors.js';
+import { dayOf } from '../lib/dates.js';
+import { reject, type Rejection } from '../lib/result.js';
+import { splitBody, validateMessage, type MessageType } from '../segment/message.js';
+import { IDENTITY_COLUMNS } from '../tracking/columns.js';
+import { csvRecord, trackCsv } from '../tracking/csv.js';
+import { UaClassifier } from '../tracking/enrich.js';
+import { buildEventMap, type EventMap } from '../tracking/events.js';
+import { mapMessage } from '../tracking/map.js';
+import { encodeRecords, type WalRecord } from './records.js';
+import { encodeFrame } from './wal.js';
+
+export interface RawRequest {
+  /** The body as received, decompressed; empty when there was none. */
+  body: Uint8Array;
+  /** The write key from HTTP Basic auth, when given there. */
+  basicKey: string | undefined;
+  pathType: MessageType | 'batch';
+  clientIp: string | null;
+  receivedAt: number;
+}
+
+export interface RejectedMessage {
+  index: number;
+  messageId: string | null;
+  code: ErrorCode;
+  reason: string;
+}
+
+export interface PreparedRequest {
+  tenant: string;
+  /** Messages in the request, accepted or not. */
+  messages: number;
+  rejected: RejectedMessage[];
+  /** The messageIds of the records in frame, in order. */
+  ids: string[];
+  /** The records of the accepted messages that have rows, as one log frame (ingest/wal.ts, encodeFrame). */
+  frame: Uint8Array;
+}
+
+/** A request refused as a whole; for a batch whose every message was refused, the reasons come along. */
+export type RequestRejection = Rejection & { rejected?: RejectedMessage[] };
+export type PrepareResult = { ok: true; value: PreparedRequest } | RequestRejection;
+
+/** What preparing needs from the configuration: plain data, so it can be sent to a worker. */
+export interface PrepareSettings {
+  sources: Readonly<Record<string, string>>;
+  events: Readonly<Record<string, string>>;
+}
+
+export class RequestPreparer {
+  private readonly eventMap: EventMap;
+  private readonly uaClassifier = new UaClassifier();
+
+  constructor(private readonly settings: PrepareSettings) {
+    this.eventMap = buildEventMap(settings.events);
+  }
+
+  prepare(req: RawRequest): PrepareResult {
+    const parsed = parseBody(req.body);
+    if (!parsed.ok) return parsed;
+    const json = parsed.value;
+    const writeKey = req.basicKey ?? bodyWriteKey(json);
+    if (writeKey === undefined) return reject('missing_write_key', ERRORS.missing_write_key.message);
+    const tenant = Object.hasOwn(this.settings.sources, writeKey) ? this.settings.sources[writeKey] : undefined;
+    if (tenant === undefined) return reject('unknown_write_key', ERRORS.unknown_write_key.message);
+    if (json === undefined) return reject('invalid_body', 'The body is empty; send a JSON object.');
+    const split = splitBody(json, req.pathType, req.body.length);
+    if (!split.ok) return split;
+
+    const { messages, envelope } = split.value;
+    const mapContext = { tenant, receivedAt: req.receivedAt, clientIp: req.clientIp, eventMap: this.eventMap, uaClassifier: this.uaClassifier };
+    const rejected: RejectedMessage[] = [];
+    const records: WalRecord[] = [];
+    for (let index = 0; index < messages.length; index++) {
+      const raw = messages[index];
+      const msg = validateMessage(raw, envelope);
+      const rows = msg.ok ? mapMessage(msg.value, mapContext) : msg;
+      if (!rows.ok) {
+        const id = (raw as { messageId?: unknown } | null)?.messageId;
+        rejected.push({ index, messageId: typeof id === 'string' ? id.slice(0, 100) : null, code: rows.code, reason: rows.message });
+        continue;
+      }
+      const { tracks, identities } = rows.value;
+      if (tracks.length === 0 && identities.length === 0) continue; // group calls, identify without a link
+      const r: WalRecord['r'] = [];
+      for (const row of tracks) r.push(['t', dayOf(row.time), trackCsv(row)]);
+      for (const row of identities) r.push(['i', dayOf(row.time), csvRecord(row, IDENTITY_COLUMNS)]);
+      records.push({ id: (msg as { value: { messageId: string } }).value.messageId, tn: tenant, at: req.receivedAt, r });
+    }
+    if (rejected.length === messages.length) {
+      const first = rejected[0]!;
+      if (req.pathType !== 'batch') return reject(first.code, first.reason);
+      return { ok: false, code: 'all_rejected', message: `No message was valid; the first (index ${first.index}) was rejected: ${first.reason}`, rejected };
+    }
+    const frame = encodeFrame(encodeRecords(records));
+    return { ok: true, value: { tenant, messages: messages.length, rejected, ids: records.map((r) => r.id), frame } };
+  }
+}
+
+/** Strict UTF-8, then JSON; undefined for an empty body (which is refused once the key is known). */
+function parseBody(body: Uint8Array): { ok: true; value: unknown } | Rejection {
+  if (body.length === 0) return { ok: true, value: undefined };
+  if (!isUtf8(body)) return reject('invalid_encoding', 'The body is not valid UTF-8.');
+  let text = Buffer.from(body.buffer, body.byteOffset, body.length).toString('utf8');
+  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1); // a byte order mark is allowed before the JSON
+  if (text.trim() === '') return reject('invalid_body', 'The body is empty; send a JSON object.');
+  try {
+    return { ok: true, value: JSON.parse(text) as unknown };
+  } catch (e) {
+    return reject('invalid_json', `The body is not valid JSON: ${(e as Error).message.slice(0, 200)}`);
+  }
+}
+
+/** The write key a body carries, for clients that send it there instead of in Basic auth. */
+function bodyWriteKey(body: unknown): string | undefined {
+  if (body && typeof body === 'object' && !Array.isArray(body) && Object.hasOwn(body, 'writeKey')) {
+    const k = (body as Record<string, unknown>).writeKey;
+    return typeof k === 'string' ? k : undefined;
+  }
+  return undefined;
+}

@@ -1,0 +1,100 @@
+/**
+ * Where requests are prepared: inline on the request thread, or on a pool of worker threads. Parsing,
+ * validating, mapping and rendering are most of a request's CPU and share no state, so with workers the
+ * request thread is left with HTTP, duplicates and the log, and the collector uses more than one core.
+ */
+import { Worker } from 'node:worker_threads';
+import type { Logger } from 'pino';
+import { RequestPreparer, type PrepareResult, type PrepareSettings, type RawRequest } from './prepare.js';
+
+export interface Preparer {
+  prepare(req: RawRequest): Promise<PrepareResult>;
+  close(): Promise<void>;
+}
+
+export function openPreparer(settings: PrepareSettings, workers: number, logger: Logger): Preparer {
+  return workers > 0 ? new WorkerPool(settings, workers, logger) : new InlinePreparer(settings);
+}
+
+export class InlinePreparer implements Preparer {
+  private readonly preparer: RequestPreparer;
+  constructor(settings: PrepareSettings) {
+    this.preparer = new RequestPreparer(settings);
+  }
+
+  prepare(req: RawRequest): Promise<PrepareResult> {
+    return Promise.resolve(this.preparer.prepare(req));
+  }
+
+  async close(): Promise<void> {}
+}
+
+/** A message to a worker and its answer. */
+export interface WorkerJob {
+  id: number;
+  req: RawRequest;
+}
+export type WorkerAnswer = { id: number; result: PrepareResult } | { id: number; crash: string };
+
+interface Slot {
+  worker: Worker;
+  pending: Map<number, { resolve: (r: PrepareResult) => void; reject: (e: Error) => void }>;
+}
+
+const WORKER_URL = new URL('./prepare-worker.js', import.meta.url);
+
+/**
+ * Requests go to the worker with the fewest in flight. A worker that dies (a bug, not bad input: input
+ * problems are answers) fails its requests with an internal error, which clients retry, and is replaced.
+ */
+export class WorkerPool implements Preparer {
+  private readonly slots: Slot[] = [];
+  private nextId = 1;
+  private closing = false;
+
+  constructor(private readonly settings: PrepareSettings, size: number, private readonly logger: Logger) {
+    for (let i = 0; i < size; i++) this.slots.push(this.spawn());
+  }
+
+  private spawn(): Slot {
+    const worker = new Worker(WORKER_URL, { workerData: this.settings });
+    const slot: Slot = { worker, pending: new Map() };
+    worker.on('message', (a: WorkerAnswer) => {
+      const p = slot.pending.get(a.id);
+      if (!p) return;
+      slot.pending.delete(a.id);
+      if ('crash' in a) p.reject(new Error(`request preparation failed: ${a.crash}`));
+      else p.resolve(a.result);
+    });
+    const fail = (e: Error) => {
+      for (const p of slot.pending.values()) p.reject(e);
+      slot.pending.clear();
+    };
+    worker.on('error', (e) => {
+      this.logger.error({ err: e }, 'request worker failed');
+      fail(e);
+    });
+    worker.on('exit', (code) => {
+      fail(new Error(`request worker exited with code ${code}`));
+      const i = this.slots.indexOf(slot);
+      if (!this.closing && i >= 0) this.slots[i] = this.spawn();
+    });
+    worker.unref();
+    return slot;
+  }
+
+  prepare(req: RawRequest): Promise<PrepareResult> {
+    let slot = this.slots[0]!;
+    for (const s of this.slots) if (s.pending.size < slot.pending.size) slot = s;
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      slot.pending.set(id, { resolve, reject });
+      slot.worker.postMessage({ id, req } satisfies WorkerJob);
+    });
+  }
+
+  async close(): Promise<void> {
+    this.closing = true;
+    await Promise.all(this.slots.map((s) => s.worker.terminate()));
+  }
+}
