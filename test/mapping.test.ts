@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parse } from 'csv-parse/sync';
-import { validateMessage } from '../src/segment/message.js';
+import { isoTime, validateMessage } from '../src/segment/message.js';
 import { TRACK_COLUMNS, trackValues } from '../src/tracking/columns.js';
 import { formatDecimal, toCsv } from '../src/tracking/csv.js';
 import { UaClassifier } from '../src/tracking/enrich.js';
@@ -198,5 +198,20 @@ describe('message ids', () => {
     assert.ok(a.ok && b.ok);
     assert.match(a.value.messageId, /^tl-/);
     assert.notEqual(a.value.messageId, b.value.messageId);
+  });
+});
+
+describe('timestamps', () => {
+  it('reads every form Date.parse reads the same way, and refuses days that do not exist', () => {
+    for (let t = Date.parse('2000-01-01T00:00:00Z'); t < Date.parse('2100-01-01T00:00:00Z'); t += 7_919_999_937) {
+      const iso = new Date(t).toISOString();
+      assert.equal(isoTime(iso), t, iso);
+      assert.equal(isoTime(iso.replace('Z', '+00:00')), t);
+      assert.equal(isoTime(iso.slice(0, 19) + 'Z'), Date.parse(iso.slice(0, 19) + 'Z'));
+    }
+    for (const bad of ['2026-02-29T00:00:00.000Z', '2026-13-01T00:00:00.000Z', '2026-04-31T10:00:00.000Z', '2026-03-15T25:00:00.000Z', '1999-12-31T23:59:59.999Z', '2026-03-15', 'yesterday', '']) {
+      assert.ok(Number.isNaN(isoTime(bad)), bad);
+    }
+    assert.equal(isoTime('2024-02-29T23:59:59.999Z'), Date.parse('2024-02-29T23:59:59.999Z'));
   });
 });

@@ -131,8 +131,8 @@ function impressions(props: Obj): string | null {
  * `sentAt` is right, so the event happened that long before we received the request.
  */
 export function eventTime(m: SegmentMessage, receivedAt: number): number {
-  const ts = m.timestamp ? Date.parse(m.timestamp) : NaN;
-  const sent = m.sentAt ? Date.parse(m.sentAt) : NaN;
+  const ts = m.timestampMs;
+  const sent = m.sentAtMs;
   if (Number.isFinite(ts) && Number.isFinite(sent)) return receivedAt - (sent - ts);
   if (Number.isFinite(ts)) return ts;
   return receivedAt;
