@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { parse } from 'csv-parse/sync';
-import { runAggregates, paths } from '../src/jobs/aggregates/job.js';
+import { runAggregates, paths, withTime } from '../src/jobs/aggregates/job.js';
 import { metricSet, type MetricDef } from '../src/jobs/aggregates/metrics.js';
 import { pendingDays } from '../src/jobs/aggregates/pending.js';
 import { prng } from '../src/segment/simulator.js';
@@ -156,5 +156,16 @@ describe('the aggregate job', () => {
     const store = new LocalStore(path.join(tempDir('agg'), 'data'));
     await runAggregates(['2026-03-12'], { store, metrics, logger: silent });
     assert.equal((await store.get(paths.daily('2026-03-12', 'chat')))!.toString(), 'time,tenantid,merchantid,productid,value\n');
+  });
+});
+
+describe('publishing a period file', () => {
+  it('sets every record\'s time and nothing else, with or without quoted fields', () => {
+    const header = 'time,tenantid,merchantid,productid,value';
+    const plain = `${header}\n1773532800000,t,,p1,3\n1773619200000,t,m,p2,1.5\n`;
+    assert.equal(withTime(plain, 5), `${header}\n5,t,,p1,3\n5,t,m,p2,1.5\n`);
+    const quoted = `${header}\n1773532800000,t,,"p,1\n17,x",3\n1773619200000,t,m,p2,1\n`;
+    assert.equal(withTime(quoted, 5), `${header}\n5,t,,"p,1\n17,x",3\n5,t,m,p2,1\n`);
+    assert.equal(withTime(`${header}\n`, 5), `${header}\n`);
   });
 });

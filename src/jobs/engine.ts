@@ -8,6 +8,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 
+/** Output writers at once; more than the cores only adds contention. */
+const WRITERS = 3;
+
 const SQL_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'sql');
 
 /** A SQL file with {{name}} slots filled by already-escaped fragments. */
@@ -37,6 +40,11 @@ async function pinUtc(conn: DuckDBConnection): Promise<void> {
 }
 
 export class Engine {
+  /** Connections for writing outputs, so several small COPYs run at once (each is mostly one thread). */
+  private readonly writers: DuckDBConnection[] = [];
+  private readonly idle: DuckDBConnection[] = [];
+  private readonly waiting: Array<(c: DuckDBConnection) => void> = [];
+
   private constructor(private readonly instance: DuckDBInstance, private readonly conn: DuckDBConnection) {}
 
   static async open(opts: { threads?: number; tempDir?: string } = {}): Promise<Engine> {
@@ -66,10 +74,34 @@ export class Engine {
    * written as empty fields rather than "".
    */
   async copyToCsv(select: string, file: string): Promise<void> {
-    await this.conn.run(`COPY (${select}) TO ${sqlString(file)} (FORMAT csv, HEADER true, DELIMITER ',', QUOTE '"', ESCAPE '"')`);
+    const conn = await this.writer();
+    try {
+      await conn.run(`COPY (${select}) TO ${sqlString(file)} (FORMAT csv, HEADER true, DELIMITER ',', QUOTE '"', ESCAPE '"')`);
+    } finally {
+      const next = this.waiting.shift();
+      if (next) next(conn);
+      else this.idle.push(conn);
+    }
+  }
+
+  /**
+   * A writer connection: an idle one, a new one up to WRITERS, or the next to be released. Writers see the
+   * job's tables (which are therefore never TEMP: temporary tables belong to one connection).
+   */
+  private async writer(): Promise<DuckDBConnection> {
+    const idle = this.idle.pop();
+    if (idle) return idle;
+    if (this.writers.length < WRITERS) {
+      const conn = await this.instance.connect();
+      this.writers.push(conn);
+      await pinUtc(conn);
+      return conn;
+    }
+    return new Promise((resolve) => this.waiting.push(resolve));
   }
 
   close(): void {
+    for (const c of this.writers) c.closeSync();
     this.conn.closeSync();
     this.instance.closeSync();
   }

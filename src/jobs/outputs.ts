@@ -62,7 +62,7 @@ async function sameFiles(a: string, b: string): Promise<boolean> {
  */
 export class Outputs {
   written = 0;
-  private dir: string | undefined;
+  private dir: Promise<string> | undefined;
   private n = 0;
   private pending: Array<Promise<void>> = [];
 
@@ -75,8 +75,8 @@ export class Outputs {
 
   /** The CSV of `select` in a scratch file. */
   async render(select: string): Promise<string> {
-    this.dir ??= await fs.mkdtemp(path.join(this.tmpRoot, 'tracklake-out-'));
-    const file = path.join(this.dir, `out-${this.n++}.csv`);
+    this.dir ??= fs.mkdtemp(path.join(this.tmpRoot, 'tracklake-out-'));
+    const file = path.join(await this.dir, `out-${this.n++}.csv`);
     await this.engine.copyToCsv(select, file);
     return file;
   }
@@ -114,7 +114,7 @@ export class Outputs {
 
   async close(): Promise<void> {
     await Promise.allSettled(this.pending);
-    if (this.dir) await fs.rm(this.dir, { recursive: true, force: true });
+    if (this.dir) await fs.rm(await this.dir, { recursive: true, force: true });
   }
 }
 

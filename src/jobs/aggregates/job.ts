@@ -116,9 +116,8 @@ async function computeDay(engine: Engine, day: string, files: Array<{ key: strin
   const column = (m: MetricDef) => `"m_${m.name}"`; // metric names are [a-z][a-z0-9_]*
   const measures = metrics.map((m) => `${m.measure === 'count' ? 'count(*)' : 'sum(value)'} FILTER (WHERE event IN (${m.events.map(sqlString).join(', ')})) AS ${column(m)}`);
   await engine.run(sql('aggregate_day', { tracks: readTracksSql(files.map((f) => f.file), rejects), measures: measures.join(',\n  ') }));
-  for (const m of metrics) {
-    await out.write(paths.daily(day, m.name), sql('day_metric_rows', { column: column(m), time: String(start) }));
-  }
+  // Rendered side by side: each COPY of a small result is mostly one thread.
+  await Promise.all(metrics.map((m) => out.write(paths.daily(day, m.name), sql('day_metric_rows', { column: column(m), time: String(start) }))));
   Object.assign(report, await collectRejects(engine, rejects, files));
   return report;
 }
@@ -128,6 +127,8 @@ async function computeDay(engine: Engine, day: string, files: Array<{ key: strin
  * are found by newlines outside quotes: a product id may itself contain a quoted newline.
  */
 export function withTime(csv: string, time: number): string {
+  // Without a quote no field holds a newline: every line after the header starts with its time.
+  if (!csv.includes('"')) return csv.replace(/(?<=\n)\d+(?=,)/g, String(time));
   const parts: string[] = [];
   let inQuotes = false;
   let recordStart = -1; // the header is kept as it is
@@ -180,11 +181,11 @@ async function rollLevel(engine: Engine, stager: Stager, o: AggregateOptions, ou
     const mapping = sources.map((f) => `(${sqlString(f.file)}, ${sqlString(f.metric)})`).join(', ');
     await engine.run(sql('rollup', { files: readCsvSql(sources.map((f) => f.file), AGG_COLUMNS, { filename: true }), metric_of: mapping }));
   }
-  for (const m of o.metrics) {
+  await Promise.all(o.metrics.map(async (m) => {
     const [state, pub] = [level.state(m.name), level.public(m.name)];
     if (!present.has(m.name)) {
       for (const key of new Set([state, pub])) out.writeText(key, `${AGGREGATE_HEADER}\n`);
-      continue;
+      return;
     }
     const file = await out.render(sql('metric_rows', { time: 'first_time', metric: sqlString(m.name) }));
     // The public file is the state file with each row's first day replaced by the period's start: the
@@ -192,7 +193,7 @@ async function rollLevel(engine: Engine, stager: Stager, o: AggregateOptions, ou
     const publicBody = pub === state ? undefined : withTime(await fs.readFile(file, 'utf8'), level.start!);
     out.writeFile(state, file);
     if (publicBody !== undefined) out.writeText(pub, publicBody);
-  }
+  }));
   await stager.cleanup();
 }
 

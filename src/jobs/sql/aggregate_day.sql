@@ -3,7 +3,7 @@
 -- A row counts when it has a product and is not a bot; an empty merchant is its own group ('').
 -- `time IS NOT NULL` is not decoration: it makes DuckDB parse every row's time, so a row whose time is
 -- unparseable is rejected and reported instead of being counted (unused columns are never parsed).
-CREATE OR REPLACE TEMP TABLE day_metrics AS
+CREATE OR REPLACE TABLE day_metrics AS
 SELECT
   tenantid,
   nullif(coalesce(merchantid, ''), '') AS merchantid,

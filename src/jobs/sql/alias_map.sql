@@ -2,7 +2,7 @@
 -- tracking rows that carry both ids, from identify calls (device → account) and alias calls
 -- (previous id → account), and from the alias map as it stood (links only ever get earlier).
 -- The earliest link wins; on a tie, the smallest account id, so the result never depends on file order.
-CREATE OR REPLACE TEMP TABLE alias_map AS
+CREATE OR REPLACE TABLE alias_map AS
 WITH links AS (
   SELECT tenantid, deviceid, accountid AS userid, time
   FROM {{tracks}}

@@ -2,7 +2,7 @@
 -- and first_time keeps the earliest start (a key's first day), which the overall file publishes and the
 -- others replace by the period's start. Reads O(periods) small files, never raw history.
 -- metric_of maps each input file to its metric: VALUES ('/path/view.csv', 'view'), ...
-CREATE OR REPLACE TEMP TABLE rolled AS
+CREATE OR REPLACE TABLE rolled AS
 SELECT
   m.metric,
   f.tenantid,

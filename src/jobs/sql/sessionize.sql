@@ -12,12 +12,12 @@
 -- several times would cost more than the rest of the job. `events` keeps the rows in input order,
 -- `sessionized` the keys in the same order (rid is the events rowid), so the two are read side by side
 -- with a POSITIONAL JOIN: no hash join and no sort of whole rows, and output in input order.
-CREATE OR REPLACE TEMP TABLE events AS
+CREATE OR REPLACE TABLE events AS
 SELECT t.*, hash({{row_columns}}) AS tiebreak
 FROM {{tracks}} AS t
 WHERE t.time IS NOT NULL AND t.tenantid IS NOT NULL AND coalesce(t.accountid, t.deviceid) IS NOT NULL {{bot_filter}};
 
-CREATE OR REPLACE TEMP TABLE sessionized AS
+CREATE OR REPLACE TABLE sessionized AS
 WITH mapped AS (
   -- The alias lookup joins the narrow projection only: carrying whole rows through a join costs seconds.
   SELECT e.rowid AS rid, e.tenantid, coalesce(e.accountid, a.userid, e.deviceid) AS userid, e.time, e.tiebreak,
