@@ -93,10 +93,10 @@ export async function runAggregates(days: readonly string[], o: AggregateOptions
     const changed = run.days.filter((d) => d.status === 'computed').map((d) => d.day);
     run.months = [...new Set(changed.map((d) => d.slice(0, 7)))].sort();
     run.years = [...new Set(changed.map((d) => d.slice(0, 4)))].sort();
-    for (const month of run.months) await rollMonth(engine, stager, o, out, month);
-    for (const year of run.years) await rollYear(engine, stager, o, out, year);
+    for (const month of run.months) await rollMonth(stager, o, out, month);
+    for (const year of run.years) await rollYear(stager, o, out, year);
     if (run.years.length > 0) {
-      await rollOverall(engine, stager, o, out);
+      await rollOverall(stager, o, out);
       run.overall = true;
     }
     await out.flush();
@@ -159,35 +159,25 @@ async function listMetricFiles(store: ObjectStore, prefix: string, metrics: read
 }
 
 /**
- * One level of the rollup, every metric in one query: from the files below `source`, each metric's state
- * file (time = first day) and public file (time = the period's start).
+ * One level of the rollup: from the files below `source`, each metric's state file (time = first day) and
+ * public file (time = the period's start). Each metric is its own query, and they run side by side.
  */
-async function rollLevel(engine: Engine, stager: Stager, o: AggregateOptions, out: Outputs, level: { source: string; state: (m: string) => string; public: (m: string) => string; start?: number }) {
+async function rollLevel(stager: Stager, o: AggregateOptions, out: Outputs, level: { source: string; state: (m: string) => string; public: (m: string) => string; start?: number }) {
   await out.flush(); // this level reads what the level below just wrote
   const inputs = await listMetricFiles(o.store, level.source, o.metrics);
   const staged = await stager.objects(inputs, AGGREGATE_HEADER);
   const metricOf = new Map(inputs.map((i) => [i.key, i.metric]));
-  const byMetric = new Map<string, typeof staged.files>();
-  for (const f of staged.files) byMetric.set(metricOf.get(f.key)!, [...(byMetric.get(metricOf.get(f.key)!) ?? []), f]);
-  // One file per metric where the files are small (a month of small days), so DuckDB opens 3, not 90.
-  const sources: Array<{ file: string; metric: string }> = [];
-  for (const [metric, files] of byMetric) {
-    const small = files.length > 1 && files.reduce((n, f) => n + f.size, 0) <= CONCAT_LIMIT;
-    if (small) sources.push({ file: await stager.concat(files.map((f) => f.file), AGGREGATE_HEADER), metric });
-    else sources.push(...files.map((f) => ({ file: f.file, metric })));
-  }
-  const present = new Set(byMetric.keys());
-  if (sources.length > 0) {
-    const mapping = sources.map((f) => `(${sqlString(f.file)}, ${sqlString(f.metric)})`).join(', ');
-    await engine.run(sql('rollup', { files: readCsvSql(sources.map((f) => f.file), AGG_COLUMNS, { filename: true }), metric_of: mapping }));
-  }
   await Promise.all(o.metrics.map(async (m) => {
     const [state, pub] = [level.state(m.name), level.public(m.name)];
-    if (!present.has(m.name)) {
+    const files = staged.files.filter((f) => metricOf.get(f.key) === m.name);
+    if (files.length === 0) {
       for (const key of new Set([state, pub])) out.writeText(key, `${AGGREGATE_HEADER}\n`);
       return;
     }
-    const file = await out.render(sql('metric_rows', { time: 'first_time', metric: sqlString(m.name) }));
+    // One file where the files are small (a month of small days), so DuckDB opens 1, not 31.
+    const small = files.length > 1 && files.reduce((n, f) => n + f.size, 0) <= CONCAT_LIMIT;
+    const sources = small ? [await stager.concat(files.map((f) => f.file), AGGREGATE_HEADER)] : files.map((f) => f.file);
+    const file = await out.render(sql('rollup', { files: readCsvSql(sources, AGG_COLUMNS) }));
     // The public file is the state file with each row's first day replaced by the period's start: the
     // leading integer field is rewritten here rather than running the query a second time.
     const publicBody = pub === state ? undefined : withTime(await fs.readFile(file, 'utf8'), level.start!);
@@ -197,16 +187,16 @@ async function rollLevel(engine: Engine, stager: Stager, o: AggregateOptions, ou
   await stager.cleanup();
 }
 
-const rollMonth = (engine: Engine, stager: Stager, o: AggregateOptions, out: Outputs, month: string) =>
-  rollLevel(engine, stager, o, out, {
+const rollMonth = (stager: Stager, o: AggregateOptions, out: Outputs, month: string) =>
+  rollLevel(stager, o, out, {
     source: `aggregates/daily/${month.replace('-', '/')}/`,
     state: (m) => paths.monthlyState(month, m),
     public: (m) => paths.monthly(month, m),
     start: dayStartMs(`${month}-01`),
   });
 
-const rollYear = (engine: Engine, stager: Stager, o: AggregateOptions, out: Outputs, year: string) =>
-  rollLevel(engine, stager, o, out, {
+const rollYear = (stager: Stager, o: AggregateOptions, out: Outputs, year: string) =>
+  rollLevel(stager, o, out, {
     source: `aggregates/_state/monthly/${year}/`,
     state: (m) => paths.yearlyState(year, m),
     public: (m) => paths.yearly(year, m),
@@ -214,5 +204,5 @@ const rollYear = (engine: Engine, stager: Stager, o: AggregateOptions, out: Outp
   });
 
 // The overall file is its own state: its time is each key's first day.
-const rollOverall = (engine: Engine, stager: Stager, o: AggregateOptions, out: Outputs) =>
-  rollLevel(engine, stager, o, out, { source: 'aggregates/_state/yearly/', state: paths.overall, public: paths.overall });
+const rollOverall = (stager: Stager, o: AggregateOptions, out: Outputs) =>
+  rollLevel(stager, o, out, { source: 'aggregates/_state/yearly/', state: paths.overall, public: paths.overall });
