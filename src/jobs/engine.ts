@@ -73,10 +73,10 @@ export class Engine {
    * than materialising large results in JavaScript. Empty strings must be NULL in the query, so they are
    * written as empty fields rather than "".
    */
-  async copyToCsv(select: string, file: string): Promise<void> {
+  async copyToCsv(select: string, file: string, opts: { header?: boolean } = {}): Promise<void> {
     const conn = await this.writer();
     try {
-      await conn.run(`COPY (${select}) TO ${sqlString(file)} (FORMAT csv, HEADER true, DELIMITER ',', QUOTE '"', ESCAPE '"')`);
+      await conn.run(`COPY (${select}) TO ${sqlString(file)} (FORMAT csv, HEADER ${opts.header ?? true}, DELIMITER ',', QUOTE '"', ESCAPE '"')`);
     } finally {
       const next = this.waiting.shift();
       if (next) next(conn);

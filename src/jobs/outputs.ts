@@ -5,7 +5,8 @@
  * the same bytes, so whichever writes last, readers see a complete, correct file; and if late data lands
  * between them, the day's manifest records the older input and the next run recomputes the day.
  */
-import { promises as fs } from 'node:fs';
+import { createReadStream, createWriteStream, promises as fs } from 'node:fs';
+import { pipeline } from 'node:stream/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { ObjectInfo, ObjectStore } from '../storage/store.js';
@@ -73,11 +74,26 @@ export class Outputs {
     this.writeFile(key, await this.render(select));
   }
 
+  /**
+   * Stores at key the CSV of the parts' results one after the other (one header). Parts render at once, on
+   * separate connections: for a large output whose query runs on one thread, that is the parallelism.
+   */
+  async writeParts(key: string, parts: readonly string[]): Promise<void> {
+    const files = await Promise.all(parts.map((select, i) => this.render(select, { header: i === 0 })));
+    const out = createWriteStream(files[0]!, { flags: 'a' });
+    for (const f of files.slice(1)) {
+      await pipeline(createReadStream(f), out, { end: false });
+      await fs.rm(f, { force: true });
+    }
+    await new Promise<void>((resolve, reject) => out.end((e?: Error | null) => (e ? reject(e) : resolve())));
+    this.writeFile(key, files[0]!);
+  }
+
   /** The CSV of `select` in a scratch file. */
-  async render(select: string): Promise<string> {
+  async render(select: string, opts: { header?: boolean } = {}): Promise<string> {
     this.dir ??= fs.mkdtemp(path.join(this.tmpRoot, 'tracklake-out-'));
     const file = path.join(await this.dir, `out-${this.n++}.csv`);
-    await this.engine.copyToCsv(select, file);
+    await this.engine.copyToCsv(select, file, opts);
     return file;
   }
 

@@ -8,6 +8,7 @@
  * one of its devices elsewhere (a device linked to an account for the first time), or on --force/--rebuild.
  * The staging, manifests, atomic writes and bad-row handling are the aggregate job's.
  */
+import os from 'node:os';
 import type { Logger } from 'pino';
 import { addDays, dayPath, dayStartMs, daysBetween } from '../../lib/dates.js';
 import type { ObjectInfo, ObjectStore } from '../../storage/store.js';
@@ -58,6 +59,14 @@ export interface SessionRun {
 
 // Every column of a row: their hash orders events of a user that share a timestamp.
 const ROW_COLUMNS = TRACK_COLUMNS.map((c) => `t."${c}"`).join(', ');
+
+const FACT_COLUMNS = TRACK_COLUMNS.map((c) => `e."${c}"`).join(', ');
+/** Row ranges the track facts are written in at once (measured: 2 ranges cut the write by a third on 2 cores). */
+const FACT_PARTS = Math.max(2, Math.min(4, os.availableParallelism()));
+
+/** [lo, hi) ranges that split rows 0..n into `parts` nearly equal pieces. */
+const rowRanges = (n: number, parts: number): Array<[number, number]> =>
+  Array.from({ length: parts }, (_, i) => [Math.floor((n * i) / parts), Math.floor((n * (i + 1)) / parts)]);
 
 const definitionOf = (o: SessionOptions) => JSON.stringify({ v: 1, inactivityMinutes: o.inactivityMinutes, includeBots: o.includeBots });
 const botFilter = (o: SessionOptions, alias = '') => (o.includeBots ? '' : `AND ${alias}bot IS DISTINCT FROM true`);
@@ -162,9 +171,14 @@ async function computeDay(engine: Engine, day: string, files: Array<{ key: strin
     }),
   );
   const bounds = { day_start: String(dayStartMs(day)), day_end: String(dayStartMs(addDays(day, 1))) };
-  await out.write(sessionPaths.trackFacts(day), sql('track_fact_rows', { ...bounds, columns: TRACK_COLUMNS.map((c) => `e."${c}"`).join(', ') }));
-  await out.write(sessionPaths.sessions(day), sql('session_rows', bounds));
-  await out.write(sessionPaths.state(day), sql('session_state_rows', { ...bounds, day: sqlString(day) }));
+  const rows = Number((await engine.all<{ n: bigint }>('SELECT count(*) AS n FROM events'))[0]!.n);
+  // Side by side: a positional join runs on one thread, so the track facts are written in FACT_PARTS row
+  // ranges at once, next to the session facts and the state.
+  await Promise.all([
+    out.writeParts(sessionPaths.trackFacts(day), rowRanges(rows, FACT_PARTS).map(([lo, hi]) => sql('track_fact_rows', { ...bounds, columns: FACT_COLUMNS, lo: String(lo), hi: String(hi) }))),
+    out.write(sessionPaths.sessions(day), sql('session_rows', bounds)),
+    out.write(sessionPaths.state(day), sql('session_state_rows', { ...bounds, day: sqlString(day) })),
+  ]);
   Object.assign(report, await collectRejects(engine, rejects, files));
   return report;
 }
