@@ -50,10 +50,21 @@ try {
   const files = await writeDay(work, day, ROWS, 8, 1);
   console.log(`  ${files.length} files, ${(files.reduce((n, f) => n + statSync(f).size, 0) / 1e9).toFixed(2)} GB, ${os.cpus().length} cores`);
   await rawSessions(files); // warm the page cache for both
-  const b = await rawSessions(files);
-  const t = process.hrtime.bigint();
-  await runSessions([day], { store: new LocalStore(work), logger: pino({ level: 'silent' }), inactivityMinutes: 30, includeBots: false, lookbackDays: 35, force: true });
-  const a = secs(t);
+  const job = async () => {
+    // Each round writes its outputs afresh, as the nightly run does (not compared with a previous run's).
+    for (const dir of ['aliases', 'sessions', 'track_facts', 'users']) rmSync(path.join(work, dir), { recursive: true, force: true });
+    const t = process.hrtime.bigint();
+    await runSessions([day], { store: new LocalStore(work), logger: pino({ level: 'silent' }), inactivityMinutes: 30, includeBots: false, lookbackDays: 35, force: true });
+    return secs(t);
+  };
+  // Interleaved rounds, best of each: both sides see the same machine state (the job's 1.5 GB of output
+  // is still being written back to disk after it returns, which slows whatever runs next).
+  let a = Infinity;
+  let b = Infinity;
+  for (let round = 0; round < 2; round++) {
+    b = Math.min(b, await rawSessions(files));
+    a = Math.min(a, await job());
+  }
   console.log(`(a) tracklake sessions (aliases, sessions, track facts, users)  ${a.toFixed(2)} s  ${Math.round(ROWS / a).toLocaleString()} rows/s`);
   console.log(`(b) one hand-written DuckDB sessions query                     ${b.toFixed(2)} s  ${Math.round(ROWS / b).toLocaleString()} rows/s`);
   const ratio = a / b;

@@ -3,9 +3,9 @@
 --    account from the alias map, else the device id.
 -- 2. Per (tenant, user), events in time order; equal times are ordered by a hash of the whole row, so the
 --    order is total and never depends on file order. idle = time since the user's previous event.
--- 3. A session starts at a user's first event and whenever idle is strictly greater than the inactivity
---    limit; a session running 24 hours is closed and the next event starts a new one (a longer run of
---    activity is cut into 24-hour pieces from its first event).
+-- 3. A run of activity starts at a user's first event and whenever idle is strictly greater than the
+--    inactivity limit; a session running 24 hours is closed and the next event starts a new one (a longer
+--    run is cut into 24-hour pieces from its first event). A session is a run, or a piece of a long one.
 -- 4. session_id is a hash of (tenant, user, start), so the same input always gives the same ids;
 --    sequence numbers count from 1 within the session.
 -- The windows run over a narrow projection (rid, tenant, user, time, tie-break): sorting whole rows
@@ -32,21 +32,32 @@ layer1 AS (
   FROM mapped
   WINDOW by_user AS (PARTITION BY tenantid, userid ORDER BY time, tiebreak)
 ),
-layer2 AS (
-  SELECT *, max(CASE WHEN new_gap THEN time END) OVER (PARTITION BY tenantid, userid ORDER BY time, tiebreak ROWS UNBOUNDED PRECEDING) AS gap_start
-  FROM layer1
+layer2 AS MATERIALIZED (
+  SELECT *, (time - gap_start) // 86400000 AS piece
+  FROM (
+    SELECT *,
+      max(CASE WHEN new_gap THEN time END) OVER running AS gap_start,
+      max(CASE WHEN new_gap THEN rn END) OVER running AS gap_rn
+    FROM layer1
+    WINDOW running AS (PARTITION BY tenantid, userid ORDER BY time, tiebreak ROWS UNBOUNDED PRECEDING)
+  )
 ),
-layer3 AS (
-  SELECT *,
-    new_gap OR (time - gap_start) // 86400000 <> lag((time - gap_start) // 86400000) OVER (PARTITION BY tenantid, userid ORDER BY time, tiebreak) AS new_session
+-- A run of activity longer than 24 hours is cut into 24-hour pieces from its first event: piece 0 starts
+-- with the run, and each later piece at its own first event. Such runs are rare, so only their rows go
+-- through this grouping and join; every other row's session is its run.
+pieces AS (
+  SELECT tenantid, userid, gap_start, piece, min(time) AS piece_start, min(rn) AS piece_rn
   FROM layer2
+  WHERE piece > 0
+  GROUP BY ALL
 ),
 layer4 AS (
-  SELECT *,
-    max(CASE WHEN new_session THEN time END) OVER by_user AS session_start,
-    max(CASE WHEN new_session THEN rn END) OVER by_user AS start_rn
-  FROM layer3
-  WINDOW by_user AS (PARTITION BY tenantid, userid ORDER BY time, tiebreak ROWS UNBOUNDED PRECEDING)
+  SELECT *, gap_start AS session_start, gap_rn AS start_rn FROM layer2 WHERE piece = 0
+  UNION ALL
+  SELECT l.*, p.piece_start, p.piece_rn
+  FROM layer2 AS l
+  JOIN pieces AS p ON p.tenantid = l.tenantid AND p.userid = l.userid AND p.gap_start = l.gap_start AND p.piece = l.piece
+  WHERE l.piece > 0
 )
 SELECT
   rid, tenantid, userid, time, event, deviceid, via_device, session_start,
