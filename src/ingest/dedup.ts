@@ -4,8 +4,8 @@
  * the small id files written when a segment is shipped, so it holds across restarts.
  *
  * The index keeps a 64-bit fingerprint of (tenant, messageId) and its time in typed arrays (an open-addressing
- * table): 17 bytes per id instead of a string and a map entry, and nothing for the garbage collector to walk
- * (bench:ingest measured a Map of strings at a tenth of the collector's CPU, most of it in GC). Two ids share
+ * table): 17 bytes a slot, 35-70 bytes an id, and nothing for the garbage collector to walk (bench:ingest
+ * measured a Map of strings at a tenth of the collector's CPU, most of it in GC). Two ids share
  * a fingerprint with probability 2^-64 per pair: a hundred million ids in the window make a wrong "duplicate"
  * a one-in-100-billion event.
  *
