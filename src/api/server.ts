@@ -45,8 +45,7 @@ export function writeKeyFromAuth(header: string | undefined): string | undefined
 }
 
 export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
-  const { collector, preparer, metrics, clock } = deps;
-  const config = deps.config;
+  const { config, collector, preparer, metrics, clock } = deps;
   const app = Fastify({
     loggerInstance: deps.logger as FastifyBaseLogger,
     // Per-request logs would cost more than the request at collector rates; errors are still logged.

@@ -3,7 +3,6 @@
  * appended to the log. The answer is built from values (accepted, rejected with reasons); only request-level
  * refusals (overload, log failure) are errors.
  */
-import type { Clock } from '../lib/clock.js';
 import { TracklakeError } from '../lib/errors.js';
 import type { Metrics } from '../lib/metrics.js';
 import { dedupKey, type DedupIndex } from './dedup.js';
@@ -20,7 +19,6 @@ export interface AcceptOutcome {
 export interface CollectorDeps {
   wal: WriteAheadLog;
   dedup: DedupIndex;
-  clock: Clock;
   metrics: Metrics;
   maxBufferBytes: number;
 }

@@ -46,7 +46,7 @@ export async function openIngest(config: Config, deps: { store: ObjectStore; clo
   const pruneTimer = setInterval(() => dedup.prune(), 60_000);
   pruneTimer.unref();
 
-  const collector = new Collector({ wal, dedup, clock: deps.clock, metrics, maxBufferBytes: config.maxBufferBytes });
+  const collector = new Collector({ wal, dedup, metrics, maxBufferBytes: config.maxBufferBytes });
   const workers = config.ingestWorkers ?? Math.min(8, os.availableParallelism() - 1);
   const preparer = openPreparer({ sources: config.sources, events: config.events }, workers, deps.logger);
   shipper = new Shipper({ wal, store: deps.store, clock: deps.clock, logger: deps.logger, metrics, flushIntervalMs: config.flushIntervalMs, dedupWindowMs: windowMs });

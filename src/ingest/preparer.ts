@@ -63,6 +63,7 @@ export class WorkerPool implements Preparer {
       const p = slot.pending.get(a.id);
       if (!p) return;
       slot.pending.delete(a.id);
+      if (slot.pending.size === 0) worker.unref();
       if ('crash' in a) p.reject(new Error(`request preparation failed: ${a.crash}`));
       else p.resolve(a.result);
     });
@@ -79,7 +80,7 @@ export class WorkerPool implements Preparer {
       const i = this.slots.indexOf(slot);
       if (!this.closing && i >= 0) this.slots[i] = this.spawn();
     });
-    worker.unref();
+    worker.unref(); // an idle worker does not keep the process alive; one with requests in flight does
     return slot;
   }
 
@@ -88,6 +89,7 @@ export class WorkerPool implements Preparer {
     for (const s of this.slots) if (s.pending.size < slot.pending.size) slot = s;
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
+      if (slot.pending.size === 0) slot.worker.ref();
       slot.pending.set(id, { resolve, reject });
       slot.worker.postMessage({ id, req } satisfies WorkerJob);
     });

@@ -1,8 +1,8 @@
 /**
  * The write-ahead log: an event is acknowledged only once its record is on local disk and fsynced.
  *
- * Group commit: requests queue their records; one writer appends everything queued with a single write and
- * a single fdatasync, then settles every waiting request. Under load many requests share one fsync, so
+ * Group commit: requests queue their frames; everything queued goes out as one write, durable when it
+ * returns (see pump), and settles every request in it. Under load many requests share one write, so
  * durability costs a little latency instead of most of the throughput.
  *
  * The log is a series of numbered segment files. The active one takes appends; `seal()` closes it and opens
