@@ -2,9 +2,9 @@
  * Track analysis (seed 000, after Segment's Looker block for tracks): identity stitching into an alias map,
  * sessions cut by inactivity, track facts carrying session and user keys, session facts and user facts.
  *
- * A run first brings the alias map up to date from every day in its range, then sessionizes each day
- * over a three-day window (the day and its neighbours: sessions are capped at 24 hours, so nothing further
- * can matter). A day is recomputed when its window's tracking files changed, when the alias map now maps
+ * A run first brings the alias map up to date with the links of the days it computes, then sessionizes
+ * each day over a three-day window (the day and its neighbours: sessions are capped at 24 hours, so nothing
+ * further can matter). A day is recomputed when its window's tracking files changed, when the alias map now maps
  * one of its devices elsewhere (a device linked to an account for the first time), or on --force/--rebuild.
  * The staging, manifests, atomic writes and bad-row handling are the aggregate job's.
  */
@@ -94,39 +94,49 @@ export async function staleSessionDays(store: ObjectStore, days: readonly string
 export async function runSessions(days: readonly string[], o: SessionOptions): Promise<SessionRun> {
   return withJob(o.store, o.tmpDir, async ({ engine, stager, out }) => {
     const run: SessionRun = { computed: [], unchanged: [], aliasChanged: [], aliases: 0, filesWritten: 0, report: { badRows: [], badRowCount: 0, skippedFiles: [] } };
-    // 1. The alias map, from every day of the run (and the map as it stood, unless rebuilding).
-    const linkTracks = await stager.objects((await Promise.all(days.map((d) => listCsv(o.store, `tracks/${dayPath(d)}/`)))).flat(), TRACK_HEADER);
-    const identities = await stager.objects((await Promise.all(days.map((d) => listCsv(o.store, `identities/${dayPath(d)}/`)))).flat(), IDENTITY_HEADER);
+    // 1. Which days' tracking files changed since they were computed (or never were, or --force).
+    const asked = o.force ? [...days] : await staleSessionDays(o.store, days, o);
+
+    // 2. The alias map: the map as it stood (unless rebuilding), the run's identity links, and the links in
+    //    the tracking rows of the days asked; an unchanged day's links are in the map already. With one day
+    //    asked (the nightly run), its window is loaded once: its rows give the links, then the sessions.
+    //    Without a map to extend (rebuilding, or none stored yet) every day of the run gives its links.
     const previousInfo = o.rebuildAliases ? [] : (await o.store.list(sessionPaths.aliasMap)).filter((x) => x.key === sessionPaths.aliasMap);
+    const linkDays = previousInfo.length === 0 ? [...days] : asked;
+    let windows = 0;
+    const load = (day: string) => loadWindow(engine, stager, o, day, `session_rejects_${windows++}`);
+    const preloaded = linkDays.length === 1 && asked.includes(linkDays[0]!) ? await load(linkDays[0]!) : undefined;
+    const linkTracks = preloaded ? undefined : await stager.objects((await Promise.all(linkDays.map((d) => listCsv(o.store, `tracks/${dayPath(d)}/`)))).flat(), TRACK_HEADER);
+    const identities = await stager.objects((await Promise.all(days.map((d) => listCsv(o.store, `identities/${dayPath(d)}/`)))).flat(), IDENTITY_HEADER);
     const previous = await stager.objects(previousInfo, ALIAS_COLUMNS.join(','));
-    run.report.skippedFiles.push(...linkTracks.skipped, ...identities.skipped, ...previous.skipped);
+    run.report.skippedFiles.push(...(linkTracks?.skipped ?? []), ...identities.skipped, ...previous.skipped);
     await engine.run(
       sql('alias_map', {
-        tracks: relationSql(linkTracks.files.map((f) => f.file), TRACK_TYPES),
+        // Malformed rows are set aside here and reported by the day that reads them.
+        tracks: preloaded ? 'events' : relationSql(linkTracks!.files.map((f) => f.file), TRACK_TYPES, { rejectsTable: 'alias_rejects' }),
         identities: relationSql(identities.files.map((f) => f.file), IDENTITY_TYPES),
         previous: relationSql(previous.files.map((f) => f.file), ALIAS_TYPES),
         bot_filter: botFilter(o),
       }),
     );
+    await engine.run('DROP TABLE IF EXISTS alias_rejects; DROP TABLE IF EXISTS alias_rejects_scans');
     await out.write(sessionPaths.aliasMap, 'SELECT tenantid, deviceid, userid, time FROM alias_map ORDER BY tenantid, deviceid');
     run.aliases = Number((await engine.all<{ n: bigint }>('SELECT count(*) AS n FROM alias_map'))[0]!.n);
     await stager.cleanup();
 
-    // 2. Which days to compute: asked and stale (or forced), plus days the new links change.
-    const asked = o.force ? [...days] : await staleSessionDays(o.store, days, o);
+    // 3. Which days to compute: those asked, plus days the new links change.
     const newest = [...days].sort().at(-1);
     run.aliasChanged = newest ? await aliasChangedDays(engine, stager, o, addDays(newest, -o.lookbackDays), newest) : [];
     const todo = [...new Set([...asked, ...run.aliasChanged])].sort();
     run.unchanged = days.filter((d) => !todo.includes(d));
 
-    // 3. Each day over its three-day window.
-    for (const [i, day] of todo.entries()) {
-      const inputs = await windowInputs(o.store, day);
-      const staged = await stager.objects(inputs, TRACK_HEADER);
-      const report = await computeDay(engine, day, staged.files, o, out, i);
-      report.skippedFiles = staged.skipped;
+    // 4. Each day over its three-day window (the preloaded one first, while its rows are loaded).
+    const order = preloaded ? [preloaded.day, ...todo.filter((d) => d !== preloaded.day)] : todo;
+    for (const [i, day] of order.entries()) {
+      const window = day === preloaded?.day ? preloaded : await load(day);
+      const report = await computeDay(engine, day, window, o, out);
       await out.flush(); // the manifest vouches for the day's files: they are stored first
-      out.writeText(sessionPaths.manifest(day), manifestBody(definitionOf(o), inputs, report));
+      out.writeText(sessionPaths.manifest(day), manifestBody(definitionOf(o), window.inputs, report));
       await stager.cleanup();
       run.computed.push(day);
       run.report.badRowCount += report.badRowCount;
@@ -135,7 +145,7 @@ export async function runSessions(days: readonly string[], o: SessionOptions): P
       o.onProgress?.(i + 1, todo.length, day);
     }
 
-    // 4. User facts from every day's small state file.
+    // 5. User facts from every day's small state file.
     if (todo.length > 0) {
       await out.flush(); // the user facts read the state files this run wrote
       const states = await stager.objects((await o.store.list('sessions/_state/')).filter((x) => x.key.endsWith('/state.csv')), Object.keys(STATE_TYPES).join(','));
@@ -143,6 +153,7 @@ export async function runSessions(days: readonly string[], o: SessionOptions): P
       await stager.cleanup();
     }
     await out.flush();
+    run.computed.sort();
     run.filesWritten = out.written;
     return run;
   });
@@ -159,17 +170,30 @@ async function aliasChangedDays(engine: Engine, stager: Stager, o: SessionOption
   return rows.map((r) => r.day);
 }
 
-async function computeDay(engine: Engine, day: string, files: Array<{ key: string; file: string }>, o: SessionOptions, out: Outputs, n: number): Promise<RunReport> {
-  const report: RunReport = { badRows: [], badRowCount: 0, skippedFiles: [] };
-  const rejects = `session_rejects_${n}`;
+/** A day's window of tracking rows, loaded into `events`. */
+interface Window {
+  day: string;
+  inputs: ObjectInfo[];
+  files: Array<{ key: string; file: string }>;
+  skipped: RunReport['skippedFiles'];
+  rejects: string;
+}
+
+async function loadWindow(engine: Engine, stager: Stager, o: SessionOptions, day: string, rejects: string): Promise<Window> {
+  const inputs = await windowInputs(o.store, day);
+  const staged = await stager.objects(inputs, TRACK_HEADER);
   await engine.run(
-    sql('sessionize', {
-      tracks: relationSql(files.map((f) => f.file), TRACK_TYPES, { rejectsTable: rejects }),
+    sql('load_events', {
+      tracks: relationSql(staged.files.map((f) => f.file), TRACK_TYPES, { rejectsTable: rejects }),
       row_columns: ROW_COLUMNS,
-      inactivity_ms: String(Math.round(o.inactivityMinutes * 60_000)),
       bot_filter: botFilter(o, 't.'),
     }),
   );
+  return { day, inputs, files: staged.files, skipped: staged.skipped, rejects };
+}
+
+async function computeDay(engine: Engine, day: string, window: Window, o: SessionOptions, out: Outputs): Promise<RunReport> {
+  await engine.run(sql('sessionize', { inactivity_ms: String(Math.round(o.inactivityMinutes * 60_000)) }));
   const bounds = { day_start: String(dayStartMs(day)), day_end: String(dayStartMs(addDays(day, 1))) };
   const rows = Number((await engine.all<{ n: bigint }>('SELECT count(*) AS n FROM events'))[0]!.n);
   // Side by side: a positional join runs on one thread, so the track facts are written in FACT_PARTS row
@@ -179,6 +203,5 @@ async function computeDay(engine: Engine, day: string, files: Array<{ key: strin
     out.write(sessionPaths.sessions(day), sql('session_rows', bounds)),
     out.write(sessionPaths.state(day), sql('session_state_rows', { ...bounds, day: sqlString(day) })),
   ]);
-  Object.assign(report, await collectRejects(engine, rejects, files));
-  return report;
+  return { ...(await collectRejects(engine, window.rejects, window.files)), skippedFiles: window.skipped };
 }

@@ -1,4 +1,4 @@
--- Mapped tracks and sessions over a window of days (the day and its two neighbours).
+-- Sessions over a window of days (the day and its two neighbours), from the events load_events.sql loaded.
 -- 1. Every event gets its universal user id: the account id when the row has one, else the device's
 --    account from the alias map, else the device id.
 -- 2. Per (tenant, user), events in time order; equal times are ordered by a hash of the whole row, so the
@@ -12,11 +12,6 @@
 -- several times would cost more than the rest of the job. `events` keeps the rows in input order,
 -- `sessionized` the keys in the same order (rid is the events rowid), so the two are read side by side
 -- with a POSITIONAL JOIN: no hash join and no sort of whole rows, and output in input order.
-CREATE OR REPLACE TABLE events AS
-SELECT t.*, hash({{row_columns}}) AS tiebreak
-FROM {{tracks}} AS t
-WHERE t.time IS NOT NULL AND t.tenantid IS NOT NULL AND coalesce(t.accountid, t.deviceid) IS NOT NULL {{bot_filter}};
-
 CREATE OR REPLACE TABLE sessionized AS
 WITH mapped AS (
   -- The alias lookup joins the narrow projection only: carrying whole rows through a join costs seconds.
