@@ -200,6 +200,22 @@ describe('track analysis', () => {
     assert.deepEqual(users.map((u) => [u.userid, u.sessions, u.events]), [['u-late', '2', '2']]);
   });
 
+  it('takes links only from the days it computes, and from every day when there is no map to extend', async () => {
+    const store = new LocalStore(path.join(tempDir('sessions'), 'data'));
+    await writeEvents(store, [{ time: T, device: 'd1', account: 'u1' }], 'a');
+    await writeEvents(store, [{ time: T + 86_400_000, device: 'd2', account: 'u2' }], 'b');
+    await runSessions(['2026-04-10', '2026-04-11'], opts(store));
+    const links = async () => (await csv(store, sessionPaths.aliasMap)).map((r) => [r.deviceid, r.userid]);
+    assert.deepEqual(await links(), [['d1', 'u1'], ['d2', 'u2']]);
+    // Nothing changed: the map is extended by nothing and keeps every link.
+    assert.deepEqual((await runSessions(['2026-04-10', '2026-04-11'], opts(store))).computed, []);
+    assert.deepEqual(await links(), [['d1', 'u1'], ['d2', 'u2']]);
+    // The stored map lost: the next run takes the links of every day again, changed or not.
+    await store.delete(sessionPaths.aliasMap);
+    await runSessions(['2026-04-10', '2026-04-11'], opts(store));
+    assert.deepEqual(await links(), [['d1', 'u1'], ['d2', 'u2']]);
+  });
+
   it('counts a funnel step only after the previous one, and follows the flow after an event', async () => {
     const events: Ev[] = [
       // in order: load, view, chat, order
