@@ -67,7 +67,7 @@ export class RequestPreparer {
   prepare(req: RawRequest): PrepareResult {
     const parsed = parseBody(req.body);
     if (!parsed.ok) return parsed;
-    const json = parsed.value;
+    const { json, mayHoldNul } = parsed.value;
     const writeKey = req.basicKey ?? bodyWriteKey(json);
     if (writeKey === undefined) return reject('missing_write_key', ERRORS.missing_write_key.message);
     const tenant = Object.hasOwn(this.settings.sources, writeKey) ? this.settings.sources[writeKey] : undefined;
@@ -77,7 +77,7 @@ export class RequestPreparer {
     if (!split.ok) return split;
 
     const { messages, envelope } = split.value;
-    const mapContext = { tenant, receivedAt: req.receivedAt, clientIp: req.clientIp, eventMap: this.eventMap, uaClassifier: this.uaClassifier };
+    const mapContext = { tenant, receivedAt: req.receivedAt, clientIp: req.clientIp, eventMap: this.eventMap, uaClassifier: this.uaClassifier, mayHoldNul };
     const rejected: RejectedMessage[] = [];
     const records: WalRecord[] = [];
     for (let index = 0; index < messages.length; index++) {
@@ -107,14 +107,14 @@ export class RequestPreparer {
 }
 
 /** Strict UTF-8, then JSON; undefined for an empty body (which is refused once the key is known). */
-function parseBody(body: Uint8Array): { ok: true; value: unknown } | Rejection {
-  if (body.length === 0) return { ok: true, value: undefined };
+function parseBody(body: Uint8Array): { ok: true; value: { json: unknown; mayHoldNul: boolean } } | Rejection {
+  if (body.length === 0) return { ok: true, value: { json: undefined, mayHoldNul: false } };
   if (!isUtf8(body)) return reject('invalid_encoding', 'The body is not valid UTF-8.');
   let text = Buffer.from(body.buffer, body.byteOffset, body.length).toString('utf8');
   if (text.charCodeAt(0) === 0xfeff) text = text.slice(1); // a byte order mark is allowed before the JSON
   if (text.trim() === '') return reject('invalid_body', 'The body is empty; send a JSON object.');
   try {
-    return { ok: true, value: JSON.parse(text) as unknown };
+    return { ok: true, value: { json: JSON.parse(text) as unknown, mayHoldNul: text.includes('\\u0000') } };
   } catch (e) {
     return reject('invalid_json', `The body is not valid JSON: ${(e as Error).message.slice(0, 200)}`);
   }

@@ -18,7 +18,15 @@ export interface MapContext {
   clientIp: string | null;
   eventMap: EventMap;
   uaClassifier: UaClassifier;
+  /**
+   * False when the request body holds no NUL escape (\u0000), so no string of it can contain one and the
+   * per-field NUL checks are skipped. Raw NUL bytes cannot reach a string: JSON refuses them.
+   */
+  mayHoldNul?: boolean;
 }
+
+/** ctx.mayHoldNul of the message being mapped (mapping is synchronous). */
+let checkNul = true;
 
 export interface MappedRows {
   tracks: TrackRow[];
@@ -84,7 +92,7 @@ function text(o: unknown, fields: readonly string[][], max = MAX_TEXT): string |
   for (const path of fields) {
     const v = at(o, path);
     if (v === undefined || v === null || v === '') continue;
-    if (typeof v === 'string' && v.length <= max && !v.includes('\u0000')) return v; // the common case
+    if (typeof v === 'string' && v.length <= max && (!checkNul || !v.includes('\u0000'))) return v; // the common case
     const name = path.join('.');
     if (typeof v === 'number' && Number.isFinite(v)) return String(v);
     if (typeof v === 'boolean') return String(v);
@@ -139,6 +147,7 @@ export function eventTime(m: SegmentMessage, receivedAt: number): number {
 }
 
 export function mapMessage(m: SegmentMessage, ctx: MapContext): Result<MappedRows> {
+  checkNul = ctx.mayHoldNul ?? true;
   try {
     return mapUnchecked(m, ctx);
   } catch (e) {
@@ -172,7 +181,7 @@ function mapUnchecked(m: SegmentMessage, ctx: MapContext): Result<MappedRows> {
   if (contextIp !== null && isIP(contextIp) === 0) return reject('invalid_field', '"context.ip" must be an IPv4 or IPv6 address.');
   const referer = text(c, REFERRER);
   const event = isView ? 'load' : canonicalEvent(m.event!, ctx.eventMap);
-  if (event.includes('\u0000')) return reject('invalid_field', '"event" contains a NUL character.');
+  if (checkNul && event.includes('\u0000')) return reject('invalid_field', '"event" contains a NUL character.');
 
   const row: TrackRow = {
     time,
