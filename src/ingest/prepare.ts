@@ -80,13 +80,19 @@ export class RequestPreparer {
     const mapContext = { tenant, receivedAt: req.receivedAt, clientIp: req.clientIp, eventMap: this.eventMap, uaClassifier: this.uaClassifier, mayHoldNul };
     const rejected: RejectedMessage[] = [];
     const records: WalRecord[] = [];
+    const refuse = (index: number, r: Rejection) => {
+      const id = (messages[index] as { messageId?: unknown } | null)?.messageId;
+      rejected.push({ index, messageId: typeof id === 'string' ? id.slice(0, 100) : null, code: r.code, reason: r.message });
+    };
     for (let index = 0; index < messages.length; index++) {
-      const raw = messages[index];
-      const msg = validateMessage(raw, envelope);
-      const rows = msg.ok ? mapMessage(msg.value, mapContext) : msg;
+      const msg = validateMessage(messages[index], envelope);
+      if (!msg.ok) {
+        refuse(index, msg);
+        continue;
+      }
+      const rows = mapMessage(msg.value, mapContext);
       if (!rows.ok) {
-        const id = (raw as { messageId?: unknown } | null)?.messageId;
-        rejected.push({ index, messageId: typeof id === 'string' ? id.slice(0, 100) : null, code: rows.code, reason: rows.message });
+        refuse(index, rows);
         continue;
       }
       const { tracks, identities } = rows.value;
@@ -94,7 +100,7 @@ export class RequestPreparer {
       const r: WalRecord['r'] = [];
       for (const row of tracks) r.push(['t', dayOf(row.time), trackCsv(row)]);
       for (const row of identities) r.push(['i', dayOf(row.time), csvRecord(row, IDENTITY_COLUMNS)]);
-      records.push({ id: (msg as { value: { messageId: string } }).value.messageId, tn: tenant, at: req.receivedAt, r });
+      records.push({ id: msg.value.messageId, tn: tenant, at: req.receivedAt, r });
     }
     if (rejected.length === messages.length) {
       const first = rejected[0]!;

@@ -45,18 +45,22 @@ const WORKER_URL = new URL('./prepare-worker.js', import.meta.url);
 
 /**
  * Requests go to the worker with the fewest in flight. A worker that dies (a bug, not bad input: input
- * problems are answers) fails its requests with an internal error, which clients retry, and is replaced.
+ * problems are answers) fails its requests with an internal error, which clients retry, and is replaced;
+ * one that dies within a second of starting is replaced a second later, so a worker that cannot start
+ * does not spin. While no worker is up, requests are prepared on the request thread.
  */
 export class WorkerPool implements Preparer {
   private readonly slots: Slot[] = [];
   private nextId = 1;
   private closing = false;
+  private inline: RequestPreparer | undefined;
 
   constructor(private readonly settings: PrepareSettings, size: number, private readonly logger: Logger) {
     for (let i = 0; i < size; i++) this.slots.push(this.spawn());
   }
 
   private spawn(): Slot {
+    const started = Date.now();
     const worker = new Worker(WORKER_URL, { workerData: this.settings });
     const slot: Slot = { worker, pending: new Map() };
     worker.on('message', (a: WorkerAnswer) => {
@@ -78,13 +82,18 @@ export class WorkerPool implements Preparer {
     worker.on('exit', (code) => {
       fail(new Error(`request worker exited with code ${code}`));
       const i = this.slots.indexOf(slot);
-      if (!this.closing && i >= 0) this.slots[i] = this.spawn();
+      if (i >= 0) this.slots.splice(i, 1);
+      if (this.closing) return;
+      this.logger.error({ code }, 'request worker exited; starting another');
+      const respawn = setTimeout(() => this.closing || this.slots.push(this.spawn()), Date.now() - started < 1000 ? 1000 : 0);
+      respawn.unref();
     });
     worker.unref(); // an idle worker does not keep the process alive; one with requests in flight does
     return slot;
   }
 
   prepare(req: RawRequest): Promise<PrepareResult> {
+    if (this.slots.length === 0) return Promise.resolve((this.inline ??= new RequestPreparer(this.settings)).prepare(req));
     let slot = this.slots[0]!;
     for (const s of this.slots) if (s.pending.size < slot.pending.size) slot = s;
     const id = this.nextId++;
