@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parse } from 'csv-parse/sync';
 import { isoTime, validateMessage } from '../src/segment/message.js';
+import { dayOf } from '../src/lib/dates.js';
 import { TRACK_COLUMNS, trackValues } from '../src/tracking/columns.js';
 import { formatDecimal, toCsv } from '../src/tracking/csv.js';
 import { UaClassifier } from '../src/tracking/enrich.js';
@@ -202,6 +203,13 @@ describe('message ids', () => {
 });
 
 describe('timestamps', () => {
+  it('names the UTC day of an instant as Date does', () => {
+    for (let t = Date.parse('1970-01-01T00:00:00Z'); t < Date.parse('2200-01-01T00:00:00Z'); t += 86_399_999 * 7 + 12_345) {
+      for (const at of [t, t - (t % 86_400_000), t - (t % 86_400_000) - 1]) assert.equal(dayOf(at), new Date(at).toISOString().slice(0, 10), String(at));
+    }
+    assert.throws(() => dayOf(NaN), RangeError);
+  });
+
   it('reads every form Date.parse reads the same way, and refuses days that do not exist', () => {
     for (let t = Date.parse('2000-01-01T00:00:00Z'); t < Date.parse('2100-01-01T00:00:00Z'); t += 7_919_999_937) {
       const iso = new Date(t).toISOString();

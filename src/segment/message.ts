@@ -86,12 +86,7 @@ const REASONS = {
 // Each field read by name (not in a loop over names): payload shapes vary, and keyed reads of varying
 // shapes are what made this slow.
 const badIdentity = (v: unknown) => !absent(v) && !isIdentity(v);
-/** The instants of the message last checked, set by shapeProblem (NaN: absent). */
-const times = { timestamp: NaN, sentAt: NaN, originalTimestamp: NaN };
-const badTime = (v: unknown, field: keyof typeof times) => {
-  times[field] = absent(v) ? NaN : isoTime(v);
-  return !absent(v) && Number.isNaN(times[field]);
-};
+const badTime = (v: unknown) => !absent(v) && Number.isNaN(isoTime(v));
 const badObject = (v: unknown) => !absent(v) && !isObject(v);
 
 /** The first problem with a message's shape, or undefined. */
@@ -106,9 +101,9 @@ function shapeProblem(m: Record<string, unknown>): Rejection | undefined {
   if (!absent(m.messageId) && (typeof m.messageId !== 'string' || m.messageId.length > LIMITS.messageIdChars)) {
     return reject('invalid_message_id', REASONS.messageId);
   }
-  if (badTime(m.timestamp, 'timestamp')) return reject('invalid_timestamp', REASONS.time('timestamp'));
-  if (badTime(m.sentAt, 'sentAt')) return reject('invalid_timestamp', REASONS.time('sentAt'));
-  if (badTime(m.originalTimestamp, 'originalTimestamp')) return reject('invalid_timestamp', REASONS.time('originalTimestamp'));
+  if (badTime(m.timestamp)) return reject('invalid_timestamp', REASONS.time('timestamp'));
+  if (badTime(m.sentAt)) return reject('invalid_timestamp', REASONS.time('sentAt'));
+  if (badTime(m.originalTimestamp)) return reject('invalid_timestamp', REASONS.time('originalTimestamp'));
   if (badObject(m.properties)) return reject('invalid_object', REASONS.object('properties'));
   if (badObject(m.context)) return reject('invalid_object', REASONS.object('context'));
   if (badObject(m.traits)) return reject('invalid_object', REASONS.object('traits'));
@@ -207,8 +202,9 @@ export function validateMessage(raw: unknown, envelope: Envelope = {}): Result<S
     name: (m.name ?? undefined) as string | undefined,
     timestamp: (m.timestamp ?? m.originalTimestamp ?? undefined) as string | undefined,
     sentAt: (m.sentAt ?? envelope.sentAt ?? undefined) as string | undefined,
-    timestampMs: absent(m.timestamp) ? times.originalTimestamp : times.timestamp,
-    sentAtMs: absent(m.sentAt) ? (envelope.sentAtMs ?? isoTime(envelope.sentAt)) : times.sentAt,
+    // Read again rather than kept from the checks above: a few tens of nanoseconds, and no shared state.
+    timestampMs: isoTime(m.timestamp ?? m.originalTimestamp),
+    sentAtMs: absent(m.sentAt) ? (envelope.sentAtMs ?? isoTime(envelope.sentAt)) : isoTime(m.sentAt),
     properties: (m.properties ?? EMPTY) as Record<string, unknown>,
     context,
   });

@@ -65,9 +65,6 @@ function hostSource(host: string): Source | undefined {
   return undefined;
 }
 
-// Referrer hosts repeat (a site has a few hundred): their classification is kept, up to a bound.
-const hostSources = new Map<string, Source | undefined>();
-
 export function trafficSource(opts: { campaignSource?: string; campaignMedium?: string; referrer?: string }): Source {
   const medium = opts.campaignMedium?.trim().toLowerCase();
   if (medium === 'email' || medium === 'e-mail' || medium === 'newsletter') return 'EMAIL';
@@ -79,11 +76,5 @@ export function trafficSource(opts: { campaignSource?: string; campaignMedium?: 
   }
   const host = hostOf(opts.referrer);
   if (!host) return 'DIRECT';
-  let source = hostSources.get(host);
-  if (source === undefined && !hostSources.has(host)) {
-    source = hostSource(host);
-    if (hostSources.size >= 10_000) hostSources.clear();
-    hostSources.set(host, source);
-  }
-  return source ?? 'DIRECT';
+  return hostSource(host) ?? 'DIRECT';
 }

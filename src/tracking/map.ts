@@ -25,9 +25,6 @@ export interface MapContext {
   mayHoldNul?: boolean;
 }
 
-/** ctx.mayHoldNul of the message being mapped (mapping is synchronous). */
-let checkNul = true;
-
 export interface MappedRows {
   tracks: TrackRow[];
   identities: IdentityRow[];
@@ -88,11 +85,11 @@ const APP: readonly string[] = ['app'];
 const PRODUCTS: readonly string[] = ['products'];
 
 /** First present of the fields as a string id; numbers are ids too. Objects, arrays and NUL bytes are refused. */
-function text(o: unknown, fields: readonly string[][], max = MAX_TEXT): string | null {
+function text(o: unknown, fields: readonly string[][], max = MAX_TEXT, nul = true): string | null {
   for (const path of fields) {
     const v = at(o, path);
     if (v === undefined || v === null || v === '') continue;
-    if (typeof v === 'string' && v.length <= max && (!checkNul || !v.includes('\u0000'))) return v; // the common case
+    if (typeof v === 'string' && v.length <= max && (!nul || !v.includes('\u0000'))) return v; // the common case
     const name = path.join('.');
     if (typeof v === 'number' && Number.isFinite(v)) return String(v);
     if (typeof v === 'boolean') return String(v);
@@ -120,13 +117,13 @@ function num(o: unknown, fields: readonly string[][], range: readonly [number, n
   return null;
 }
 
-function impressions(props: Obj): string | null {
+function impressions(props: Obj, nul: boolean): string | null {
   const v = at(props, IMPRESSIONS[0]!);
   if (v === undefined || v === null) return null;
-  if (typeof v === 'string') return text(props, IMPRESSIONS);
+  if (typeof v === 'string') return text(props, IMPRESSIONS, MAX_TEXT, nul);
   if (!Array.isArray(v)) fail('properties.impressions', 'must be an array of ids or a string');
   const ids = v.map((item, i) => {
-    const id = typeof item === 'object' && item !== null ? text(item, IMPRESSION_ID, LIMITS.idChars) : text({ id: item }, BARE_ID, LIMITS.idChars);
+    const id = typeof item === 'object' && item !== null ? text(item, IMPRESSION_ID, LIMITS.idChars, nul) : text({ id: item }, BARE_ID, LIMITS.idChars, nul);
     if (id === null) fail(`properties.impressions[${i}]`, 'must be an id or an object with product_id');
     if (id.includes('|')) fail(`properties.impressions[${i}]`, 'must not contain "|", the list separator');
     return id;
@@ -147,7 +144,6 @@ export function eventTime(m: SegmentMessage, receivedAt: number): number {
 }
 
 export function mapMessage(m: SegmentMessage, ctx: MapContext): Result<MappedRows> {
-  checkNul = ctx.mayHoldNul ?? true;
   try {
     return mapUnchecked(m, ctx);
   } catch (e) {
@@ -161,9 +157,12 @@ function mapUnchecked(m: SegmentMessage, ctx: MapContext): Result<MappedRows> {
   if (time < LIMITS.minTime || time > ctx.receivedAt + LIMITS.maxFutureMs) {
     return reject('invalid_timestamp', 'The event time lies before 2000 or more than 24 hours in the future.');
   }
+  // The NUL checks are skipped when the body had no NUL escape (see MapContext.mayHoldNul).
+  const nul = ctx.mayHoldNul ?? true;
+  const t = (o: unknown, fields: readonly string[][], max = MAX_TEXT) => text(o, fields, max, nul);
   const c = m.context;
   const p = m.properties;
-  const deviceid = text(c, DEVICE_ID, LIMITS.idChars) ?? m.anonymousId ?? null;
+  const deviceid = t(c, DEVICE_ID, LIMITS.idChars) ?? m.anonymousId ?? null;
   const accountid = m.userId ?? null;
 
   if (m.type === 'identify' || m.type === 'alias') {
@@ -175,23 +174,23 @@ function mapUnchecked(m: SegmentMessage, ctx: MapContext): Result<MappedRows> {
   if (m.type === 'group') return ok({ tracks: [], identities: [] });
 
   const isView = m.type === 'page' || m.type === 'screen';
-  const ua = text(c, USER_AGENT) ?? undefined;
+  const ua = t(c, USER_AGENT) ?? undefined;
   const uaFacts = ctx.uaClassifier.facts(ua);
-  const contextIp = text(c, IP, 64);
+  const contextIp = t(c, IP, 64);
   if (contextIp !== null && isIP(contextIp) === 0) return reject('invalid_field', '"context.ip" must be an IPv4 or IPv6 address.');
-  const referer = text(c, REFERRER);
+  const referer = t(c, REFERRER);
   const event = isView ? 'load' : canonicalEvent(m.event!, ctx.eventMap);
-  if (checkNul && event.includes('\u0000')) return reject('invalid_field', '"event" contains a NUL character.');
+  if (nul && event.includes('\u0000')) return reject('invalid_field', '"event" contains a NUL character.');
 
   const row: TrackRow = {
     time,
     tenantid: ctx.tenant,
-    correlationid: text(p, CORRELATION_ID, LIMITS.idChars),
+    correlationid: t(p, CORRELATION_ID, LIMITS.idChars),
     deviceid,
     accountid,
-    merchantid: text(p, MERCHANT_ID, LIMITS.idChars),
-    productid: text(p, PRODUCT_ID, LIMITS.idChars),
-    page: isView ? (m.name ?? text(p, NAME) ?? text(c, PAGE_PATH)) : text(p, PAGE) ?? text(c, PAGE_PATH),
+    merchantid: t(p, MERCHANT_ID, LIMITS.idChars),
+    productid: t(p, PRODUCT_ID, LIMITS.idChars),
+    page: isView ? (m.name ?? t(p, NAME) ?? t(c, PAGE_PATH)) : t(p, PAGE) ?? t(c, PAGE_PATH),
     event,
     value: event === 'order' ? num(p, ORDER_VALUE) : num(p, VALUE),
     ip: contextIp ?? ctx.clientIp,
@@ -200,22 +199,22 @@ function mapUnchecked(m: SegmentMessage, ctx: MapContext): Result<MappedRows> {
     referer,
     bot: uaFacts.bot,
     ua: ua ?? null,
-    url: isView ? (text(p, URL) ?? text(c, PAGE_URL)) : text(c, PAGE_URL),
-    impressions: impressions(p),
-    devicetype: deviceType({ hasApp: (at(c, APP) ?? null) !== null, libraryName: text(c, LIBRARY_NAME) ?? undefined, ua: uaFacts }),
+    url: isView ? (t(p, URL) ?? t(c, PAGE_URL)) : t(c, PAGE_URL),
+    impressions: impressions(p, nul),
+    devicetype: deviceType({ hasApp: (at(c, APP) ?? null) !== null, libraryName: t(c, LIBRARY_NAME) ?? undefined, ua: uaFacts }),
     source: trafficSource({
-      campaignSource: text(c, CAMPAIGN_SOURCE) ?? undefined,
-      campaignMedium: text(c, CAMPAIGN_MEDIUM) ?? undefined,
+      campaignSource: t(c, CAMPAIGN_SOURCE) ?? undefined,
+      campaignMedium: t(c, CAMPAIGN_MEDIUM) ?? undefined,
       referrer: referer ?? undefined,
     }),
   };
   const tracks = [row];
-  if (event === 'order') tracks.push(...salesRows(row, p));
+  if (event === 'order') tracks.push(...salesRows(row, p, nul));
   return ok({ tracks, identities: [] });
 }
 
 /** An order also yields one `sales` row per product: value = price × quantity (quantity defaults to 1). */
-function salesRows(order: TrackRow, p: Obj): TrackRow[] {
+function salesRows(order: TrackRow, p: Obj, nul: boolean): TrackRow[] {
   const products = at(p, PRODUCTS);
   if (products === undefined || products === null) return [];
   if (!Array.isArray(products)) fail('properties.products', 'must be an array');
@@ -226,8 +225,8 @@ function salesRows(order: TrackRow, p: Obj): TrackRow[] {
     return {
       ...order,
       event: 'sales',
-      productid: text(item, LINE_PRODUCT_ID, LIMITS.idChars),
-      merchantid: text(item, MERCHANT_ID, LIMITS.idChars) ?? order.merchantid,
+      productid: text(item, LINE_PRODUCT_ID, LIMITS.idChars, nul),
+      merchantid: text(item, MERCHANT_ID, LIMITS.idChars, nul) ?? order.merchantid,
       value: price === null ? null : price * quantity,
     };
   });
