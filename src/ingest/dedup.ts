@@ -15,6 +15,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Clock } from '../lib/clock.js';
+import { writeFileAtomic } from '../storage/local.js';
 
 /** The dedup key of a message: its tenant and messageId. */
 export const dedupKey = (tenant: string, id: string) => `${tenant}\u0000${id}`;
@@ -159,15 +160,7 @@ export async function writeIdsFile(dir: string, seq: number, entries: Array<[str
   let newest = 0;
   for (const e of entries) newest = Math.max(newest, e[2]);
   const name = `ids-${String(seq).padStart(12, '0')}-${newest}.jsonl`;
-  const tmp = path.join(dir, `${name}.tmp`);
-  const fh = await fs.open(tmp, 'w');
-  try {
-    await fh.writeFile(entries.map((e) => JSON.stringify(e)).join('\n') + '\n');
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  await fs.rename(tmp, path.join(dir, name));
+  await writeFileAtomic(path.join(dir, name), entries.map((e) => JSON.stringify(e)).join('\n') + '\n');
 }
 
 export async function readIdsFiles(dir: string, cutoff: number): Promise<Array<[string, string, number]>> {

@@ -18,7 +18,7 @@ import { constants as fsConstants, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { crc32 } from 'node:zlib';
 import { ConfigError } from '../lib/errors.js';
-import { syncDir } from '../storage/local.js';
+import { syncDir, writeFileAtomic } from '../storage/local.js';
 
 export interface WalOptions {
   /** Called when the active segment passes this size, so the owner can seal and ship early. */
@@ -346,17 +346,7 @@ async function readMeta(dir: string): Promise<Meta | undefined> {
   }
 }
 
-async function writeMeta(dir: string, meta: Meta): Promise<void> {
-  const tmp = path.join(dir, 'meta.json.tmp');
-  const fh = await fs.open(tmp, 'w');
-  try {
-    await fh.writeFile(JSON.stringify(meta));
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  await fs.rename(tmp, path.join(dir, 'meta.json'));
-}
+const writeMeta = (dir: string, meta: Meta) => writeFileAtomic(path.join(dir, 'meta.json'), JSON.stringify(meta));
 
 /** One process per log: a second collector on the same --wal-dir would interleave segments. */
 async function takeLock(dir: string): Promise<void> {

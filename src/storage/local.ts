@@ -22,19 +22,11 @@ export class LocalStore implements ObjectStore {
   }
 
   async put(key: string, body: Buffer | string): Promise<void> {
-    await this.install(key, async (tmp) => {
-      const fh = await fs.open(tmp, 'w');
-      try {
-        await fh.writeFile(body);
-        await fh.sync();
-      } finally {
-        await fh.close();
-      }
-    });
+    await writeFileAtomic(this.file(key), body);
   }
 
   async putFile(key: string, file: string): Promise<void> {
-    await this.install(key, async (tmp) => {
+    await install(this.file(key), async (tmp) => {
       // A rename when the file is on the same file system (no copy), else a copy.
       await fs.rename(file, tmp).catch(async (e: NodeJS.ErrnoException) => {
         if (e.code !== 'EXDEV') throw e;
@@ -47,27 +39,6 @@ export class LocalStore implements ObjectStore {
         await fh.close();
       }
     });
-  }
-
-  /** Writes via `fill` to a temp file beside the target, then renames it into place: readers never see half. */
-  private async install(key: string, fill: (tmp: string) => Promise<void>): Promise<void> {
-    const target = this.file(key);
-    const dir = path.dirname(target);
-    await fs.mkdir(dir, { recursive: true });
-    const tmp = path.join(dir, `${TMP_PREFIX}${randomBytes(6).toString('hex')}`);
-    try {
-      await fill(tmp);
-    } catch (e) {
-      await fs.rm(tmp, { force: true });
-      throw e;
-    }
-    try {
-      await fs.rename(tmp, target);
-    } catch (e) {
-      await fs.rm(tmp, { force: true });
-      throw e;
-    }
-    await syncDir(dir);
   }
 
   async get(key: string): Promise<Buffer | undefined> {
@@ -123,4 +94,40 @@ export async function syncDir(dir: string): Promise<void> {
   } finally {
     await fh.close();
   }
+}
+
+/**
+ * Writes body to file atomically and durably: a temp file beside it, fsynced, renamed into place, the
+ * folder synced. Readers see the old content or the new, never half; after a crash, one of the two.
+ */
+export async function writeFileAtomic(file: string, body: Buffer | string): Promise<void> {
+  await install(file, async (tmp) => {
+    const fh = await fs.open(tmp, 'w');
+    try {
+      await fh.writeFile(body);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+  });
+}
+
+/** Writes via `fill` to a temp file beside the target, then renames it into place: readers never see half. */
+async function install(target: string, fill: (tmp: string) => Promise<void>): Promise<void> {
+  const dir = path.dirname(target);
+  await fs.mkdir(dir, { recursive: true });
+  const tmp = path.join(dir, `${TMP_PREFIX}${randomBytes(6).toString('hex')}`);
+  try {
+    await fill(tmp);
+  } catch (e) {
+    await fs.rm(tmp, { force: true });
+    throw e;
+  }
+  try {
+    await fs.rename(tmp, target);
+  } catch (e) {
+    await fs.rm(tmp, { force: true });
+    throw e;
+  }
+  await syncDir(dir);
 }
