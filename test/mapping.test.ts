@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parse } from 'csv-parse/sync';
-import { isoTime, validateMessage } from '../src/segment/message.js';
+import { isoTime, splitBody, validateMessage } from '../src/segment/message.js';
 import { dayOf } from '../src/lib/dates.js';
 import { TRACK_COLUMNS, trackValues } from '../src/tracking/columns.js';
 import { formatDecimal, toCsv } from '../src/tracking/csv.js';
@@ -36,7 +36,9 @@ describe('mapping a Segment message to a tracking row', () => {
     assert.equal(one({ type: 'track', event: 'x' }).time, T0);
   });
   it('takes the batch sentAt when the message has none', () => {
-    const v = validateMessage({ type: 'track', event: 'x', anonymousId: 'a', timestamp: new Date(T0 - 2000).toISOString() }, { sentAt: new Date(T0 + 1000).toISOString() });
+    const split = splitBody({ batch: [{ type: 'track', event: 'x', anonymousId: 'a', timestamp: new Date(T0 - 2000).toISOString() }], sentAt: new Date(T0 + 1000).toISOString() }, 'batch');
+    assert.ok(split.ok);
+    const v = validateMessage(split.value.messages[0], split.value.envelope);
     assert.ok(v.ok);
     const r = mapMessage(v.value, ctx);
     assert.ok(r.ok);

@@ -120,9 +120,7 @@ export interface SegmentMessage {
   previousId?: string;
   event?: string;
   name?: string;
-  timestamp?: string;
-  sentAt?: string;
-  /** timestamp and sentAt as epoch milliseconds (NaN when absent), read once during validation. */
+  /** timestamp (or originalTimestamp) and sentAt (the message's or the batch's) in epoch ms; NaN when absent. */
   timestampMs: number;
   sentAtMs: number;
   properties: Record<string, unknown>;
@@ -132,7 +130,7 @@ export interface SegmentMessage {
 /** What the request carried around its messages (batch-level fields). */
 export interface Envelope {
   context?: Record<string, unknown>;
-  sentAt?: string;
+  /** The batch's sentAt in epoch ms. */
   sentAtMs?: number;
   /** Size of the whole request body; when it is under the per-message limit no message can be over it. */
   bodyBytes?: number;
@@ -200,11 +198,9 @@ export function validateMessage(raw: unknown, envelope: Envelope = {}): Result<S
     previousId: idString(m.previousId as Identity),
     event,
     name: (m.name ?? undefined) as string | undefined,
-    timestamp: (m.timestamp ?? m.originalTimestamp ?? undefined) as string | undefined,
-    sentAt: (m.sentAt ?? envelope.sentAt ?? undefined) as string | undefined,
     // Read again rather than kept from the checks above: a few tens of nanoseconds, and no shared state.
     timestampMs: isoTime(m.timestamp ?? m.originalTimestamp),
-    sentAtMs: absent(m.sentAt) ? (envelope.sentAtMs ?? isoTime(envelope.sentAt)) : isoTime(m.sentAt),
+    sentAtMs: absent(m.sentAt) ? (envelope.sentAtMs ?? NaN) : isoTime(m.sentAt),
     properties: (m.properties ?? EMPTY) as Record<string, unknown>,
     context,
   });
@@ -244,7 +240,6 @@ export function splitBody(body: unknown, pathType: MessageType | 'batch', bodyBy
   if (b.sentAt !== undefined && b.sentAt !== null) {
     const t = isoTime(b.sentAt);
     if (Number.isNaN(t)) return reject('invalid_timestamp', REASONS.time('sentAt'));
-    envelope.sentAt = b.sentAt as string;
     envelope.sentAtMs = t;
   }
   return ok({ messages: b.batch, envelope });
