@@ -53,7 +53,7 @@ export class WorkerPool implements Preparer {
   private readonly slots: Slot[] = [];
   private nextId = 1;
   private closing = false;
-  private inline: RequestPreparer | undefined;
+  private inline: InlinePreparer | undefined;
 
   constructor(private readonly settings: PrepareSettings, size: number, private readonly logger: Logger) {
     for (let i = 0; i < size; i++) this.slots.push(this.spawn());
@@ -93,7 +93,7 @@ export class WorkerPool implements Preparer {
   }
 
   prepare(req: RawRequest): Promise<PrepareResult> {
-    if (this.slots.length === 0) return Promise.resolve((this.inline ??= new RequestPreparer(this.settings)).prepare(req));
+    if (this.slots.length === 0) return (this.inline ??= new InlinePreparer(this.settings)).prepare(req);
     let slot = this.slots[0]!;
     for (const s of this.slots) if (s.pending.size < slot.pending.size) slot = s;
     const id = this.nextId++;
