@@ -8,9 +8,9 @@
 import { createReadStream, createWriteStream, promises as fs } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import os from 'node:os';
-import path from 'node:path';
 import type { ObjectInfo, ObjectStore } from '../storage/store.js';
 import type { Engine } from './engine.js';
+import { ScratchDir } from './scratch.js';
 
 export async function writeIfChanged(store: ObjectStore, key: string, body: Buffer | string): Promise<boolean> {
   const bytes = typeof body === 'string' ? Buffer.from(body) : body;
@@ -63,11 +63,12 @@ async function sameFiles(a: string, b: string): Promise<boolean> {
  */
 export class Outputs {
   written = 0;
-  private dir: Promise<string> | undefined;
-  private n = 0;
+  private readonly scratch: ScratchDir;
   private pending: Array<Promise<void>> = [];
 
-  constructor(private readonly engine: Engine, private readonly store: ObjectStore, private readonly tmpRoot = os.tmpdir()) {}
+  constructor(private readonly engine: Engine, private readonly store: ObjectStore, tmpRoot = os.tmpdir()) {
+    this.scratch = new ScratchDir(tmpRoot, 'tracklake-out-');
+  }
 
   /** Stores the CSV of `select` at key, unless the stored object already has exactly these bytes. */
   async write(key: string, select: string): Promise<void> {
@@ -92,8 +93,7 @@ export class Outputs {
 
   /** The CSV of `select` in a scratch file. */
   async render(select: string, opts: { header?: boolean } = {}): Promise<string> {
-    this.dir ??= fs.mkdtemp(path.join(this.tmpRoot, 'tracklake-out-'));
-    const file = path.join(await this.dir, `out-${this.n++}.csv`);
+    const file = await this.scratch.file('.csv');
     await this.engine.copyToCsv(select, file, opts);
     return file;
   }
@@ -131,7 +131,7 @@ export class Outputs {
 
   async close(): Promise<void> {
     await Promise.allSettled(this.pending);
-    if (this.dir) await fs.rm(await this.dir, { recursive: true, force: true });
+    await this.scratch.remove();
   }
 }
 

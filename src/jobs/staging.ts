@@ -6,8 +6,8 @@
  */
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
-import path from 'node:path';
 import type { ObjectInfo, ObjectStore } from '../storage/store.js';
+import { ScratchDir } from './scratch.js';
 
 export interface StagedFile extends ObjectInfo {
   file: string;
@@ -45,15 +45,15 @@ async function firstLine(file: string): Promise<string> {
 }
 
 export class Stager {
-  private dir: string | undefined;
-  private n = 0;
+  private readonly scratch: ScratchDir;
 
-  constructor(private readonly store: ObjectStore, private readonly tmpRoot = os.tmpdir()) {}
+  constructor(private readonly store: ObjectStore, tmpRoot = os.tmpdir()) {
+    this.scratch = new ScratchDir(tmpRoot, 'tracklake-stage-');
+  }
 
   private async localFile(o: ObjectInfo): Promise<string> {
     if (this.store.localPath) return this.store.localPath(o.key);
-    this.dir ??= await fs.mkdtemp(path.join(this.tmpRoot, 'tracklake-stage-'));
-    const file = path.join(this.dir, `${String(this.n++).padStart(6, '0')}.csv`);
+    const file = await this.scratch.file('.csv');
     const body = await this.store.get(o.key);
     await fs.writeFile(file, body ?? Buffer.alloc(0));
     return file;
@@ -80,8 +80,7 @@ export class Stager {
    * month of small daily aggregates is read. Rows keep their order; each file's header line is dropped.
    */
   async concat(files: readonly string[], header: string): Promise<string> {
-    this.dir ??= await fs.mkdtemp(path.join(this.tmpRoot, 'tracklake-stage-'));
-    const out = path.join(this.dir, `${String(this.n++).padStart(6, '0')}-combined.csv`);
+    const out = await this.scratch.file('-combined.csv');
     const parts = [`${header}\n`];
     for (const f of files) {
       const text = await fs.readFile(f, 'utf8');
@@ -94,7 +93,6 @@ export class Stager {
 
   /** Removes downloaded copies; in-place local files are never touched. */
   async cleanup(): Promise<void> {
-    if (this.dir) await fs.rm(this.dir, { recursive: true, force: true });
-    this.dir = undefined;
+    await this.scratch.remove();
   }
 }
