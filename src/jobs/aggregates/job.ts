@@ -13,7 +13,7 @@ import { dayPath, dayStartMs } from '../../lib/dates.js';
 import type { ObjectInfo, ObjectStore } from '../../storage/store.js';
 import { type Engine, sql, sqlString } from '../engine.js';
 import { withJob } from '../context.js';
-import { collectRejects, manifestBody, type Outputs, readManifest, sameInputs, type RunReport } from '../outputs.js';
+import { collectRejects, type Manifest, manifestBody, type Outputs, readManifest, sameInputs, type RunReport } from '../outputs.js';
 import { listCsv, type Stager } from '../staging.js';
 import { readCsvSql, readTracksSql, TRACK_HEADER } from '../tracks.js';
 import { AGGREGATE_HEADER, metricFingerprint, type MetricDef } from './metrics.js';
@@ -59,12 +59,14 @@ export const paths = {
 const definitionOf = (metrics: readonly MetricDef[]) => metrics.map(metricFingerprint).sort().join(',');
 
 
-/** Whether a day needs computing: never computed, inputs changed, or the metric set changed. */
-export async function dayIsStale(store: ObjectStore, day: string, metrics: readonly MetricDef[]): Promise<boolean> {
-  const manifest = await readManifest(store, paths.manifest(day));
-  if (!manifest || manifest.definition !== definitionOf(metrics)) return true;
-  const inputs = await listCsv(store, paths.tracks(day));
-  return !sameInputs(manifest.inputs, inputs);
+/**
+ * A day's tracking files, its manifest, and whether its aggregates are current: computed from exactly these
+ * files with this metric set (else: never computed, inputs changed, or the metric set changed).
+ */
+export async function dayState(store: ObjectStore, day: string, metrics: readonly MetricDef[]): Promise<{ listed: ObjectInfo[]; manifest: Manifest | undefined; current: boolean }> {
+  const [manifest, listed] = await Promise.all([readManifest(store, paths.manifest(day)), listCsv(store, paths.tracks(day))]);
+  const current = manifest !== undefined && manifest.definition === definitionOf(metrics) && sameInputs(manifest.inputs, listed);
+  return { listed, manifest, current };
 }
 
 export async function runAggregates(days: readonly string[], o: AggregateOptions): Promise<AggregateRun> {
@@ -72,10 +74,9 @@ export async function runAggregates(days: readonly string[], o: AggregateOptions
     const run: AggregateRun = { days: [], months: [], years: [], overall: false, filesWritten: 0 };
     const definition = definitionOf(o.metrics);
     for (const [i, day] of days.entries()) {
-      const manifest = o.force ? undefined : await readManifest(o.store, paths.manifest(day));
-      const listed = await listCsv(o.store, paths.tracks(day));
-      if (manifest && manifest.definition === definition && sameInputs(manifest.inputs, listed)) {
-        run.days.push({ day, status: 'unchanged', inputs: listed.length, report: manifest.report });
+      const { listed, manifest, current } = await dayState(o.store, day, o.metrics);
+      if (current && !o.force) {
+        run.days.push({ day, status: 'unchanged', inputs: listed.length, report: manifest!.report });
       } else {
         const staged = await stager.objects(listed, TRACK_HEADER);
         const report = await computeDay(engine, day, staged.files, o.metrics, out, i);

@@ -1,7 +1,7 @@
 /** The catch-up rule shared by the 01:00 scheduler and `aggregate --pending`. */
 import { addDays, daysBetween } from '../../lib/dates.js';
 import type { ObjectStore } from '../../storage/store.js';
-import { dayIsStale, paths } from './job.js';
+import { dayState, paths } from './job.js';
 import type { MetricDef } from './metrics.js';
 
 /**
@@ -16,9 +16,10 @@ export async function pendingDays(store: ObjectStore, today: string, lookbackDay
       out.push(day);
       continue;
     }
-    const hasInput = (await store.list(paths.tracks(day))).length > 0;
-    const hasManifest = (await store.get(paths.manifest(day))) !== undefined;
-    if ((hasInput || hasManifest) && (await dayIsStale(store, day, metrics))) out.push(day);
+    const { listed, manifest, current } = await dayState(store, day, metrics);
+    if (current) continue;
+    // A day with files, or with a manifest (even an unreadable one: its outputs may need redoing).
+    if (listed.length > 0 || manifest !== undefined || (await store.get(paths.manifest(day))) !== undefined) out.push(day);
   }
   return out;
 }

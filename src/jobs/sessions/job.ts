@@ -85,7 +85,9 @@ export async function staleSessionDays(store: ObjectStore, days: readonly string
     const manifest = await readManifest(store, sessionPaths.manifest(day));
     const inputs = await windowInputs(store, day);
     if (!manifest) {
-      if ((await listCsv(store, `tracks/${dayPath(day)}/`)).length > 0) out.push(day);
+      // Never computed: due when the day itself has tracking files (its neighbours' alone make no sessions).
+      const own = `tracks/${dayPath(day)}/`;
+      if (inputs.some((x) => x.key.startsWith(own))) out.push(day);
     } else if (manifest.definition !== definitionOf(o) || !sameInputs(manifest.inputs, inputs)) out.push(day);
   }
   return out;
