@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { parse } from 'csv-parse/sync';
@@ -183,6 +184,51 @@ describe('track analysis', () => {
     assert.deepEqual(forced.computed, ['2026-04-10']);
     assert.equal(forced.filesWritten, 0);
     assert.deepEqual(await snapshot(), before);
+  });
+
+  it('writes each track fact as its tracking row, byte for byte, with the keys appended', async () => {
+    const store = new LocalStore(path.join(tempDir('sessions'), 'data'));
+    const header = TRACK_COLUMNS.join(',');
+    const row = (time: number, device: string, page: string, rest = 'view,,,,,,false,,,,DESKTOP,DIRECT') => `${time},t1,,${device},,,,${page},${rest}`;
+    const kept = [
+      row(T, 'd1', '"Home, ""main"""'),
+      row(T + MIN, 'd1', '"two\nlines ü €"', 'view,1.50,,,,,false,,,,DESKTOP,DIRECT'), // 1.50 keeps its text
+      row(T + 5 * MIN, 'd1', 'last'),
+    ];
+    await store.put('tracks/2026/04/10/a.csv', [
+      header,
+      kept[0],
+      '', // a blank line: no row
+      kept[1],
+      row(T + 3 * MIN, 'crawler', 'p', 'view,,,,,,true,,,,DESKTOP,DIRECT'), // a bot: no part
+      kept[2], // and no newline at the end
+    ].join('\n'));
+    await store.put('tracks/2026/04/10/b.csv', `${header}\n${row(T + 10 * MIN, 'd1', 'second-file')}\n`);
+    await store.put('tracks/2026/04/11/a.csv', `${header}\n${row(T + 86_400_000, 'd1', 'next-day')}\n`);
+    const run = await runSessions(['2026-04-10'], opts(store));
+    assert.equal(run.report.badRowCount, 0);
+    const sid = createHash('md5').update(`t1\x1fd1\x1f${T}`).digest('hex').slice(0, 20);
+    const expected = [...kept, row(T + 10 * MIN, 'd1', 'second-file')].map((r, i) => `${r},d1,${sid},${i + 1}`);
+    assert.equal((await store.get(sessionPaths.trackFacts('2026-04-10')))!.toString(), `${header},userid,session_id,sequence\n${expected.join('\n')}\n`);
+  });
+
+  it('renders from their parsed rows, in file order, the facts of files the byte copy cannot follow', async () => {
+    const store = new LocalStore(path.join(tempDir('sessions'), 'data'));
+    const header = TRACK_COLUMNS.join(',');
+    const row = (time: number | string, page: string, value = '') => `${time},t1,,d1,,,,${page},view,${value},,,,,false,,,,DESKTOP,DIRECT`;
+    await store.put('tracks/2026/04/10/a.csv', `${header}\n${row(T, 'first', '1.50')}\n`);
+    // A carriage return inside a field.
+    await store.put('tracks/2026/04/10/b.csv', `${header}\n${row(T + MIN, '"carriage\rreturn"')}\n${row(T + 2 * MIN, 'third', '1.50')}\n`);
+    // Malformed rows, one over two lines, around one that is fine.
+    await store.put('tracks/2026/04/10/c.csv', [header, row(T + 3 * MIN, 'broken').split(',').slice(0, 9).join(','), row(T + 4 * MIN, 'fourth', '1.50'), row('not-a-time', '"bad\nrow"'), ''].join('\n'));
+    await store.put('tracks/2026/04/10/d.csv', `${header}\n${row(T + 5 * MIN, 'fifth', '1.50')}\n`);
+    const run = await runSessions(['2026-04-10'], opts(store));
+    assert.deepEqual(run.report.badRows.map((b) => [b.key, b.line]), [['tracks/2026/04/10/c.csv', 2], ['tracks/2026/04/10/c.csv', 4]]);
+    const text = (await store.get(sessionPaths.trackFacts('2026-04-10')))!.toString();
+    const facts = parse(text, { columns: true }) as Array<Record<string, string>>;
+    assert.deepEqual(facts.map((f) => [f.page, f.userid, f.sequence]), [['first', 'd1', '1'], ['carriage\rreturn', 'd1', '2'], ['third', 'd1', '3'], ['fourth', 'd1', '4'], ['fifth', 'd1', '5']]);
+    // Copied rows keep their text; rendered ones are in canonical form.
+    assert.deepEqual(facts.map((f) => text.includes(`,${f.page},view,1.50,`)), [true, false, false, false, true]);
   });
 
   it('recomputes earlier days when a device is linked to an account later', async () => {

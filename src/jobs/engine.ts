@@ -78,10 +78,52 @@ export class Engine {
     try {
       await conn.run(`COPY (${select}) TO ${sqlString(file)} (FORMAT csv, HEADER ${opts.header ?? true}, DELIMITER ',', QUOTE '"', ESCAPE '"')`);
     } finally {
-      const next = this.waiting.shift();
-      if (next) next(conn);
-      else this.idle.push(conn);
+      this.release(conn);
     }
+  }
+
+  /**
+   * Runs `body` with DuckDB on one thread fewer (at least one), then restores the setting. For a phase whose
+   * bottleneck is elsewhere: a disk-bound copy in this thread needs a core for itself and for the kernel's
+   * writeback, and loses more to contention than DuckDB gains from the extra thread.
+   */
+  async withCoreToSpare<T>(body: () => Promise<T>): Promise<T> {
+    const [row] = await this.all<{ threads: bigint }>("SELECT current_setting('threads')::BIGINT AS threads");
+    const threads = Number(row!.threads);
+    await this.run(`SET threads = ${Math.max(1, threads - 1)}`);
+    try {
+      return await body();
+    } finally {
+      await this.run(`SET threads = ${threads}`);
+    }
+  }
+
+  /**
+   * The first column of a query's rows as strings, fetched a chunk at a time on a writer connection (so
+   * other writes go on meanwhile). For a few large values: converting values costs per value.
+   */
+  async *texts(select: string): AsyncGenerator<string> {
+    const conn = await this.writer();
+    try {
+      const result = await conn.stream(select);
+      for (;;) {
+        const chunk = await result.fetchChunk();
+        if (!chunk || chunk.rowCount === 0) return;
+        const column = chunk.getColumnVector(0);
+        for (let i = 0; i < chunk.rowCount; i++) {
+          const value = column.getItem(i);
+          if (typeof value === 'string') yield value;
+        }
+      }
+    } finally {
+      this.release(conn);
+    }
+  }
+
+  private release(conn: DuckDBConnection): void {
+    const next = this.waiting.shift();
+    if (next) next(conn);
+    else this.idle.push(conn);
   }
 
   /**

@@ -5,8 +5,7 @@
  * the same bytes, so whichever writes last, readers see a complete, correct file; and if late data lands
  * between them, the day's manifest records the older input and the next run recomputes the day.
  */
-import { createReadStream, createWriteStream, promises as fs } from 'node:fs';
-import { pipeline } from 'node:stream/promises';
+import { promises as fs } from 'node:fs';
 import os from 'node:os';
 import type { ObjectInfo, ObjectStore } from '../storage/store.js';
 import type { Engine } from './engine.js';
@@ -75,20 +74,11 @@ export class Outputs {
     this.writeFile(key, await this.render(select));
   }
 
-  /**
-   * Stores at key the CSV of the parts' results one after the other (one header). Parts render at once, on
-   * separate connections: for a large output whose query runs on one thread, that is the parallelism.
-   */
-  async writeParts(key: string, parts: readonly string[]): Promise<void> {
-    const files = await Promise.all(parts.map((select, i) => this.render(select, { header: i === 0 })));
-    // 1 MiB chunks: the default 64 KiB made appending a 750 MB part take four times as long.
-    const out = createWriteStream(files[0]!, { flags: 'a', highWaterMark: 1 << 20 });
-    for (const f of files.slice(1)) {
-      await pipeline(createReadStream(f, { highWaterMark: 1 << 20 }), out, { end: false });
-      await fs.rm(f, { force: true });
-    }
-    await new Promise<void>((resolve, reject) => out.end((e?: Error | null) => (e ? reject(e) : resolve())));
-    this.writeFile(key, files[0]!);
+  /** Stores at key the file that `write` writes at the path it is given (a scratch file). */
+  async writeWith(key: string, write: (file: string) => Promise<void>): Promise<void> {
+    const file = await this.scratch.file('.csv');
+    await write(file);
+    this.writeFile(key, file);
   }
 
   /** The CSV of `select` in a scratch file. */

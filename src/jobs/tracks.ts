@@ -14,22 +14,30 @@ export function columnsStruct(columns: Record<string, string>): string {
   return `{${Object.entries(columns).map(([k, t]) => `${sqlString(k)}: ${sqlString(t)}`).join(', ')}}`;
 }
 
-/**
- * A read_csv call over the given local files. With `rejectsTable`, malformed rows (wrong column count,
- * unparseable values) are skipped and recorded there with their file and line instead of failing the query.
- */
-export function readCsvSql(files: readonly string[], columns: Record<string, string>, opts: { rejectsTable?: string; filename?: boolean } = {}): string {
+export interface ReadOptions {
+  /** Malformed rows (wrong column count, unparseable values) are skipped and recorded in this table with
+   * their file, line and byte offset, instead of failing the query. */
+  rejectsTable?: string;
+  /** Malformed rows are skipped without a record (the same rows as with rejectsTable). */
+  ignoreErrors?: boolean;
+  /** A `filename` column: the local file each row was read from. */
+  filename?: boolean;
+}
+
+/** A read_csv call over the given local files. */
+export function readCsvSql(files: readonly string[], columns: Record<string, string>, opts: ReadOptions = {}): string {
   const rejects = opts.rejectsTable ? `, store_rejects = true, rejects_table = ${sqlString(opts.rejectsTable)}, rejects_scan = ${sqlString(`${opts.rejectsTable}_scans`)}` : '';
+  const ignore = opts.ignoreErrors ? ', ignore_errors = true' : '';
   const filename = opts.filename ? ', filename = true' : '';
-  return `read_csv(${sqlList(files)}, header = true, auto_detect = false, delim = ',', quote = '"', escape = '"', new_line = '\\n', columns = ${columnsStruct(columns)}${rejects}${filename})`;
+  return `read_csv(${sqlList(files)}, header = true, auto_detect = false, delim = ',', quote = '"', escape = '"', new_line = '\\n', columns = ${columnsStruct(columns)}${rejects}${ignore}${filename})`;
 }
 
 export const readTracksSql = (files: readonly string[], rejectsTable?: string) => readCsvSql(files, TYPES, { rejectsTable });
 
 /** read_csv over the files, or an empty relation of the same columns when there are none. */
-export function relationSql(files: readonly string[], columns: Record<string, string>, opts: { rejectsTable?: string } = {}): string {
+export function relationSql(files: readonly string[], columns: Record<string, string>, opts: ReadOptions = {}): string {
   if (files.length > 0) return readCsvSql(files, columns, opts);
-  const nulls = Object.entries(columns).map(([k, t]) => `NULL::${t} AS "${k}"`);
+  const nulls = Object.entries({ ...columns, ...(opts.filename ? { filename: 'VARCHAR' } : {}) }).map(([k, t]) => `NULL::${t} AS "${k}"`);
   return `(SELECT ${nulls.join(', ')} WHERE false)`;
 }
 

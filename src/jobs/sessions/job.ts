@@ -8,7 +8,6 @@
  * one of its devices elsewhere (a device linked to an account for the first time), or on --force/--rebuild.
  * The staging, manifests, atomic writes and bad-row handling are the aggregate job's.
  */
-import os from 'node:os';
 import type { Logger } from 'pino';
 import { addDays, dayPath, dayStartMs, daysBetween } from '../../lib/dates.js';
 import type { ObjectInfo, ObjectStore } from '../../storage/store.js';
@@ -18,6 +17,7 @@ import { withJob } from '../context.js';
 import { collectRejects, manifestBody, type Outputs, readManifest, sameInputs, type RunReport } from '../outputs.js';
 import { listCsv, type Stager } from '../staging.js';
 import { IDENTITY_HEADER, IDENTITY_TYPES, relationSql, TRACK_HEADER, TRACK_TYPES } from '../tracks.js';
+import { factInputs, writeTrackFacts } from './track-facts.js';
 
 export const ALIAS_COLUMNS = ['tenantid', 'deviceid', 'userid', 'time'] as const;
 export const TRACK_FACT_COLUMNS = [...TRACK_COLUMNS, 'userid', 'session_id', 'sequence'] as const;
@@ -59,14 +59,6 @@ export interface SessionRun {
 
 // Every column of a row: their hash orders events of a user that share a timestamp.
 const ROW_COLUMNS = TRACK_COLUMNS.map((c) => `t."${c}"`).join(', ');
-
-const FACT_COLUMNS = TRACK_COLUMNS.map((c) => `e."${c}"`).join(', ');
-/** Row ranges the track facts are written in at once (measured: 2 ranges cut the write by a third on 2 cores). */
-const FACT_PARTS = Math.max(2, Math.min(4, os.availableParallelism()));
-
-/** [lo, hi) ranges that split rows 0..n into `parts` nearly equal pieces. */
-const rowRanges = (n: number, parts: number): Array<[number, number]> =>
-  Array.from({ length: parts }, (_, i) => [Math.floor((n * i) / parts), Math.floor((n * (i + 1)) / parts)]);
 
 const definitionOf = (o: SessionOptions) => JSON.stringify({ v: 1, inactivityMinutes: o.inactivityMinutes, includeBots: o.includeBots });
 const botFilter = (o: SessionOptions, alias = '') => (o.includeBots ? '' : `AND ${alias}bot IS DISTINCT FROM true`);
@@ -115,10 +107,10 @@ export async function runSessions(days: readonly string[], o: SessionOptions): P
     await engine.run(
       sql('alias_map', {
         // Malformed rows are set aside here and reported by the day that reads them.
-        tracks: preloaded ? 'events' : relationSql(linkTracks!.files.map((f) => f.file), TRACK_TYPES, { rejectsTable: 'alias_rejects' }),
+        tracks: preloaded ? '(SELECT * FROM events WHERE included)' : relationSql(linkTracks!.files.map((f) => f.file), TRACK_TYPES, { rejectsTable: 'alias_rejects' }),
         identities: relationSql(identities.files.map((f) => f.file), IDENTITY_TYPES),
         previous: relationSql(previous.files.map((f) => f.file), ALIAS_TYPES),
-        bot_filter: botFilter(o),
+        bot_filter: preloaded ? '' : botFilter(o), // the loaded rows that take part are no bots'
       }),
     );
     await engine.run('DROP TABLE IF EXISTS alias_rejects; DROP TABLE IF EXISTS alias_rejects_scans');
@@ -186,7 +178,7 @@ async function loadWindow(engine: Engine, stager: Stager, o: SessionOptions, day
   const staged = await stager.objects(inputs, TRACK_HEADER);
   await engine.run(
     sql('load_events', {
-      tracks: relationSql(staged.files.map((f) => f.file), TRACK_TYPES, { rejectsTable: rejects }),
+      tracks: relationSql(staged.files.map((f) => f.file), TRACK_TYPES, { rejectsTable: rejects, filename: true }),
       row_columns: ROW_COLUMNS,
       bot_filter: botFilter(o, 't.'),
     }),
@@ -197,13 +189,16 @@ async function loadWindow(engine: Engine, stager: Stager, o: SessionOptions, day
 async function computeDay(engine: Engine, day: string, window: Window, o: SessionOptions, out: Outputs): Promise<RunReport> {
   await engine.run(sql('sessionize', { inactivity_ms: String(Math.round(o.inactivityMinutes * 60_000)) }));
   const bounds = { day_start: String(dayStartMs(day)), day_end: String(dayStartMs(addDays(day, 1))) };
-  const rows = Number((await engine.all<{ n: bigint }>('SELECT count(*) AS n FROM events'))[0]!.n);
-  // Side by side: a positional join runs on one thread, so the track facts are written in FACT_PARTS row
-  // ranges at once, next to the session facts and the state.
-  await Promise.all([
-    out.writeParts(sessionPaths.trackFacts(day), rowRanges(rows, FACT_PARTS).map(([lo, hi]) => sql('track_fact_rows', { ...bounds, columns: FACT_COLUMNS, lo: String(lo), hi: String(hi) }))),
-    out.write(sessionPaths.sessions(day), sql('session_rows', bounds)),
-    out.write(sessionPaths.state(day), sql('session_state_rows', { ...bounds, day: sqlString(day) })),
-  ]);
+  const facts = await factInputs(engine, window.files, window.rejects, bounds);
+  await engine.run(sql('track_fact_keys', bounds));
+  // Side by side: the track facts are a copy bound by the disk; DuckDB computes the other outputs meanwhile,
+  // on one core fewer (measured on 2 cores: the outputs took 3.1-3.6 s instead of 4.5-4.8 s).
+  await engine.withCoreToSpare(() =>
+    Promise.all([
+      writeTrackFacts(engine, out, sessionPaths.trackFacts(day), TRACK_FACT_COLUMNS.join(','), facts, bounds),
+      out.write(sessionPaths.sessions(day), sql('session_rows', bounds)),
+      out.write(sessionPaths.state(day), sql('session_state_rows', { ...bounds, day: sqlString(day) })),
+    ]),
+  );
   return { ...(await collectRejects(engine, window.rejects, window.files)), skippedFiles: window.skipped };
 }

@@ -9,9 +9,9 @@
 -- 4. session_id is a hash of (tenant, user, start), so the same input always gives the same ids;
 --    sequence numbers count from 1 within the session.
 -- The windows run over a narrow projection (rid, tenant, user, time, tie-break): sorting whole rows
--- several times would cost more than the rest of the job. `events` keeps the rows in input order,
--- `sessionized` the keys in the same order (rid is the events rowid), so the two are read side by side
--- with a POSITIONAL JOIN: no hash join and no sort of whole rows, and output in input order.
+-- several times would cost more than the rest of the job. `events` keeps the rows in input order, and
+-- `sessionized` has one row per events row in the same order (rid is the events rowid; rows that take no
+-- part have no keys), so the track facts append a file's keys to its rows in order, with no join.
 CREATE OR REPLACE TABLE sessionized AS
 WITH mapped AS (
   -- The alias lookup joins the narrow projection only: carrying whole rows through a join costs seconds.
@@ -19,6 +19,7 @@ WITH mapped AS (
     e.event, e.deviceid, e.accountid IS NULL AND e.deviceid IS NOT NULL AS via_device
   FROM events AS e
   LEFT JOIN alias_map AS a ON a.tenantid = e.tenantid AND a.deviceid = e.deviceid
+  WHERE e.included
 ),
 layer1 AS (
   SELECT *,
@@ -59,4 +60,9 @@ SELECT
   substr(md5(tenantid || chr(31) || userid || chr(31) || session_start::VARCHAR), 1, 20) AS session_id,
   rn - start_rn + 1 AS sequence
 FROM layer4
+UNION ALL
+-- Rows that take no part keep their place, without keys, so sessionized lines up with events row for row.
+SELECT rowid, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+FROM events
+WHERE NOT included
 ORDER BY rid;

@@ -1,9 +1,8 @@
--- Track facts of one day, rows [lo, hi) of events: every event of the day with its universal user id,
--- session id and sequence number within the session. Rows keep the input order (files in key order, rows
--- in file order): reading events and sessionized side by side preserves it, and sorting gigabytes of rows
--- again would double the job's time. The same range of both tables lines up row for row (sessionized is
--- ordered by rid, the events rowid), so disjoint ranges can be written at once and joined end to end.
-SELECT {{columns}}, s.userid, s.session_id, s.sequence
-FROM (SELECT * FROM events WHERE rowid >= {{lo}} AND rowid < {{hi}}) AS e
+-- Track facts of one tracking file rendered from its parsed rows: the fallback for a file whose records the
+-- byte copy could not line up with DuckDB's reading (sessions/track-facts.ts). {{rows}} reads the file
+-- skipping malformed rows, as loading it did, so its rows are events[lo, hi) in the same order, and the
+-- matching range of sessionized (ordered by rid) lines up row for row.
+SELECT t.*, s.userid, s.session_id, s.sequence
+FROM {{rows}} AS t
 POSITIONAL JOIN (SELECT * FROM sessionized WHERE rid >= {{lo}} AND rid < {{hi}}) AS s
-WHERE s.time >= {{day_start}} AND s.time < {{day_end}}
+WHERE s.session_id IS NOT NULL AND s.time >= {{day_start}} AND s.time < {{day_end}}

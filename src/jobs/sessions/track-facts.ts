@@ -1,0 +1,206 @@
+/**
+ * Writing a day's track facts: every tracking row of the day that takes part, as it is in its tracking file,
+ * followed by its user id, session id and sequence number.
+ *
+ * DuckDB computes the three keys of every row (track_fact_keys.sql: CSV text streamed per input file, in the
+ * file's row order); the rows themselves are copied byte for byte from the tracking files, with the keys
+ * appended. Rendering 20 parsed columns again through DuckDB's CSV writer was the most expensive step of the
+ * whole job (about 4 s of 13 for a 5 M-row day) and produced the same bytes for tracklake's own files.
+ *
+ * The copy has to meet DuckDB's reading record for record; blank lines, which DuckDB skips, are skipped. A
+ * file it cannot follow is rendered by DuckDB instead, from its parsed rows (the same values, in canonical
+ * form): one with malformed rows DuckDB set aside (the reject table's byte offsets are not exact enough to
+ * find them), one with carriage returns (which the reader does not interpret), or one whose count differs.
+ * Never a wrong row; at worst a slower one.
+ */
+import { createReadStream } from 'node:fs';
+import { type FileHandle, open, rm } from 'node:fs/promises';
+import { CsvRecordReader, textSource } from '../../lib/csv-records.js';
+import { type Engine, sql } from '../engine.js';
+import type { Outputs } from '../outputs.js';
+import { readCsvSql, TRACK_TYPES } from '../tracks.js';
+
+/** A tracking file of the window: its rows are events[lo, hi), and `facts` of them are the day's facts. */
+export interface FactInput {
+  key: string;
+  file: string;
+  lo: number;
+  hi: number;
+  facts: number;
+  /** Whether DuckDB set malformed records of the file aside. */
+  rejects: boolean;
+}
+
+export interface DayBounds {
+  day_start: string;
+  day_end: string;
+}
+
+/**
+ * The window's files that gave rows, in row order, with their row ranges in `events` (load_events.sql reads
+ * them with `filename`, in file order) and whether any of their records were malformed.
+ */
+export async function factInputs(engine: Engine, files: Array<{ key: string; file: string }>, rejectsTable: string, bounds: DayBounds): Promise<FactInput[]> {
+  const ranges = await engine.all<{ filename: string; lo: bigint; hi: bigint; n: bigint; facts: bigint }>(
+    `SELECT filename, min(rowid) AS lo, max(rowid) + 1 AS hi, count(*) AS n,
+       count(*) FILTER (WHERE included AND time >= ${bounds.day_start} AND time < ${bounds.day_end}) AS facts
+     FROM events GROUP BY filename ORDER BY lo`,
+  );
+  const rejects = await engine.all<{ file_path: string }>(`SELECT DISTINCT s.file_path FROM ${rejectsTable} r JOIN ${rejectsTable}_scans s USING (scan_id, file_id)`);
+  const withRejects = new Set(rejects.map((r) => r.file_path));
+  const keyOf = new Map(files.map((f) => [f.file, f.key]));
+  let next = 0n;
+  return ranges.map((r) => {
+    // The keys stream covers events in row order, file after file: each file's rows must be one run.
+    if (r.lo !== next || r.hi - r.lo !== r.n) throw new Error(`track facts: the rows of ${r.filename} are not one run of the loaded events`);
+    next = r.hi;
+    return { key: keyOf.get(r.filename) ?? r.filename, file: r.filename, lo: Number(r.lo), hi: Number(r.hi), facts: Number(r.facts), rejects: withRejects.has(r.filename) };
+  });
+}
+
+/**
+ * Writes the day's track facts at key: a header, then each input's facts in row order. The keys must have
+ * been computed (track_fact_keys.sql): the copy is bound by the disk, so the job computes them first and
+ * runs its other outputs' queries during the copy.
+ */
+export async function writeTrackFacts(engine: Engine, out: Outputs, key: string, header: string, inputs: FactInput[], bounds: DayBounds): Promise<void> {
+  await out.writeWith(key, async (file) => {
+    const sink = await Sink.open(file);
+    // One record per events row, in row order (computed by track_fact_keys.sql).
+    const keys = new CsvRecordReader(textSource(engine.texts('SELECT lines FROM fact_keys ORDER BY piece')), 1 << 20);
+    try {
+      await sink.text(`${header}\n`);
+      for (const input of inputs) {
+        const rows = input.hi - input.lo;
+        if (input.facts === 0) {
+          if (!(await skip(keys, rows))) throw new Error('track facts: fewer keys than rows');
+          continue;
+        }
+        const from = await sink.mark();
+        const copied = input.rejects ? { ok: false, used: 0 } : await copyWithKeys(input, keys, sink);
+        if (!copied.ok) {
+          if (!(await skip(keys, rows - copied.used))) throw new Error('track facts: fewer keys than rows');
+          await sink.truncate(from);
+          const rendered = await out.render(sql('track_fact_rows', { ...bounds, rows: readCsvSql([input.file], TRACK_TYPES, { ignoreErrors: true }), lo: String(input.lo), hi: String(input.hi) }), { header: false });
+          await sink.append(rendered);
+          await rm(rendered, { force: true });
+        }
+      }
+      if (keys.next() || (await keys.more())) throw new Error('track facts: more keys than rows');
+    } finally {
+      await Promise.all([keys.close(), sink.close()]);
+    }
+  });
+}
+
+async function skip(reader: CsvRecordReader, n: number): Promise<boolean> {
+  for (let i = 0; i < n; i++) if (!(reader.next() || (await reader.more()))) return false;
+  return true;
+}
+
+const COMMA = 0x2c;
+const NL = 0x0a;
+
+/**
+ * Appends the input's facts: each record (after the header) with its keys record appended, taking at most
+ * one keys record per row the input has in events. Not ok when the two do not line up (the caller truncates
+ * what was written); `used` is how many keys records were taken.
+ */
+async function copyWithKeys(input: FactInput, keys: CsvRecordReader, sink: Sink): Promise<{ ok: boolean; used: number }> {
+  const rows = await CsvRecordReader.open(input.file);
+  const limit = input.hi - input.lo;
+  let used = 0;
+  let written = 0;
+  try {
+    let header = true;
+    while (rows.next() || (await rows.more())) {
+      if (rows.sawCr) return { ok: false, used };
+      if (header) {
+        header = false;
+        continue;
+      }
+      if (rows.start === rows.end) continue;
+      if (used === limit || !(keys.next() || (await keys.more()))) return { ok: false, used };
+      used++;
+      if (keys.start === keys.end) continue; // no keys: not the day's, a bot's, or without ids
+      const k = keys.buf.subarray(keys.start, keys.end);
+      if (!sink.tryRecord(rows.buf, rows.start, rows.end, k)) await sink.record(rows.buf, rows.start, rows.end, k);
+      written++;
+    }
+    return { ok: !rows.sawCr && used === limit && written === input.facts, used };
+  } finally {
+    await rows.close();
+  }
+}
+
+/** A buffered file writer that can go back to an earlier position. */
+class Sink {
+  private readonly buf = Buffer.allocUnsafe(4 << 20);
+  private used = 0;
+  private position = 0;
+
+  private constructor(private readonly fh: FileHandle) {}
+
+  static async open(file: string): Promise<Sink> {
+    return new Sink(await open(file, 'w'));
+  }
+
+  /** Buffers row + ',' + keys + '\n'; false when the buffer has no room for it. */
+  tryRecord(src: Buffer, start: number, end: number, keys: Buffer): boolean {
+    if (this.used + (end - start) + keys.length + 2 > this.buf.length) return false;
+    this.used += src.copy(this.buf, this.used, start, end);
+    this.buf[this.used++] = COMMA;
+    this.used += keys.copy(this.buf, this.used);
+    this.buf[this.used++] = NL;
+    return true;
+  }
+
+  /** The same, making room first (a record larger than the buffer is written on its own). */
+  async record(src: Buffer, start: number, end: number, keys: Buffer): Promise<void> {
+    await this.flush();
+    if (!this.tryRecord(src, start, end, keys)) await this.write(Buffer.concat([src.subarray(start, end), Buffer.of(COMMA), keys, Buffer.of(NL)]));
+  }
+
+  async text(s: string): Promise<void> {
+    await this.flush();
+    await this.write(Buffer.from(s));
+  }
+
+  async flush(): Promise<void> {
+    if (this.used === 0) return;
+    const used = this.used;
+    this.used = 0;
+    await this.write(this.buf.subarray(0, used));
+  }
+
+  async mark(): Promise<number> {
+    await this.flush();
+    return this.position;
+  }
+
+  async truncate(position: number): Promise<void> {
+    this.used = 0;
+    await this.fh.truncate(position);
+    this.position = position;
+  }
+
+  /** Appends a whole file. */
+  async append(file: string): Promise<void> {
+    await this.flush();
+    for await (const chunk of createReadStream(file, { highWaterMark: 1 << 20 })) await this.write(chunk as Buffer);
+  }
+
+  async close(): Promise<void> {
+    await this.flush();
+    await this.fh.close();
+  }
+
+  private async write(bytes: Buffer): Promise<void> {
+    let done = 0;
+    while (done < bytes.length) {
+      const { bytesWritten } = await this.fh.write(bytes, done, bytes.length - done, this.position);
+      done += bytesWritten;
+      this.position += bytesWritten;
+    }
+  }
+}
