@@ -212,6 +212,20 @@ describe('track analysis', () => {
     assert.equal((await store.get(sessionPaths.trackFacts('2026-04-10')))!.toString(), `${header},userid,session_id,sequence\n${expected.join('\n')}\n`);
   });
 
+  it('writes the same track facts where named pipes cannot be made', async () => {
+    const events: Ev[] = Array.from({ length: 50 }, (_, i) => ({ time: T + i * 7 * MIN, device: `d${i % 3}`, account: i % 11 === 0 ? 'u1' : undefined, bot: i % 13 === 0, page: 'a, "b"\nc' }));
+    const piped = await analyse(events, ['2026-04-10']);
+    const path0 = process.env.PATH;
+    process.env.PATH = ''; // no mkfifo: the keys are rendered to a scratch file first
+    try {
+      const filed = await analyse(events, ['2026-04-10']);
+      assert.equal((await filed.store.get(sessionPaths.trackFacts('2026-04-10')))!.toString(), (await piped.store.get(sessionPaths.trackFacts('2026-04-10')))!.toString());
+    } finally {
+      process.env.PATH = path0;
+    }
+    assert.equal((await csv(piped.store, sessionPaths.trackFacts('2026-04-10'))).length, events.filter((e) => !e.bot).length);
+  });
+
   it('renders from their parsed rows, in file order, the facts of files the byte copy cannot follow', async () => {
     const store = new LocalStore(path.join(tempDir('sessions'), 'data'));
     const header = TRACK_COLUMNS.join(',');

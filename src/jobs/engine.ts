@@ -98,28 +98,6 @@ export class Engine {
     }
   }
 
-  /**
-   * The first column of a query's rows as strings, fetched a chunk at a time on a writer connection (so
-   * other writes go on meanwhile). For a few large values: converting values costs per value.
-   */
-  async *texts(select: string): AsyncGenerator<string> {
-    const conn = await this.writer();
-    try {
-      const result = await conn.stream(select);
-      for (;;) {
-        const chunk = await result.fetchChunk();
-        if (!chunk || chunk.rowCount === 0) return;
-        const column = chunk.getColumnVector(0);
-        for (let i = 0; i < chunk.rowCount; i++) {
-          const value = column.getItem(i);
-          if (typeof value === 'string') yield value;
-        }
-      }
-    } finally {
-      this.release(conn);
-    }
-  }
-
   private release(conn: DuckDBConnection): void {
     const next = this.waiting.shift();
     if (next) next(conn);

@@ -5,7 +5,9 @@
  * the same bytes, so whichever writes last, readers see a complete, correct file; and if late data lands
  * between them, the day's manifest records the older input and the next run recomputes the day.
  */
-import { promises as fs } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { constants as fsConstants, promises as fs } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
 import os from 'node:os';
 import type { ObjectInfo, ObjectStore } from '../storage/store.js';
 import type { Engine } from './engine.js';
@@ -79,6 +81,27 @@ export class Outputs {
     const file = await this.scratch.file('.csv');
     await write(file);
     this.writeFile(key, file);
+  }
+
+  /**
+   * The CSV of `select`, read while DuckDB writes it: through a named pipe in the scratch folder, so the
+   * bytes never touch the disk; where pipes cannot be made (no mkfifo), from a scratch file rendered first.
+   * The reader must read to the end (DuckDB waits on a full pipe). The pipe has a write end of ours until
+   * DuckDB has finished or failed, so opening it never blocks and its end comes only after DuckDB's last
+   * byte (or at once, if DuckDB failed before writing); `done` settles with DuckDB's result.
+   */
+  async renderPiped(select: string, opts: { header?: boolean } = {}): Promise<{ handle: FileHandle; done: Promise<void> }> {
+    const file = await this.scratch.file('.pipe');
+    const piped = await new Promise<boolean>((resolve) => execFile('mkfifo', [file], (e) => resolve(!e)));
+    if (!piped) {
+      const rendered = await this.render(select, opts);
+      return { handle: await fs.open(rendered, 'r'), done: Promise.resolve() };
+    }
+    const ours = await fs.open(file, fsConstants.O_RDWR);
+    const handle = await fs.open(file, 'r');
+    const done = this.engine.copyToCsv(select, file, opts).finally(() => ours.close());
+    done.catch(() => undefined); // the caller awaits it; never an unhandled rejection meanwhile
+    return { handle, done };
   }
 
   /** The CSV of `select` in a scratch file. */

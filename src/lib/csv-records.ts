@@ -1,5 +1,5 @@
 /**
- * Reads CSV (a file, or text arriving in pieces) record by record as raw bytes, without parsing fields: a record ends at a newline outside
+ * Reads CSV (a file or a pipe) record by record as raw bytes, without parsing fields: a record ends at a newline outside
  * double quotes (RFC 4180; an escaped quote `""` toggles twice, so counting quotes is enough). This is for
  * copying records verbatim at disk speed: csv-parse builds every field as a string, many times the cost
  * when no field is needed.
@@ -7,45 +7,63 @@
  * Usage, so that only a refill awaits:
  *   while (reader.next() || (await reader.more())) { use reader.buf.subarray(reader.start, reader.end) }
  */
-import { open } from 'node:fs/promises';
+import { type FileHandle, open } from 'node:fs/promises';
 
-/** Where the bytes come from: read up to `max` bytes into `into` at `at`, 0 at the end. */
+/** Where the bytes come from: up to `max` bytes into `into` at `at`; 0 at the end. */
 export interface ByteSource {
   read(into: Buffer, at: number, max: number): Promise<number>;
   close(): Promise<void>;
 }
 
-/** A file, read where it stands. */
-async function fileSource(file: string): Promise<ByteSource> {
-  const fh = await open(file, 'r');
-  return { read: async (into, at, max) => (await fh.read(into, at, max, null)).bytesRead, close: () => fh.close() };
-}
+/** A file, read from its current position. */
+export const fileSource = (fh: FileHandle): ByteSource => ({
+  read: async (into, at, max) => (await fh.read(into, at, max, null)).bytesRead,
+  close: () => fh.close(),
+});
 
-/** Text arriving in pieces (such as a query's result), as bytes. */
-export function textSource(pieces: AsyncIterator<string>): ByteSource {
-  let pending = Buffer.alloc(0);
-  let done = false;
+/**
+ * A pipe, read ahead as fast as its writer writes, whatever the consumer's pace: the writer never waits on
+ * a full pipe (a DuckDB thread blocked in a write is a thread other queries do not get). What is read
+ * ahead is held in memory until consumed.
+ */
+export function drainedSource(fh: FileHandle): ByteSource {
+  const chunks: Buffer[] = [];
+  let ended = false;
+  let failure: unknown;
+  let wake: (() => void) | undefined;
+  const pump = (async () => {
+    try {
+      for (;;) {
+        const buf = Buffer.allocUnsafe(64 * 1024); // a pipe gives at most its capacity per read
+        const { bytesRead } = await fh.read(buf, 0, buf.length, null);
+        if (bytesRead === 0) break;
+        chunks.push(buf.subarray(0, bytesRead));
+        wake?.();
+      }
+    } catch (e) {
+      failure = e;
+    } finally {
+      ended = true;
+      wake?.();
+    }
+  })();
   return {
     async read(into, at, max) {
+      while (chunks.length === 0 && !ended) await new Promise<void>((resolve) => (wake = resolve));
+      if (failure) throw failure;
       let n = 0;
-      while (n < max) {
-        if (pending.length === 0) {
-          if (done) break;
-          const next = await pieces.next();
-          if (next.done) {
-            done = true;
-            break;
-          }
-          pending = Buffer.from(next.value);
-        }
-        const k = pending.copy(into, at + n, 0, Math.min(max - n, pending.length));
-        pending = pending.subarray(k);
+      while (n < max && chunks.length > 0) {
+        const head = chunks[0]!;
+        const k = head.copy(into, at + n, 0, Math.min(max - n, head.length));
         n += k;
+        if (k === head.length) chunks.shift();
+        else chunks[0] = head.subarray(k);
       }
       return n;
     },
-    close: async () => {
-      await pieces.return?.();
+    async close() {
+      await pump;
+      await fh.close();
     },
   };
 }
@@ -71,10 +89,11 @@ export class CsvRecordReader {
   private quoteFrom = 0;
   private eof = false;
 
+  /** close() closes the source. */
   constructor(private readonly source: ByteSource, private readonly chunk = CHUNK) {}
 
   static async open(file: string, chunk = CHUNK): Promise<CsvRecordReader> {
-    return new CsvRecordReader(await fileSource(file), chunk);
+    return new CsvRecordReader(fileSource(await open(file, 'r')), chunk);
   }
 
   /** The next record in the bytes read so far; false when more must be read first (see more()). */
@@ -133,8 +152,14 @@ export class CsvRecordReader {
     const rest = this.len - this.pos;
     const next = Buffer.allocUnsafe(rest + this.chunk);
     this.buf.copy(next, 0, this.pos, this.len);
-    const bytesRead = await this.source.read(next, rest, this.chunk);
-    if (bytesRead === 0) this.eof = true;
+    // A source may give less than asked (what a pipe holds): read on until the chunk is full or the end.
+    let bytesRead = 0;
+    for (;;) {
+      const n = await this.source.read(next, rest + bytesRead, this.chunk - bytesRead);
+      bytesRead += n;
+      if (n === 0) this.eof = true;
+      if (n === 0 || bytesRead === this.chunk) break;
+    }
     if (!this.sawCr && next.subarray(rest, rest + bytesRead).includes(CR)) this.sawCr = true;
     this.base += this.pos;
     this.buf = next;

@@ -190,7 +190,6 @@ async function computeDay(engine: Engine, day: string, window: Window, o: Sessio
   await engine.run(sql('sessionize', { inactivity_ms: String(Math.round(o.inactivityMinutes * 60_000)) }));
   const bounds = { day_start: String(dayStartMs(day)), day_end: String(dayStartMs(addDays(day, 1))) };
   const facts = await factInputs(engine, window.files, window.rejects, bounds);
-  await engine.run(sql('track_fact_keys', bounds));
   // Side by side: the track facts are a copy bound by the disk; DuckDB computes the other outputs meanwhile,
   // on one core fewer (measured on 2 cores: the outputs took 3.1-3.6 s instead of 4.5-4.8 s).
   await engine.withCoreToSpare(() =>

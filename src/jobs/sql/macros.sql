@@ -7,10 +7,7 @@ CREATE OR REPLACE MACRO plain_decimal(v) AS
     ELSE rtrim(rtrim(CAST(CAST(round(CAST(v AS DOUBLE), 10) AS DECIMAL(38, 10)) AS VARCHAR), '0'), '.')
   END;
 
--- A value as DuckDB's CSV writer writes a field: quoted (quotes doubled) when it is empty or holds a comma,
--- a quote or a line break. For CSV text built in SQL that must match files written by COPY.
-CREATE OR REPLACE MACRO csv_field(v) AS
-  CASE
-    WHEN v = '' OR contains(v, ',') OR contains(v, '"') OR contains(v, chr(10)) OR contains(v, chr(13)) THEN '"' || replace(v, '"', '""') || '"'
-    ELSE v
-  END;
+-- A session's id: a hash of (tenant, user, start), so the same input always gives the same ids. md5, not
+-- DuckDB's hash(), whose values may change between DuckDB versions.
+CREATE OR REPLACE MACRO session_id(tenantid, userid, session_start) AS
+  substr(md5(tenantid || chr(31) || userid || chr(31) || session_start::VARCHAR), 1, 20);

@@ -6,8 +6,9 @@
 -- 3. A run of activity starts at a user's first event and whenever idle is strictly greater than the
 --    inactivity limit; a session running 24 hours is closed and the next event starts a new one (a longer
 --    run is cut into 24-hour pieces from its first event). A session is a run, or a piece of a long one.
--- 4. session_id is a hash of (tenant, user, start), so the same input always gives the same ids;
---    sequence numbers count from 1 within the session.
+-- 4. A session is known by (tenant, user, start); its id is a hash of those (the session_id macro),
+--    computed where an output needs it, not here for every row. Sequence numbers count from 1 within the
+--    session.
 -- The windows run over a narrow projection (rid, tenant, user, time, tie-break): sorting whole rows
 -- several times would cost more than the rest of the job. `events` keeps the rows in input order, and
 -- `sessionized` has one row per events row in the same order (rid is the events rowid; rows that take no
@@ -57,12 +58,11 @@ layer4 AS (
 )
 SELECT
   rid, tenantid, userid, time, event, deviceid, via_device, session_start,
-  substr(md5(tenantid || chr(31) || userid || chr(31) || session_start::VARCHAR), 1, 20) AS session_id,
   rn - start_rn + 1 AS sequence
 FROM layer4
 UNION ALL
 -- Rows that take no part keep their place, without keys, so sessionized lines up with events row for row.
-SELECT rowid, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
+SELECT rowid, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL
 FROM events
 WHERE NOT included
 ORDER BY rid;
