@@ -90,18 +90,18 @@ export class Outputs {
    * DuckDB has finished or failed, so opening it never blocks and its end comes only after DuckDB's last
    * byte (or at once, if DuckDB failed before writing); `done` settles with DuckDB's result.
    */
-  async renderPiped(select: string, opts: { header?: boolean } = {}): Promise<{ handle: FileHandle; done: Promise<void> }> {
+  async renderPiped(select: string, opts: { header?: boolean } = {}): Promise<{ file: string; handle: FileHandle; done: Promise<void> }> {
     const file = await this.scratch.file('.pipe');
     const piped = await new Promise<boolean>((resolve) => execFile('mkfifo', [file], (e) => resolve(!e)));
     if (!piped) {
       const rendered = await this.render(select, opts);
-      return { handle: await fs.open(rendered, 'r'), done: Promise.resolve() };
+      return { file: rendered, handle: await fs.open(rendered, 'r'), done: Promise.resolve() };
     }
     const ours = await fs.open(file, fsConstants.O_RDWR);
     const handle = await fs.open(file, 'r');
     const done = this.engine.copyToCsv(select, file, opts).finally(() => ours.close());
     done.catch(() => undefined); // the caller awaits it; never an unhandled rejection meanwhile
-    return { handle, done };
+    return { file, handle, done };
   }
 
   /** The CSV of `select` in a scratch file. */

@@ -3,8 +3,9 @@
  * followed by its user id, session id and sequence number.
  *
  * DuckDB writes the three keys of every row as CSV into a pipe, in row order (track_fact_keys.sql), while
- * the rows themselves are copied byte for byte from the tracking files with the keys appended. Rendering 20 parsed columns again through DuckDB's CSV writer was the most expensive step of the
- * whole job (about 4 s of 13 for a 5 M-row day) and produced the same bytes for tracklake's own files.
+ * the rows themselves are copied byte for byte from the tracking files with the keys appended. Rendering
+ * the 20 parsed columns again through DuckDB's CSV writer cost CPU the disk-bound write could not hide,
+ * and produced the same bytes for tracklake's own files.
  *
  * The copy has to meet DuckDB's reading record for record; blank lines, which DuckDB skips, are skipped. A
  * file it cannot follow is rendered by DuckDB instead, from its parsed rows (the same values, in canonical
@@ -84,10 +85,13 @@ export async function writeTrackFacts(engine: Engine, out: Outputs, key: string,
       }
       if (keys.next() || (await keys.more())) throw new Error('track facts: more keys than rows');
       await rendering.done;
+    } catch (e) {
+      await rendering.done; // DuckDB's own failure, when there is one, says more than a short read
+      throw e;
     } finally {
-      // The keys are read to the end whatever happened (DuckDB cannot finish writing into a full pipe).
-      await rendering.done.catch(() => undefined);
+      // The pipe is read to its end whatever happened (drainedSource), so DuckDB always finishes.
       await Promise.all([keys.close(), sink.close()]);
+      await rm(rendering.file, { force: true });
     }
   });
 }
