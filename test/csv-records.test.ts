@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { CsvRecordReader } from '../src/lib/csv-records.js';
+import { open } from 'node:fs/promises';
+import { CsvRecordReader, drainedSource } from '../src/lib/csv-records.js';
 import { tempDir } from './helpers.js';
 
 /** Every record of the file as [offset, text], read with the given chunk size. */
@@ -56,5 +57,22 @@ describe('CSV record reader', () => {
     await r.close();
     writeFileSync(path.join(dir, 'empty.csv'), '');
     assert.deepEqual(await records(path.join(dir, 'empty.csv'), 8), []);
+  });
+
+  it('reads a source ahead within its bound and gives every byte in order', async () => {
+    const dir = tempDir('csv-records');
+    const file = path.join(dir, 'big.csv');
+    const lines = Array.from({ length: 20_000 }, (_, i) => `row ${i},"x, ${i}"`);
+    writeFileSync(file, `${lines.join('\n')}\n`);
+    // Held at most ~1 KB ahead: the reading pauses and resumes many times.
+    const reader = new CsvRecordReader(drainedSource(await open(file, 'r'), 1024), 4096);
+    const got: string[] = [];
+    while (reader.next() || (await reader.more())) got.push(reader.buf.toString('utf8', reader.start, reader.end));
+    await reader.close();
+    assert.deepEqual(got, lines);
+    // Closed early, it still reads its input to the end (a pipe's writer can finish) and returns.
+    const early = new CsvRecordReader(drainedSource(await open(file, 'r'), 1024), 4096);
+    assert.ok(early.next() || (await early.more()));
+    await early.close();
   });
 });

@@ -22,22 +22,28 @@ export const fileSource = (fh: FileHandle): ByteSource => ({
 });
 
 /**
- * A pipe, read ahead as fast as its writer writes, whatever the consumer's pace: the writer never waits on
- * a full pipe (a DuckDB thread blocked in a write is a thread other queries do not get). What is read
- * ahead is held in memory until consumed.
+ * A pipe, read ahead of the consumer: its writer rarely waits on a full pipe (a DuckDB thread blocked in a
+ * write is a thread other queries do not get). Up to `ahead` bytes are held in memory; beyond that the
+ * reading pauses until the consumer has taken half of them.
  */
-export function drainedSource(fh: FileHandle): ByteSource {
+export function drainedSource(fh: FileHandle, ahead = 256 << 20): ByteSource {
   const chunks: Buffer[] = [];
+  let held = 0;
+  let discard = false;
   let ended = false;
   let failure: unknown;
-  let wake: (() => void) | undefined;
+  let wake: (() => void) | undefined; // the consumer, waiting for bytes
+  let resume: (() => void) | undefined; // the pump, waiting for room
   const pump = (async () => {
     try {
       for (;;) {
+        if (held > ahead) await new Promise<void>((resolve) => (resume = resolve));
         const buf = Buffer.allocUnsafe(64 * 1024); // a pipe gives at most its capacity per read
         const { bytesRead } = await fh.read(buf, 0, buf.length, null);
         if (bytesRead === 0) break;
+        if (discard) continue;
         chunks.push(buf.subarray(0, bytesRead));
+        held += bytesRead;
         wake?.();
       }
     } catch (e) {
@@ -59,9 +65,19 @@ export function drainedSource(fh: FileHandle): ByteSource {
         if (k === head.length) chunks.shift();
         else chunks[0] = head.subarray(k);
       }
+      held -= n;
+      if (resume && held <= ahead / 2) {
+        resume();
+        resume = undefined;
+      }
       return n;
     },
     async close() {
+      // Read on to the end, so the writer can finish, and keep nothing.
+      discard = true;
+      chunks.length = 0;
+      held = 0;
+      resume?.();
       await pump;
       await fh.close();
     },
