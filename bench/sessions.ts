@@ -9,10 +9,10 @@ import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
-import { Engine } from '../src/jobs/engine.js';
+import { Engine, sqlString } from '../src/jobs/engine.js';
 import { runSessions, sessionPaths } from '../src/jobs/sessions/job.js';
 import { addDays, dayStartMs } from '../src/lib/dates.js';
-import { readTracksSql } from '../src/jobs/tracks.js';
+import { readCsvSql, readTracksSql, TRACK_TYPES } from '../src/jobs/tracks.js';
 import { LocalStore } from '../src/storage/local.js';
 import { writeDay } from './tracks-gen.js';
 
@@ -65,6 +65,32 @@ async function rawSessions(files: string[], day: string, out: string): Promise<n
   return s;
 }
 
+/**
+ * The job's track facts checked against its sessions, at full size: every session's rows carry one
+ * (tenant, user) whose hash with the session's first time is its id, sequence numbers 1..n in time order,
+ * the account id as user id wherever the row has one, and as many rows as sessions.csv counts events. A
+ * key appended to the wrong row breaks these at once.
+ */
+async function checkTrackFacts(facts: string, sessions: string): Promise<void> {
+  const engine = await Engine.open();
+  const types = { ...TRACK_TYPES, userid: 'VARCHAR', session_id: 'VARCHAR', sequence: 'BIGINT' };
+  const [row] = await engine.all<{ broken: bigint; sessions: bigint }>(`
+    WITH f AS (SELECT * FROM ${readCsvSql([facts], types)}),
+    ordered AS (SELECT *, lag(time) OVER (PARTITION BY session_id ORDER BY sequence) AS prev FROM f),
+    s AS (
+      SELECT session_id, count(DISTINCT (tenantid, userid)) AS users, any_value(tenantid) AS tenantid, any_value(userid) AS userid,
+        min(time) AS start, count(*) AS n, count(DISTINCT sequence) AS seqs, min(sequence) AS lo, max(sequence) AS hi,
+        count(*) FILTER (WHERE prev > time OR (accountid IS NOT NULL AND userid <> accountid)) AS bad_rows
+      FROM ordered GROUP BY session_id
+    )
+    SELECT count(*) FILTER (WHERE users <> 1 OR seqs <> n OR lo <> 1 OR hi <> n OR bad_rows > 0
+      OR session_id <> substr(md5(tenantid || chr(31) || userid || chr(31) || start::VARCHAR), 1, 20)
+      OR n IS DISTINCT FROM x.events) AS broken, count(*) AS sessions
+    FROM s LEFT JOIN (SELECT session_id, events FROM read_csv(${sqlString(sessions)}, header = true)) AS x USING (session_id)`);
+  engine.close();
+  if (row!.broken !== 0n) throw new Error(`track facts: ${row!.broken} of ${row!.sessions} sessions inconsistent`);
+}
+
 const work = mkdtempSync(path.join(os.tmpdir(), 'bench-sessions-'));
 try {
   const day = '2026-03-15';
@@ -93,6 +119,7 @@ try {
     a = Math.min(a, await job(settle));
   }
   if (!readFileSync(baseline).equals(readFileSync(path.join(work, sessionPaths.sessions(day))))) throw new Error('the baseline and the job computed different sessions');
+  await checkTrackFacts(path.join(work, sessionPaths.trackFacts(day)), baseline);
   console.log(`(a) tracklake sessions (aliases, sessions, track facts, users)  ${a.toFixed(2)} s  ${Math.round(ROWS / a).toLocaleString()} rows/s`);
   console.log(`(b) one hand-written DuckDB query, the same sessions.csv         ${b.toFixed(2)} s  ${Math.round(ROWS / b).toLocaleString()} rows/s`);
   const ratio = a / b;
