@@ -15,7 +15,7 @@ import { TRACK_COLUMNS } from '../../tracking/columns.js';
 import { type Engine, sql, sqlString } from '../engine.js';
 import { withJob } from '../context.js';
 import { collectRejects, manifestBody, type Outputs, readManifest, sameInputs, type RunReport } from '../outputs.js';
-import { listCsv, type Stager } from '../staging.js';
+import { listCsv, type StagedFile, type Stager } from '../staging.js';
 import { IDENTITY_HEADER, IDENTITY_TYPES, relationSql, TRACK_HEADER, TRACK_TYPES } from '../tracks.js';
 import { factInputs, writeTrackFacts } from './track-facts.js';
 
@@ -168,7 +168,7 @@ async function aliasChangedDays(engine: Engine, stager: Stager, o: SessionOption
 interface Window {
   day: string;
   inputs: ObjectInfo[];
-  files: Array<{ key: string; file: string }>;
+  files: StagedFile[];
   skipped: RunReport['skippedFiles'];
   rejects: string;
 }

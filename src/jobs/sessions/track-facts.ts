@@ -14,7 +14,7 @@
  * Never a wrong row; at worst a slower one.
  */
 import { createReadStream } from 'node:fs';
-import { type FileHandle, open, rm } from 'node:fs/promises';
+import { type FileHandle, open, rm, stat } from 'node:fs/promises';
 import { CsvRecordReader, drainedSource } from '../../lib/csv-records.js';
 import { type Engine, sql } from '../engine.js';
 import type { Outputs } from '../outputs.js';
@@ -24,6 +24,8 @@ import { readCsvSql, TRACK_TYPES } from '../tracks.js';
 export interface FactInput {
   key: string;
   file: string;
+  /** Its size when it was listed: the copy reads it again, after DuckDB did. */
+  size: number;
   lo: number;
   hi: number;
   facts: number;
@@ -40,7 +42,7 @@ export interface DayBounds {
  * The window's files that gave rows, in row order, with their row ranges in `events` (load_events.sql reads
  * them with `filename`, in file order) and whether any of their records were malformed.
  */
-export async function factInputs(engine: Engine, files: Array<{ key: string; file: string }>, rejectsTable: string, bounds: DayBounds): Promise<FactInput[]> {
+export async function factInputs(engine: Engine, files: Array<{ key: string; file: string; size: number }>, rejectsTable: string, bounds: DayBounds): Promise<FactInput[]> {
   const ranges = await engine.all<{ filename: string; lo: bigint; hi: bigint; n: bigint; facts: bigint }>(
     `SELECT filename, min(rowid) AS lo, max(rowid) + 1 AS hi, count(*) AS n,
        count(*) FILTER (WHERE included AND time >= ${bounds.day_start} AND time < ${bounds.day_end}) AS facts
@@ -48,13 +50,15 @@ export async function factInputs(engine: Engine, files: Array<{ key: string; fil
   );
   const rejects = await engine.all<{ file_path: string }>(`SELECT DISTINCT s.file_path FROM ${rejectsTable} r JOIN ${rejectsTable}_scans s USING (scan_id, file_id)`);
   const withRejects = new Set(rejects.map((r) => r.file_path));
-  const keyOf = new Map(files.map((f) => [f.file, f.key]));
+  const byFile = new Map(files.map((f) => [f.file, f]));
   let next = 0n;
   return ranges.map((r) => {
     // The keys stream covers events in row order, file after file: each file's rows must be one run.
     if (r.lo !== next || r.hi - r.lo !== r.n) throw new Error(`track facts: the rows of ${r.filename} are not one run of the loaded events`);
     next = r.hi;
-    return { key: keyOf.get(r.filename) ?? r.filename, file: r.filename, lo: Number(r.lo), hi: Number(r.hi), facts: Number(r.facts), rejects: withRejects.has(r.filename) };
+    const f = byFile.get(r.filename);
+    if (!f) throw new Error(`track facts: rows from ${r.filename}, which is not an input`);
+    return { key: f.key, file: f.file, size: f.size, lo: Number(r.lo), hi: Number(r.hi), facts: Number(r.facts), rejects: withRejects.has(r.filename) };
   });
 }
 
@@ -73,6 +77,10 @@ export async function writeTrackFacts(engine: Engine, out: Outputs, key: string,
           if (!(await skip(keys, rows))) throw new Error('track facts: fewer keys than rows');
           continue;
         }
+        // Tracking files are never rewritten; one that was, since DuckDB read it, would pair rows with
+        // another file's keys. Its day's manifest no longer matches, so the next run recomputes it.
+        const { size } = await stat(input.file);
+        if (size !== input.size) throw new Error(`track facts: ${input.key} changed during the run (${input.size} bytes, now ${size})`);
         const from = await sink.mark();
         const copied = input.rejects ? { ok: false, used: 0 } : await copyWithKeys(input, keys, sink);
         if (!copied.ok) {
