@@ -152,6 +152,16 @@ describe('the aggregate job', () => {
     assert.deepEqual(await read(store, paths.daily('2026-03-11', 'view')), expected(good, metrics[0]!, () => dayStartMs('2026-03-11')));
   });
 
+  it('reads a tracking file with \\r\\n line ends like any other', async () => {
+    const store = new LocalStore(path.join(tempDir('agg'), 'data'));
+    const good = generate('2026-03-12', 200, 9).filter((r) => !String(r.productid).includes('\n'));
+    const csv = toCsv(TRACK_COLUMNS, good.map((r) => TRACK_COLUMNS.map((c) => r[c])));
+    await store.put('tracks/2026/03/12/n1-000000000001.csv', csv.replaceAll('\n', '\r\n'));
+    const run = await runAggregates(['2026-03-12'], { store, metrics, logger: silent });
+    assert.equal(run.days[0]!.report.badRowCount, 0);
+    assert.deepEqual(await read(store, paths.daily('2026-03-12', 'view')), expected(good, metrics[0]!, () => dayStartMs('2026-03-12')));
+  });
+
   it('writes header-only files for a day without data', async () => {
     const store = new LocalStore(path.join(tempDir('agg'), 'data'));
     await runAggregates(['2026-03-12'], { store, metrics, logger: silent });

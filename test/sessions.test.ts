@@ -231,8 +231,8 @@ describe('track analysis', () => {
     const header = TRACK_COLUMNS.join(',');
     const row = (time: number | string, page: string, value = '') => `${time},t1,,d1,,,,${page},view,${value},,,,,false,,,,DESKTOP,DIRECT`;
     await store.put('tracks/2026/04/10/a.csv', `${header}\n${row(T, 'first', '1.50')}\n`);
-    // A carriage return inside a field.
-    await store.put('tracks/2026/04/10/b.csv', `${header}\n${row(T + MIN, '"carriage\rreturn"')}\n${row(T + 2 * MIN, 'third', '1.50')}\n`);
+    // A carriage return inside a field, and \r\n line ends.
+    await store.put('tracks/2026/04/10/b.csv', `${header}\r\n${row(T + MIN, '"carriage\rreturn"')}\r\n${row(T + 2 * MIN, 'third', '1.50')}\r\n`);
     // Malformed rows, one over two lines, around one that is fine.
     await store.put('tracks/2026/04/10/c.csv', [header, row(T + 3 * MIN, 'broken').split(',').slice(0, 9).join(','), row(T + 4 * MIN, 'fourth', '1.50'), row('not-a-time', '"bad\nrow"'), ''].join('\n'));
     await store.put('tracks/2026/04/10/d.csv', `${header}\n${row(T + 5 * MIN, 'fifth', '1.50')}\n`);

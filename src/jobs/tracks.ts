@@ -24,12 +24,16 @@ export interface ReadOptions {
   filename?: boolean;
 }
 
-/** A read_csv call over the given local files. */
+/**
+ * A read_csv call over the given local files. Line ends are DuckDB's to find: naming '\n' made it read a file
+ * with '\r\n' line ends as no rows at all, without a reject (DuckDB 1.5); tracklake writes '\n' and quotes
+ * any carriage return inside a value.
+ */
 export function readCsvSql(files: readonly string[], columns: Record<string, string>, opts: ReadOptions = {}): string {
   const rejects = opts.rejectsTable ? `, store_rejects = true, rejects_table = ${sqlString(opts.rejectsTable)}, rejects_scan = ${sqlString(`${opts.rejectsTable}_scans`)}` : '';
   const ignore = opts.ignoreErrors ? ', ignore_errors = true' : '';
   const filename = opts.filename ? ', filename = true' : '';
-  return `read_csv(${sqlList(files)}, header = true, auto_detect = false, delim = ',', quote = '"', escape = '"', new_line = '\\n', columns = ${columnsStruct(columns)}${rejects}${ignore}${filename})`;
+  return `read_csv(${sqlList(files)}, header = true, auto_detect = false, delim = ',', quote = '"', escape = '"', columns = ${columnsStruct(columns)}${rejects}${ignore}${filename})`;
 }
 
 export const readTracksSql = (files: readonly string[], rejectsTable?: string) => readCsvSql(files, TYPES, { rejectsTable });
