@@ -28,7 +28,11 @@ describe('request preparation', () => {
     try {
       await pool.prepare(request(batch)); // the worker is up
       const worker = (pool as unknown as { slots: Array<{ worker: Worker }> }).slots[0]!.worker;
-      const pending = pool.prepare(request(batch));
+      // A batch that takes the worker milliseconds to prepare: terminate() stops the thread long before it
+      // could answer. (With a small one the worker sometimes answered first, and the test then waited on
+      // an idle, unreferenced worker until node:test cancelled it.)
+      const big = { batch: Array.from({ length: 2000 }, (_, i) => ({ ...batch.batch[0]!, messageId: `m${i}` })) };
+      const pending = pool.prepare(request(big));
       await worker.terminate();
       await assert.rejects(pending, /exited/);
       const after = await pool.prepare(request(batch));
