@@ -57,7 +57,8 @@ export class Collector {
     }
     const duplicates = ids.length - keep.length;
     // Nearly always nothing is a duplicate and the frame is logged as prepared.
-    const frame = duplicates === 0 ? Buffer.from(p.frame.buffer, p.frame.byteOffset, p.frame.length) : withoutDuplicates(p, keep);
+    const prepared = Buffer.from(p.frame.buffer, p.frame.byteOffset, p.frame.length);
+    const frame = duplicates === 0 ? prepared : withoutDuplicates(prepared, keep);
     const fresh = duplicates === 0 ? ids : keep.map((i) => ids[i]!);
     for (const r of p.rejected) this.d.metrics.rejected.inc({ reason: r.code });
     if (duplicates > 0) this.d.metrics.duplicates.inc(duplicates);
@@ -88,8 +89,8 @@ export class Collector {
 }
 
 /** The prepared frame with only the records at the kept indexes. */
-function withoutDuplicates(p: PreparedRequest, keep: number[]): Buffer {
-  const payload = framePayload(Buffer.from(p.frame.buffer, p.frame.byteOffset, p.frame.length));
+function withoutDuplicates(frame: Buffer, keep: number[]): Buffer {
+  const payload = framePayload(frame);
   const starts: number[] = [];
   readRecords(payload, { record: (_id, _tn, _at, start) => void starts.push(start) });
   starts.push(payload.length);

@@ -173,18 +173,20 @@ const MAX_LISTED_BAD_ROWS = 100;
 
 /**
  * The malformed rows DuckDB set aside in `rejectsTable` while reading `files` (see readCsvSql), one entry
- * per bad line with its object key; the table is dropped afterwards.
+ * per bad line with its object key, and the keys of the files that had any; the table is dropped afterwards.
  */
-export async function collectRejects(engine: Engine, rejectsTable: string, files: Array<{ key: string; file: string }>): Promise<Pick<RunReport, 'badRows' | 'badRowCount'>> {
-  if (files.length === 0) return { badRows: [], badRowCount: 0 };
+export async function collectRejects(engine: Engine, rejectsTable: string, files: Array<{ key: string; file: string }>): Promise<Pick<RunReport, 'badRows' | 'badRowCount'> & { keys: ReadonlySet<string> }> {
+  if (files.length === 0) return { badRows: [], badRowCount: 0, keys: new Set() };
   const bad = await engine.all<{ file_path: string; line: bigint; error_message: string }>(
     `SELECT s.file_path, r.line, min(r.error_message) AS error_message FROM ${rejectsTable} r JOIN ${rejectsTable}_scans s USING (scan_id, file_id) GROUP BY ALL ORDER BY s.file_path, r.line`,
   );
   await engine.run(`DROP TABLE IF EXISTS ${rejectsTable}; DROP TABLE IF EXISTS ${rejectsTable}_scans`);
   const keyOf = new Map(files.map((f) => [f.file, f.key]));
+  const key = (file: string) => keyOf.get(file) ?? file;
   return {
     badRowCount: bad.length,
-    badRows: bad.slice(0, MAX_LISTED_BAD_ROWS).map((b) => ({ key: keyOf.get(b.file_path) ?? b.file_path, line: Number(b.line), error: b.error_message })),
+    badRows: bad.slice(0, MAX_LISTED_BAD_ROWS).map((b) => ({ key: key(b.file_path), line: Number(b.line), error: b.error_message })),
+    keys: new Set(bad.map((b) => key(b.file_path))),
   };
 }
 

@@ -58,7 +58,6 @@ export const paths = {
 
 const definitionOf = (metrics: readonly MetricDef[]) => metrics.map(metricFingerprint).sort().join(',');
 
-
 /**
  * A day's tracking files, its manifest, and whether its aggregates are current: computed from exactly these
  * files with this metric set (else: never computed, inputs changed, or the metric set changed).
@@ -119,7 +118,8 @@ async function computeDay(engine: Engine, day: string, files: Array<{ key: strin
   await engine.run(sql('aggregate_day', { tracks: readTracksSql(files.map((f) => f.file), rejects), measures: measures.join(',\n  ') }));
   // Rendered side by side: each COPY of a small result is mostly one thread.
   await Promise.all(metrics.map((m) => out.write(paths.daily(day, m.name), sql('day_metric_rows', { column: column(m), time: String(start) }))));
-  Object.assign(report, await collectRejects(engine, rejects, files));
+  const { badRows, badRowCount } = await collectRejects(engine, rejects, files);
+  Object.assign(report, { badRows, badRowCount });
   return report;
 }
 

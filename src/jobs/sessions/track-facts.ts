@@ -40,16 +40,15 @@ export interface DayBounds {
 
 /**
  * The window's files that gave rows, in row order, with their row ranges in `events` (load_events.sql reads
- * them with `filename`, in file order) and whether any of their records were malformed.
+ * them with `filename`, in file order) and whether any of their records were malformed (`withRejects`:
+ * the keys collectRejects found).
  */
-export async function factInputs(engine: Engine, files: Array<{ key: string; file: string; size: number }>, rejectsTable: string, bounds: DayBounds): Promise<FactInput[]> {
+export async function factInputs(engine: Engine, files: Array<{ key: string; file: string; size: number }>, withRejects: ReadonlySet<string>, bounds: DayBounds): Promise<FactInput[]> {
   const ranges = await engine.all<{ filename: string; lo: bigint; hi: bigint; n: bigint; facts: bigint }>(
     `SELECT filename, min(rowid) AS lo, max(rowid) + 1 AS hi, count(*) AS n,
        count(*) FILTER (WHERE included AND time >= ${bounds.day_start} AND time < ${bounds.day_end}) AS facts
      FROM events GROUP BY filename ORDER BY lo`,
   );
-  const rejects = await engine.all<{ file_path: string }>(`SELECT DISTINCT s.file_path FROM ${rejectsTable} r JOIN ${rejectsTable}_scans s USING (scan_id, file_id)`);
-  const withRejects = new Set(rejects.map((r) => r.file_path));
   const byFile = new Map(files.map((f) => [f.file, f]));
   let next = 0n;
   return ranges.map((r) => {
@@ -58,7 +57,7 @@ export async function factInputs(engine: Engine, files: Array<{ key: string; fil
     next = r.hi;
     const f = byFile.get(r.filename);
     if (!f) throw new Error(`track facts: rows from ${r.filename}, which is not an input`);
-    return { key: f.key, file: f.file, size: f.size, lo: Number(r.lo), hi: Number(r.hi), facts: Number(r.facts), rejects: withRejects.has(r.filename) };
+    return { key: f.key, file: f.file, size: f.size, lo: Number(r.lo), hi: Number(r.hi), facts: Number(r.facts), rejects: withRejects.has(f.key) };
   });
 }
 
