@@ -3,12 +3,24 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { describe, it } from 'node:test';
+import { fingerprint } from '../src/ingest/fingerprint.js';
 import { decodeRecords, encodeRecords, readRecords, type WalRecord } from '../src/ingest/records.js';
 import { segmentObjects } from '../src/ingest/shipper.js';
 import { WriteAheadLog, decodeSegment, encodeFrame } from '../src/ingest/wal.js';
 import { tempDir } from './helpers.js';
 
-const frame = (payload: string) => encodeFrame(payload);
+const frame = (payload: string | Buffer) => encodeFrame(payload);
+
+/** The text record layout of tracklake 0.2, as its collectors wrote it (logs left by one are still read). */
+function encodeTextRecords(records: readonly WalRecord[]): string {
+  const str = (s: string) => `${Buffer.byteLength(s)}:${s}`;
+  let out = '';
+  for (const rec of records) {
+    out += `${str(rec.id)}${str(rec.tn)}${rec.at}:${rec.r.length}:`;
+    for (const [kind, day, line] of rec.r) out += `${kind}${day}${str(line)}`;
+  }
+  return out;
+}
 const texts = (payloads: Buffer[]) => payloads.map((p) => p.toString());
 
 describe('the write-ahead log', () => {
@@ -41,10 +53,12 @@ describe('the write-ahead log', () => {
     const old: WalRecord[] = [{ id: 'old', tn: 'acme', at: 5, r: [['t', '2026-03-15', '5,acme,"a ""b"""']] }];
     const json = JSON.stringify(old);
     const line = `${(zlib.crc32(json) >>> 0).toString(16).padStart(8, '0')} ${json}\n`;
-    const both = Buffer.concat([Buffer.from(line), frame(encodeRecords(old))]);
+    const both = Buffer.concat([Buffer.from(line), frame(encodeTextRecords(old)), frame(encodeRecords(old))]);
     const { payloads, validBytes } = decodeSegment(both);
     assert.equal(validBytes, both.length);
-    assert.deepEqual(payloads.flatMap(decodeRecords), [...old, ...old]);
+    const [hi, lo] = fingerprint('acme', 'old');
+    const expected = { hi, lo, at: 5, r: old[0]!.r };
+    assert.deepEqual(payloads.flatMap(decodeRecords), [expected, expected, expected]);
   });
 
   it('carries tracking records through the log byte for byte, whatever their CSV holds', () => {
@@ -55,17 +69,27 @@ describe('the write-ahead log', () => {
     ];
     const payload = encodeRecords(records);
     const [decoded] = decodeSegment(frame(payload)).payloads;
-    assert.deepEqual(decodeRecords(decoded!), records);
-    assert.throws(() => decodeRecords(Buffer.from(payload).subarray(0, -3)), /bad log record/);
-    assert.throws(() => decodeRecords(Buffer.from(payload.replace(/t2026-03-14/, 'q2026-03-14'))), /bad row kind/);
+    const byFingerprint = records.map((r) => {
+      const [hi, lo] = fingerprint(r.tn, r.id);
+      return { hi, lo, at: r.at, r: r.r };
+    });
+    assert.deepEqual(decodeRecords(decoded!), byFingerprint);
+    assert.deepEqual(decodeRecords(Buffer.from(encodeTextRecords(records))), byFingerprint, 'the text layout of 0.2 reads the same');
+    assert.throws(() => decodeRecords(payload.subarray(0, -3)), /bad log record/);
+    const kind = Buffer.from(payload);
+    kind[kind.indexOf('t2026-03-14')] = 0x71;
+    assert.throws(() => decodeRecords(kind), /bad row kind/);
     assert.throws(() => readRecords(Buffer.from('x:'), { record: () => undefined }), /bad log record/);
   });
 
   it('ships a segment as one file per kind and day, header first, lines in log order', () => {
     const a: WalRecord[] = [{ id: '1', tn: 'acme', at: 9, r: [['t', '2026-03-15', 'l1'], ['t', '2026-03-14', 'old,"x\ny"']] }];
     const b: WalRecord[] = [{ id: '2', tn: 'acme', at: 10, r: [['i', '2026-03-15', 'i1'], ['t', '2026-03-15', 'l2']] }];
-    const { objects, ids } = segmentObjects([a, b].map((r) => Buffer.from(encodeRecords(r))), 'n1', 7);
-    assert.deepEqual(ids, [['acme', '1', 9], ['acme', '2', 10]]);
+    const { objects, ids, records, oldest, newest } = segmentObjects([a, b].map((r) => encodeRecords(r)), 'n1', 7);
+    assert.deepEqual([records, oldest, newest], [2, 9, 10]);
+    const [h1, l1] = fingerprint('acme', '1');
+    const [h2, l2] = fingerprint('acme', '2');
+    assert.deepEqual([ids.readInt32LE(0), ids.readInt32LE(4), ids.readDoubleLE(8), ids.readInt32LE(16), ids.readInt32LE(20), ids.readDoubleLE(24)], [h1, l1, 9, h2, l2, 10]);
     const files = Object.fromEntries(objects.map((o) => [o.key, o.body.toString()]));
     assert.deepEqual(Object.keys(files), ['identities/2026/03/15/n1-000000000007.csv', 'tracks/2026/03/14/n1-000000000007.csv', 'tracks/2026/03/15/n1-000000000007.csv']);
     assert.match(files['tracks/2026/03/15/n1-000000000007.csv']!, /^time,tenantid,[^\n]*,source\nl1\nl2\n$/);
@@ -105,15 +129,18 @@ describe('the dedup index', () => {
     const { ManualClock } = await import('../src/lib/clock.js');
     const clock = new ManualClock(Date.parse('2026-03-15T00:00:00Z'));
     const index = new DedupIndex(3600_000, clock);
+    const reserve = (tn: string, id: string, ticket: number) => index.reserve(...fingerprint(tn, id), clock.now(), ticket);
     const n = 200_000;
-    for (let i = 0; i < n; i++) assert.equal(index.reserve('acme', `id-${i}`, clock.now()), true);
-    for (let i = 0; i < n; i += 997) assert.equal(index.reserve('acme', `id-${i}`, clock.now()), false, `id-${i} is a duplicate`);
-    assert.equal(index.reserve('other', 'id-5', clock.now()), true, 'the same id for another tenant is new');
-    index.release('acme', 'id-7');
-    assert.equal(index.reserve('acme', 'id-7', clock.now()), true, 'a released id is accepted again');
+    for (let i = 0; i < n; i++) assert.equal(reserve('acme', `id-${i}`, 1 + (i >> 4)), -1);
+    for (let i = 0; i < n; i += 997) assert.equal(reserve('acme', `id-${i}`, n), 1 + (i >> 4), `id-${i} is a duplicate, of the request that took it`);
+    assert.equal(reserve('other', 'id-5', n), -1, 'the same id for another tenant is new');
+    index.release(...fingerprint('acme', 'id-7'));
+    assert.equal(reserve('acme', 'id-7', n + 1), -1, 'a released id is accepted again');
+    index.load(...fingerprint('acme', 'loaded'), clock.now());
+    assert.equal(reserve('acme', 'loaded', n + 2), 0, 'an id loaded at start was logged by no request of this run');
     clock.advance(3600_000 + 1);
-    assert.equal(index.reserve('acme', 'id-9', clock.now()), true, 'an id outside the window is new again');
-    assert.equal(index.reserve('acme', 'id-9', clock.now()), false);
+    assert.equal(reserve('acme', 'id-9', n + 3), -1, 'an id outside the window is new again');
+    assert.equal(reserve('acme', 'id-9', n + 4), n + 3);
     index.prune();
     assert.equal(index.size, 1);
   });
@@ -123,10 +150,27 @@ describe('the dedup id files', () => {
   it('are written for a segment of 300 000 messages (no argument-spreading limits)', async () => {
     const { writeIdsFile, readIdsFiles } = await import('../src/ingest/dedup.js');
     const dir = tempDir('ids');
-    const entries = Array.from({ length: 300_000 }, (_, i): [string, string, number] => ['t', `m${i}`, 1_000 + i]);
-    await writeIdsFile(dir, 1, entries);
-    const back = await readIdsFiles(dir, 0);
+    const entries = Buffer.alloc(300_000 * 16);
+    for (let i = 0; i < 300_000; i++) {
+      const [hi, lo] = fingerprint('t', `m${i}`);
+      entries.writeInt32LE(hi, 16 * i);
+      entries.writeInt32LE(lo, 16 * i + 4);
+      entries.writeDoubleLE(1_000 + i, 16 * i + 8);
+    }
+    await writeIdsFile(dir, 1, entries, 300_999);
+    const back: Array<[number, number, number]> = [];
+    await readIdsFiles(dir, 0, (hi, lo, at) => back.push([hi, lo, at]));
     assert.equal(back.length, 300_000);
-    assert.deepEqual(back[299_999], ['t', 'm299999', 300_999]);
+    assert.deepEqual(back[299_999], [...fingerprint('t', 'm299999'), 300_999]);
+    await readIdsFiles(dir, 300_999, () => assert.fail('a file older than the cutoff is not read'));
+    assert.deepEqual(await fs.readdir(dir), [], 'and is deleted');
+  });
+  it('of earlier versions (one JSON line per id) are still read', async () => {
+    const { readIdsFiles } = await import('../src/ingest/dedup.js');
+    const dir = tempDir('ids');
+    await fs.writeFile(path.join(dir, 'ids-000000000003-2000.jsonl'), '["acme","m1",1000]\n["acme","m\\"2",2000]\n');
+    const back: Array<[number, number, number]> = [];
+    await readIdsFiles(dir, 0, (hi, lo, at) => back.push([hi, lo, at]));
+    assert.deepEqual(back, [[...fingerprint('acme', 'm1'), 1000], [...fingerprint('acme', 'm"2'), 2000]]);
   });
 });

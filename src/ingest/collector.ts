@@ -5,7 +5,7 @@
  */
 import { TracklakeError } from '../lib/errors.js';
 import type { Metrics } from '../lib/metrics.js';
-import { dedupKey, type DedupIndex } from './dedup.js';
+import type { DedupIndex } from './dedup.js';
 import type { PreparedRequest, RejectedMessage } from './prepare.js';
 import { readRecords } from './records.js';
 import { encodeFrame, framePayload, type WriteAheadLog } from './wal.js';
@@ -25,11 +25,15 @@ export interface CollectorDeps {
 
 export class Collector {
   private closed = false;
+  /** Numbers the accepted requests; a dedup reservation names the request that made it. */
+  private tickets = 0;
   /**
-   * Appends not yet fsynced, by dedup key. A duplicate of a message still in flight is acknowledged only
-   * once the original is durable: if the original's write fails, the duplicate fails too (and is retried).
+   * Appends not yet durable, by ticket. A duplicate of a message still in flight is acknowledged only once
+   * the original is durable: if the original's write fails, the duplicate fails too (and is retried).
    */
-  private readonly inflight = new Map<string, Promise<void>>();
+  private readonly inflight = new Map<number, Promise<void>>();
+  /** Counters by tenant, so counting an accepted request is not a label lookup. */
+  private readonly acceptedBy = new Map<string, { inc(n: number): void }>();
   constructor(private readonly d: CollectorDeps) {}
 
   close(): void {
@@ -45,37 +49,41 @@ export class Collector {
   /** Logs a prepared request's new messages. Resolves once every one of them is durable. */
   async accept(p: PreparedRequest, receivedAt: number): Promise<AcceptOutcome> {
     this.checkOpen();
-    const { tenant, ids } = p;
-    const keep: number[] = [];
-    const originals: Array<Promise<void>> = [];
-    for (let i = 0; i < ids.length; i++) {
-      if (this.d.dedup.reserve(tenant, ids[i]!, receivedAt)) keep.push(i);
-      else {
-        const original = this.inflight.get(dedupKey(tenant, ids[i]!));
-        if (original) originals.push(original);
+    const fp = p.fingerprints;
+    const n = fp.length / 2;
+    const ticket = ++this.tickets;
+    const now = receivedAt;
+    // Nearly always nothing is a duplicate: `keep` is only made when one is.
+    let keep: number[] | undefined;
+    let originals: Array<Promise<void>> | undefined;
+    for (let i = 0; i < n; i++) {
+      const prior = this.d.dedup.reserve(fp[2 * i]!, fp[2 * i + 1]!, receivedAt, ticket, now);
+      if (prior < 0) {
+        keep?.push(i);
+        continue;
       }
+      keep ??= Array.from({ length: i }, (_, k) => k);
+      const original = prior === ticket ? undefined : this.inflight.get(prior);
+      if (original) (originals ??= []).push(original);
     }
-    const duplicates = ids.length - keep.length;
-    // Nearly always nothing is a duplicate and the frame is logged as prepared.
+    const duplicates = keep ? n - keep.length : 0;
+    const fresh = keep ? keep.length : n;
     const prepared = Buffer.from(p.frame.buffer, p.frame.byteOffset, p.frame.length);
-    const frame = duplicates === 0 ? prepared : withoutDuplicates(prepared, keep);
-    const fresh = duplicates === 0 ? ids : keep.map((i) => ids[i]!);
     for (const r of p.rejected) this.d.metrics.rejected.inc({ reason: r.code });
     if (duplicates > 0) this.d.metrics.duplicates.inc(duplicates);
-    if (fresh.length > 0) {
-      const appended = this.d.wal.append(frame);
-      const keys = fresh.map((id) => dedupKey(tenant, id));
-      for (const k of keys) this.inflight.set(k, appended);
+    if (fresh > 0) {
+      const appended = this.d.wal.append(keep ? withoutDuplicates(prepared, keep) : prepared);
+      this.inflight.set(ticket, appended);
       try {
         await appended;
       } catch {
-        for (const id of fresh) this.d.dedup.release(tenant, id);
+        for (let i = 0; i < n; i++) if (!keep || keep.includes(i)) this.d.dedup.release(fp[2 * i]!, fp[2 * i + 1]!);
         throw new TracklakeError('log_unavailable');
       } finally {
-        for (const k of keys) if (this.inflight.get(k) === appended) this.inflight.delete(k);
+        this.inflight.delete(ticket);
       }
     }
-    if (originals.length > 0) {
+    if (originals) {
       try {
         await Promise.all(originals);
       } catch {
@@ -83,7 +91,9 @@ export class Collector {
       }
     }
     const accepted = p.messages - p.rejected.length;
-    this.d.metrics.accepted.inc({ tenant }, accepted - duplicates);
+    let counter = this.acceptedBy.get(p.tenant);
+    if (!counter) this.acceptedBy.set(p.tenant, (counter = this.d.metrics.accepted.labels({ tenant: p.tenant })));
+    counter.inc(accepted - duplicates);
     return { accepted, duplicates, rejected: p.rejected };
   }
 }
@@ -92,7 +102,7 @@ export class Collector {
 function withoutDuplicates(frame: Buffer, keep: number[]): Buffer {
   const payload = framePayload(frame);
   const starts: number[] = [];
-  readRecords(payload, { record: (_id, _tn, _at, start) => void starts.push(start) });
+  readRecords(payload, { record: (_hi, _lo, _at, start) => void starts.push(start) });
   starts.push(payload.length);
-  return encodeFrame(Buffer.concat(keep.map((i) => payload.subarray(starts[i], starts[i + 1]))));
+  return encodeFrame(Buffer.concat([payload.subarray(0, 1), ...keep.map((i) => payload.subarray(starts[i], starts[i + 1]))]));
 }

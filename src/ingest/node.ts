@@ -38,11 +38,10 @@ export async function openIngest(config: Config, deps: { store: ObjectStore; clo
   });
   const windowMs = config.dedupWindowHours * 3600_000;
   const dedup = new DedupIndex(windowMs, deps.clock);
-  const entries = await readIdsFiles(config.walDir, deps.clock.now() - windowMs);
+  await readIdsFiles(config.walDir, deps.clock.now() - windowMs, (hi, lo, at) => dedup.load(hi, lo, at));
   for (const seq of wal.sealed()) {
-    for (const payload of await wal.read(seq)) readRecords(payload, { record: (id, tn, at) => void entries.push([tn, id, at]) });
+    for (const payload of await wal.read(seq)) readRecords(payload, { record: (hi, lo, at) => dedup.load(hi, lo, at) });
   }
-  dedup.load(entries);
   const pruneTimer = setInterval(() => dedup.prune(), 60_000);
   pruneTimer.unref();
 

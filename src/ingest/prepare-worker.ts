@@ -12,7 +12,13 @@ parentPort!.on('message', ({ id, req }: WorkerJob) => {
   } catch (e) {
     answer = { id, crash: (e as Error).stack ?? String(e) };
   }
-  // The frame's memory moves to the request thread instead of being copied (it has a buffer of its own).
-  const frame = 'result' in answer && answer.result.ok ? answer.result.value.frame : undefined;
-  parentPort!.postMessage(answer, frame && frame.byteOffset === 0 && frame.byteLength === frame.buffer.byteLength ? [frame.buffer as ArrayBuffer] : []);
+  // The frame's and the fingerprints' memory moves to the request thread instead of being copied (each has
+  // a buffer of its own).
+  const moved: ArrayBuffer[] = [];
+  if ('result' in answer && answer.result.ok) {
+    for (const a of [answer.result.value.frame, answer.result.value.fingerprints]) {
+      if (a.byteOffset === 0 && a.byteLength === a.buffer.byteLength) moved.push(a.buffer as ArrayBuffer);
+    }
+  }
+  parentPort!.postMessage(answer, moved);
 });

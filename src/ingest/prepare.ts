@@ -15,7 +15,8 @@ import { csvRecord, trackCsv } from '../tracking/csv.js';
 import { UaClassifier } from '../tracking/enrich.js';
 import { buildEventMap, type EventMap } from '../tracking/events.js';
 import { mapMessage } from '../tracking/map.js';
-import { encodeRecords, type WalRecord } from './records.js';
+import { fingerprintInto } from './fingerprint.js';
+import { RecordWriter } from './records.js';
 import { encodeFrame } from './wal.js';
 
 export interface RawRequest {
@@ -40,8 +41,8 @@ export interface PreparedRequest {
   /** Messages in the request, accepted or not. */
   messages: number;
   rejected: RejectedMessage[];
-  /** The messageIds of the records in frame, in order. */
-  ids: string[];
+  /** The dedup fingerprints (ingest/fingerprint.ts) of the records in frame, in order: two int32 each. */
+  fingerprints: Int32Array;
   /** The records of the accepted messages that have rows, as one log frame (ingest/wal.ts, encodeFrame). */
   frame: Uint8Array;
 }
@@ -79,7 +80,8 @@ export class RequestPreparer {
     const { messages, envelope } = split.value;
     const mapContext = { tenant, receivedAt: req.receivedAt, clientIp: req.clientIp, eventMap: this.eventMap, uaClassifier: this.uaClassifier, mayHoldNul };
     const rejected: RejectedMessage[] = [];
-    const records: WalRecord[] = [];
+    const records = new RecordWriter();
+    const fingerprints = new Int32Array(2 * messages.length);
     const refuse = (index: number, r: Rejection) => {
       const id = (messages[index] as { messageId?: unknown } | null)?.messageId;
       rejected.push({ index, messageId: typeof id === 'string' ? id.slice(0, 100) : null, code: r.code, reason: r.message });
@@ -97,18 +99,18 @@ export class RequestPreparer {
       }
       const { tracks, identities } = rows.value;
       if (tracks.length === 0 && identities.length === 0) continue; // group calls, identify without a link
-      const r: WalRecord['r'] = [];
-      for (const row of tracks) r.push(['t', dayOf(row.time), trackCsv(row)]);
-      for (const row of identities) r.push(['i', dayOf(row.time), csvRecord(row, IDENTITY_COLUMNS)]);
-      records.push({ id: msg.value.messageId, tn: tenant, at: req.receivedAt, r });
+      fingerprintInto(tenant, msg.value.messageId, fingerprints, records.records);
+      records.record(fingerprints[2 * records.records]!, fingerprints[2 * records.records + 1]!, req.receivedAt);
+      for (const row of tracks) records.row('t', dayOf(row.time), trackCsv(row));
+      for (const row of identities) records.row('i', dayOf(row.time), csvRecord(row, IDENTITY_COLUMNS));
     }
     if (rejected.length === messages.length) {
       const first = rejected[0]!;
       if (req.pathType !== 'batch') return reject(first.code, first.reason);
       return { ok: false, code: 'all_rejected', message: `No message was valid; the first (index ${first.index}) was rejected: ${first.reason}`, rejected };
     }
-    const frame = encodeFrame(encodeRecords(records));
-    return { ok: true, value: { tenant, messages: messages.length, rejected, ids: records.map((r) => r.id), frame } };
+    const frame = encodeFrame(records.payload());
+    return { ok: true, value: { tenant, messages: messages.length, rejected, fingerprints: fingerprints.slice(0, 2 * records.records), frame } };
   }
 }
 

@@ -1,95 +1,191 @@
 /**
  * What the collector logs for each accepted message, and how it is laid out in a log frame's payload.
  *
- * The layout is built so the shipper can cut tracking files out of the log without turning lines back into
- * strings: every string is length-prefixed in UTF-8 bytes (`<bytes>:<text>`), so nothing in a CSV line needs
- * escaping and a line is a byte range. Per record: id, tenant, `<at>:`, `<rows>:`, then per row the kind
- * (1 byte), the UTC day (10 bytes) and the CSV line. (JSON measured at twice the encoding cost, most of it
- * escaping the quotes of quoted CSV fields, and made every line a string to rebuild when shipping.)
+ * The layout is binary, so preparing a request writes it straight into one buffer and shipping cuts
+ * tracking files out of it without turning anything back into a string. A payload is the byte `~`, then
+ * per record: the fingerprint of its dedup key (ingest/fingerprint.ts, two int32 LE), its receipt time
+ * (float64 LE) and its row count (uint32 LE); then per row the kind (`t` a tracking row, `i` an identity
+ * link, 1 byte), the UTC day (10 bytes), the CSV line's length in bytes (uint32 LE) and the line.
+ *
+ * Logs of earlier versions are still read: a payload of text records (`<bytes>:<id><bytes>:<tenant><at>:
+ * <rows>:` then `<kind><day><bytes>:<line>` per row) or of tracklake 0.1's JSON array. Their ids are
+ * fingerprinted as they are read.
  */
+import { fingerprint } from './fingerprint.js';
 
-/** One accepted message: its dedup key, receipt time and its rows, already rendered as CSV. */
+export type RowKind = 't' | 'i';
+
+/** One accepted message as objects: its dedup key, receipt time and rows (tests and the old layouts use this). */
 export interface WalRecord {
   id: string;
   tn: string;
   at: number;
-  /** [kind, UTC day, CSV line]: 't' a tracking row, 'i' an identity link. */
+  /** [kind, UTC day, CSV line]. */
   r: Array<[RowKind, string, string]>;
 }
 
-export type RowKind = 't' | 'i';
+const MARK = 0x7e; // '~': no earlier layout starts with it (text records start with a digit, JSON with '[')
+const T = 0x74;
+const I = 0x69;
+const RECORD_HEAD = 20;
+const ROW_HEAD = 15;
 
-const str = (s: string) => `${Buffer.byteLength(s)}:${s}`;
+/** Writes one request's records into a growing buffer; `payload()` is what the log frame carries. */
+export class RecordWriter {
+  private buf = Buffer.allocUnsafe(16 * 1024);
+  private pos = 1;
+  private rowsAt = -1;
+  private rows = 0;
+  records = 0;
 
-/** One request's records as a log payload. */
-export function encodeRecords(records: readonly WalRecord[]): string {
-  let out = '';
-  for (const rec of records) {
-    out += `${str(rec.id)}${str(rec.tn)}${rec.at}:${rec.r.length}:`;
-    for (const [kind, day, line] of rec.r) out += `${kind}${day}${str(line)}`;
+  constructor() {
+    this.buf[0] = MARK;
   }
-  return out;
+
+  private room(n: number): void {
+    if (this.pos + n <= this.buf.length) return;
+    const next = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.pos + n));
+    this.buf.copy(next, 0, 0, this.pos);
+    this.buf = next;
+  }
+
+  /** Starts a record; its rows follow. */
+  record(hi: number, lo: number, at: number): void {
+    this.end();
+    this.room(RECORD_HEAD);
+    const b = this.buf;
+    b.writeInt32LE(hi, this.pos);
+    b.writeInt32LE(lo, this.pos + 4);
+    b.writeDoubleLE(at, this.pos + 8);
+    this.rowsAt = this.pos + 16;
+    this.rows = 0;
+    this.pos += RECORD_HEAD;
+    this.records++;
+  }
+
+  row(kind: RowKind, day: string, line: string): void {
+    this.room(ROW_HEAD + line.length * 3);
+    const b = this.buf;
+    b[this.pos] = kind === 't' ? T : I;
+    b.write(day, this.pos + 1, 10, 'latin1');
+    const n = b.write(line, this.pos + ROW_HEAD);
+    b.writeUInt32LE(n, this.pos + 11);
+    this.pos += ROW_HEAD + n;
+    this.rows++;
+  }
+
+  private end(): void {
+    if (this.rowsAt >= 0) this.buf.writeUInt32LE(this.rows, this.rowsAt);
+    this.rowsAt = -1;
+  }
+
+  /** The payload written so far (a view of the writer's buffer: copy it before writing more). */
+  payload(): Buffer {
+    this.end();
+    return this.buf.subarray(0, this.pos);
+  }
+}
+
+/** Records as a payload in the current layout. */
+export function encodeRecords(records: readonly WalRecord[]): Buffer {
+  const w = new RecordWriter();
+  for (const rec of records) {
+    const [hi, lo] = fingerprint(rec.tn, rec.id);
+    w.record(hi, lo, rec.at);
+    for (const [kind, day, line] of rec.r) w.row(kind, day, line);
+  }
+  return Buffer.from(w.payload());
 }
 
 export interface RecordVisitor {
-  /** A record; start is its first byte in the payload. */
-  record(id: string, tn: string, at: number, start: number): void;
+  /** A record: its fingerprint, receipt time, and its first byte in the payload. */
+  record(hi: number, lo: number, at: number, start: number): void;
   /** A row: its kind and day, and its CSV line as the byte range [start, end) of payload. */
   row?(kind: RowKind, day: string, payload: Buffer, start: number, end: number): void;
 }
 
-const COLON = 0x3a;
-const T = 0x74;
-const I = 0x69;
+const bad = (what: string, at: number) => new Error(`bad log record at byte ${at}: ${what}`);
 
-/** Walks a payload's records. Throws on a payload that is not in this layout (the frame CRC makes that a bug). */
+/** Walks a payload's records. Throws on a payload in no known layout (the frame CRC makes that a bug). */
 export function readRecords(payload: Buffer, visit: RecordVisitor): void {
-  // A payload of tracklake 0.1's first log format is a JSON array of WalRecords.
-  if (payload[0] === 0x5b /* [ */) return readRecords(Buffer.from(encodeRecords(JSON.parse(payload.toString('utf8')) as WalRecord[])), visit);
-  let pos = 0;
-  const int = (): number => {
-    let n = 0;
-    const start = pos;
-    for (; pos < payload.length && payload[pos] !== COLON; pos++) {
-      const d = payload[pos]! - 48;
-      if (d < 0 || d > 9 || pos - start >= 16) throw new Error(`bad log record at byte ${start}`);
-      n = n * 10 + d;
-    }
-    if (pos === start || pos >= payload.length) throw new Error(`bad log record at byte ${start}`);
-    pos++;
-    return n;
-  };
-  const span = (n: number): number => {
-    if (pos + n > payload.length) throw new Error(`bad log record at byte ${pos}`);
-    pos += n;
-    return pos - n;
-  };
-  const text = (n: number) => payload.toString('utf8', span(n), pos);
+  if (payload[0] === MARK) return readBinary(payload, visit);
+  if (payload[0] === 0x5b /* [ */) return readLegacy(JSON.parse(payload.toString('utf8')) as WalRecord[], visit);
+  return readText(payload, visit);
+}
+
+function readBinary(payload: Buffer, visit: RecordVisitor): void {
+  let pos = 1;
   let day = '';
   let dayAt = -1;
   while (pos < payload.length) {
+    if (pos + RECORD_HEAD > payload.length) throw bad('truncated record', pos);
     const start = pos;
-    visit.record(text(int()), text(int()), int(), start);
-    for (let rows = int(); rows > 0; rows--) {
-      const k = payload[span(1)];
-      if (k !== T && k !== I) throw new Error(`bad row kind at byte ${pos - 1}`);
-      const d = span(10);
+    visit.record(payload.readInt32LE(pos), payload.readInt32LE(pos + 4), payload.readDoubleLE(pos + 8), start);
+    let rows = payload.readUInt32LE(pos + 16);
+    pos += RECORD_HEAD;
+    for (; rows > 0; rows--) {
+      if (pos + ROW_HEAD > payload.length) throw bad('truncated row', pos);
+      const k = payload[pos];
+      if (k !== T && k !== I) throw bad('bad row kind', pos);
       // Rows of one payload nearly always share a day: compare bytes instead of making a string per row.
-      if (dayAt < 0 || payload.compare(payload, dayAt, dayAt + 10, d, d + 10) !== 0) {
-        day = payload.toString('latin1', d, d + 10);
-        dayAt = d;
+      if (dayAt < 0 || payload.compare(payload, dayAt, dayAt + 10, pos + 1, pos + 11) !== 0) {
+        day = payload.toString('latin1', pos + 1, pos + 11);
+        dayAt = pos + 1;
       }
-      const start = span(int());
-      visit.row?.(k === T ? 't' : 'i', day, payload, start, pos);
+      const end = pos + ROW_HEAD + payload.readUInt32LE(pos + 11);
+      if (end > payload.length) throw bad('truncated line', pos);
+      visit.row?.(k === T ? 't' : 'i', day, payload, pos + ROW_HEAD, end);
+      pos = end;
     }
   }
 }
 
-/** The records of a payload as objects (recovery reads ids this way; tests compare with it). */
-export function decodeRecords(payload: Buffer): WalRecord[] {
-  const out: WalRecord[] = [];
+/** The text layout of tracklake 0.2: length-prefixed strings. */
+function readText(payload: Buffer, visit: RecordVisitor): void {
+  let pos = 0;
+  const int = (): number => {
+    let n = 0;
+    const start = pos;
+    for (; pos < payload.length && payload[pos] !== 0x3a /* : */; pos++) {
+      const d = payload[pos]! - 48;
+      if (d < 0 || d > 9 || pos - start >= 16) throw bad('bad number', start);
+      n = n * 10 + d;
+    }
+    if (pos === start || pos >= payload.length) throw bad('bad number', start);
+    pos++;
+    return n;
+  };
+  const span = (n: number): number => {
+    if (pos + n > payload.length) throw bad('truncated', pos);
+    pos += n;
+    return pos - n;
+  };
+  const text = (n: number) => payload.toString('utf8', span(n), pos);
+  while (pos < payload.length) {
+    const start = pos;
+    const id = text(int());
+    const [hi, lo] = fingerprint(text(int()), id);
+    visit.record(hi, lo, int(), start);
+    for (let rows = int(); rows > 0; rows--) {
+      const k = payload[span(1)];
+      if (k !== T && k !== I) throw bad('bad row kind', pos - 1);
+      const d = span(10);
+      const start = span(int());
+      visit.row?.(k === T ? 't' : 'i', payload.toString('latin1', d, d + 10), payload, start, pos);
+    }
+  }
+}
+
+function readLegacy(records: WalRecord[], visit: RecordVisitor): void {
+  const p = encodeRecords(records);
+  readBinary(p, visit);
+}
+
+/** A payload's records with the fingerprints and rows as values (tests compare with this). */
+export function decodeRecords(payload: Buffer): Array<{ hi: number; lo: number; at: number; r: Array<[RowKind, string, string]> }> {
+  const out: Array<{ hi: number; lo: number; at: number; r: Array<[RowKind, string, string]> }> = [];
   readRecords(payload, {
-    record: (id, tn, at) => void out.push({ id, tn, at, r: [] }),
+    record: (hi, lo, at) => void out.push({ hi, lo, at, r: [] }),
     row: (kind, day, p, start, end) => void out[out.length - 1]!.r.push([kind, day, p.toString('utf8', start, end)]),
   });
   return out;

@@ -12,7 +12,7 @@ import { dayPath } from '../lib/dates.js';
 import type { Metrics } from '../lib/metrics.js';
 import type { ObjectStore } from '../storage/store.js';
 import { IDENTITY_COLUMNS, TRACK_COLUMNS } from '../tracking/columns.js';
-import { pruneIdsFiles, writeIdsFile } from './dedup.js';
+import { ID_ENTRY_BYTES, pruneIdsFiles, writeIdsFile } from './dedup.js';
 import { readRecords, type RowKind } from './records.js';
 import type { WriteAheadLog } from './wal.js';
 
@@ -34,8 +34,12 @@ const KINDS: Record<RowKind, { prefix: string; header: string; label: string }> 
 
 export interface SegmentContent {
   objects: Array<{ key: string; body: Buffer; rows: number; label: string }>;
-  /** [tenant, messageId, receivedAt] of every record, for the dedup id file. */
-  ids: Array<[string, string, number]>;
+  /** The fingerprint and receipt time of every record: the dedup id file's bytes (ingest/dedup.ts). */
+  ids: Buffer;
+  /** Records in the segment, and the earliest and latest receipt time among them. */
+  records: number;
+  oldest: number;
+  newest: number;
 }
 
 /**
@@ -44,10 +48,25 @@ export interface SegmentContent {
  */
 export function segmentObjects(payloads: readonly Buffer[], nodeId: string, seq: number): SegmentContent {
   const groups = new Map<string, { kind: RowKind; day: string; ranges: Array<Buffer | number>; bytes: number; rows: number }>();
-  const ids: SegmentContent['ids'] = [];
+  let ids = Buffer.allocUnsafe(64 * ID_ENTRY_BYTES);
+  let records = 0;
+  let oldest = Infinity;
+  let newest = 0;
   for (const payload of payloads) {
     readRecords(payload, {
-      record: (id, tn, at) => void ids.push([tn, id, at]),
+      record: (hi, lo, at) => {
+        if ((records + 1) * ID_ENTRY_BYTES > ids.length) {
+          const more = Buffer.allocUnsafe(ids.length * 2);
+          ids.copy(more);
+          ids = more;
+        }
+        const p = records++ * ID_ENTRY_BYTES;
+        ids.writeInt32LE(hi, p);
+        ids.writeInt32LE(lo, p + 4);
+        ids.writeDoubleLE(at, p + 8);
+        if (at < oldest) oldest = at;
+        if (at > newest) newest = at;
+      },
       row: (kind, day, buf, start, end) => {
         const g = kind + day;
         let group = groups.get(g);
@@ -70,7 +89,7 @@ export function segmentObjects(payloads: readonly Buffer[], nodeId: string, seq:
     return { key: `${k.prefix}/${dayPath(day)}/${name}`, body, rows, label: k.label };
   });
   objects.sort((a, b) => (a.key < b.key ? -1 : 1));
-  return { objects, ids };
+  return { objects, ids: ids.subarray(0, records * ID_ENTRY_BYTES), records, oldest, newest };
 }
 
 export class Shipper {
@@ -149,19 +168,19 @@ export class Shipper {
   }
 
   private async shipSegment(seq: number): Promise<void> {
-    const { objects, ids } = segmentObjects(await this.o.wal.read(seq), this.o.wal.nodeId, seq);
-    if (ids.length > 0) this.oldestPendingAt = Math.min(this.oldestPendingAt ?? Infinity, ids[0]![2]);
+    const { objects, ids, records, oldest, newest } = segmentObjects(await this.o.wal.read(seq), this.o.wal.nodeId, seq);
+    if (records > 0) this.oldestPendingAt = Math.min(this.oldestPendingAt ?? Infinity, oldest);
     for (const obj of objects) {
       await this.o.store.put(obj.key, obj.body);
       this.o.metrics.rowsWritten.inc({ kind: obj.label }, obj.rows);
     }
     this.lastSuccessAt = this.o.clock.now();
     // The ids outlive the segment so duplicates are still caught after it is gone.
-    await writeIdsFile(this.o.wal.dir, seq, ids);
+    await writeIdsFile(this.o.wal.dir, seq, ids, newest);
     await this.o.wal.release(seq);
     this.oldestPendingAt = undefined;
     await pruneIdsFiles(this.o.wal.dir, this.o.clock.now() - this.o.dedupWindowMs);
-    this.o.logger.debug({ segment: seq, records: ids.length }, 'segment shipped');
+    this.o.logger.debug({ segment: seq, records }, 'segment shipped');
   }
 
   private logState() {
