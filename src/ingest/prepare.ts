@@ -7,7 +7,7 @@
  */
 import { isUtf8 } from 'node:buffer';
 import { ERRORS, type ErrorCode } from '../lib/errors.js';
-import { dayOf } from '../lib/dates.js';
+import { DAY_MS, dayOf } from '../lib/dates.js';
 import { reject, type Rejection } from '../lib/result.js';
 import { splitBody, validateMessage, type MessageType } from '../segment/message.js';
 import { IDENTITY_COLUMNS } from '../tracking/columns.js';
@@ -60,9 +60,23 @@ export interface PrepareSettings {
 export class RequestPreparer {
   private readonly eventMap: EventMap;
   private readonly uaClassifier = new UaClassifier();
+  /** Lays out the records of the request being prepared; encodeFrame copies them out. */
+  private readonly records = new RecordWriter();
 
   constructor(private readonly settings: PrepareSettings) {
     this.eventMap = buildEventMap(settings.events);
+  }
+
+  // The day of the last row, and the instants it spans: a request's rows nearly always share a day.
+  private day = '';
+  private dayStart = NaN;
+
+  private dayOf(time: number): string {
+    if (!(time >= this.dayStart && time < this.dayStart + DAY_MS)) {
+      this.day = dayOf(time);
+      this.dayStart = Math.floor(time / DAY_MS) * DAY_MS;
+    }
+    return this.day;
   }
 
   prepare(req: RawRequest): PrepareResult {
@@ -80,7 +94,8 @@ export class RequestPreparer {
     const { messages, envelope } = split.value;
     const mapContext = { tenant, receivedAt: req.receivedAt, clientIp: req.clientIp, eventMap: this.eventMap, uaClassifier: this.uaClassifier, mayHoldNul };
     const rejected: RejectedMessage[] = [];
-    const records = new RecordWriter();
+    const records = this.records;
+    records.reset();
     const fingerprints = new Int32Array(2 * messages.length);
     const refuse = (index: number, r: Rejection) => {
       const id = (messages[index] as { messageId?: unknown } | null)?.messageId;
@@ -101,8 +116,8 @@ export class RequestPreparer {
       if (tracks.length === 0 && identities.length === 0) continue; // group calls, identify without a link
       fingerprintInto(tenant, msg.value.messageId, fingerprints, records.records);
       records.record(fingerprints[2 * records.records]!, fingerprints[2 * records.records + 1]!, req.receivedAt);
-      for (const row of tracks) records.row('t', dayOf(row.time), trackCsv(row));
-      for (const row of identities) records.row('i', dayOf(row.time), csvRecord(row, IDENTITY_COLUMNS));
+      for (const row of tracks) records.row('t', this.dayOf(row.time), trackCsv(row));
+      for (const row of identities) records.row('i', this.dayOf(row.time), csvRecord(row, IDENTITY_COLUMNS));
     }
     if (rejected.length === messages.length) {
       const first = rejected[0]!;

@@ -24,6 +24,9 @@ export interface WalRecord {
   r: Array<[RowKind, string, string]>;
 }
 
+/** Buffer's own encoders, without Buffer#write's argument handling (they exist at run time, untyped). */
+type RawBuffer = Buffer & { utf8Write(s: string, offset: number): number; latin1Write(s: string, offset: number, length: number): number };
+
 const MARK = 0x7e; // '~': no earlier layout starts with it (text records start with a digit, JSON with '[')
 const T = 0x74;
 const I = 0x69;
@@ -40,6 +43,13 @@ export class RecordWriter {
 
   constructor() {
     this.buf[0] = MARK;
+  }
+
+  /** Starts over, keeping the buffer (one writer serves request after request). */
+  reset(): void {
+    this.pos = 1;
+    this.rowsAt = -1;
+    this.records = 0;
   }
 
   private room(n: number): void {
@@ -65,10 +75,10 @@ export class RecordWriter {
 
   row(kind: RowKind, day: string, line: string): void {
     this.room(ROW_HEAD + line.length * 3);
-    const b = this.buf;
+    const b = this.buf as RawBuffer;
     b[this.pos] = kind === 't' ? T : I;
-    b.write(day, this.pos + 1, 10, 'latin1');
-    const n = b.write(line, this.pos + ROW_HEAD);
+    b.latin1Write(day, this.pos + 1, 10);
+    const n = b.utf8Write(line, this.pos + ROW_HEAD);
     b.writeUInt32LE(n, this.pos + 11);
     this.pos += ROW_HEAD + n;
     this.rows++;

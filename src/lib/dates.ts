@@ -1,5 +1,5 @@
 /** UTC day arithmetic shared by the collector's partitioning and the jobs. Days are 'YYYY-MM-DD'. */
-const DAY_MS = 86_400_000;
+export const DAY_MS = 86_400_000;
 
 /**
  * The UTC day of an instant. Computed from the day number (the civil-from-days algorithm) rather than by

@@ -39,7 +39,8 @@ const cell = (v: Cell) => (typeof v === 'string' ? text(v) : csvField(v));
  * written out field by field: it runs for every event the collector accepts.
  */
 export function trackCsv(r: TrackRow): string {
-  return `${r.time},${text(r.tenantid)},${cell(r.correlationid)},${cell(r.deviceid)},${cell(r.accountid)},${cell(r.merchantid)},${cell(r.productid)},${cell(r.page)},${text(r.event)},${cell(r.value)},${cell(r.ip)},${cell(r.long)},${cell(r.lat)},${cell(r.referer)},${r.bot ? 'true' : 'false'},${cell(r.ua)},${cell(r.url)},${cell(r.impressions)},${cell(r.devicetype)},${cell(r.source)}`;
+  // devicetype and source are enum values and need no quoting.
+  return `${r.time},${text(r.tenantid)},${cell(r.correlationid)},${cell(r.deviceid)},${cell(r.accountid)},${cell(r.merchantid)},${cell(r.productid)},${cell(r.page)},${text(r.event)},${cell(r.value)},${cell(r.ip)},${cell(r.long)},${cell(r.lat)},${cell(r.referer)},${r.bot ? 'true' : 'false'},${cell(r.ua)},${cell(r.url)},${cell(r.impressions)},${r.devicetype ?? ''},${r.source ?? ''}`;
 }
 
 /** One record of the columns' values of row, without its line end; no intermediate array. */

@@ -4,7 +4,6 @@
  * repeats a few thousand user agents millions of times.
  */
 import { isbot } from 'isbot';
-import { LRUCache } from 'lru-cache';
 import { UAParser } from 'ua-parser-js';
 import type { DeviceType, Source } from './columns.js';
 
@@ -15,17 +14,30 @@ export interface UaFacts {
 
 const NO_UA: UaFacts = { bot: false, handheld: false };
 
-/** Classifies user agents; each collector owns one, so its cache is bounded and never shared by accident. */
+/**
+ * Classifies user agents; each collector owns one, so its cache is bounded and never shared by accident.
+ * The cache has two generations of at most `max` entries: a hit in the old one moves the entry to the new
+ * one, and a full new generation replaces the old. It keeps what is used often, like an LRU, at the cost of
+ * a Map lookup (an LRU's bookkeeping measured at 2% of preparing a request).
+ */
 export class UaClassifier {
-  private readonly cache = new LRUCache<string, UaFacts>({ max: 10_000 });
+  private young = new Map<string, UaFacts>();
+  private old = new Map<string, UaFacts>();
+  constructor(private readonly max = 10_000) {}
 
   facts(ua: string | undefined): UaFacts {
     if (!ua) return NO_UA;
-    let facts = this.cache.get(ua);
+    const hit = this.young.get(ua);
+    if (hit) return hit;
+    let facts = this.old.get(ua);
     if (!facts) {
       const type = new UAParser(ua).getDevice().type;
       facts = { bot: isbot(ua), handheld: type === 'mobile' || type === 'tablet' };
-      this.cache.set(ua, facts);
+    }
+    this.young.set(ua, facts);
+    if (this.young.size >= this.max) {
+      this.old = this.young;
+      this.young = new Map();
     }
     return facts;
   }

@@ -33,19 +33,14 @@ export interface MappedRows {
 type Obj = Record<string, unknown>;
 
 /**
- * The value at a field path, or undefined. Own properties only: a payload's "__proto__" or "constructor"
- * key is data, never the prototype. (Runs several times per event: no rest arguments, no allocation.)
+ * A field of a parsed JSON value, or undefined when the value is not an object. Read directly rather than
+ * through hasOwn: JSON.parse makes plain objects whose prototype is Object.prototype, which has none of the
+ * names tracklake reads (a "__proto__" key is an own data property, never the prototype), and an array or
+ * a string has none of them either. (Runs a few dozen times per event.)
  */
-function at(o: unknown, path: readonly string[]): unknown {
-  let cur = o;
-  for (let i = 0; i < path.length; i++) {
-    const k = path[i]!;
-    if (cur === null || typeof cur !== 'object' || Array.isArray(cur) || !Object.hasOwn(cur, k)) return undefined;
-    cur = (cur as Obj)[k];
-  }
-  return cur;
+function get(o: unknown, k: string): unknown {
+  return o !== null && typeof o === 'object' ? (o as Obj)[k] : undefined;
 }
-
 
 class FieldError extends Error {}
 
@@ -55,80 +50,49 @@ function fail(field: string, what: string): never {
 
 const MAX_TEXT = 8192;
 
-// Field paths, allocated once (these functions run for every event).
-const IMPRESSIONS: readonly string[][] = [['impressions']];
-const IMPRESSION_ID: readonly string[][] = [['product_id'], ['productId'], ['id']];
-const BARE_ID: readonly string[][] = [['id']];
-const DEVICE_ID: readonly string[][] = [['device', 'id']];
-const USER_AGENT: readonly string[][] = [['userAgent']];
-const IP: readonly string[][] = [['ip']];
-const REFERRER: readonly string[][] = [['page', 'referrer'], ['referrer', 'url']];
-const CORRELATION_ID: readonly string[][] = [['correlation_id'], ['correlationId']];
-const MERCHANT_ID: readonly string[][] = [['merchant_id'], ['merchantId']];
-const PRODUCT_ID: readonly string[][] = [['product_id'], ['productId']];
-const NAME: readonly string[][] = [['name']];
-const PAGE_PATH: readonly string[][] = [['page', 'path']];
-const PAGE: readonly string[][] = [['page']];
-const ORDER_VALUE: readonly string[][] = [['revenue'], ['total'], ['value'], ['price']];
-const VALUE: readonly string[][] = [['value'], ['revenue'], ['total'], ['price']];
-const LONGITUDE: readonly string[][] = [['location', 'longitude']];
-const LATITUDE: readonly string[][] = [['location', 'latitude']];
-const URL: readonly string[][] = [['url']];
-const PAGE_URL: readonly string[][] = [['page', 'url']];
-const LIBRARY_NAME: readonly string[][] = [['library', 'name']];
-const CAMPAIGN_SOURCE: readonly string[][] = [['campaign', 'source']];
-const CAMPAIGN_MEDIUM: readonly string[][] = [['campaign', 'medium']];
-const PRICE: readonly string[][] = [['price']];
-const QUANTITY: readonly string[][] = [['quantity']];
-const LINE_PRODUCT_ID: readonly string[][] = [['product_id'], ['productId'], ['id'], ['sku']];
-const APP: readonly string[] = ['app'];
-const PRODUCTS: readonly string[] = ['products'];
-
-/** First present of the fields as a string id; numbers are ids too. Objects, arrays and NUL bytes are refused. */
-function text(o: unknown, fields: readonly string[][], max = MAX_TEXT, nul = true): string | null {
-  for (const path of fields) {
-    const v = at(o, path);
-    if (v === undefined || v === null || v === '') continue;
-    if (typeof v === 'string' && v.length <= max && (!nul || !v.includes('\u0000'))) return v; // the common case
-    const name = path.join('.');
-    if (typeof v === 'number' && Number.isFinite(v)) return String(v);
-    if (typeof v === 'boolean') return String(v);
-    if (typeof v !== 'string') fail(name, 'must be a string');
-    if (v.length > max) fail(name, `is over ${max} characters`);
-    if (v.includes('\u0000')) fail(name, 'contains a NUL character');
-    return v;
-  }
-  return null;
+/**
+ * A field's value as text, or null when it is absent or empty; numbers and booleans are ids too. Objects,
+ * arrays, over-long strings and NUL characters are refused with the field's name. Chained with ?? to take
+ * the first present of several fields.
+ */
+function text(v: unknown, name: string, max: number, nul: boolean): string | null {
+  if (v === undefined || v === null || v === '') return null;
+  if (typeof v === 'string' && v.length <= max && (!nul || !v.includes('\u0000'))) return v; // the common case
+  if (typeof v === 'number' && Number.isFinite(v)) return String(v);
+  if (typeof v === 'boolean') return String(v);
+  if (typeof v !== 'string') fail(name, 'must be a string');
+  if (v.length > max) fail(name, `is over ${max} characters`);
+  return fail(name, 'contains a NUL character');
 }
 
 const NUMERIC = /^\s*-?(\d+\.?\d*|\.\d+)\s*$/;
 
-const ANY_NUMBER: readonly [number, number] = [-1e15, 1e15];
-
-function num(o: unknown, fields: readonly string[][], range: readonly [number, number] = ANY_NUMBER): number | null {
-  for (const path of fields) {
-    const v = at(o, path);
-    if (v === undefined || v === null || v === '') continue;
-    const n = typeof v === 'number' ? v : typeof v === 'string' && NUMERIC.test(v) ? Number(v) : NaN;
-    if (!Number.isFinite(n)) fail(path.join('.'), 'must be a number');
-    if (n < range[0] || n > range[1]) fail(path.join('.'), `must be between ${range[0]} and ${range[1]}`);
-    return n;
-  }
-  return null;
+/** A field's value as a number within [min, max], or null when it is absent or empty. */
+function num(v: unknown, name: string, min = -1e15, max = 1e15): number | null {
+  if (v === undefined || v === null || v === '') return null;
+  const n = typeof v === 'number' ? v : typeof v === 'string' && NUMERIC.test(v) ? Number(v) : NaN;
+  if (!Number.isFinite(n)) fail(name, 'must be a number');
+  if (n < min || n > max) fail(name, `must be between ${min} and ${max}`);
+  return n;
 }
 
 function impressions(props: Obj, nul: boolean): string | null {
-  const v = at(props, IMPRESSIONS[0]!);
+  const v = props.impressions;
   if (v === undefined || v === null) return null;
-  if (typeof v === 'string') return text(props, IMPRESSIONS, MAX_TEXT, nul);
+  if (typeof v === 'string') return text(v, 'impressions', MAX_TEXT, nul);
   if (!Array.isArray(v)) fail('properties.impressions', 'must be an array of ids or a string');
-  const ids = v.map((item, i) => {
-    const id = typeof item === 'object' && item !== null ? text(item, IMPRESSION_ID, LIMITS.idChars, nul) : text({ id: item }, BARE_ID, LIMITS.idChars, nul);
-    if (id === null) fail(`properties.impressions[${i}]`, 'must be an id or an object with product_id');
-    if (id.includes('|')) fail(`properties.impressions[${i}]`, 'must not contain "|", the list separator');
-    return id;
-  });
-  return ids.length > 0 ? ids.join('|') : null;
+  let out = '';
+  for (let i = 0; i < v.length; i++) {
+    const item: unknown = v[i];
+    const name = `properties.impressions[${i}]`;
+    const id = item !== null && typeof item === 'object'
+      ? (text(get(item, 'product_id'), 'product_id', LIMITS.idChars, nul) ?? text(get(item, 'productId'), 'productId', LIMITS.idChars, nul) ?? text(get(item, 'id'), 'id', LIMITS.idChars, nul))
+      : text(item, 'id', LIMITS.idChars, nul);
+    if (id === null) fail(name, 'must be an id or an object with product_id');
+    if (id.includes('|')) fail(name, 'must not contain "|", the list separator');
+    out = i === 0 ? id : `${out}|${id}`;
+  }
+  return v.length > 0 ? out : null;
 }
 
 /**
@@ -159,10 +123,10 @@ function mapUnchecked(m: SegmentMessage, ctx: MapContext): Result<MappedRows> {
   }
   // The NUL checks are skipped when the body had no NUL escape (see MapContext.mayHoldNul).
   const nul = ctx.mayHoldNul ?? true;
-  const t = (o: unknown, fields: readonly string[][], max = MAX_TEXT) => text(o, fields, max, nul);
+  const ID = LIMITS.idChars;
   const c = m.context;
   const p = m.properties;
-  const deviceid = t(c, DEVICE_ID, LIMITS.idChars) ?? m.anonymousId ?? null;
+  const deviceid = text(get(c.device, 'id'), 'device.id', ID, nul) ?? m.anonymousId ?? null;
   const accountid = m.userId ?? null;
 
   if (m.type === 'identify' || m.type === 'alias') {
@@ -174,59 +138,67 @@ function mapUnchecked(m: SegmentMessage, ctx: MapContext): Result<MappedRows> {
   if (m.type === 'group') return ok({ tracks: [], identities: [] });
 
   const isView = m.type === 'page' || m.type === 'screen';
-  const ua = t(c, USER_AGENT) ?? undefined;
+  const ua = text(c.userAgent, 'userAgent', MAX_TEXT, nul) ?? undefined;
   const uaFacts = ctx.uaClassifier.facts(ua);
-  const contextIp = t(c, IP, 64);
+  const contextIp = text(c.ip, 'ip', 64, nul);
   if (contextIp !== null && isIP(contextIp) === 0) return reject('invalid_field', '"context.ip" must be an IPv4 or IPv6 address.');
-  const referer = t(c, REFERRER);
+  const page = c.page;
+  const referer = text(get(page, 'referrer'), 'page.referrer', MAX_TEXT, nul) ?? text(get(c.referrer, 'url'), 'referrer.url', MAX_TEXT, nul);
+  const pagePath = () => text(get(page, 'path'), 'page.path', MAX_TEXT, nul);
+  const pageUrl = () => text(get(page, 'url'), 'page.url', MAX_TEXT, nul);
   const event = isView ? 'load' : canonicalEvent(m.event!, ctx.eventMap);
   if (nul && event.includes('\u0000')) return reject('invalid_field', '"event" contains a NUL character.');
+  const campaign = c.campaign;
+  const location = c.location;
 
   const row: TrackRow = {
     time,
     tenantid: ctx.tenant,
-    correlationid: t(p, CORRELATION_ID, LIMITS.idChars),
+    correlationid: text(p.correlation_id, 'correlation_id', ID, nul) ?? text(p.correlationId, 'correlationId', ID, nul),
     deviceid,
     accountid,
-    merchantid: t(p, MERCHANT_ID, LIMITS.idChars),
-    productid: t(p, PRODUCT_ID, LIMITS.idChars),
-    page: isView ? (m.name ?? t(p, NAME) ?? t(c, PAGE_PATH)) : t(p, PAGE) ?? t(c, PAGE_PATH),
+    merchantid: text(p.merchant_id, 'merchant_id', ID, nul) ?? text(p.merchantId, 'merchantId', ID, nul),
+    productid: text(p.product_id, 'product_id', ID, nul) ?? text(p.productId, 'productId', ID, nul),
+    page: isView ? (m.name ?? text(p.name, 'name', MAX_TEXT, nul) ?? pagePath()) : (text(p.page, 'page', MAX_TEXT, nul) ?? pagePath()),
     event,
-    value: event === 'order' ? num(p, ORDER_VALUE) : num(p, VALUE),
+    value: event === 'order'
+      ? (num(p.revenue, 'revenue') ?? num(p.total, 'total') ?? num(p.value, 'value') ?? num(p.price, 'price'))
+      : (num(p.value, 'value') ?? num(p.revenue, 'revenue') ?? num(p.total, 'total') ?? num(p.price, 'price')),
     ip: contextIp ?? ctx.clientIp,
-    long: num(c, LONGITUDE, [-180, 180]),
-    lat: num(c, LATITUDE, [-90, 90]),
+    long: num(get(location, 'longitude'), 'location.longitude', -180, 180),
+    lat: num(get(location, 'latitude'), 'location.latitude', -90, 90),
     referer,
     bot: uaFacts.bot,
     ua: ua ?? null,
-    url: isView ? (t(p, URL) ?? t(c, PAGE_URL)) : t(c, PAGE_URL),
+    url: isView ? (text(p.url, 'url', MAX_TEXT, nul) ?? pageUrl()) : pageUrl(),
     impressions: impressions(p, nul),
-    devicetype: deviceType({ hasApp: (at(c, APP) ?? null) !== null, libraryName: t(c, LIBRARY_NAME) ?? undefined, ua: uaFacts }),
+    devicetype: deviceType({ hasApp: (c.app ?? null) !== null, libraryName: text(get(c.library, 'name'), 'library.name', MAX_TEXT, nul) ?? undefined, ua: uaFacts }),
     source: trafficSource({
-      campaignSource: t(c, CAMPAIGN_SOURCE) ?? undefined,
-      campaignMedium: t(c, CAMPAIGN_MEDIUM) ?? undefined,
+      campaignSource: text(get(campaign, 'source'), 'campaign.source', MAX_TEXT, nul) ?? undefined,
+      campaignMedium: text(get(campaign, 'medium'), 'campaign.medium', MAX_TEXT, nul) ?? undefined,
       referrer: referer ?? undefined,
     }),
   };
-  const tracks = [row];
-  if (event === 'order') tracks.push(...salesRows(row, p, nul));
-  return ok({ tracks, identities: [] });
+  if (event !== 'order') return ok({ tracks: [row], identities: [] });
+  return ok({ tracks: [row, ...salesRows(row, p, nul)], identities: [] });
 }
 
 /** An order also yields one `sales` row per product: value = price × quantity (quantity defaults to 1). */
 function salesRows(order: TrackRow, p: Obj, nul: boolean): TrackRow[] {
-  const products = at(p, PRODUCTS);
+  const products = p.products;
   if (products === undefined || products === null) return [];
   if (!Array.isArray(products)) fail('properties.products', 'must be an array');
-  return products.map((item, i) => {
+  const ID = LIMITS.idChars;
+  return products.map((item: unknown, i) => {
     if (item === null || typeof item !== 'object' || Array.isArray(item)) fail(`properties.products[${i}]`, 'must be an object');
-    const price = num(item, PRICE);
-    const quantity = num(item, QUANTITY, [0, 1e9]) ?? 1;
+    const line = item as Obj;
+    const price = num(line.price, 'price');
+    const quantity = num(line.quantity, 'quantity', 0, 1e9) ?? 1;
     return {
       ...order,
       event: 'sales',
-      productid: text(item, LINE_PRODUCT_ID, LIMITS.idChars, nul),
-      merchantid: text(item, MERCHANT_ID, LIMITS.idChars, nul) ?? order.merchantid,
+      productid: text(line.product_id, 'product_id', ID, nul) ?? text(line.productId, 'productId', ID, nul) ?? text(line.id, 'id', ID, nul) ?? text(line.sku, 'sku', ID, nul),
+      merchantid: text(line.merchant_id, 'merchant_id', ID, nul) ?? text(line.merchantId, 'merchantId', ID, nul) ?? order.merchantid,
       value: price === null ? null : price * quantity,
     };
   });
