@@ -29,25 +29,42 @@ export class InlinePreparer implements Preparer {
   async close(): Promise<void> {}
 }
 
-/** A message to a worker and its answer. */
+/** A message to a worker (the requests of one hand-off) and its answer (their results, in order). */
 export interface WorkerJob {
   id: number;
-  req: RawRequest;
+  reqs: RawRequest[];
 }
-export type WorkerAnswer = { id: number; result: PrepareResult } | { id: number; crash: string };
+export type WorkerAnswer = { id: number; results: PrepareResult[] } | { id: number; crash: string };
+
+interface Waiting {
+  req: RawRequest;
+  resolve: (r: PrepareResult) => void;
+  reject: (e: Error) => void;
+}
 
 interface Slot {
   worker: Worker;
-  pending: Map<number, { resolve: (r: PrepareResult) => void; reject: (e: Error) => void }>;
+  /** Requests handed to the worker, by hand-off. */
+  sent: Map<number, Waiting[]>;
+  /** Requests waiting for the worker to finish its current hand-off. */
+  queue: Waiting[];
+  /** Requests on this worker, sent or queued. */
+  load: number;
 }
 
 const WORKER_URL = new URL('./prepare-worker.js', import.meta.url);
 
 /**
- * Requests go to the worker with the fewest in flight. A worker that dies (a bug, not bad input: input
- * problems are answers) fails its requests with an internal error, which clients retry, and is replaced;
- * one that dies within a second of starting is replaced a second later, so a worker that cannot start
- * does not spin. While no worker is up, requests are prepared on the request thread.
+ * Requests are handed to workers in groups. A worker has at most one hand-off in flight: requests that
+ * arrive meanwhile wait on the request thread and go together when it answers. Under load a hand-off
+ * carries several requests, so the threads wake each other once per group instead of twice per request:
+ * measured at 16 µs of CPU a round trip when they arrive together, and 62 µs when each wakes a sleeping
+ * thread, against 100-150 µs to prepare a request.
+ *
+ * Requests go to the worker with the fewest. A worker that dies (a bug, not bad input: input problems are
+ * answers) fails its requests with an internal error, which clients retry, and is replaced; one that dies
+ * within a second of starting is replaced a second later, so a worker that cannot start does not spin.
+ * While no worker is up, requests are prepared on the request thread.
  */
 export class WorkerPool implements Preparer {
   private readonly slots: Slot[] = [];
@@ -62,18 +79,27 @@ export class WorkerPool implements Preparer {
   private spawn(): Slot {
     const started = Date.now();
     const worker = new Worker(WORKER_URL, { workerData: this.settings });
-    const slot: Slot = { worker, pending: new Map() };
+    const slot: Slot = { worker, sent: new Map(), queue: [], load: 0 };
     worker.on('message', (a: WorkerAnswer) => {
-      const p = slot.pending.get(a.id);
-      if (!p) return;
-      slot.pending.delete(a.id);
-      if (slot.pending.size === 0) worker.unref();
-      if ('crash' in a) p.reject(new Error(`request preparation failed: ${a.crash}`));
-      else p.resolve(a.result);
+      const group = slot.sent.get(a.id);
+      if (!group) return;
+      slot.sent.delete(a.id);
+      slot.load -= group.length;
+      if ('crash' in a) {
+        const e = new Error(`request preparation failed: ${a.crash}`);
+        for (const w of group) w.reject(e);
+      } else {
+        for (let i = 0; i < group.length; i++) group[i]!.resolve(a.results[i]!);
+      }
+      this.handOff(slot);
+      if (slot.load === 0) worker.unref();
     });
     const fail = (e: Error) => {
-      for (const p of slot.pending.values()) p.reject(e);
-      slot.pending.clear();
+      for (const group of slot.sent.values()) for (const w of group) w.reject(e);
+      for (const w of slot.queue) w.reject(e);
+      slot.sent.clear();
+      slot.queue = [];
+      slot.load = 0;
     };
     worker.on('error', (e) => {
       this.logger.error({ err: e }, 'request worker failed');
@@ -88,19 +114,40 @@ export class WorkerPool implements Preparer {
       const respawn = setTimeout(() => this.closing || this.slots.push(this.spawn()), Date.now() - started < 1000 ? 1000 : 0);
       respawn.unref();
     });
-    worker.unref(); // an idle worker does not keep the process alive; one with requests in flight does
+    worker.unref(); // an idle worker does not keep the process alive; one with requests does
     return slot;
+  }
+
+  /** Sends the slot's queued requests when it has no hand-off in flight. */
+  private handOff(slot: Slot): void {
+    if (slot.sent.size > 0 || slot.queue.length === 0) return;
+    const group = slot.queue;
+    slot.queue = [];
+    const id = this.nextId++;
+    slot.sent.set(id, group);
+    // A body with a buffer of its own moves to the worker instead of being copied.
+    const moved: ArrayBuffer[] = [];
+    for (const w of group) {
+      const b = w.req.body;
+      if (b.byteOffset === 0 && b.byteLength === b.buffer.byteLength && b.byteLength > 0 && !moved.includes(b.buffer as ArrayBuffer)) moved.push(b.buffer as ArrayBuffer);
+    }
+    const job: WorkerJob = { id, reqs: group.map((w) => w.req) };
+    try {
+      slot.worker.postMessage(job, moved);
+    } catch {
+      slot.worker.postMessage(job); // a buffer that cannot be moved (Node's pooled ones) is copied
+    }
   }
 
   prepare(req: RawRequest): Promise<PrepareResult> {
     if (this.slots.length === 0) return (this.inline ??= new InlinePreparer(this.settings)).prepare(req);
     let slot = this.slots[0]!;
-    for (const s of this.slots) if (s.pending.size < slot.pending.size) slot = s;
-    const id = this.nextId++;
+    for (const s of this.slots) if (s.load < slot.load) slot = s;
     return new Promise((resolve, reject) => {
-      if (slot.pending.size === 0) slot.worker.ref();
-      slot.pending.set(id, { resolve, reject });
-      slot.worker.postMessage({ id, req } satisfies WorkerJob);
+      if (slot.load === 0) slot.worker.ref();
+      slot.load++;
+      slot.queue.push({ req, resolve, reject });
+      this.handOff(slot);
     });
   }
 
