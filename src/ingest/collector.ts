@@ -77,7 +77,8 @@ export class Collector {
       try {
         await appended;
       } catch {
-        for (let i = 0; i < n; i++) if (!keep || keep.includes(i)) this.d.dedup.release(fp[2 * i]!, fp[2 * i + 1]!);
+        if (keep) for (const i of keep) this.d.dedup.release(fp[2 * i]!, fp[2 * i + 1]!);
+        else for (let i = 0; i < n; i++) this.d.dedup.release(fp[2 * i]!, fp[2 * i + 1]!);
         throw new TracklakeError('log_unavailable');
       } finally {
         this.inflight.delete(ticket);
