@@ -47,7 +47,10 @@ export interface SegmentContent {
  * copied from the log's bytes into each object's body; none is turned back into a string.
  */
 export function segmentObjects(payloads: readonly Buffer[], nodeId: string, seq: number): SegmentContent {
-  const groups = new Map<string, { kind: RowKind; day: string; ranges: Array<Buffer | number>; bytes: number; rows: number }>();
+  type Group = { kind: RowKind; day: string; ranges: Array<Buffer | number>; bytes: number; rows: number };
+  const groups = new Map<string, Group>();
+  // Rows of a payload nearly always share kind and day: the last group is kept instead of looked up per row.
+  let last: Group | undefined;
   let ids = Buffer.allocUnsafe(64 * ID_ENTRY_BYTES);
   let records = 0;
   let oldest = Infinity;
@@ -68,9 +71,9 @@ export function segmentObjects(payloads: readonly Buffer[], nodeId: string, seq:
         if (at > newest) newest = at;
       },
       row: (kind, day, buf, start, end) => {
-        const g = kind + day;
-        let group = groups.get(g);
-        if (!group) groups.set(g, (group = { kind, day, ranges: [], bytes: 0, rows: 0 }));
+        let group = last !== undefined && last.kind === kind && last.day === day ? last : groups.get(kind + day);
+        if (!group) groups.set(kind + day, (group = { kind, day, ranges: [], bytes: 0, rows: 0 }));
+        last = group;
         group.ranges.push(buf, start, end);
         group.bytes += end - start + 1;
         group.rows++;
