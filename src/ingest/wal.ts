@@ -109,6 +109,7 @@ export class WriteAheadLog {
   private rotateWaiters: Array<() => void> = [];
   private broken: Error | undefined;
   private fullSignalled = false;
+  private pumpQueued = false;
   /**
    * The payloads of recent segments, kept as they were appended, so shipping need not re-read what this
    * process just wrote. Buffers, not objects: they cost the garbage collector nothing to keep. Bounded:
@@ -182,7 +183,15 @@ export class WriteAheadLog {
     if (this.broken) return Promise.reject(this.broken);
     return new Promise<void>((resolve, reject) => {
       this.queue.push({ frame, resolve, reject });
-      this.pump();
+      // Appends made in the same turn (a worker's answer settles a group of requests at once) go out as
+      // one write: the pump runs once they are all queued.
+      if (!this.pumpQueued) {
+        this.pumpQueued = true;
+        queueMicrotask(() => {
+          this.pumpQueued = false;
+          this.pump();
+        });
+      }
     });
   }
 
