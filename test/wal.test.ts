@@ -7,6 +7,7 @@ import { fingerprint } from '../src/ingest/fingerprint.js';
 import { decodeRecords, encodeRecords, readRecords, type WalRecord } from '../src/ingest/records.js';
 import { segmentObjects } from '../src/ingest/shipper.js';
 import { WriteAheadLog, decodeSegment, encodeFrame } from '../src/ingest/wal.js';
+import { TRACK_COLUMNS } from '../src/tracking/columns.js';
 import { tempDir } from './helpers.js';
 
 const frame = (payload: string | Buffer) => encodeFrame(payload);
@@ -82,10 +83,10 @@ describe('the write-ahead log', () => {
     assert.throws(() => readRecords(Buffer.from('x:'), { record: () => undefined }), /bad log record/);
   });
 
-  it('ships a segment as one file per kind and day, header first, lines in log order', () => {
+  it('ships a segment as one file per kind and day, header first, lines in log order', async () => {
     const a: WalRecord[] = [{ id: '1', tn: 'acme', at: 9, r: [['t', '2026-03-15', 'l1'], ['t', '2026-03-14', 'old,"x\ny"']] }];
     const b: WalRecord[] = [{ id: '2', tn: 'acme', at: 10, r: [['i', '2026-03-15', 'i1'], ['t', '2026-03-15', 'l2']] }];
-    const { objects, ids, records, oldest, newest } = segmentObjects([a, b].map((r) => encodeRecords(r)), 'n1', 7);
+    const { objects, ids, records, oldest, newest } = await segmentObjects([a, b].map((r) => encodeRecords(r)), 'n1', 7);
     assert.deepEqual([records, oldest, newest], [2, 9, 10]);
     const [h1, l1] = fingerprint('acme', '1');
     const [h2, l2] = fingerprint('acme', '2');
@@ -95,6 +96,27 @@ describe('the write-ahead log', () => {
     assert.match(files['tracks/2026/03/15/n1-000000000007.csv']!, /^time,tenantid,[^\n]*,source\nl1\nl2\n$/);
     assert.match(files['tracks/2026/03/14/n1-000000000007.csv']!, /\nold,"x\ny"\n$/);
     assert.match(files['identities/2026/03/15/n1-000000000007.csv']!, /^time,tenantid,deviceid,accountid,previousid\ni1\n$/);
+  });
+
+  it('cuts a large segment in log order, serving the event loop meanwhile', async () => {
+    const lines: string[] = [];
+    const payloads = Array.from({ length: 300 }, (_, p) => {
+      const records: WalRecord[] = Array.from({ length: 20 }, (_, i) => {
+        const line = `${p * 20 + i},acme,"q ""${p}""",x`;
+        lines.push(line);
+        return { id: `m${p}-${i}`, tn: 'acme', at: 1000 + p, r: [['t', '2026-03-15', line]] };
+      });
+      return encodeRecords(records);
+    });
+    let served = 0;
+    const ticker = setInterval(() => served++, 0);
+    const { objects, records, oldest, newest } = await segmentObjects(payloads, 'n1', 8);
+    clearInterval(ticker);
+    assert.deepEqual([records, oldest, newest], [6000, 1000, 1299]);
+    assert.equal(objects.length, 1);
+    assert.equal(objects[0]!.rows, 6000);
+    assert.equal(objects[0]!.body.toString(), `${TRACK_COLUMNS.join(',')}\n${lines.join('\n')}\n`);
+    assert.ok(served > 0, 'the event loop ran while the segment was cut');
   });
 
   it('commits concurrent appends together and never reuses a segment number', async () => {
