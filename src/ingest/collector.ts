@@ -25,7 +25,11 @@ export interface CollectorDeps {
 
 export class Collector {
   private closed = false;
-  /** Numbers the accepted requests; a dedup reservation names the request that made it. */
+  /**
+   * Numbers the accepted requests; a dedup reservation names the request that made it. Numbers wrap after
+   * 2^31 requests: by then the request that had a number is long settled, and at worst a duplicate waits for
+   * an unrelated request in flight.
+   */
   private tickets = 0;
   /**
    * Appends not yet durable, by ticket. A duplicate of a message still in flight is acknowledged only once
@@ -51,7 +55,8 @@ export class Collector {
     this.checkOpen();
     const fp = p.fingerprints;
     const n = fp.length / 2;
-    const ticket = ++this.tickets;
+    this.tickets = this.tickets >= 0x7fffffff ? 1 : this.tickets + 1;
+    const ticket = this.tickets;
     const now = receivedAt;
     // Nearly always nothing is a duplicate: `keep` is only made when one is.
     let keep: number[] | undefined;
