@@ -54,7 +54,9 @@ const yieldToLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
  * must not wait while it is cut (measured: stalls of 50-150 ms every flush under bench:ingest before).
  */
 export async function segmentObjects(payloads: readonly Buffer[], nodeId: string, seq: number): Promise<SegmentContent> {
-  type Group = { kind: RowKind; day: string; ranges: Array<Buffer | number>; bytes: number; rows: number };
+  // Each row is kept as (payload index, start, end) in a typed array: a segment has millions of rows, and an
+  // array of them was a large object the garbage collector had to walk.
+  type Group = { kind: RowKind; day: string; ranges: Int32Array; bytes: number; rows: number };
   const groups = new Map<string, Group>();
   // Rows of a payload nearly always share kind and day: the last group is kept instead of looked up per row.
   let last: Group | undefined;
@@ -64,6 +66,7 @@ export async function segmentObjects(payloads: readonly Buffer[], nodeId: string
   let newest = 0;
   for (let p = 0; p < payloads.length; p++) {
     if (p > 0 && p % SLICE_PAYLOADS === 0) await yieldToLoop();
+    const payload = p;
     readRecords(payloads[p]!, {
       record: (hi, lo, at) => {
         if ((records + 1) * ID_ENTRY_BYTES > ids.length) {
@@ -78,13 +81,20 @@ export async function segmentObjects(payloads: readonly Buffer[], nodeId: string
         if (at < oldest) oldest = at;
         if (at > newest) newest = at;
       },
-      row: (kind, day, buf, start, end) => {
+      row: (kind, day, _buf, start, end) => {
         let group = last !== undefined && last.kind === kind && last.day === day ? last : groups.get(kind + day);
-        if (!group) groups.set(kind + day, (group = { kind, day, ranges: [], bytes: 0, rows: 0 }));
+        if (!group) groups.set(kind + day, (group = { kind, day, ranges: new Int32Array(3 * 1024), bytes: 0, rows: 0 }));
         last = group;
-        group.ranges.push(buf, start, end);
+        if (3 * group.rows + 3 > group.ranges.length) {
+          const more = new Int32Array(group.ranges.length * 2);
+          more.set(group.ranges);
+          group.ranges = more;
+        }
+        const r = 3 * group.rows++;
+        group.ranges[r] = payload;
+        group.ranges[r + 1] = start;
+        group.ranges[r + 2] = end;
         group.bytes += end - start + 1;
-        group.rows++;
       },
     });
   }
@@ -94,9 +104,9 @@ export async function segmentObjects(payloads: readonly Buffer[], nodeId: string
     const k = KINDS[kind];
     const body = Buffer.allocUnsafe(k.header.length + 1 + bytes);
     let off = body.write(`${k.header}\n`, 'latin1');
-    for (let i = 0; i < ranges.length; i += 3) {
+    for (let i = 0; i < 3 * rows; i += 3) {
       if (i > 0 && i % (3 * SLICE_ROWS) === 0) await yieldToLoop();
-      off += (ranges[i] as Buffer).copy(body, off, ranges[i + 1] as number, ranges[i + 2] as number);
+      off += payloads[ranges[i]!]!.copy(body, off, ranges[i + 1], ranges[i + 2]);
       body[off++] = 0x0a;
     }
     objects.push({ key: `${k.prefix}/${dayPath(day)}/${name}`, body, rows, label: k.label });
