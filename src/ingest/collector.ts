@@ -57,12 +57,11 @@ export class Collector {
     const n = fp.length / 2;
     this.tickets = this.tickets >= 0x7fffffff ? 1 : this.tickets + 1;
     const ticket = this.tickets;
-    const now = receivedAt;
     // Nearly always nothing is a duplicate: `keep` is only made when one is.
     let keep: number[] | undefined;
     let originals: Array<Promise<void>> | undefined;
     for (let i = 0; i < n; i++) {
-      const prior = this.d.dedup.reserve(fp[2 * i]!, fp[2 * i + 1]!, receivedAt, ticket, now);
+      const prior = this.d.dedup.reserve(fp[2 * i]!, fp[2 * i + 1]!, receivedAt, ticket, receivedAt);
       if (prior < 0) {
         keep?.push(i);
         continue;

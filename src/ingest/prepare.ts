@@ -63,13 +63,13 @@ export class RequestPreparer {
   /** Lays out the records of the request being prepared; encodeFrame copies them out. */
   private readonly records = new RecordWriter();
 
-  constructor(private readonly settings: PrepareSettings) {
-    this.eventMap = buildEventMap(settings.events);
-  }
-
   // The day of the last row, and the instants it spans: a request's rows nearly always share a day.
   private day = '';
   private dayStart = NaN;
+
+  constructor(private readonly settings: PrepareSettings) {
+    this.eventMap = buildEventMap(settings.events);
+  }
 
   private dayOf(time: number): string {
     if (!(time >= this.dayStart && time < this.dayStart + DAY_MS)) {
@@ -114,8 +114,9 @@ export class RequestPreparer {
       }
       const { tracks, identities } = rows.value;
       if (tracks.length === 0 && identities.length === 0) continue; // group calls, identify without a link
-      fingerprintInto(tenant, msg.value.messageId, fingerprints, records.records);
-      records.record(fingerprints[2 * records.records]!, fingerprints[2 * records.records + 1]!, req.receivedAt);
+      const k = records.records;
+      fingerprintInto(tenant, msg.value.messageId, fingerprints, k);
+      records.record(fingerprints[2 * k]!, fingerprints[2 * k + 1]!, req.receivedAt);
       for (const row of tracks) records.row('t', this.dayOf(row.time), trackCsv(row));
       for (const row of identities) records.row('i', this.dayOf(row.time), csvRecord(row, IDENTITY_COLUMNS));
     }
