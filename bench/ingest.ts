@@ -4,7 +4,7 @@
  * Target: collector events/s ≥ 0.5 × bare events/s.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,14 +16,30 @@ const DURATION = Number(process.env.BENCH_SECONDS ?? 15);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
 const PER_BATCH = 20;
 
-function start(args: string[], cwd: string): Promise<{ url: string; stop: () => Promise<void> }> {
+/** CPU seconds a process has used, all its threads, user and system (Linux /proc; undefined elsewhere). */
+function cpuSeconds(pid: number | undefined): number | undefined {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (100 Hz)
+  } catch {
+    return undefined;
+  }
+}
+
+interface Server {
+  url: string;
+  pid: number | undefined;
+  stop: () => Promise<void>;
+}
+
+function start(args: string[], cwd: string): Promise<Server> {
   const proc = spawn(process.execPath, args, { cwd, stdio: ['ignore', 'pipe', 'ignore'] });
   return new Promise((resolve, reject) => {
     let out = '';
     proc.stdout!.on('data', (d: Buffer) => {
       out += d.toString();
       const m = /"address":"(http:\/\/[^"]+)"/.exec(out);
-      if (m) resolve({ url: m[1]!, stop: () => new Promise<void>((r) => { proc.on('exit', () => r()); proc.kill('SIGTERM'); }) });
+      if (m) resolve({ url: m[1]!, pid: proc.pid, stop: () => new Promise<void>((r) => { proc.on('exit', () => r()); proc.kill('SIGTERM'); }) });
     });
     proc.on('exit', (code) => reject(new Error(`exited ${code}`)));
   });
@@ -40,17 +56,28 @@ function payloadTemplates(): string[] {
   return out;
 }
 
-async function measure(url: string, templates: string[]): Promise<{ eventsPerSec: number; p99: number; non2xx: number }> {
+interface Measured {
+  eventsPerSec: number;
+  p99: number;
+  non2xx: number;
+  /** The server's CPU time per request over the run, all threads, in µs (Linux only). */
+  cpuPerRequest: number | undefined;
+}
+
+async function measure(server: Server, templates: string[]): Promise<Measured> {
   let n = 0;
+  const cpuBefore = cpuSeconds(server.pid);
   const result = await autocannon({
-    url: `${url}/v1/batch`,
+    url: `${server.url}/v1/batch`,
     method: 'POST',
     connections: CONNECTIONS,
     duration: DURATION,
     headers: { 'content-type': 'application/json', authorization: `Basic ${Buffer.from('dev:').toString('base64')}` },
     requests: [{ setupRequest: (req) => ({ ...req, body: templates[n % templates.length]!.replaceAll('@@', `r${n++}`) }) }],
   });
-  return { eventsPerSec: (result.requests.total - result.non2xx) * PER_BATCH / DURATION, p99: result.latency.p99, non2xx: result.non2xx };
+  const cpuAfter = cpuSeconds(server.pid);
+  const cpuPerRequest = cpuBefore === undefined || cpuAfter === undefined ? undefined : ((cpuAfter - cpuBefore) * 1e6) / result.requests.total;
+  return { eventsPerSec: (result.requests.total - result.non2xx) * PER_BATCH / DURATION, p99: result.latency.p99, non2xx: result.non2xx, cpuPerRequest };
 }
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'bench-ingest-'));
@@ -58,16 +85,17 @@ const templates = payloadTemplates();
 console.log(`bench:ingest — ${DURATION} s per target, ${CONNECTIONS} connections, ${PER_BATCH} events per request, ${os.cpus().length} cores`);
 
 const bare = await start([path.join(here, 'bare-server.js')], dir);
-const b = await measure(bare.url, templates);
+const b = await measure(bare, templates);
 await bare.stop();
 
 const collector = await start([path.join(here, '../src/cli/main.js'), 'serve', '--port', '0', '--storage', path.join(dir, 'data'), '--wal-dir', path.join(dir, 'wal'), '--log-level', 'info', '--flush-interval-ms', '5000'], dir);
-const a = await measure(collector.url, templates);
+const a = await measure(collector, templates);
 await collector.stop();
 rmSync(dir, { recursive: true, force: true });
 
-const row = (name: string, r: { eventsPerSec: number; p99: number; non2xx: number }) =>
-  `${name.padEnd(34)} ${Math.round(r.eventsPerSec).toString().padStart(9)} events/s   p99 ${String(r.p99).padStart(4)} ms   non-2xx ${r.non2xx}`;
+const row = (name: string, r: Measured) =>
+  `${name.padEnd(34)} ${Math.round(r.eventsPerSec).toString().padStart(9)} events/s   p99 ${String(r.p99).padStart(4)} ms   non-2xx ${r.non2xx}` +
+  (r.cpuPerRequest === undefined ? '' : `   server CPU ${Math.round(r.cpuPerRequest)} µs/request`);
 console.log(row('(a) tracklake collector, durable', a));
 console.log(row('(b) bare node:http + JSON.parse', b));
 const ratio = a.eventsPerSec / b.eventsPerSec;
