@@ -145,6 +145,15 @@ describe('the write-ahead log', () => {
   });
 });
 
+describe('the dedup fingerprint', () => {
+  it('stays what logs and id files already hold (it is part of their format)', () => {
+    assert.deepEqual(fingerprint('acme', 'm1'), [-2028039637, 1242142939]);
+    assert.deepEqual(fingerprint('demo', '3f2a-ü'), [738849233, 1291678341]);
+    assert.deepEqual(fingerprint('', ''), [-1843634889, 660639402]);
+    assert.notDeepEqual(fingerprint('acme', 'm1'), fingerprint('acmem', '1'), 'the tenant and the id are kept apart');
+  });
+});
+
 describe('the dedup index', () => {
   it('knows every id of the window, per tenant, through growth, expiry and release', async () => {
     const { DedupIndex } = await import('../src/ingest/dedup.js');
