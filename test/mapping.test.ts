@@ -170,6 +170,20 @@ describe('mapping a Segment message to a tracking row', () => {
   });
 });
 
+describe('the user-agent cache', () => {
+  it('stays bounded and classifies the same after an entry ages out', () => {
+    const classifier = new UaClassifier(2);
+    const agents = [CHROME, IPHONE, GOOGLEBOT, `${CHROME} Extra/1`, `${IPHONE} Extra/1`];
+    const first = agents.map((ua) => classifier.facts(ua));
+    for (let round = 0; round < 3; round++) {
+      agents.forEach((ua, i) => assert.deepEqual(classifier.facts(ua), first[i], ua));
+      const { young, old } = classifier as unknown as { young: Map<string, unknown>; old: Map<string, unknown> };
+      assert.ok(young.size < 2 && old.size <= 2, 'at most two generations of two entries');
+    }
+    assert.deepEqual(first.map((f) => [f.bot, f.handheld]), [[false, false], [false, true], [true, false], [false, false], [false, true]]);
+  });
+});
+
 describe('the tracking CSV', () => {
   it('has the 20 seed columns in order', () => {
     assert.equal(TRACK_COLUMNS.join(','), 'time,tenantid,correlationid,deviceid,accountid,merchantid,productid,page,event,value,ip,long,lat,referer,bot,ua,url,impressions,devicetype,source');
