@@ -135,7 +135,14 @@ export class WorkerPool implements Preparer {
     try {
       slot.worker.postMessage(job, moved);
     } catch {
-      slot.worker.postMessage(job); // a buffer that cannot be moved (Node's pooled ones) is copied
+      try {
+        slot.worker.postMessage(job); // a buffer that cannot be moved (Node's pooled ones) is copied
+      } catch (e) {
+        // Requests are plain data, so this is a bug; the group fails (a retryable 500) instead of hanging.
+        slot.sent.delete(id);
+        slot.load -= group.length;
+        for (const w of group) w.reject(e as Error);
+      }
     }
   }
 
