@@ -10,7 +10,7 @@ import { WriteAheadLog, decodeSegment, encodeFrame } from '../src/ingest/wal.js'
 import { TRACK_COLUMNS } from '../src/tracking/columns.js';
 import { tempDir } from './helpers.js';
 
-const frame = (payload: string | Buffer) => encodeFrame(payload);
+const frame = (payload: string | Buffer) => encodeFrame(typeof payload === 'string' ? Buffer.from(payload) : payload);
 
 /** The text record layout of tracklake 0.2, as its collectors wrote it (logs left by one are still read). */
 function encodeTextRecords(records: readonly WalRecord[]): string {

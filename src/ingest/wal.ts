@@ -47,13 +47,12 @@ const crcHex = (data: Buffer | string) => (crc32(data) >>> 0).toString(16).padSt
  * One frame (header, payload, line end) in a buffer of its own, so it can be handed between threads without
  * a copy (ingest/preparer.ts).
  */
-export function encodeFrame(payload: string | Uint8Array): Buffer {
-  const size = typeof payload === 'string' ? Buffer.byteLength(payload) : payload.length;
+export function encodeFrame(payload: Uint8Array): Buffer {
+  const size = payload.length;
   const header = `00000000 ${size}\n`;
   const frame = Buffer.allocUnsafeSlow(header.length + size + 1);
   frame.write(header, 0, 'latin1');
-  if (typeof payload === 'string') frame.write(payload, header.length, 'utf8');
-  else frame.set(payload, header.length);
+  frame.set(payload, header.length);
   frame[frame.length - 1] = 0x0a;
   frame.write(crcHex(frame.subarray(header.length, header.length + size)), 0, 'latin1');
   return frame;
