@@ -81,8 +81,10 @@ export class Collector {
       try {
         await appended;
       } catch {
-        if (keep) for (const i of keep) this.d.dedup.release(fp[2 * i]!, fp[2 * i + 1]!);
-        else for (let i = 0; i < n; i++) this.d.dedup.release(fp[2 * i]!, fp[2 * i + 1]!);
+        for (let j = 0; j < fresh; j++) {
+          const i = keep ? keep[j]! : j;
+          this.d.dedup.release(fp[2 * i]!, fp[2 * i + 1]!);
+        }
         throw new TracklakeError('log_unavailable');
       } finally {
         this.inflight.delete(ticket);

@@ -64,20 +64,19 @@ export async function segmentObjects(payloads: readonly Buffer[], nodeId: string
   let records = 0;
   let oldest = Infinity;
   let newest = 0;
-  for (let p = 0; p < payloads.length; p++) {
-    if (p > 0 && p % SLICE_PAYLOADS === 0) await yieldToLoop();
-    const payload = p;
-    readRecords(payloads[p]!, {
+  for (let payload = 0; payload < payloads.length; payload++) {
+    if (payload > 0 && payload % SLICE_PAYLOADS === 0) await yieldToLoop();
+    readRecords(payloads[payload]!, {
       record: (hi, lo, at) => {
         if ((records + 1) * ID_ENTRY_BYTES > ids.length) {
           const more = Buffer.allocUnsafe(ids.length * 2);
           ids.copy(more);
           ids = more;
         }
-        const p = records++ * ID_ENTRY_BYTES;
-        ids.writeInt32LE(hi, p);
-        ids.writeInt32LE(lo, p + 4);
-        ids.writeDoubleLE(at, p + 8);
+        const off = records++ * ID_ENTRY_BYTES;
+        ids.writeInt32LE(hi, off);
+        ids.writeInt32LE(lo, off + 4);
+        ids.writeDoubleLE(at, off + 8);
         if (at < oldest) oldest = at;
         if (at > newest) newest = at;
       },
