@@ -1,6 +1,6 @@
 /** Test harness: temp folders, an in-process collector on a free loopback port, a child-process collector, file readers. */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, promises as fs } from 'node:fs';
+import { mkdtempSync, rmSync, promises as fs } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -18,8 +18,19 @@ export const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '.
 /** 2026-03-15T12:00:00Z: tests never read the wall clock's date. */
 export const T0 = Date.parse('2026-03-15T12:00:00.000Z');
 
+const made: string[] = [];
+// Each test file runs in a process of its own: its folders go when it exits, passed or failed (a failing
+// test's folder can be kept for a look with KEEP_TEST_DIRS=1).
+process.on('exit', () => {
+  if (process.env.KEEP_TEST_DIRS) return;
+  for (const dir of made) rmSync(dir, { recursive: true, force: true });
+});
+
+/** A new folder under the system's temp folder, removed when the test process exits. */
 export function tempDir(name = 'tl'): string {
-  return mkdtempSync(path.join(os.tmpdir(), `${name}-`));
+  const dir = mkdtempSync(path.join(os.tmpdir(), `${name}-`));
+  made.push(dir);
+  return dir;
 }
 
 export const silent = pino({ level: 'silent' });
