@@ -1,7 +1,7 @@
 /** A request worker thread (see preparer.ts): prepares the groups of requests the pool hands it. */
 import { parentPort, workerData } from 'node:worker_threads';
 import { RequestPreparer, type PrepareResult, type PrepareSettings } from './prepare.js';
-import type { WorkerAnswer, WorkerJob } from './preparer.js';
+import { ownBuffer, type WorkerAnswer, type WorkerJob } from './preparer.js';
 
 const preparer = new RequestPreparer(workerData as PrepareSettings);
 
@@ -16,9 +16,10 @@ parentPort!.on('message', ({ id, reqs }: WorkerJob) => {
       const r = preparer.prepare(req);
       results.push(r);
       if (!r.ok) continue;
-      for (const a of [r.value.frame, r.value.fingerprints]) {
-        if (a.byteOffset === 0 && a.byteLength === a.buffer.byteLength && a.byteLength > 0) moved.push(a.buffer as ArrayBuffer);
-      }
+      const frame = ownBuffer(r.value.frame);
+      const fingerprints = ownBuffer(r.value.fingerprints);
+      if (frame) moved.push(frame);
+      if (fingerprints) moved.push(fingerprints);
     }
     answer = { id, results };
   } catch (e) {

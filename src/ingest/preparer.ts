@@ -55,6 +55,15 @@ interface Slot {
 const WORKER_URL = new URL('./prepare-worker.js', import.meta.url);
 
 /**
+ * The buffer behind a view when the view spans all of it, so it can move to the other thread instead of
+ * being copied; undefined for a view of part of a buffer (Node's pooled ones) or of nothing.
+ */
+export function ownBuffer(view: ArrayBufferView): ArrayBuffer | undefined {
+  const b = view.buffer as ArrayBuffer;
+  return view.byteOffset === 0 && view.byteLength === b.byteLength && view.byteLength > 0 ? b : undefined;
+}
+
+/**
  * Requests are handed to workers in groups. A worker has at most one hand-off in flight: requests that
  * arrive meanwhile wait on the request thread and go together when it answers. Under load a hand-off
  * carries several requests, so the threads wake each other once per group instead of twice per request:
@@ -128,8 +137,8 @@ export class WorkerPool implements Preparer {
     // A body with a buffer of its own moves to the worker instead of being copied.
     const moved: ArrayBuffer[] = [];
     for (const w of group) {
-      const b = w.req.body;
-      if (b.byteOffset === 0 && b.byteLength === b.buffer.byteLength && b.byteLength > 0 && !moved.includes(b.buffer as ArrayBuffer)) moved.push(b.buffer as ArrayBuffer);
+      const b = ownBuffer(w.req.body);
+      if (b && !moved.includes(b)) moved.push(b);
     }
     const job: WorkerJob = { id, reqs: group.map((w) => w.req) };
     try {
