@@ -119,6 +119,18 @@ describe('the write-ahead log', () => {
     assert.ok(served > 0, 'the event loop ran while the segment was cut');
   });
 
+  it('reads a sealed segment of several decoding slices back whole and in order', async () => {
+    const dir = tempDir('wal');
+    const wal = await WriteAheadLog.open(dir, { maxSegmentBytes: 64 << 20 });
+    const big = (i: number) => Buffer.alloc(100_000, 0x61 + (i % 26)); // 13 MB in all: several read slices
+    await Promise.all(Array.from({ length: 130 }, (_, i) => wal.append(frame(big(i)))));
+    await wal.seal();
+    const payloads = await wal.read(1);
+    assert.equal(payloads.length, 130);
+    payloads.forEach((p, i) => assert.ok(p.equals(big(i)), `payload ${i}`));
+    await wal.close();
+  });
+
   it('commits concurrent appends together and never reuses a segment number', async () => {
     const dir = tempDir('wal');
     const wal = await WriteAheadLog.open(dir, { maxSegmentBytes: 1 << 20 });

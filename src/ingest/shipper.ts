@@ -6,6 +6,7 @@
  * the segment again: the same keys get the same bytes. Only after every object is stored is the segment
  * deleted. Segments ship in order, one at a time; a failure is retried with jittered exponential backoff.
  */
+import { setImmediate } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { Clock } from '../lib/clock.js';
 import { dayPath } from '../lib/dates.js';
@@ -45,7 +46,6 @@ export interface SegmentContent {
 /** Work between two yields to the event loop while cutting a segment: about a millisecond of it. */
 const SLICE_PAYLOADS = 64;
 const SLICE_ROWS = 4096;
-const yieldToLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 /**
  * The objects a segment becomes: deterministic in the segment's payloads, node id and sequence. Lines are
@@ -65,7 +65,7 @@ export async function segmentObjects(payloads: readonly Buffer[], nodeId: string
   let oldest = Infinity;
   let newest = 0;
   for (let payload = 0; payload < payloads.length; payload++) {
-    if (payload > 0 && payload % SLICE_PAYLOADS === 0) await yieldToLoop();
+    if (payload > 0 && payload % SLICE_PAYLOADS === 0) await setImmediate();
     readRecords(payloads[payload]!, {
       record: (hi, lo, at) => {
         if ((records + 1) * ID_ENTRY_BYTES > ids.length) {
@@ -104,7 +104,7 @@ export async function segmentObjects(payloads: readonly Buffer[], nodeId: string
     const body = Buffer.allocUnsafe(k.header.length + 1 + bytes);
     let off = body.write(`${k.header}\n`, 'latin1');
     for (let i = 0; i < 3 * rows; i += 3) {
-      if (i > 0 && i % (3 * SLICE_ROWS) === 0) await yieldToLoop();
+      if (i > 0 && i % (3 * SLICE_ROWS) === 0) await setImmediate();
       off += payloads[ranges[i]!]!.copy(body, off, ranges[i + 1], ranges[i + 2]);
       body[off++] = 0x0a;
     }
