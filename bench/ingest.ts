@@ -2,7 +2,8 @@
  * bench:ingest — the collector with durable (fsynced, group-committed) acks against a bare node:http server
  * that only JSON-parses, with the same payloads and the same load generator (autocannon) in one run.
  * Target: collector events/s ≥ 0.5 × bare events/s. For context it also measures (c) the floor: the
- * collector's HTTP layer, dedup index and durable log with preparing cut down to JSON.parse.
+ * collector's HTTP layer, dedup index and durable log with preparing cut down to JSON.parse; and (d) the bare
+ * server with the durable log alone.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -104,6 +105,10 @@ rmSync(path.join(dir, 'data'), { recursive: true, force: true });
 const floor = await start([path.join(here, 'floor-server.js'), dir], dir);
 const f = await measure(floor, templates);
 await floor.stop();
+rmSync(path.join(dir, 'floor-wal'), { recursive: true, force: true });
+const durable = await start([path.join(here, 'durable-server.js'), dir], dir);
+const d = await measure(durable, templates);
+await durable.stop();
 rmSync(dir, { recursive: true, force: true });
 
 const row = (name: string, r: Measured) =>
@@ -112,9 +117,11 @@ const row = (name: string, r: Measured) =>
 console.log(row('(a) tracklake collector, durable', a));
 console.log(row('(b) bare node:http + JSON.parse', b));
 console.log(row('(c) floor: parse + durable log', f));
+console.log(row('(d) bare + durable log', d));
 const ratio = a.eventsPerSec / b.eventsPerSec;
 console.log(`ratio a/b = ${ratio.toFixed(2)} (target ≥ 0.50) ${ratio >= 0.5 ? 'PASS' : 'FAIL'}`);
-// Context, not a target: what tracklake's HTTP layer, dedup index and durable log reach with preparing cut
-// down to JSON.parse (bench/floor-server.ts), that is, how far any complete collector could get here.
-console.log(`floor c/b = ${(f.eventsPerSec / b.eventsPerSec).toFixed(2)}; collector a/c = ${(a.eventsPerSec / f.eventsPerSec).toFixed(2)}`);
+// Context, not targets: what tracklake's HTTP layer, dedup index and durable log reach with preparing cut
+// down to JSON.parse (bench/floor-server.ts), and what durability alone costs the bare server
+// (bench/durable-server.ts).
+console.log(`floor c/b = ${(f.eventsPerSec / b.eventsPerSec).toFixed(2)}; collector a/c = ${(a.eventsPerSec / f.eventsPerSec).toFixed(2)}; durable d/b = ${(d.eventsPerSec / b.eventsPerSec).toFixed(2)}`);
 process.exitCode = ratio >= 0.5 ? 0 : 1;
