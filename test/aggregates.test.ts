@@ -136,6 +136,13 @@ describe('the aggregate job', () => {
     assert.deepEqual(await read(store, paths.overall('view')), expected([...first, ...late], view, (_k, f) => f));
   });
 
+  it('catches up a day whose manifest is unreadable, even without tracking files, and no empty day', async () => {
+    const store = new LocalStore(path.join(tempDir('agg'), 'data'));
+    await store.put(paths.manifest('2026-03-12'), Buffer.from('{ not json'));
+    await store.put(paths.manifest('2026-03-14'), Buffer.from('{"version":99}'));
+    assert.deepEqual(await pendingDays(store, '2026-03-20', 35, metrics), ['2026-03-12', '2026-03-14', '2026-03-19']);
+  });
+
   it('skips and reports malformed rows and files without the header, counting the rest exactly', async () => {
     const store = new LocalStore(path.join(tempDir('agg'), 'data'));
     const good = generate('2026-03-11', 100, 5);

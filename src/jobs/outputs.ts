@@ -191,7 +191,11 @@ export async function collectRejects(engine: Engine, rejectsTable: string, files
 }
 
 export async function readManifest(store: ObjectStore, key: string): Promise<Manifest | undefined> {
-  const body = await store.get(key);
+  return parseManifest(await store.get(key));
+}
+
+/** A manifest object's body as a manifest; undefined when there is none or it is unreadable. */
+export function parseManifest(body: Buffer | undefined): Manifest | undefined {
   if (!body) return undefined;
   try {
     const m = JSON.parse(body.toString('utf8')) as Manifest;

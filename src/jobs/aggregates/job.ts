@@ -13,7 +13,7 @@ import { dayPath, dayStartMs } from '../../lib/dates.js';
 import type { ObjectInfo, ObjectStore } from '../../storage/store.js';
 import { type Engine, sql, sqlString } from '../engine.js';
 import { withJob } from '../context.js';
-import { collectRejects, type Manifest, manifestBody, type Outputs, readManifest, sameInputs, type RunReport } from '../outputs.js';
+import { collectRejects, type Manifest, manifestBody, type Outputs, parseManifest, sameInputs, type RunReport } from '../outputs.js';
 import { listCsv, type Stager } from '../staging.js';
 import { readCsvSql, readTracksSql, TRACK_HEADER } from '../tracks.js';
 import { AGGREGATE_HEADER, metricFingerprint, type MetricDef } from './metrics.js';
@@ -59,13 +59,15 @@ export const paths = {
 const definitionOf = (metrics: readonly MetricDef[]) => metrics.map(metricFingerprint).sort().join(',');
 
 /**
- * A day's tracking files, its manifest, and whether its aggregates are current: computed from exactly these
- * files with this metric set (else: never computed, inputs changed, or the metric set changed).
+ * A day's tracking files, its manifest (`hasManifest` also when it is unreadable), and whether its
+ * aggregates are current: computed from exactly these files with this metric set (else: never computed,
+ * inputs changed, or the metric set changed).
  */
-export async function dayState(store: ObjectStore, day: string, metrics: readonly MetricDef[]): Promise<{ listed: ObjectInfo[]; manifest: Manifest | undefined; current: boolean }> {
-  const [manifest, listed] = await Promise.all([readManifest(store, paths.manifest(day)), listCsv(store, paths.tracks(day))]);
+export async function dayState(store: ObjectStore, day: string, metrics: readonly MetricDef[]): Promise<{ listed: ObjectInfo[]; manifest: Manifest | undefined; hasManifest: boolean; current: boolean }> {
+  const [body, listed] = await Promise.all([store.get(paths.manifest(day)), listCsv(store, paths.tracks(day))]);
+  const manifest = parseManifest(body);
   const current = manifest !== undefined && manifest.definition === definitionOf(metrics) && sameInputs(manifest.inputs, listed);
-  return { listed, manifest, current };
+  return { listed, manifest, hasManifest: body !== undefined, current };
 }
 
 export async function runAggregates(days: readonly string[], o: AggregateOptions): Promise<AggregateRun> {

@@ -1,7 +1,7 @@
 /** The catch-up rule shared by the 01:00 scheduler and `aggregate --pending`. */
 import { addDays, daysBetween } from '../../lib/dates.js';
 import type { ObjectStore } from '../../storage/store.js';
-import { dayState, paths } from './job.js';
+import { dayState } from './job.js';
 import type { MetricDef } from './metrics.js';
 
 /**
@@ -16,10 +16,9 @@ export async function pendingDays(store: ObjectStore, today: string, lookbackDay
       out.push(day);
       continue;
     }
-    const { listed, manifest, current } = await dayState(store, day, metrics);
-    if (current) continue;
+    const { listed, hasManifest, current } = await dayState(store, day, metrics);
     // A day with files, or with a manifest (even an unreadable one: its outputs may need redoing).
-    if (listed.length > 0 || manifest !== undefined || (await store.get(paths.manifest(day))) !== undefined) out.push(day);
+    if (!current && (listed.length > 0 || hasManifest)) out.push(day);
   }
   return out;
 }
