@@ -82,4 +82,22 @@ describe('duplicate detection across a restart', () => {
     const rows = (await readRows(store)).filter((r) => r.correlationid === 'restart-dup');
     assert.equal(rows.length, 1);
   });
+
+  it('recognises a messageId that was only in the log when the process was killed', async () => {
+    const dir = tempDir('dup');
+    const store = new LocalStore(path.join(dir, 'data'));
+    const msg = { type: 'track', event: 'share', messageId: 'logged-dup', anonymousId: 'd', properties: { correlation_id: 'logged-dup' } };
+    const send = (url: string) => fetch(`${url}/v1/track`, { method: 'POST', headers: { authorization: basic('dev'), 'content-type': 'application/json' }, body: JSON.stringify(msg) });
+    const first = await spawnCollector(dir, ['--flush-interval-ms', '3600000']);
+    assert.equal((await send(first.url)).status, 200);
+    first.proc.kill('SIGKILL'); // never shipped: the message is only in the log
+    await first.exited;
+    assert.deepEqual(await store.list('tracks/'), []);
+    const second = await spawnCollector(dir, ['--flush-interval-ms', '3600000']);
+    assert.equal((await send(second.url)).status, 200);
+    second.proc.kill('SIGTERM');
+    await second.exited;
+    const rows = (await readRows(store)).filter((r) => r.correlationid === 'logged-dup');
+    assert.equal(rows.length, 1);
+  });
 });

@@ -31,17 +31,17 @@ export interface IngestNode {
 export async function openIngest(config: Config, deps: { store: ObjectStore; clock: Clock; logger: Logger; metrics?: Metrics }): Promise<IngestNode> {
   const metrics = deps.metrics ?? new Metrics();
   let shipper: Shipper | undefined;
+  const windowMs = config.dedupWindowHours * 3600_000;
+  const dedup = new DedupIndex(windowMs, deps.clock);
+  // The index holds the ids of the segments not yet shipped (read as the log recovers them) and of the id
+  // files written for the shipped ones.
   const wal = await WriteAheadLog.open(config.walDir, {
     maxSegmentBytes: config.maxSegmentBytes,
     nodeId: config.nodeId,
     onSegmentFull: () => void shipper?.flush(),
+    onRecovered: (payload) => readRecords(payload, { record: (hi, lo, at) => dedup.load(hi, lo, at) }),
   });
-  const windowMs = config.dedupWindowHours * 3600_000;
-  const dedup = new DedupIndex(windowMs, deps.clock);
   await readIdsFiles(config.walDir, deps.clock.now() - windowMs, (hi, lo, at) => dedup.load(hi, lo, at));
-  for (const seq of wal.sealed()) {
-    for (const payload of await wal.read(seq)) readRecords(payload, { record: (hi, lo, at) => dedup.load(hi, lo, at) });
-  }
   const pruneTimer = setInterval(() => dedup.prune(), 60_000);
   pruneTimer.unref();
 

@@ -26,6 +26,8 @@ export interface WalOptions {
   maxSegmentBytes: number;
   onSegmentFull?: () => void;
   nodeId?: string;
+  /** Called at open with each payload of the segments found (recovered from a previous run), in order. */
+  onRecovered?: (payload: Buffer) => void;
 }
 
 interface Pending {
@@ -137,7 +139,8 @@ export class WriteAheadLog {
     for (const seq of await wal.segmentsOnDisk()) {
       const file = path.join(dir, segName(seq));
       const buf = await fs.readFile(file);
-      const { validBytes } = decodeSegment(buf);
+      const { payloads, validBytes } = decodeSegment(buf);
+      if (opts.onRecovered) for (const p of payloads) opts.onRecovered(p);
       if (validBytes < buf.length) await fs.truncate(file, validBytes);
       if (validBytes === 0) await fs.rm(file);
       else wal.sealedBytes.set(seq, validBytes);
