@@ -3,7 +3,7 @@
  * validating, mapping and rendering are most of a request's CPU and share no state, so with workers the
  * request thread is left with HTTP, duplicates and the log, and the collector uses more than one core.
  */
-import { Worker } from 'node:worker_threads';
+import { parentPort, Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import { RequestPreparer, type PrepareResult, type PrepareSettings, type RawRequest } from './prepare.js';
 
@@ -81,13 +81,17 @@ export class WorkerPool implements Preparer {
   private closing = false;
   private inline: InlinePreparer | undefined;
 
-  constructor(private readonly settings: PrepareSettings, size: number, private readonly logger: Logger) {
+  /**
+   * workerUrl is the module a worker runs, one that calls answerJobs: prepare-worker.js, or in bench:ingest
+   * a cut-down preparer that shows what the rest of the request path reaches.
+   */
+  constructor(private readonly settings: PrepareSettings, size: number, private readonly logger: Logger, private readonly workerUrl: URL = WORKER_URL) {
     for (let i = 0; i < size; i++) this.slots.push(this.spawn());
   }
 
   private spawn(): Slot {
     const started = Date.now();
-    const worker = new Worker(WORKER_URL, { workerData: this.settings });
+    const worker = new Worker(this.workerUrl, { workerData: this.settings });
     const slot: Slot = { worker, sent: new Map(), queue: [], load: 0 };
     worker.on('message', (a: WorkerAnswer) => {
       const group = slot.sent.get(a.id);
@@ -171,4 +175,33 @@ export class WorkerPool implements Preparer {
     this.closing = true;
     await Promise.all(this.slots.map((s) => s.worker.terminate()));
   }
+}
+
+/**
+ * The worker's side of the pool (run in a worker thread): prepares each hand-off's requests in order and
+ * answers with their results. The frames' and fingerprints' memory moves to the request thread instead of
+ * being copied (each has a buffer of its own).
+ */
+export function answerJobs(prepare: (req: RawRequest) => PrepareResult): void {
+  parentPort!.on('message', ({ id, reqs }: WorkerJob) => {
+    let answer: WorkerAnswer;
+    const moved: ArrayBuffer[] = [];
+    try {
+      const results: PrepareResult[] = [];
+      for (const req of reqs) {
+        const r = prepare(req);
+        results.push(r);
+        if (!r.ok) continue;
+        const frame = ownBuffer(r.value.frame);
+        const fingerprints = ownBuffer(r.value.fingerprints);
+        if (frame) moved.push(frame);
+        if (fingerprints) moved.push(fingerprints);
+      }
+      answer = { id, results };
+    } catch (e) {
+      answer = { id, crash: (e as Error).stack ?? String(e) };
+      moved.length = 0;
+    }
+    parentPort!.postMessage(answer, moved);
+  });
 }
