@@ -31,6 +31,13 @@ describe('the tracklake command', () => {
     const funnel = cli(['funnel', '--from', '2026-01-01', '--to', '2026-01-02', '--steps', 'view']);
     assert.equal(funnel.status, 2);
     assert.match(funnel.stderr, /"steps"/);
+    // Flags refused while the command line is parsed, before any action runs.
+    for (const [flag, value] of [['--events', '-5'], ['--rate', '0'], ['--days', 'x'], ['--batch-size', '2501'], ['--concurrency', '0'], ['--url', 'localhost:8080']] as const) {
+      const sim = cli(['simulate', flag, value]);
+      assert.equal(sim.status, 2, `${flag} ${value}: ${sim.stderr}`);
+      assert.match(sim.stderr, new RegExp(`^tracklake: invalid setting "${flag.slice(2)}"`), `${flag} ${value}`);
+      assert.doesNotMatch(sim.stderr, /\n\s+at /, 'no stack trace');
+    }
   });
 
   it('aggregates, catches up with --pending, analyses sessions and prints a funnel from the command line', async () => {

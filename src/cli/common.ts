@@ -30,9 +30,15 @@ export async function run(body: () => Promise<number | void>): Promise<void> {
   }
 }
 
-export const intArg = (name: string) => (v: string) => {
-  if (!/^\d+$/.test(v)) throw new ConfigError(name, `"${v}" is not a whole number`);
-  return Number(v);
+/**
+ * A flag's whole number within [min, max]. commander calls this while it parses, before any action's run():
+ * main.ts runs the parse itself through run(), so the error is a message and exit code 2, not a stack.
+ */
+export const intArg = (name: string, min = 0, max = Number.MAX_SAFE_INTEGER) => (v: string) => {
+  const n = /^\d+$/.test(v) ? Number(v) : NaN;
+  if (!Number.isSafeInteger(n)) throw new ConfigError(name, `"${v}" is not a whole number`);
+  if (n < min || n > max) throw new ConfigError(name, max === Number.MAX_SAFE_INTEGER ? `must be at least ${min}, not ${v}` : `must be between ${min} and ${max}, not ${v}`);
+  return n;
 };
 
 /** Prints what a job run skipped (malformed rows, files without the expected header) on stderr. */

@@ -6,6 +6,7 @@ import { ConfigError } from '../lib/errors.js';
 import { configFromOptions, intArg, makeLogger, run } from './common.js';
 import { serve } from './serve.js';
 import { funnelCommand, sessionsCommand } from './sessions.js';
+import { LIMITS } from '../segment/message.js';
 import { simulate } from './simulate.js';
 
 // `tracklake funnel … | head` closes our stdout early: that is the reader's choice, not an error.
@@ -68,16 +69,17 @@ program
   .option('--url <url>', 'collector base URL', 'http://127.0.0.1:8080')
   .option('--write-key <key>', 'write key', 'dev')
   .addOption(new Option('--events <n>', 'how many messages').default(10_000).argParser(intArg('events')))
-  .addOption(new Option('--rate <n>', 'messages per second (default: as fast as possible)').argParser(intArg('rate')))
-  .addOption(new Option('--days <n>', 'spread events over the last N days').default(7).argParser(intArg('days')))
-  .addOption(new Option('--batch-size <n>', 'messages per /v1/batch request').default(20).argParser(intArg('batch-size')))
-  .addOption(new Option('--concurrency <n>', 'requests in flight').default(4).argParser(intArg('concurrency')))
+  .addOption(new Option('--rate <n>', 'messages per second (default: as fast as possible)').argParser(intArg('rate', 1)))
+  .addOption(new Option('--days <n>', 'spread events over the last N days').default(7).argParser(intArg('days', 1, 3650)))
+  .addOption(new Option('--batch-size <n>', 'messages per /v1/batch request').default(20).argParser(intArg('batch-size', 1, LIMITS.batchMessages)))
+  .addOption(new Option('--concurrency <n>', 'requests in flight').default(4).argParser(intArg('concurrency', 1, 1000)))
   .addOption(new Option('--seed <n>', 'random seed (same seed, same traffic)').default(42).argParser(intArg('seed')))
   .option('--end <iso-time>', 'end of the simulated period (default: now)')
   .action((o: { url: string; writeKey: string; events: number; rate?: number; days: number; batchSize: number; concurrency: number; seed: number; end?: string }) =>
     run(async () => {
       const endMs = o.end === undefined ? Date.now() : Date.parse(o.end);
       if (!Number.isFinite(endMs)) throw new ConfigError('end', `"${o.end}" is not an ISO-8601 time`);
+      if (!URL.canParse(o.url) || !/^https?:$/.test(new URL(o.url).protocol)) throw new ConfigError('url', `"${o.url}" is not an http(s) URL`);
       const r = await simulate({ ...o, endMs });
       return r.failed > 0 ? 1 : 0;
     }),
@@ -112,4 +114,8 @@ program
     }),
   );
 
-await program.parseAsync(process.argv);
+// Through run(): a flag refused while commander parses (intArg) gets the same message and exit code as one
+// refused in an action.
+await run(async () => {
+  await program.parseAsync(process.argv);
+});
