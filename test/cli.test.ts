@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import net from 'node:net';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { parse } from 'csv-parse/sync';
@@ -20,6 +21,9 @@ describe('the tracklake command', () => {
     const serve = cli(['serve', '--port', 'abc']);
     assert.equal(serve.status, 2);
     assert.match(serve.stderr, /invalid setting "port"/);
+    const host = cli(['serve', '--host', '192.0.2.1', '--port', '0']); // TEST-NET-1: no machine's own address
+    assert.equal(host.status, 2);
+    assert.match(host.stderr, /invalid setting "host": cannot listen on 192\.0\.2\.1:0 \(EADDRNOTAVAIL\)/);
     const agg = cli(['aggregate', '--date', '2026-13-01']);
     assert.equal(agg.status, 2);
     assert.match(agg.stderr, /"date"/);
@@ -37,6 +41,19 @@ describe('the tracklake command', () => {
       assert.equal(sim.status, 2, `${flag} ${value}: ${sim.stderr}`);
       assert.match(sim.stderr, new RegExp(`^tracklake: invalid setting "${flag.slice(2)}"`), `${flag} ${value}`);
       assert.doesNotMatch(sim.stderr, /\n\s+at /, 'no stack trace');
+    }
+  });
+
+  it('refuses a port that is taken with exit code 2, naming the port', async () => {
+    const taken = net.createServer();
+    await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));
+    try {
+      const port = (taken.address() as net.AddressInfo).port;
+      const serve = cli(['serve', '--port', String(port)]);
+      assert.equal(serve.status, 2);
+      assert.match(serve.stderr, new RegExp(`invalid setting "port": cannot listen on 127\\.0\\.0\\.1:${port} \\(EADDRINUSE\\)`));
+    } finally {
+      taken.close();
     }
   });
 
@@ -58,11 +75,17 @@ describe('the tracklake command', () => {
     assert.deepEqual(JSON.parse(pending.stdout).computed, ['2026-05-02', '2026-05-03']);
     assert.match((await store.get('aggregates/overall/view.csv'))!.toString(), /,p1,2\n$/);
 
+    // Before the sessions job has run, the funnel's zeros come with the reason.
+    const early = cli(['funnel', '--storage', 'data', '--from', '2026-05-02', '--to', '2026-05-02', '--steps', 'load,view'], dir);
+    assert.equal(early.status, 0, early.stderr);
+    assert.match(early.stderr, /no track facts for 2026-05-02\.\.2026-05-02 .*tracklake sessions --from 2026-05-02 --to 2026-05-02/);
+    assert.match(early.stdout, /^load +0 sessions/);
     const sessions = cli(['sessions', '--storage', 'data', '--from', '2026-05-01', '--to', '2026-05-03'], dir);
     assert.equal(sessions.status, 0, sessions.stderr);
     assert.deepEqual(JSON.parse(sessions.stdout).computed, ['2026-05-02']);
     const funnel = cli(['funnel', '--storage', 'data', '--from', '2026-05-02', '--to', '2026-05-02', '--steps', 'load,view,chat', '--json'], dir);
     assert.equal(funnel.status, 0, funnel.stderr);
     assert.deepEqual(JSON.parse(funnel.stdout).map((s: { sessions: number }) => s.sessions), [1, 1, 1]);
+    assert.doesNotMatch(funnel.stderr, /no track facts/);
   });
 });

@@ -16,15 +16,19 @@ export async function serve(config: Config): Promise<number> {
   const store = await openStore(config.storage, s3Settings(config));
   const node = await openIngest(config, { store, clock: systemClock, logger });
   const app = await buildServer({ config, collector: node.collector, preparer: node.preparer, clock: node.clock, metrics: node.metrics, logger, readiness: node.readiness });
+  const address = await app.listen({ port: config.port, host: config.host }).catch(async (e: NodeJS.ErrnoException) => {
+    await node.close();
+    const where = `cannot listen on ${config.host}:${config.port} (${e.code})`;
+    if (e.code === 'EADDRINUSE' || e.code === 'EACCES') throw new ConfigError('port', where);
+    // Not an address of this machine, or a name that does not resolve.
+    if (e.code === 'EADDRNOTAVAIL' || e.code === 'ENOTFOUND' || e.code === 'EAI_AGAIN') throw new ConfigError('host', where);
+    throw e;
+  });
+  // Only once the collector is up: a process that cannot listen runs no jobs either.
   const nightly = config.scheduler
     ? startNightly({ time: config.scheduleTime, timezone: config.timezone, clock: systemClock, logger, tasks: [aggregateTask(config, store, logger), sessionsTask(config, store, logger)] })
     : undefined;
   if (nightly) logger.info({ at: config.scheduleTime, timezone: config.timezone, next: nightly.nextRun()?.toISOString() }, 'nightly jobs scheduled');
-  const address = await app.listen({ port: config.port, host: config.host }).catch(async (e: NodeJS.ErrnoException) => {
-    await node.close();
-    if (e.code === 'EADDRINUSE' || e.code === 'EACCES' || e.code === 'EADDRNOTAVAIL') throw new ConfigError('port', `cannot listen on ${config.host}:${config.port} (${e.code})`);
-    throw e;
-  });
   const port = app.server.address() && typeof app.server.address() === 'object' ? (app.server.address() as { port: number }).port : config.port;
   logger.info({ address, storage: store.location, walDir: config.walDir, nodeId: node.wal.nodeId, flushIntervalMs: config.flushIntervalMs }, 'collector listening');
   if (isDevSources(config)) {

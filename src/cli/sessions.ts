@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/config.js';
 import { s3Settings } from '../config/config.js';
 import type { NightlyTask } from '../jobs/scheduler.js';
-import { flow, funnel } from '../jobs/sessions/funnel.js';
+import { factFiles, flow, funnel } from '../jobs/sessions/funnel.js';
 import { runSessions, staleSessionDays, type SessionOptions } from '../jobs/sessions/job.js';
 import { addDays, daysBetween } from '../lib/dates.js';
 import { ConfigError } from '../lib/errors.js';
@@ -66,6 +66,10 @@ export async function funnelCommand(config: Config, o: { from: string; to: strin
   const { days } = selectDays({ from: o.from, to: o.to }, Date.now());
   const store = await openStore(config.storage, s3Settings(config));
   const range = { from: days![0]!, to: days!.at(-1)!, tenant: o.tenant };
+  // Zeros alone would not say why: the range may simply not have been analysed yet.
+  if ((await factFiles(store, range.from, range.to)).length === 0) {
+    process.stderr.write(`tracklake: no track facts for ${range.from}..${range.to} in ${store.location}; \`tracklake sessions --from ${range.from} --to ${range.to}\` writes them\n`);
+  }
   if (o.flow !== undefined) {
     if (o.flow.trim() === '') throw new ConfigError('flow', 'name the event to follow, e.g. --flow view');
     const paths = await flow(store, { ...range, event: o.flow.trim().toLowerCase() });

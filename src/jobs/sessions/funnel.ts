@@ -1,6 +1,6 @@
 /** Funnels and event flows over the track facts of a range of days. */
 import { daysBetween } from '../../lib/dates.js';
-import type { ObjectStore } from '../../storage/store.js';
+import type { ObjectInfo, ObjectStore } from '../../storage/store.js';
 import { withJob } from '../context.js';
 import { type Engine, sql, sqlString } from '../engine.js';
 import { relationSql, TRACK_TYPES } from '../tracks.js';
@@ -15,10 +15,15 @@ export interface FunnelStep {
   conversion: number;
 }
 
+/** The track-facts files of the days from..to that the sessions job has written. */
+export async function factFiles(store: ObjectStore, from: string, to: string): Promise<ObjectInfo[]> {
+  const keys = new Set(daysBetween(from, to).map(sessionPaths.trackFacts));
+  return (await store.list('track_facts/')).filter((x) => keys.has(x.key));
+}
+
 async function withFacts<T>(store: ObjectStore, from: string, to: string, body: (engine: Engine, facts: string) => Promise<T>): Promise<T> {
   return withJob(store, undefined, async ({ engine, stager }) => {
-    const keys = new Set(daysBetween(from, to).map(sessionPaths.trackFacts));
-    const infos = (await store.list('track_facts/')).filter((x) => keys.has(x.key));
+    const infos = await factFiles(store, from, to);
     const staged = await stager.objects(infos, TRACK_FACT_COLUMNS.join(','));
     return body(engine, relationSql(staged.files.map((f) => f.file), FACT_TYPES));
   });
