@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { describe, it } from 'node:test';
@@ -24,6 +25,11 @@ describe('the tracklake command', () => {
     const host = cli(['serve', '--host', '192.0.2.1', '--port', '0']); // TEST-NET-1: no machine's own address
     assert.equal(host.status, 2);
     assert.match(host.stderr, /invalid setting "host": cannot listen on 192\.0\.2\.1:0 \(EADDRNOTAVAIL\)/);
+    const under = tempDir('cli');
+    writeFileSync(path.join(under, 'a-file'), '');
+    const storageFile = cli(['serve', '--port', '0', '--storage', 'a-file/data'], under);
+    assert.equal(storageFile.status, 2);
+    assert.match(storageFile.stderr, /invalid setting "storage": cannot use a-file\/data \(ENOTDIR\)/);
     const agg = cli(['aggregate', '--date', '2026-13-01']);
     assert.equal(agg.status, 2);
     assert.match(agg.stderr, /"date"/);

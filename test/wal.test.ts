@@ -155,6 +155,14 @@ describe('the write-ahead log', () => {
     await fs.writeFile(path.join(dir, 'LOCK'), String(process.ppid));
     await assert.rejects(WriteAheadLog.open(dir, { maxSegmentBytes: 1024 }), /in use by process/);
   });
+
+  it('refuses a folder it cannot make, naming the setting, instead of failing later or hanging', { timeout: 10_000 }, async () => {
+    const file = path.join(tempDir('wal'), 'a-file');
+    await fs.writeFile(file, '');
+    await assert.rejects(WriteAheadLog.open(path.join(file, 'wal'), { maxSegmentBytes: 1024 }), /invalid setting "walDir": cannot make the log folder .*ENOTDIR/);
+    // Under /proc, mkdir answers ENOENT though the parent exists; Node's own recursive mkdir never returns there.
+    await assert.rejects(WriteAheadLog.open('/proc/tracklake-test/wal', { maxSegmentBytes: 1024 }), /invalid setting "walDir": cannot make the log folder .*ENOENT/);
+  });
 });
 
 describe('the dedup fingerprint', () => {

@@ -19,7 +19,7 @@ import path from 'node:path';
 import { setImmediate } from 'node:timers/promises';
 import { crc32 } from 'node:zlib';
 import { ConfigError } from '../lib/errors.js';
-import { syncDir, writeFileAtomic } from '../storage/local.js';
+import { makeDir, syncDir, writeFileAtomic } from '../storage/local.js';
 
 export interface WalOptions {
   /** Called when the active segment passes this size, so the owner can seal and ship early. */
@@ -129,7 +129,9 @@ export class WriteAheadLog {
 
   /** Opens (and recovers) the log in dir: every segment found is sealed, a torn tail is cut, a new segment starts. */
   static async open(dir: string, opts: WalOptions): Promise<WriteAheadLog> {
-    await fs.mkdir(dir, { recursive: true });
+    await makeDir(dir).catch((e: NodeJS.ErrnoException) => {
+      throw new ConfigError('walDir', `cannot make the log folder ${dir} (${e.code ?? e.message})`);
+    });
     await takeLock(dir);
     const meta = await readMeta(dir);
     const nodeId = opts.nodeId ?? meta?.nodeId ?? randomBytes(4).toString('hex');

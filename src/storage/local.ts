@@ -2,6 +2,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { ConfigError } from '../lib/errors.js';
 import { assertKey, type ObjectInfo, type ObjectStore } from './store.js';
 
 const TMP_PREFIX = '.tmp-';
@@ -112,10 +113,44 @@ export async function writeFileAtomic(file: string, body: Buffer | string): Prom
   });
 }
 
+/**
+ * `mkdir -p` that always ends. Node's recursive mkdir never returns where mkdir answers ENOENT for a folder
+ * whose parent exists (under /proc, for one): here that second ENOENT is the error.
+ */
+export async function makeDir(dir: string): Promise<void> {
+  try {
+    await fs.mkdir(dir);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST' && (await fs.stat(dir)).isDirectory()) return;
+    if (code !== 'ENOENT' || path.dirname(dir) === dir) throw e;
+    await makeDir(path.dirname(dir));
+    await fs.mkdir(dir).catch((again: NodeJS.ErrnoException) => {
+      if (again.code !== 'EEXIST') throw again; // EEXIST: made meanwhile by a concurrent put
+    });
+  }
+}
+
+/**
+ * Refuses, as `setting`, a folder tracklake could never write to: one that is a file, or under one, or
+ * not accessible. A folder that does not exist yet is fine: it is made on first write.
+ */
+export async function checkFolder(setting: string, dir: string): Promise<void> {
+  let isDir: boolean;
+  try {
+    isDir = (await fs.stat(dir)).isDirectory();
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return;
+    throw new ConfigError(setting, `cannot use ${dir} (${code})`);
+  }
+  if (!isDir) throw new ConfigError(setting, `${dir} is a file, not a folder`);
+}
+
 /** Writes via `fill` to a temp file beside the target, then renames it into place: readers never see half. */
 async function install(target: string, fill: (tmp: string) => Promise<void>): Promise<void> {
   const dir = path.dirname(target);
-  await fs.mkdir(dir, { recursive: true });
+  await makeDir(dir);
   const tmp = path.join(dir, `${TMP_PREFIX}${randomBytes(6).toString('hex')}`);
   try {
     await fill(tmp);

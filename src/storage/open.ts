@@ -1,6 +1,6 @@
 /** Chooses the ObjectStore a --storage value names: s3://bucket/prefix, or else a local folder. */
 import { ConfigError } from '../lib/errors.js';
-import { LocalStore } from './local.js';
+import { checkFolder, LocalStore } from './local.js';
 import type { ObjectStore } from './store.js';
 
 export interface S3Env {
@@ -17,5 +17,6 @@ export async function openStore(spec: string, s3: S3Env = {}): Promise<ObjectSto
     return new S3Store({ bucket: m[1]!, prefix: (m[2] ?? '').replace(/\/+$/, ''), ...s3 });
   }
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(spec)) throw new ConfigError('storage', `"${spec}": only s3:// URLs and local folders are supported`);
+  await checkFolder('storage', spec);
   return new LocalStore(spec);
 }
