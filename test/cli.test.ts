@@ -5,6 +5,8 @@ import net from 'node:net';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { parse } from 'csv-parse/sync';
+import { intArg } from '../src/cli/common.js';
+import { ConfigError } from '../src/lib/errors.js';
 import { LocalStore } from '../src/storage/local.js';
 import { TRACK_COLUMNS } from '../src/tracking/columns.js';
 import { toCsv } from '../src/tracking/csv.js';
@@ -42,11 +44,25 @@ describe('the tracklake command', () => {
     assert.equal(funnel.status, 2);
     assert.match(funnel.stderr, /"steps"/);
     // Flags refused while the command line is parsed, before any action runs.
-    for (const [flag, value] of [['--events', '-5'], ['--rate', '0'], ['--days', 'x'], ['--batch-size', '2501'], ['--concurrency', '0'], ['--url', 'localhost:8080']] as const) {
+    for (const [flag, value] of [['--events', '-5'], ['--url', 'localhost:8080']] as const) {
       const sim = cli(['simulate', flag, value]);
       assert.equal(sim.status, 2, `${flag} ${value}: ${sim.stderr}`);
       assert.match(sim.stderr, new RegExp(`^tracklake: invalid setting "${flag.slice(2)}"`), `${flag} ${value}`);
       assert.doesNotMatch(sim.stderr, /\n\s+at /, 'no stack trace');
+    }
+  });
+
+  it('checks whole-number flags against their range', () => {
+    assert.equal(intArg('days', 1, 3650)('7'), 7);
+    const refused: Array<[string, (v: string) => number, string]> = [
+      ['rate', intArg('rate', 1), '0'],
+      ['days', intArg('days', 1, 3650), 'x'],
+      ['batch-size', intArg('batch-size', 1, 2500), '2501'],
+      ['seed', intArg('seed'), '1e3'],
+      ['events', intArg('events'), '99999999999999999999'],
+    ];
+    for (const [name, parse, v] of refused) {
+      assert.throws(() => parse(v), (e: Error) => e instanceof ConfigError && e.message.startsWith(`invalid setting "${name}"`), `${name} ${v}`);
     }
   });
 
