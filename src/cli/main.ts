@@ -3,10 +3,10 @@
 import { Command, Option } from 'commander';
 import { aggregateCommand } from './aggregate.js';
 import { ConfigError } from '../lib/errors.js';
+import { LIMITS } from '../segment/message.js';
 import { configFromOptions, intArg, makeLogger, run } from './common.js';
 import { serve } from './serve.js';
 import { funnelCommand, sessionsCommand } from './sessions.js';
-import { LIMITS } from '../segment/message.js';
 import { simulate } from './simulate.js';
 
 // `tracklake funnel … | head` closes our stdout early: that is the reader's choice, not an error.

@@ -65,10 +65,12 @@ export async function sessionsCommand(config: Config, sel: DaySelection & { forc
 export async function funnelCommand(config: Config, o: { from: string; to: string; steps?: string; flow?: string; tenant?: string; json?: boolean }): Promise<number> {
   const { days } = selectDays({ from: o.from, to: o.to }, Date.now());
   const store = await openStore(config.storage, s3Settings(config));
-  const range = { from: days![0]!, to: days!.at(-1)!, tenant: o.tenant };
+  const from = days![0]!;
+  const to = days!.at(-1)!;
+  const range = { from, to, tenant: o.tenant, files: await factFiles(store, from, to) };
   // Zeros alone would not say why: the range may simply not have been analysed yet.
-  if ((await factFiles(store, range.from, range.to)).length === 0) {
-    process.stderr.write(`tracklake: no track facts for ${range.from}..${range.to} in ${store.location}; \`tracklake sessions --from ${range.from} --to ${range.to}\` writes them\n`);
+  if (range.files.length === 0) {
+    process.stderr.write(`tracklake: no track facts for ${from}..${to} in ${store.location}; \`tracklake sessions --from ${from} --to ${to}\` writes them\n`);
   }
   if (o.flow !== undefined) {
     if (o.flow.trim() === '') throw new ConfigError('flow', 'name the event to follow, e.g. --flow view');

@@ -21,9 +21,17 @@ export async function factFiles(store: ObjectStore, from: string, to: string): P
   return (await store.list('track_facts/')).filter((x) => keys.has(x.key));
 }
 
-async function withFacts<T>(store: ObjectStore, from: string, to: string, body: (engine: Engine, facts: string) => Promise<T>): Promise<T> {
+/** The days to read, and the tenant to count; `files`, when the caller has listed the days' facts already. */
+export interface FactRange {
+  from: string;
+  to: string;
+  tenant?: string;
+  files?: ObjectInfo[];
+}
+
+async function withFacts<T>(store: ObjectStore, r: FactRange, body: (engine: Engine, facts: string) => Promise<T>): Promise<T> {
   return withJob(store, undefined, async ({ engine, stager }) => {
-    const infos = await factFiles(store, from, to);
+    const infos = r.files ?? (await factFiles(store, r.from, r.to));
     const staged = await stager.objects(infos, TRACK_FACT_COLUMNS.join(','));
     return body(engine, relationSql(staged.files.map((f) => f.file), FACT_TYPES));
   });
@@ -31,8 +39,8 @@ async function withFacts<T>(store: ObjectStore, from: string, to: string, body: 
 
 const tenantFilter = (tenant?: string) => (tenant ? `AND tenantid = ${sqlString(tenant)}` : '');
 
-export async function funnel(store: ObjectStore, o: { from: string; to: string; steps: string[]; tenant?: string }): Promise<FunnelStep[]> {
-  return withFacts(store, o.from, o.to, async (engine, facts) => {
+export async function funnel(store: ObjectStore, o: FactRange & { steps: string[] }): Promise<FunnelStep[]> {
+  return withFacts(store, o, async (engine, facts) => {
     const ctes = o.steps.map((step, i) =>
       i === 0
         ? `s1 AS (SELECT tenantid, session_id, min(sequence) AS seq FROM facts WHERE event = ${sqlString(step)} GROUP BY ALL)`
@@ -47,8 +55,8 @@ export async function funnel(store: ObjectStore, o: { from: string; to: string; 
   });
 }
 
-export async function flow(store: ObjectStore, o: { from: string; to: string; event: string; tenant?: string; depth?: number; limit?: number }): Promise<Array<{ path: string; sessions: number }>> {
-  return withFacts(store, o.from, o.to, async (engine, facts) => {
+export async function flow(store: ObjectStore, o: FactRange & { event: string; depth?: number; limit?: number }): Promise<Array<{ path: string; sessions: number }>> {
+  return withFacts(store, o, async (engine, facts) => {
     const rows = await engine.all<{ path: string; sessions: bigint }>(
       sql('flow', { facts, event: sqlString(o.event), tenant_filter: tenantFilter(o.tenant), depth: String(o.depth ?? 4), limit: String(o.limit ?? 20) }),
     );
