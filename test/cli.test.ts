@@ -43,7 +43,7 @@ describe('the tracklake command', () => {
     const funnel = cli(['funnel', '--from', '2026-01-01', '--to', '2026-01-02', '--steps', 'view']);
     assert.equal(funnel.status, 2);
     assert.match(funnel.stderr, /"steps"/);
-    // Flags refused while the command line is parsed, before any action runs.
+    // simulate: a number refused while commander parses the flags (before any action runs), a URL in the action.
     for (const [flag, value] of [['--events', '-5'], ['--url', 'localhost:8080']] as const) {
       const sim = cli(['simulate', flag, value]);
       assert.equal(sim.status, 2, `${flag} ${value}: ${sim.stderr}`);
