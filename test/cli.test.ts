@@ -12,7 +12,8 @@ import { TRACK_COLUMNS } from '../src/tracking/columns.js';
 import { toCsv } from '../src/tracking/csv.js';
 import { CLI, tempDir } from './helpers.js';
 
-const cli = (args: string[], cwd = tempDir('cli')) => spawnSync(process.execPath, [CLI, ...args], { cwd, encoding: 'utf8', env: { PATH: process.env.PATH ?? '' }, timeout: 60_000 });
+const cli = (args: string[], cwd = tempDir('cli'), env: Record<string, string> = {}) =>
+  spawnSync(process.execPath, [CLI, ...args], { cwd, encoding: 'utf8', env: { PATH: process.env.PATH ?? '', ...env }, timeout: 60_000 });
 
 function row(time: number, event: string, productid: string): Array<string | number | boolean | null> {
   const r: Record<string, string | number | boolean | null> = { time, tenantid: 't1', deviceid: 'd1', merchantid: 'm1', productid, event, bot: false, devicetype: 'DESKTOP', source: 'DIRECT' };
@@ -64,6 +65,18 @@ describe('the tracklake command', () => {
     for (const [name, parse, v] of refused) {
       assert.throws(() => parse(v), (e: Error) => e instanceof ConfigError && e.message.startsWith(`invalid setting "${name}"`), `${name} ${v}`);
     }
+  });
+
+  it('says which store, operation and key failed when storage cannot be reached, without a stack', async () => {
+    const probe = net.createServer();
+    await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
+    const port = (probe.address() as net.AddressInfo).port;
+    await new Promise((r) => probe.close(r));
+    const env = { AWS_ENDPOINT_URL: `http://127.0.0.1:${port}`, AWS_ACCESS_KEY_ID: 'x', AWS_SECRET_ACCESS_KEY: 'y', AWS_REGION: 'us-east-1', TRACKLAKE_S3_FORCE_PATH_STYLE: 'true' };
+    const agg = cli(['aggregate', '--storage', 's3://nowhere', '--date', '2026-01-01'], tempDir('cli'), env);
+    assert.equal(agg.status, 1);
+    assert.match(agg.stderr, /^tracklake: storage s3:\/\/nowhere: list tracks\/2026\/01\/01\/ failed: connect ECONNREFUSED/m);
+    assert.doesNotMatch(agg.stderr, /\n\s+at /, 'no stack trace');
   });
 
   it('refuses a port that is taken with exit code 2, naming the port', async () => {

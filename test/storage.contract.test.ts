@@ -2,12 +2,20 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { promises as fs } from 'node:fs';
+import net from 'node:net';
+import { StorageError } from '../src/lib/errors.js';
 import { LocalStore } from '../src/storage/local.js';
-import type { ObjectStore } from '../src/storage/store.js';
+import { S3Store } from '../src/storage/s3.js';
+import { withErrorContext, type ObjectStore } from '../src/storage/store.js';
 import { tempDir } from './helpers.js';
 import { TestS3 } from './s3server.js';
 
-function contract(name: string, open: () => Promise<{ store: ObjectStore; close: () => Promise<void> }>) {
+/**
+ * open gives a working store; broken one of the same kind whose storage cannot be reached or written, to
+ * show that openStore's wrapping (withErrorContext) names the store, the operation and the key.
+ */
+function contract(name: string, open: () => Promise<{ store: ObjectStore; close: () => Promise<void> }>, broken: () => Promise<ObjectStore>) {
   describe(`ObjectStore contract: ${name}`, () => {
     let store: ObjectStore;
     let close: () => Promise<void>;
@@ -75,11 +83,42 @@ function contract(name: string, open: () => Promise<{ store: ObjectStore; close:
       await assert.rejects(store.put('/abs.csv', 'x'), /invalid object key/);
       await assert.rejects(store.put('a//b.csv', 'x'), /invalid object key/);
     });
+
+    it('fails with a StorageError naming the store, the operation and the key, the cause kept', async () => {
+      const failing = withErrorContext(await broken());
+      for (const [op, run] of [['put', () => failing.put('fail/x.csv', 'x')], ['get', () => failing.get('fail/x.csv')]] as const) {
+        await assert.rejects(run(), (e: Error) => {
+          assert.ok(e instanceof StorageError, String(e));
+          assert.ok(e.message.startsWith(`storage ${failing.location}: ${op} fail/x.csv failed: `), e.message);
+          assert.ok(e.cause instanceof Error);
+          return true;
+        });
+      }
+    });
   });
 }
 
-contract('local folder', async () => ({ store: new LocalStore(path.join(tempDir('store'), 'root')), close: async () => {} }));
-contract('S3 (s3rver on loopback)', async () => {
-  const s3 = await TestS3.start();
-  return { store: s3.store('some/prefix'), close: () => s3.down() };
-});
+contract(
+  'local folder',
+  async () => ({ store: new LocalStore(path.join(tempDir('store'), 'root')), close: async () => {} }),
+  async () => {
+    const file = path.join(tempDir('store'), 'a-file');
+    await fs.writeFile(file, '');
+    return new LocalStore(path.join(file, 'root')); // under a file: nothing can be made or read there
+  },
+);
+contract(
+  'S3 (s3rver on loopback)',
+  async () => {
+    const s3 = await TestS3.start();
+    return { store: s3.store('some/prefix'), close: () => s3.down() };
+  },
+  async () => {
+    // A port that was free a moment ago: nothing listens there.
+    const probe = net.createServer();
+    await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
+    const port = (probe.address() as net.AddressInfo).port;
+    await new Promise((r) => probe.close(r));
+    return new S3Store({ bucket: 'nowhere', prefix: '', endpoint: `http://127.0.0.1:${port}`, forcePathStyle: true, region: 'us-east-1', credentials: { accessKeyId: 'x', secretAccessKey: 'y' } });
+  },
+);

@@ -1,7 +1,7 @@
 /** What every subcommand shares: turning its flags into the one Config, and the logger. */
 import { pino, type Logger } from 'pino';
 import { loadConfig, type Config } from '../config/config.js';
-import { ConfigError } from '../lib/errors.js';
+import { ConfigError, StorageError } from '../lib/errors.js';
 
 /** commander's option values → config settings (only the ones the user gave). */
 export function configFromOptions(opts: Record<string, unknown>, env: NodeJS.ProcessEnv): Config {
@@ -15,7 +15,10 @@ export function makeLogger(level: Config['logLevel']): Logger {
   return pino({ level, base: { pid: process.pid }, redact: ['req.headers.authorization', 'writeKey'] });
 }
 
-/** Runs a command body; a ConfigError (or any expected refusal) exits 2 with its message, not a stack. */
+/**
+ * Runs a command body. A ConfigError exits 2 with its message, a StorageError (the storage failed) 1 with
+ * its message; anything else is a bug and prints its stack.
+ */
 export async function run(body: () => Promise<number | void>): Promise<void> {
   try {
     const code = await body();
@@ -24,6 +27,10 @@ export async function run(body: () => Promise<number | void>): Promise<void> {
     if (e instanceof ConfigError) {
       process.stderr.write(`tracklake: ${e.message}\n`);
       process.exit(2);
+    }
+    if (e instanceof StorageError) {
+      process.stderr.write(`tracklake: ${e.message}\n`);
+      process.exit(1);
     }
     process.stderr.write(`tracklake: ${(e as Error).stack ?? String(e)}\n`);
     process.exit(1);

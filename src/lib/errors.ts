@@ -61,3 +61,16 @@ export class ConfigError extends Error {
     super(`invalid setting "${setting}": ${message}`);
   }
 }
+
+/**
+ * A storage operation that failed (unreachable, refused, out of space), naming the store, the operation and
+ * the key, with the underlying error as its cause. The CLI prints it without a stack: it is the
+ * environment's failure, not tracklake's.
+ */
+export class StorageError extends Error {
+  constructor(readonly location: string, readonly operation: string, readonly key: string, cause: unknown) {
+    const c = cause as { name?: string; message?: string } | undefined;
+    const what = c?.message ? (c.name && c.name !== 'Error' ? `${c.name}: ${c.message}` : c.message) : String(cause);
+    super(`storage ${location}: ${operation} ${key} failed: ${what}`, { cause });
+  }
+}

@@ -3,6 +3,8 @@
  * local folder or an S3 bucket. Keys are '/'-separated relative paths such as 'tracks/2026/11/22/x.csv'.
  * A put is atomic: a reader sees the old object or the new one, never half of one.
  */
+import { StorageError } from '../lib/errors.js';
+
 export interface ObjectInfo {
   key: string;
   size: number;
@@ -27,6 +29,31 @@ export interface ObjectStore {
    * a copy. Stores without local files (S3) leave this out.
    */
   localPath?(key: string): string;
+}
+
+/**
+ * The store with every failure as a StorageError that names it, the operation and the key: an operator
+ * reading "connect ECONNREFUSED" or "AccessDenied" learns which bucket and which object. openStore returns
+ * stores wrapped this way.
+ */
+export function withErrorContext(store: ObjectStore): ObjectStore {
+  const guard = async <T>(operation: string, key: string, f: () => Promise<T>): Promise<T> => {
+    try {
+      return await f();
+    } catch (e) {
+      throw e instanceof StorageError ? e : new StorageError(store.location, operation, key, e);
+    }
+  };
+  const wrapped: ObjectStore = {
+    location: store.location,
+    put: (key, body) => guard('put', key, () => store.put(key, body)),
+    putFile: (key, file) => guard('put', key, () => store.putFile(key, file)),
+    get: (key) => guard('get', key, () => store.get(key)),
+    list: (prefix) => guard('list', prefix === '' ? '(all)' : prefix, () => store.list(prefix)),
+    delete: (key) => guard('delete', key, () => store.delete(key)),
+  };
+  if (store.localPath) wrapped.localPath = (key) => store.localPath!(key);
+  return wrapped;
 }
 
 const KEY_RE = /^[A-Za-z0-9._=-]+(\/[A-Za-z0-9._=-]+)*$/;
