@@ -84,12 +84,12 @@ function impressions(props: Obj, nul: boolean): string | null {
   let out = '';
   for (let i = 0; i < v.length; i++) {
     const item: unknown = v[i];
-    const name = `properties.impressions[${i}]`;
     const id = item !== null && typeof item === 'object'
       ? (text(get(item, 'product_id'), 'product_id', LIMITS.idChars, nul) ?? text(get(item, 'productId'), 'productId', LIMITS.idChars, nul) ?? text(get(item, 'id'), 'id', LIMITS.idChars, nul))
       : text(item, 'id', LIMITS.idChars, nul);
-    if (id === null) fail(name, 'must be an id or an object with product_id');
-    if (id.includes('|')) fail(name, 'must not contain "|", the list separator');
+    // The field's name is made only for a refusal: this loop runs for every impression of every event.
+    if (id === null) fail(`properties.impressions[${i}]`, 'must be an id or an object with product_id');
+    if (id.includes('|')) fail(`properties.impressions[${i}]`, 'must not contain "|", the list separator');
     out = i === 0 ? id : `${out}|${id}`;
   }
   return v.length > 0 ? out : null;
