@@ -17,9 +17,9 @@ const RECORD_SHARE = 0.6;
 
 const parse = (req: RawRequest) => JSON.parse(Buffer.from(req.body.buffer, req.body.byteOffset, req.body.length).toString('utf8')) as unknown;
 
-function prepared(ids: readonly unknown[], frame: Uint8Array): PrepareResult {
+function prepared(ids: readonly string[], frame: Uint8Array): PrepareResult {
   const fingerprints = new Int32Array(2 * ids.length);
-  for (let i = 0; i < ids.length; i++) fingerprintInto('demo', String(ids[i]), fingerprints, i);
+  for (let i = 0; i < ids.length; i++) fingerprintInto('demo', ids[i]!, fingerprints, i);
   return { ok: true, value: { tenant: 'demo', messages: ids.length, rejected: [], fingerprints, frame: encodeFrame(frame) } };
 }
 
