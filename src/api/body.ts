@@ -48,15 +48,6 @@ async function decompress(raw: Buffer, encoding: string, limit: number): Promise
   }
 }
 
-const ACCEPTED_TYPES = new Set(['application/json', 'text/plain', '']);
-
-export function checkContentType(header: string | undefined): void {
-  const type = (header ?? '').split(';')[0]!.trim().toLowerCase();
-  if (!ACCEPTED_TYPES.has(type)) {
-    throw new TracklakeError('unsupported_media_type', `Content-Type "${type}" is not accepted; send application/json (or text/plain from browsers).`);
-  }
-}
-
 /** The body's bytes, decompressed, within the limit. */
 export async function readBody(stream: Readable, contentEncoding: string | undefined, limit: number): Promise<Buffer> {
   return decompress(await readRaw(stream, limit), contentEncoding ?? '', limit);

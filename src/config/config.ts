@@ -41,6 +41,16 @@ export const configSchema = z.strictObject({
   corsOrigins: z.array(z.string().min(1)).min(1).default(['*']),
   /** Take the client address from X-Forwarded-For (only behind a proxy you control). */
   trustProxy: z.boolean().default(false),
+  /**
+   * The collector's address as browsers and apps reach it (https://collect.example.com, a path allowed):
+   * what the SDK settings it serves tell clients to send to. Unset: taken from each request's Host (and
+   * X-Forwarded-Proto/-Host with trustProxy).
+   */
+  publicUrl: z
+    .url({ protocol: /^https?$/, error: 'an http(s) URL such as https://collect.example.com' })
+    .refine((u) => { const x = new URL(u); return !x.search && !x.hash && !x.username && !x.password; }, 'no query, fragment or credentials')
+    .transform((u) => u.replace(/\/+$/, ''))
+    .optional(),
   /** This collector's name in object keys; generated once and kept in the log folder when unset. */
   nodeId: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'a node id is 1-64 letters, digits, "_" or "-"').optional(),
   /** Extra or overriding event-name mappings: {"item viewed": "view"}. */
@@ -96,6 +106,7 @@ const ENV: Record<string, keyof z.infer<typeof configSchema>> = {
   TRACKLAKE_SOURCES: 'sources',
   TRACKLAKE_CORS_ORIGINS: 'corsOrigins',
   TRACKLAKE_TRUST_PROXY: 'trustProxy',
+  TRACKLAKE_PUBLIC_URL: 'publicUrl',
   TRACKLAKE_NODE_ID: 'nodeId',
   TRACKLAKE_DEDUP_WINDOW_HOURS: 'dedupWindowHours',
   TRACKLAKE_SHUTDOWN_TIMEOUT_MS: 'shutdownTimeoutMs',

@@ -24,6 +24,8 @@ export interface RawRequest {
   body: Uint8Array;
   /** The write key from HTTP Basic auth, when given there. */
   basicKey: string | undefined;
+  /** The write key from a `writeKey` query parameter (RudderStack's beacon), when given there. */
+  queryKey?: string;
   pathType: MessageType | 'batch';
   clientIp: string | null;
   receivedAt: number;
@@ -83,7 +85,7 @@ export class RequestPreparer {
     const parsed = parseBody(req.body);
     if (!parsed.ok) return parsed;
     const { json, mayHoldNul } = parsed.value;
-    const writeKey = req.basicKey ?? bodyWriteKey(json);
+    const writeKey = req.basicKey ?? bodyWriteKey(json) ?? req.queryKey;
     if (writeKey === undefined) return reject('missing_write_key', ERRORS.missing_write_key.message);
     const tenant = Object.hasOwn(this.settings.sources, writeKey) ? this.settings.sources[writeKey] : undefined;
     if (tenant === undefined) return reject('unknown_write_key', ERRORS.unknown_write_key.message);
@@ -148,7 +150,7 @@ function parseBody(body: Uint8Array): { ok: true; value: { json: unknown; mayHol
 function bodyWriteKey(body: unknown): string | undefined {
   if (body && typeof body === 'object' && !Array.isArray(body) && Object.hasOwn(body, 'writeKey')) {
     const k = (body as Record<string, unknown>).writeKey;
-    return typeof k === 'string' ? k : undefined;
+    return typeof k === 'string' && k !== '' ? k : undefined;
   }
   return undefined;
 }

@@ -13,6 +13,7 @@ export class Metrics {
   readonly rejected = new Counter({ name: 'tracklake_events_rejected_total', help: 'Messages rejected, by reason code', labelNames: ['reason'], registers: [this.registry] });
   readonly duplicates = new Counter({ name: 'tracklake_events_duplicate_total', help: 'Messages acknowledged but not written again (messageId seen within the window)', registers: [this.registry] });
   readonly requests = new Counter({ name: 'tracklake_http_requests_total', help: 'HTTP requests by route and status', labelNames: ['route', 'status'], registers: [this.registry] });
+  readonly clientMetrics = new Counter({ name: 'tracklake_client_metrics_requests_total', help: "Requests of analytics.js's own usage metrics (POST /v1/m), counted and not stored", registers: [this.registry] });
   readonly rowsWritten = new Counter({ name: 'tracklake_rows_written_total', help: 'Rows written to storage', labelNames: ['kind'], registers: [this.registry] });
   readonly uploadFailures = new Counter({ name: 'tracklake_upload_failures_total', help: 'Failed uploads to storage (each is retried)', registers: [this.registry] });
   /** The log's state, read at each scrape so a gauge is never older than the scrape (set by the shipper). */

@@ -71,6 +71,11 @@ export const isIsoDate = (s: unknown): s is string => !Number.isNaN(isoTime(s));
  */
 const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
 const absent = (v: unknown) => v === undefined || v === null;
+/**
+ * An id field that is absent: null, undefined or "". RudderStack's browser SDK sends `"userId": ""` for
+ * every anonymous visitor, and Segment's API reads an empty id as none (a message still needs one id).
+ */
+const noId = (v: unknown) => v === undefined || v === null || v === '';
 const isIdentity = (v: unknown) =>
   (typeof v === 'string' && v.length >= 1 && v.length <= LIMITS.idChars) || (typeof v === 'number' && Number.isFinite(v));
 const TYPES: ReadonlySet<string> = new Set(MESSAGE_TYPES);
@@ -85,7 +90,7 @@ const REASONS = {
 
 // Each field read by name (not in a loop over names): payload shapes vary, and keyed reads of varying
 // shapes are what made this slow.
-const badIdentity = (v: unknown) => !absent(v) && !isIdentity(v);
+const badIdentity = (v: unknown) => !noId(v) && !isIdentity(v);
 const badObject = (v: unknown) => !absent(v) && !isObject(v);
 /** An optional date-time field: NaN when absent, the instant when valid, undefined when invalid. */
 const timeField = (v: unknown): number | undefined => {
@@ -108,9 +113,13 @@ function checkShape(m: Record<string, unknown>): Rejection | Times {
   if (badIdentity(m.anonymousId)) return reject('invalid_identity', REASONS.identity('anonymousId'));
   if (badIdentity(m.previousId)) return reject('invalid_identity', REASONS.identity('previousId'));
   if (badIdentity(m.groupId)) return reject('invalid_identity', REASONS.identity('groupId'));
-  if (m.event !== undefined && typeof m.event !== 'string') return reject('missing_event', '"event" has the wrong type.');
-  if (!absent(m.name) && (typeof m.name !== 'string' || m.name.length > 1024)) return reject('invalid_field', '"name" has the wrong type.');
-  if (!absent(m.messageId) && (typeof m.messageId !== 'string' || m.messageId.length > LIMITS.messageIdChars)) {
+  // "event" matters to track calls only (validateMessage checks it there); a page's stray event is ignored.
+  if (m.type === 'track' && !absent(m.event) && typeof m.event !== 'string') return reject('missing_event', '"event" has the wrong type.');
+  if (!absent(m.name) && !((typeof m.name === 'string' && m.name.length <= 1024) || (typeof m.name === 'number' && Number.isFinite(m.name)))) {
+    return reject('invalid_field', '"name" must be a string of at most 1024 characters.');
+  }
+  // A numeric messageId is an id like a numeric userId.
+  if (!absent(m.messageId) && !((typeof m.messageId === 'string' && m.messageId.length <= LIMITS.messageIdChars) || (typeof m.messageId === 'number' && Number.isFinite(m.messageId)))) {
     return reject('invalid_message_id', REASONS.messageId);
   }
   const timestamp = timeField(m.timestamp);
@@ -151,8 +160,7 @@ export interface Envelope {
   bodyBytes?: number;
 }
 
-const idString = (v: Identity): string | undefined =>
-  v === null || v === undefined ? undefined : String(v);
+const idString = (v: Identity): string | undefined => (noId(v) ? undefined : String(v));
 
 /**
  * Whether a value nests deeper than max. Recursion stops at max, so a hostile body cannot blow the stack
@@ -192,14 +200,14 @@ export function validateMessage(raw: unknown, envelope: Envelope = {}): Result<S
     return reject('missing_identity', 'A message needs "userId" or "anonymousId".');
   }
   const type = m.type as MessageType;
-  const event = m.event as string | undefined;
+  const event = type === 'track' && typeof m.event === 'string' ? m.event : undefined;
   if (type === 'track' && (event === undefined || event.trim() === '')) {
     return reject('missing_event', 'A track message needs "event", a non-empty string.');
   }
   if (type === 'track' && event!.length > 200) {
     return reject('missing_event', '"event" is over 200 characters.');
   }
-  if (type === 'alias' && absent(m.previousId)) {
+  if (type === 'alias' && noId(m.previousId)) {
     return reject('missing_previous_id', 'An alias message needs "previousId".');
   }
   const own = (m.context ?? undefined) as Record<string, unknown> | undefined;
@@ -207,12 +215,12 @@ export function validateMessage(raw: unknown, envelope: Envelope = {}): Result<S
   return ok({
     type,
     // An empty id is no id: it would make every such message a duplicate of the first.
-    messageId: m.messageId ? (m.messageId as string) : `tl-${randomUUID()}`,
+    messageId: noId(m.messageId) ? `tl-${randomUUID()}` : String(m.messageId),
     userId,
     anonymousId,
     previousId: idString(m.previousId as Identity),
     event,
-    name: (m.name ?? undefined) as string | undefined,
+    name: absent(m.name) || m.name === '' ? undefined : String(m.name),
     timestampMs: absent(m.timestamp) ? times.originalTimestamp : times.timestamp,
     sentAtMs: absent(m.sentAt) ? (envelope.sentAtMs ?? NaN) : times.sentAt,
     properties: (m.properties ?? EMPTY) as Record<string, unknown>,

@@ -45,9 +45,9 @@ export class UaClassifier {
 
 const MOBILE_LIBRARY = /^analytics[-.]?(ios|android|react-?native|flutter|kotlin|swift|xamarin|unity)/i;
 
-export function deviceType(opts: { hasApp: boolean; libraryName?: string; ua: UaFacts }): DeviceType {
+export function deviceType(opts: { hasApp: boolean; libraryName?: string; ua: UaFacts; mobileHint?: boolean }): DeviceType {
   if (opts.hasApp || (opts.libraryName !== undefined && MOBILE_LIBRARY.test(opts.libraryName))) return 'APP';
-  return opts.ua.handheld ? 'MOBILE' : 'DESKTOP';
+  return opts.ua.handheld || opts.mobileHint ? 'MOBILE' : 'DESKTOP';
 }
 
 // Hosts are matched on the registrable suffix: "l.facebook.com" matches "facebook.com".

@@ -95,6 +95,9 @@ function impressions(props: Obj, nul: boolean): string | null {
   return v.length > 0 ? out : null;
 }
 
+/** RudderStack's SDKs write "$direct" as the referrer of a visit that has none: no referrer, not a URL. */
+const pageReferrer = (r: string | null) => (r === '$direct' ? null : r);
+
 /**
  * Segment's skew correction: the client's clock may be wrong, but the gap between its `timestamp` and its
  * `sentAt` is right, so the event happened that long before we received the request.
@@ -143,7 +146,7 @@ function mapUnchecked(m: SegmentMessage, ctx: MapContext): Result<MappedRows> {
   const contextIp = text(c.ip, 'ip', 64, nul);
   if (contextIp !== null && isIP(contextIp) === 0) return reject('invalid_field', '"context.ip" must be an IPv4 or IPv6 address.');
   const page = c.page;
-  const referer = text(get(page, 'referrer'), 'page.referrer', MAX_TEXT, nul) ?? text(get(c.referrer, 'url'), 'referrer.url', MAX_TEXT, nul);
+  const referer = pageReferrer(text(get(page, 'referrer'), 'page.referrer', MAX_TEXT, nul)) ?? text(get(c.referrer, 'url'), 'referrer.url', MAX_TEXT, nul);
   const pagePath = () => text(get(page, 'path'), 'page.path', MAX_TEXT, nul);
   const pageUrl = () => text(get(page, 'url'), 'page.url', MAX_TEXT, nul);
   const event = isView ? 'load' : canonicalEvent(m.event!, ctx.eventMap);
@@ -172,7 +175,14 @@ function mapUnchecked(m: SegmentMessage, ctx: MapContext): Result<MappedRows> {
     ua: ua ?? null,
     url: isView ? (text(p.url, 'url', MAX_TEXT, nul) ?? pageUrl()) : pageUrl(),
     impressions: impressions(p, nul),
-    devicetype: deviceType({ hasApp: (c.app ?? null) !== null, libraryName: text(get(c.library, 'name'), 'library.name', MAX_TEXT, nul) ?? undefined, ua: uaFacts }),
+    devicetype: deviceType({
+      hasApp: (c.app ?? null) !== null,
+      libraryName: text(get(c.library, 'name'), 'library.name', MAX_TEXT, nul) ?? undefined,
+      ua: uaFacts,
+      // User-Agent Client Hints (analytics.js sends navigator.userAgentData): a phone says so even where its
+      // reduced user-agent string does not.
+      mobileHint: get(c.userAgentData, 'mobile') === true,
+    }),
     source: trafficSource({
       campaignSource: text(get(campaign, 'source'), 'campaign.source', MAX_TEXT, nul) ?? undefined,
       campaignMedium: text(get(campaign, 'medium'), 'campaign.medium', MAX_TEXT, nul) ?? undefined,
