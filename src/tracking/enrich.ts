@@ -44,9 +44,16 @@ export class UaClassifier {
 }
 
 const MOBILE_LIBRARY = /^analytics[-.]?(ios|android|react-?native|flutter|kotlin|swift|xamarin|unity)/i;
+/**
+ * Libraries that run in a web page. RudderStack's browser SDK describes itself in `context.app` (name
+ * "RudderLabs JavaScript SDK"), so for these `context.app` is not a mobile app.
+ */
+const BROWSER_LIBRARY = /^(analytics\.js|analytics-next|RudderLabs JavaScript SDK)$/i;
 
 export function deviceType(opts: { hasApp: boolean; libraryName?: string; ua: UaFacts; mobileHint?: boolean }): DeviceType {
-  if (opts.hasApp || (opts.libraryName !== undefined && MOBILE_LIBRARY.test(opts.libraryName))) return 'APP';
+  const lib = opts.libraryName;
+  const browser = lib !== undefined && BROWSER_LIBRARY.test(lib);
+  if ((opts.hasApp && !browser) || (lib !== undefined && MOBILE_LIBRARY.test(lib))) return 'APP';
   return opts.ua.handheld || opts.mobileHint ? 'MOBILE' : 'DESKTOP';
 }
 
