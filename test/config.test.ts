@@ -29,6 +29,12 @@ describe('configuration', () => {
     assert.equal(c.metrics[0]!.name, 'sales');
   });
 
+  it('takes publicUrl, the address clients reach the collector at, without its trailing slash', () => {
+    assert.equal(loadConfig({ env: { TRACKLAKE_PUBLIC_URL: 'https://collect.example.com/t/' } }).publicUrl, 'https://collect.example.com/t');
+    assert.equal(loadConfig({ flags: { publicUrl: 'http://10.0.0.5:8080' } }).publicUrl, 'http://10.0.0.5:8080');
+    assert.equal(loadConfig({}).publicUrl, undefined);
+  });
+
   it('stops on a bad setting with a message that names it', () => {
     fails({ flags: { port: 'eighty' } }, /"port"/);
     fails({ env: { TRACKLAKE_FLUSH_INTERVAL_MS: '-5' } }, /"flushIntervalMs"/);
@@ -38,6 +44,9 @@ describe('configuration', () => {
     fails({ flags: { timezone: 'Mars/Olympus' } }, /"timezone"/);
     fails({ flags: { scheduleTime: '25:00' } }, /"scheduleTime"/);
     fails({ env: { AWS_ENDPOINT_URL: 'not a url' } }, /"s3Endpoint"/);
+    for (const bad of ['collect.example.com', 'ftp://collect.example.com', 'https://collect.example.com/?x=1', 'https://u:p@collect.example.com']) {
+      fails({ env: { TRACKLAKE_PUBLIC_URL: bad } }, /"publicUrl"/);
+    }
     const dir = tempDir('cfg');
     writeFileSync(path.join(dir, 'bad.json'), '{"port": 80,');
     fails({ configFile: path.join(dir, 'bad.json') }, /"config".*not valid JSON/);

@@ -41,7 +41,9 @@ export async function serve(config: Config): Promise<number> {
       `Send a first event:\n  curl -u ${key}: -H 'Content-Type: application/json' \\\n` +
       `    -d '{"userId":"u1","event":"Product Viewed","properties":{"product_id":"p1","merchant_id":"m1"}}' \\\n` +
       `    http://${host}:${port}/v1/track\n` +
-      `It reaches ${store.location}/tracks/<yyyy>/<mm>/<dd>/ within ${config.flushIntervalMs / 1000} s, or at once on Ctrl-C.\n\n`,
+      `It reaches ${store.location}/tracks/<yyyy>/<mm>/<dd>/ within ${config.flushIntervalMs / 1000} s, or at once on Ctrl-C.\n` +
+      `Browsers and apps: point Segment's or RudderStack's SDKs here (README, "Clients"); analytics.js is served at\n` +
+      `  http://${host}:${port}/analytics.js/v1/${key}/analytics.min.js\n\n`,
   );
 
   return new Promise<number>((resolve) => {

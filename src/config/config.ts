@@ -48,7 +48,11 @@ export const configSchema = z.strictObject({
    */
   publicUrl: z
     .url({ protocol: /^https?$/, error: 'an http(s) URL such as https://collect.example.com' })
-    .refine((u) => { const x = new URL(u); return !x.search && !x.hash && !x.username && !x.password; }, 'no query, fragment or credentials')
+    .refine((u) => {
+      // Refinements run even after the URL check failed: parse defensively.
+      const x = URL.canParse(u) ? new URL(u) : undefined;
+      return x !== undefined && !x.search && !x.hash && !x.username && !x.password;
+    }, 'no query, fragment or credentials')
     .transform((u) => u.replace(/\/+$/, ''))
     .optional(),
   /** This collector's name in object keys; generated once and kept in the log folder when unset. */
