@@ -29,6 +29,7 @@ program
   .option('--max-segment-bytes <n>', 'ship a log segment early at this size (default 64 MiB)')
   .option('--max-buffer-bytes <n>', 'answer 503 once this much is waiting for storage (default 1 GiB)')
   .option('--ingest-workers <n>', 'worker threads that parse and map requests (default: cores - 1; 0: none)')
+  .option('--dedup-max-bytes <n>', 'memory budget of the duplicate index (default: a quarter of the machine\'s memory)')
   .option('--node-id <id>', 'name of this collector in object keys (default: generated once, kept in the log folder)')
   .option('--trust-proxy', 'take the client address from X-Forwarded-For (and the public host from X-Forwarded-Proto/-Host)')
   .option('--public-url <url>', 'the address browsers and apps reach this collector at, e.g. https://collect.example.com')

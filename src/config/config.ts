@@ -4,6 +4,7 @@
  * schema and frozen; nothing else in tracklake reads process.env. A bad setting stops start-up with its name.
  */
 import { readFileSync } from 'node:fs';
+import os from 'node:os';
 import { z } from 'zod';
 import { ConfigError } from '../lib/errors.js';
 
@@ -61,6 +62,11 @@ export const configSchema = z.strictObject({
   events: z.record(z.string().min(1), z.string().min(1)).default({}),
   /** Window within which a repeated messageId is a duplicate. */
   dedupWindowHours: z.coerce.number().min(0).max(24 * 7).default(24),
+  /**
+   * Memory budget of the duplicate index (120 bytes per id at its peak). Over it the oldest ids leave
+   * first and the effective window shrinks. Unset: a quarter of the machine's memory.
+   */
+  dedupMaxBytes: z.coerce.number().int().min(1024 * 1024).optional(),
   /** Worker threads that parse and map requests; unset: one per core beyond the first (0: on the request thread). */
   ingestWorkers: z.coerce.number().int().min(0).max(64).optional(),
   /** A request must arrive whole within this time (headers within 10 s at most): slow clients cannot hold the server. */
@@ -113,6 +119,7 @@ const ENV: Record<string, keyof z.infer<typeof configSchema>> = {
   TRACKLAKE_PUBLIC_URL: 'publicUrl',
   TRACKLAKE_NODE_ID: 'nodeId',
   TRACKLAKE_DEDUP_WINDOW_HOURS: 'dedupWindowHours',
+  TRACKLAKE_DEDUP_MAX_BYTES: 'dedupMaxBytes',
   TRACKLAKE_SHUTDOWN_TIMEOUT_MS: 'shutdownTimeoutMs',
   TRACKLAKE_REQUEST_TIMEOUT_MS: 'requestTimeoutMs',
   TRACKLAKE_INGEST_WORKERS: 'ingestWorkers',
@@ -190,6 +197,7 @@ export function loadConfig(input: ConfigInput = {}): Config {
     throw new ConfigError(setting, issue.message);
   }
   const cfg = parsed.data;
+  cfg.dedupMaxBytes ??= Math.floor(os.totalmem() / 4);
   if (Object.keys(cfg.sources).length === 0) cfg.sources = { dev: 'demo' };
   const names = new Set(['view', 'share', 'chat']);
   for (const m of cfg.metrics) {

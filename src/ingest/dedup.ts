@@ -3,10 +3,22 @@
  * not written again. The index lives in memory and is rebuilt at start from the log's pending segments and
  * the small id files written when a segment is shipped, so it holds across restarts.
  *
- * The index keeps the 64-bit fingerprint of (tenant, messageId) (ingest/fingerprint.ts), its time and the
- * ticket of the request that logged it in typed arrays (an open-addressing table): 21 bytes a slot, and
- * nothing for the garbage collector to walk (bench:ingest measured a Map of strings at a tenth of the
- * collector's CPU, most of it in GC).
+ * The index keeps the 64-bit fingerprint of (tenant, messageId) (ingest/fingerprint.ts), its receipt time
+ * (whole seconds, rounded up) and the ticket of the request that logged it, in typed arrays (an
+ * open-addressing table with linear probing): 16 bytes a slot, and nothing for the garbage collector to walk
+ * (bench:ingest measured a Map of strings at a tenth of the collector's CPU, most of it in GC).
+ *
+ * Nothing here ever works through the whole table at once, so no operation holds the request thread for
+ * more than a bounded slice, at any size:
+ * - Growth and compaction are incremental, as in Redis: a new table is made, and every insert (and a
+ *   maintenance tick when traffic is idle) moves a fixed number of slots of the old table into it, while
+ *   lookups consult both. The new table is sized so the move ends before it is half full.
+ * - Expiry needs no sweep: an id older than the cutoff is dead where it lies, its slot is reused by the next
+ *   insert that probes it, and the compaction above leaves it behind.
+ * - Memory has a budget (maxIds, from `dedupMaxBytes`): ids are counted per slice of time, and when the
+ *   window holds more than the budget the oldest slices are cut off first. The effective window shrinks;
+ *   an id within it is still always caught, and an id is never taken for a duplicate of another (only an
+ *   equal fingerprint matches).
  *
  * Dedup is per collector node: behind a load balancer a retry that reaches another node is not caught (the
  * same as Segment's best-effort dedup window).
@@ -17,40 +29,150 @@ import type { Clock } from '../lib/clock.js';
 import { writeFileAtomic } from '../storage/local.js';
 import { fingerprint } from './fingerprint.js';
 
+/** A slot's time: 0 is a slot never used, 1 one whose id was released or moved; ids hold seconds since 1970. */
 const EMPTY = 0;
-const LIVE = 1;
-const RELEASED = 2;
+const TOMBSTONE = 1;
 const MIN_CAPACITY = 1 << 12;
+/** Bytes of one slot: fingerprint (2 × 4), time (4), ticket (4). */
+export const SLOT_BYTES = 16;
+/**
+ * Old slots moved per insert while a table is compacted: bounds the work of one insert (each move is a
+ * random write into the new table, about 0.1 µs), and sets how many inserts a compaction spans.
+ */
+const MOVE_PER_INSERT = 16;
+/**
+ * Bytes per id the budget allows for: a table holding M ids has at most about 3.7 M slots (sized 3× its
+ * live ids plus the C/16 that arrive while the previous one is moved), and while one is compacted into the
+ * next both exist: 2 × 3.7 × 16 bytes. Between compactions it is about half that.
+ */
+export const BYTES_PER_ID = 120;
+/** Old slots moved per maintenance tick (traffic may be idle): about a millisecond of work. */
+const MOVE_PER_TICK = 1 << 15;
+/** The window is counted in this many slices of time; the oldest slice is what leaves first over budget. */
+const SLICES = 1024;
+
+class Table {
+  readonly hi: Int32Array;
+  readonly lo: Int32Array;
+  readonly at: Uint32Array;
+  readonly ticket: Int32Array;
+  /** Slots not EMPTY (live, dead or tombstones): what probing walks over. */
+  used = 0;
+  constructor(readonly capacity: number) {
+    this.hi = new Int32Array(capacity);
+    this.lo = new Int32Array(capacity);
+    this.at = new Uint32Array(capacity);
+    this.ticket = new Int32Array(capacity);
+  }
+  /** The slot holding the fingerprint with a time after cutoff (seconds), or -1. */
+  find(h1: number, h2: number, cutoff: number): number {
+    const cap = this.capacity;
+    for (let i = (h1 >>> 0) % cap; ; i = i + 1 === cap ? 0 : i + 1) {
+      const t = this.at[i]!;
+      if (t === EMPTY) return -1;
+      if (t > cutoff && this.hi[i] === h1 && this.lo[i] === h2) return i;
+    }
+  }
+  /** Where a fingerprint that is not in the table goes: the first slot of its chain that holds no live id. */
+  slotFor(h1: number, cutoff: number): number {
+    const cap = this.capacity;
+    let i = (h1 >>> 0) % cap;
+    while (this.at[i]! > cutoff) i = i + 1 === cap ? 0 : i + 1;
+    return i;
+  }
+  put(i: number, h1: number, h2: number, at: number, ticket: number): void {
+    if (this.at[i] === EMPTY) this.used++;
+    this.hi[i] = h1;
+    this.lo[i] = h2;
+    this.at[i] = at;
+    this.ticket[i] = ticket;
+  }
+}
+
+export interface DedupOptions {
+  /** Most ids held; past it the oldest leave first and the effective window shrinks. */
+  maxIds?: number;
+}
 
 export class DedupIndex {
-  private capacity = MIN_CAPACITY;
-  private hi = new Int32Array(MIN_CAPACITY);
-  private lo = new Int32Array(MIN_CAPACITY);
-  private at = new Float64Array(MIN_CAPACITY);
-  private ticket = new Int32Array(MIN_CAPACITY);
-  private state = new Uint8Array(MIN_CAPACITY);
-  /** Slots not EMPTY (live, expired or released): what probing walks over. */
-  private used = 0;
+  private cur = new Table(MIN_CAPACITY);
+  /** The table being compacted into cur, and how far the move has got. */
+  private old: Table | undefined;
+  private cursor = 0;
 
-  constructor(private readonly windowMs: number, private readonly clock: Clock) {}
+  private readonly windowSec: number;
+  private readonly maxIds: number;
+  /** Slices of time: ids are counted by the slice of their time, in a ring of `ring` slices. */
+  private readonly sliceSec: number;
+  private readonly ring: number;
+  private readonly sliceOf: Float64Array;
+  private readonly sliceCount: Float64Array;
+  /** The oldest slice still counted, and the newest seen. */
+  private tail = -1;
+  private head = -1;
+  /** Ids counted in slices tail..head: the ids held (a slice partly past the cutoff counts whole). */
+  private live = 0;
+  /** Ids of this time (seconds) or older were cut off to keep within maxIds. */
+  private evicted = 0;
 
-  /** A slot the fingerprint may take, set by find. */
-  private free = -1;
+  constructor(private readonly windowMs: number, private readonly clock: Clock, options: DedupOptions = {}) {
+    this.windowSec = Math.ceil(windowMs / 1000);
+    this.maxIds = options.maxIds ?? Number.POSITIVE_INFINITY;
+    this.sliceSec = Math.max(1, Math.ceil(this.windowSec / SLICES));
+    this.ring = Math.ceil(this.windowSec / this.sliceSec) + 3;
+    this.sliceOf = new Float64Array(this.ring).fill(-1);
+    this.sliceCount = new Float64Array(this.ring);
+  }
 
-  /** The slot holding the fingerprint live after cutoff, or -1 (then `free` is where it may go). */
-  private find(h1: number, h2: number, cutoff: number): number {
-    const mask = this.capacity - 1;
-    this.free = -1;
-    for (let i = h1 & mask; ; i = (i + 1) & mask) {
-      const st = this.state[i]!;
-      if (st === EMPTY) {
-        if (this.free < 0) this.free = i;
-        return -1;
-      }
-      const live = st === LIVE && this.at[i]! > cutoff;
-      if (live && this.hi[i] === h1 && this.lo[i] === h2) return i;
-      if (!live && this.free < 0) this.free = i;
+  /**
+   * The time (whole seconds) at or before which an id is dead, for the clock's now: the window's start, or
+   * later when the budget cut the oldest slices off. Advances the counted slices on the way.
+   */
+  private cutoff(now: number): number {
+    let cut = Math.max(Math.floor((now - this.windowMs) / 1000), this.evicted);
+    if (this.tail < 0) this.tail = this.head = Math.floor((cut + 1) / this.sliceSec);
+    // Slices wholly at or before the cutoff are no longer counted.
+    const last = Math.floor((cut + 1) / this.sliceSec) - 1;
+    if (this.tail >= 0 && this.tail <= last) this.uncount(last);
+    // Over budget: cut whole slices off, oldest first (never the newest: it is what arrives now).
+    while (this.live > this.maxIds && this.tail >= 0 && this.tail < this.head) {
+      this.evicted = (this.tail + 1) * this.sliceSec - 1;
+      this.uncount(this.tail);
+      cut = Math.max(cut, this.evicted);
     }
+    return cut;
+  }
+
+  /** Stops counting the slices up to and including `last`. */
+  private uncount(last: number): void {
+    if (last - this.tail >= this.ring) {
+      // A jump of more than the ring (an idle node, a clock step): one pass over the ring.
+      for (let r = 0; r < this.ring; r++) {
+        if (this.sliceOf[r]! >= this.tail && this.sliceOf[r]! <= last) this.live -= this.sliceCount[r]!;
+      }
+    } else {
+      for (let b = this.tail; b <= last; b++) {
+        const r = b % this.ring;
+        if (this.sliceOf[r] === b) this.live -= this.sliceCount[r]!;
+      }
+    }
+    this.tail = last + 1;
+  }
+
+  private count(atSec: number, delta: number): void {
+    const b = Math.floor(atSec / this.sliceSec);
+    if (b < this.tail) return; // already past the cutoff: never counted
+    if (b > this.head) this.head = b;
+    const r = b % this.ring;
+    if (this.sliceOf[r] !== b) {
+      // The ring slot held a slice long gone; if it was still counted, it is not any more.
+      const was = this.sliceOf[r]!;
+      if (was >= this.tail) this.live -= this.sliceCount[r]!;
+      this.sliceOf[r] = b;
+      this.sliceCount[r] = 0;
+    }
+    this.sliceCount[r]! += delta;
+    this.live += delta;
   }
 
   /**
@@ -59,72 +181,108 @@ export class DedupIndex {
    * loaded at start).
    */
   reserve(h1: number, h2: number, at: number, ticket: number, now = this.clock.now()): number {
-    const found = this.find(h1, h2, now - this.windowMs);
-    if (found >= 0) return this.ticket[found]!;
-    const free = this.free;
-    if (this.state[free] === EMPTY) this.used++;
-    this.hi[free] = h1;
-    this.lo[free] = h2;
-    this.at[free] = at;
-    this.ticket[free] = ticket;
-    this.state[free] = LIVE;
-    if (this.used * 2 > this.capacity) this.rebuild();
+    const cut = this.cutoff(now);
+    if (this.old) this.move(MOVE_PER_INSERT, cut);
+    const cur = this.cur;
+    const found = cur.find(h1, h2, cut);
+    if (found >= 0) return cur.ticket[found]!;
+    if (this.old) {
+      const prior = this.old.find(h1, h2, cut);
+      if (prior >= 0) return this.old.ticket[prior]!;
+    }
+    const atSec = Math.max(TOMBSTONE + 1, Math.ceil(at / 1000));
+    cur.put(cur.slotFor(h1, cut), h1, h2, atSec, ticket);
+    this.count(atSec, 1);
+    if (!this.old && cur.used * 2 > cur.capacity) this.compact();
     return -1;
   }
 
   /** Undoes a reservation whose write failed, so the client's retry is accepted. */
   release(h1: number, h2: number): void {
-    const slot = this.find(h1, h2, -Infinity);
-    if (slot >= 0) this.state[slot] = RELEASED;
+    for (const t of this.old ? [this.cur, this.old] : [this.cur]) {
+      const slot = t.find(h1, h2, TOMBSTONE);
+      if (slot < 0) continue;
+      this.count(t.at[slot]!, -1);
+      t.at[slot] = TOMBSTONE;
+      return;
+    }
   }
 
   /** Adds an id logged before (in a segment or an id file found at start). */
   load(h1: number, h2: number, at: number): void {
     const now = this.clock.now();
-    if (at > now - this.windowMs) this.reserve(h1, h2, at, 0, now);
+    if (Math.ceil(at / 1000) > this.cutoff(now)) this.reserve(h1, h2, at, 0, now);
   }
 
-  /** Forgets ids older than the window when they take up a quarter of the table. */
-  prune(): void {
-    const cutoff = this.clock.now() - this.windowMs;
-    let dead = 0;
-    for (let i = 0; i < this.capacity; i++) if (this.state[i] !== EMPTY && (this.state[i] !== LIVE || this.at[i]! <= cutoff)) dead++;
-    if (dead * 4 > this.used) this.rebuild();
+  /** Makes room for about n ids at once (before loading them at start), so loading moves nothing. */
+  presize(n: number): void {
+    const want = Math.ceil(3 * Math.min(n, this.maxIds));
+    if (this.old || want <= this.cur.capacity || this.cur.used > 0) return;
+    this.cur = new Table(want);
   }
 
-  /** A table sized for the live ids (at most a quarter full), without the expired and released ones. */
-  private rebuild(): void {
-    const cutoff = this.clock.now() - this.windowMs;
-    const { hi, lo, at, ticket, state, capacity } = this;
-    let live = 0;
-    for (let i = 0; i < capacity; i++) if (state[i] === LIVE && at[i]! > cutoff) live++;
-    let size = MIN_CAPACITY;
-    while (size < live * 4) size *= 2;
-    this.capacity = size;
-    this.hi = new Int32Array(size);
-    this.lo = new Int32Array(size);
-    this.at = new Float64Array(size);
-    this.ticket = new Int32Array(size);
-    this.state = new Uint8Array(size);
-    this.used = live;
-    const mask = size - 1;
-    for (let i = 0; i < capacity; i++) {
-      if (state[i] !== LIVE || at[i]! <= cutoff) continue;
-      let j = hi[i]! & mask;
-      while (this.state[j] !== EMPTY) j = (j + 1) & mask;
-      this.hi[j] = hi[i]!;
-      this.lo[j] = lo[i]!;
-      this.at[j] = at[i]!;
-      this.ticket[j] = ticket[i]!;
-      this.state[j] = LIVE;
+  /**
+   * The maintenance tick (every second or so): advances the cutoff, carries on a compaction when no insert
+   * does, and starts one when dead ids fill the table or it is far larger than what it holds.
+   */
+  maintain(now = this.clock.now()): void {
+    const cut = this.cutoff(now);
+    if (this.old) {
+      this.move(MOVE_PER_TICK, cut);
+      return;
     }
+    const cur = this.cur;
+    if (cur.used * 2 > cur.capacity || (cur.capacity > MIN_CAPACITY && cur.capacity > 12 * Math.max(this.live, MIN_CAPACITY / 3))) this.compact();
   }
 
-  /** Ids held (live within the window or not yet pruned). */
-  get size(): number {
-    let n = 0;
-    for (let i = 0; i < this.capacity; i++) if (this.state[i] === LIVE) n++;
-    return n;
+  /** Starts moving the live ids into a new table of three slots per id, counting those that arrive meanwhile. */
+  private compact(): void {
+    const arriving = Math.ceil(this.cur.capacity / MOVE_PER_INSERT);
+    const capacity = Math.max(MIN_CAPACITY, Math.ceil(3 * (Math.min(this.live, this.maxIds) + arriving)));
+    this.old = this.cur;
+    this.cursor = 0;
+    this.cur = new Table(capacity);
+  }
+
+  /**
+   * Moves the next slots of the old table into the current one: at least n, and past dead ones (a cheap
+   * sequential read) up to 16n, stopping once n live ids have moved. The old table goes once all are moved.
+   */
+  private move(n: number, cut: number): void {
+    const old = this.old!;
+    const cur = this.cur;
+    const end = Math.min(old.capacity, this.cursor + 16 * n);
+    let i = this.cursor;
+    for (let moved = 0; i < end && (moved < n || i < this.cursor + n); i++) {
+      const t = old.at[i]!;
+      if (t <= cut) continue; // empty, tombstone or dead: left behind
+      cur.put(cur.slotFor(old.hi[i]!, cut), old.hi[i]!, old.lo[i]!, t, old.ticket[i]!);
+      old.at[i] = TOMBSTONE;
+      moved++;
+    }
+    this.cursor = i;
+    if (i === old.capacity) this.old = undefined;
+  }
+
+  /** Ids held within the effective window (a slice partly past it counts whole). */
+  get ids(): number {
+    return this.live;
+  }
+
+  /** Bytes of the tables. */
+  get bytes(): number {
+    return SLOT_BYTES * (this.cur.capacity + (this.old?.capacity ?? 0));
+  }
+
+  /** The window in force: the configured one, or shorter when the budget cut the oldest ids off. */
+  effectiveWindowMs(now = this.clock.now()): number {
+    // An id is live when its time, rounded up to a second, is after the cutoff: received after cutoff × 1000.
+    return Math.min(this.windowMs, Math.max(0, now - this.cutoff(now) * 1000));
+  }
+
+  /** Whether a compaction is under way (two tables answer). */
+  get compacting(): boolean {
+    return this.old !== undefined;
   }
 }
 
@@ -163,6 +321,18 @@ export async function readIdsFiles(dir: string, cutoff: number, visit: (hi: numb
     const buf = await fs.readFile(file);
     for (let p = 0; p + ID_ENTRY_BYTES <= buf.length; p += ID_ENTRY_BYTES) visit(buf.readInt32LE(p), buf.readInt32LE(p + 4), buf.readDoubleLE(p + 8));
   }
+}
+
+/** About how many ids the id files newer than cutoff hold (from their sizes), to size the index before loading. */
+export async function countIds(dir: string, cutoff: number): Promise<number> {
+  let n = 0;
+  for (const name of await fs.readdir(dir).catch(() => [] as string[])) {
+    const m = IDS_RE.exec(name);
+    if (!m || Number(m[2]) <= cutoff) continue;
+    const size = (await fs.stat(path.join(dir, name)).catch(() => undefined))?.size ?? 0;
+    n += m[3] === 'bin' ? size / ID_ENTRY_BYTES : size / 40;
+  }
+  return Math.ceil(n);
 }
 
 export async function pruneIdsFiles(dir: string, cutoff: number): Promise<void> {

@@ -9,7 +9,7 @@ import { Metrics } from '../lib/metrics.js';
 import type { ObjectStore } from '../storage/store.js';
 import os from 'node:os';
 import { Collector } from './collector.js';
-import { DedupIndex, readIdsFiles } from './dedup.js';
+import { BYTES_PER_ID, DedupIndex, countIds, readIdsFiles } from './dedup.js';
 import { readRecords } from './records.js';
 import { openPreparer, type Preparer } from './preparer.js';
 import { Shipper } from './shipper.js';
@@ -32,7 +32,9 @@ export async function openIngest(config: Config, deps: { store: ObjectStore; clo
   const metrics = deps.metrics ?? new Metrics();
   let shipper: Shipper | undefined;
   const windowMs = config.dedupWindowHours * 3600_000;
-  const dedup = new DedupIndex(windowMs, deps.clock);
+  const dedup = new DedupIndex(windowMs, deps.clock, { maxIds: Math.floor(config.dedupMaxBytes! / BYTES_PER_ID) });
+  // Sized once for the ids about to be loaded, so loading a large window moves nothing.
+  dedup.presize(await countIds(config.walDir, deps.clock.now() - windowMs));
   // The index holds the ids of the segments not yet shipped (read as the log recovers them) and of the id
   // files written for the shipped ones.
   const wal = await WriteAheadLog.open(config.walDir, {
@@ -42,8 +44,19 @@ export async function openIngest(config: Config, deps: { store: ObjectStore; clo
     onRecovered: (payload) => readRecords(payload, { record: (hi, lo, at) => dedup.load(hi, lo, at) }),
   });
   await readIdsFiles(config.walDir, deps.clock.now() - windowMs, (hi, lo, at) => dedup.load(hi, lo, at));
-  const pruneTimer = setInterval(() => dedup.prune(), 60_000);
-  pruneTimer.unref();
+  // Expiry, compaction when idle, and the budget's warning: each tick does a bounded slice of work.
+  let warned = 0;
+  const maintainTimer = setInterval(() => {
+    const now = deps.clock.now();
+    dedup.maintain(now);
+    const effective = dedup.effectiveWindowMs(now);
+    if (effective < windowMs && now - warned > 600_000) {
+      warned = now;
+      deps.logger.warn({ effectiveWindowSeconds: Math.round(effective / 1000), configuredWindowSeconds: windowMs / 1000, ids: dedup.ids, dedupMaxBytes: config.dedupMaxBytes }, 'duplicate window shortened: more ids than dedupMaxBytes holds (README, Operations)');
+    }
+  }, 1000);
+  maintainTimer.unref();
+  metrics.dedupState = () => ({ windowSeconds: dedup.effectiveWindowMs() / 1000, ids: dedup.ids, bytes: dedup.bytes });
 
   const collector = new Collector({ wal, dedup, metrics, maxBufferBytes: config.maxBufferBytes });
   const workers = config.ingestWorkers ?? Math.min(8, os.availableParallelism() - 1);
@@ -69,7 +82,7 @@ export async function openIngest(config: Config, deps: { store: ObjectStore; clo
       return { ready: storageOk && log === true, checks: { log, storage: storageOk ? true : (s.lastError ?? 'no recent upload') } };
     },
     async close() {
-      clearInterval(pruneTimer);
+      clearInterval(maintainTimer);
       collector.close();
       const shipped = await s.stop(config.shutdownTimeoutMs);
       await wal.close();

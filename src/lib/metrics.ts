@@ -16,6 +16,11 @@ export class Metrics {
   readonly clientMetrics = new Counter({ name: 'tracklake_client_metrics_requests_total', help: "Requests of analytics.js's own usage metrics (POST /v1/m), counted and not stored", registers: [this.registry] });
   readonly rowsWritten = new Counter({ name: 'tracklake_rows_written_total', help: 'Rows written to storage', labelNames: ['kind'], registers: [this.registry] });
   readonly uploadFailures = new Counter({ name: 'tracklake_upload_failures_total', help: 'Failed uploads to storage (each is retried)', registers: [this.registry] });
+  /** The duplicate index's state, read at each scrape (set by the ingest node). */
+  dedupState: () => { windowSeconds: number; ids: number; bytes: number } = () => ({ windowSeconds: 0, ids: 0, bytes: 0 });
+  readonly dedupWindow: Gauge = new Gauge({ name: 'tracklake_dedup_window_seconds', help: 'Effective duplicate window: the configured one, or shorter when the memory budget cut the oldest ids off', registers: [this.registry], collect: (): void => this.dedupWindow.set(this.dedupState().windowSeconds) });
+  readonly dedupIds: Gauge = new Gauge({ name: 'tracklake_dedup_ids', help: 'Message ids held by the duplicate index', registers: [this.registry], collect: (): void => this.dedupIds.set(this.dedupState().ids) });
+  readonly dedupBytes: Gauge = new Gauge({ name: 'tracklake_dedup_bytes', help: 'Memory of the duplicate index', registers: [this.registry], collect: (): void => this.dedupBytes.set(this.dedupState().bytes) });
   /** The log's state, read at each scrape so a gauge is never older than the scrape (set by the shipper). */
   logState: () => LogState = () => ({ bytes: 0, segments: 0, lagSeconds: 0 });
   readonly logBytes: Gauge = new Gauge({ name: 'tracklake_log_buffered_bytes', help: 'Bytes in the local log not yet shipped to storage', registers: [this.registry], collect: (): void => this.logBytes.set(this.logState().bytes) });

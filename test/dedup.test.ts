@@ -1,0 +1,130 @@
+/**
+ * The duplicate index at size: the same answers as a plain map of the window, no pause of the event loop
+ * while it grows through many doublings or while a whole window expires, and a memory budget that shortens
+ * the window instead of growing the process.
+ */
+import assert from 'node:assert/strict';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { describe, it } from 'node:test';
+import { BYTES_PER_ID, DedupIndex } from '../src/ingest/dedup.js';
+import { ManualClock } from '../src/lib/clock.js';
+import { T0 } from './helpers.js';
+
+/** A fast deterministic stream of 32-bit values (xorshift32): fingerprints as good as the real hash's. */
+function xorshift(seed: number): () => number {
+  let x = seed | 0 || 1;
+  return () => {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    return x | 0;
+  };
+}
+
+const yieldToLoop = () => new Promise<void>((r) => setImmediate(r));
+
+describe('the dedup index at size', () => {
+  it('answers like a map of the window through random inserts, repeats, releases and expiry', () => {
+    const clock = new ManualClock(T0);
+    const windowMs = 600_000;
+    const index = new DedupIndex(windowMs, clock);
+    const ref = new Map<string, { atSec: number; ticket: number }>();
+    const rnd = xorshift(7);
+    const ids: Array<[number, number]> = [];
+    let ticket = 0;
+    for (let step = 0; step < 400_000; step++) {
+      const r = (rnd() >>> 0) % 100;
+      if (r < 2) {
+        clock.advance((rnd() >>> 0) % 20_000);
+        continue;
+      }
+      const now = clock.now();
+      const cutSec = Math.floor((now - windowMs) / 1000);
+      let fp: [number, number];
+      if (r < 40 && ids.length > 0) fp = ids[(rnd() >>> 0) % ids.length]!; // a repeat, maybe expired
+      else ids.push((fp = [rnd(), rnd()]));
+      const key = `${fp[0]}:${fp[1]}`;
+      if (r < 44) {
+        index.release(fp[0], fp[1]);
+        ref.delete(key);
+        continue;
+      }
+      ticket = ticket >= 0x7fffffff ? 1 : ticket + 1;
+      const got = index.reserve(fp[0], fp[1], now, ticket, now);
+      const prior = ref.get(key);
+      const want = prior && prior.atSec > cutSec ? prior.ticket : -1;
+      assert.equal(got, want, `step ${step}`);
+      if (want === -1) ref.set(key, { atSec: Math.ceil(now / 1000), ticket });
+      if (step % 1000 === 0) index.maintain(now);
+    }
+  });
+
+  it('never pauses the event loop while it grows through many doublings and while a full window expires', async () => {
+    const clock = new ManualClock(T0);
+    const windowMs = 3_600_000;
+    const index = new DedupIndex(windowMs, clock);
+    const rnd = xorshift(42);
+    const h = monitorEventLoopDelay({ resolution: 1 });
+    let longestSlice = 0;
+    // As a busy collector does: inserts in request-sized slices (a batch of 100 events), the loop turning between them.
+    const run = async (n: number, spreadMs: number) => {
+      const start = clock.now();
+      for (let done = 0; done < n; ) {
+        const t0 = performance.now();
+        for (let k = 0; k < 100; k++, done++) {
+          clock.set(start + Math.floor((done * spreadMs) / n));
+          assert.equal(index.reserve(rnd(), rnd(), clock.now(), 1), -1);
+        }
+        if (done % 100_000 === 0) index.maintain(); // the node's tick, once a second
+        longestSlice = Math.max(longestSlice, performance.now() - t0);
+        await yieldToLoop();
+      }
+    };
+    h.enable();
+    await run(3_000_000, windowMs / 2); // 4 096 slots to about ten million: a dozen doublings
+    const grownTo = index.bytes;
+    clock.advance(windowMs + 60_000); // the whole window expires...
+    await run(1_500_000, windowMs / 4); // ...while new ids keep coming
+    for (let i = 0; i < 2_000; i++) {
+      index.maintain();
+      await yieldToLoop();
+    }
+    h.disable();
+    const maxMs = h.max / 1e6;
+    assert.ok(grownTo > 2 ** 12 * 16 * 1000, `the table grew: ${grownTo} bytes`);
+    assert.ok(index.ids <= 1_500_000 + 10_000, `expired ids are not counted: ${index.ids}`);
+    assert.ok(index.bytes < grownTo, `the table shrank after the window expired: ${index.bytes} < ${grownTo}`);
+    // A slice of 100 inserts takes well under a millisecond alone (a few ms while a new table's pages are
+    // first touched); the whole-table rebuild this replaced took about 500 ms at this size. The bounds leave
+    // room for the other test files sharing the machine's two cores.
+    assert.ok(longestSlice < 150, `longest slice of 100 inserts: ${longestSlice.toFixed(1)} ms`);
+    assert.ok(maxMs < 200, `longest event-loop delay: ${maxMs.toFixed(1)} ms`);
+  });
+
+  it('keeps within its memory budget by letting the oldest ids go first, and says how long its window is', () => {
+    const clock = new ManualClock(T0);
+    const windowMs = 3_600_000;
+    const maxIds = 40_000;
+    const index = new DedupIndex(windowMs, clock, { maxIds });
+    const rnd = xorshift(9);
+    const fps: Array<[number, number]> = [];
+    // 200 000 ids over 50 minutes: five times what the budget holds.
+    for (let i = 0; i < 200_000; i++) {
+      clock.set(T0 + Math.floor(i * 15));
+      const fp: [number, number] = [rnd(), rnd()];
+      fps.push(fp);
+      assert.equal(index.reserve(fp[0], fp[1], clock.now(), 1), -1);
+      assert.ok(index.bytes <= maxIds * BYTES_PER_ID + 2 ** 12 * 16 * 4, `bytes ${index.bytes} at ${i}`);
+    }
+    assert.ok(index.ids <= maxIds, `ids held: ${index.ids}`);
+    const effective = index.effectiveWindowMs();
+    assert.ok(effective < windowMs, `the window shrank: ${effective} ms`);
+    // About 40 000 ids at one every 15 ms: ten minutes, less the slices cut whole.
+    assert.ok(effective > 8 * 60_000 && effective <= 10 * 60_000 + 5_000, `effective window ${effective} ms`);
+    // Every id within the effective window is still a duplicate; older ones are new again; unseen ones are new.
+    const newest = Math.floor(effective / 15) - 400;
+    for (let i = 200_000 - newest; i < 200_000; i += 7) assert.equal(index.reserve(fps[i]![0], fps[i]![1], clock.now(), 2), 1, `id ${i}`);
+    assert.equal(index.reserve(fps[10]![0], fps[10]![1], clock.now(), 3), -1, 'an id older than the effective window is new');
+    for (let i = 0; i < 1_000; i++) assert.equal(index.reserve(rnd(), rnd(), clock.now(), 4), -1);
+  });
+});
