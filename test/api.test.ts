@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import net from 'node:net';
 import { gzipSync } from 'node:zlib';
 import { basic, flushed, post, readRows, startCollector, T0, track, type TestCollector } from './helpers.js';
 import type { ManualClock } from '../src/lib/clock.js';
@@ -163,6 +164,37 @@ describe('the client address', () => {
       } finally {
         await c.close();
       }
+    }
+  });
+});
+
+describe('a long-lived connection', () => {
+  it('is served past 10 000 requests: no request limit per socket, no 503 to a client that keeps sending', async () => {
+    const c = await startCollector();
+    try {
+      const { port } = new URL(c.url);
+      const n = 10_050;
+      const statuses = await new Promise<string[]>((resolve, reject) => {
+        const socket = net.connect(Number(port), '127.0.0.1');
+        let text = '';
+        socket.setEncoding('latin1');
+        socket.on('data', (d: string) => {
+          text += d;
+          const seen = text.match(/HTTP\/1\.1 \d{3}/g) ?? [];
+          if (seen.length >= n) {
+            socket.destroy();
+            resolve(seen);
+          }
+        });
+        socket.on('error', reject);
+        socket.on('close', () => resolve(text.match(/HTTP\/1\.1 \d{3}/g) ?? []));
+        // Pipelined, as a busy SDK's keep-alive connection can be: the whole run written at once.
+        socket.write('GET /health HTTP/1.1\r\nHost: x\r\n\r\n'.repeat(n));
+      });
+      assert.equal(statuses.length, n);
+      assert.deepEqual([...new Set(statuses)], ['HTTP/1.1 200']);
+    } finally {
+      await c.close();
     }
   });
 });

@@ -77,7 +77,9 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     requestTimeout: config.requestTimeoutMs,
     connectionTimeout: 2 * config.requestTimeoutMs,
     keepAliveTimeout: 5_000,
-    maxRequestsPerSocket: 10_000,
+    // No limit: past it Node answers 503 to whatever a client has already pipelined on the connection, and a
+    // busy SDK's keep-alive connection passes 10 000 requests in minutes. Idle connections still close.
+    maxRequestsPerSocket: 0,
     bodyLimit: LIMITS.requestBytes,
     return503OnClosing: true,
   });
