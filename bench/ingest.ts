@@ -6,58 +6,18 @@
  * server with the durable log alone; and (e) the collector with its worker thread only parsing and validating:
  * what it reaches without the work it does for its tracking files (mapping, enrichment, CSV).
  */
-import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
-import { simulateTraffic } from '../src/segment/simulator.js';
+import { cpuSeconds, payloadTemplates, start, type Server } from './load.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const DURATION = Number(process.env.BENCH_SECONDS ?? 15);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
 const PER_BATCH = 20;
-
-/** CPU seconds a process has used, all its threads, user and system (Linux /proc; undefined elsewhere). */
-function cpuSeconds(pid: number | undefined): number | undefined {
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (100 Hz)
-  } catch {
-    return undefined;
-  }
-}
-
-interface Server {
-  url: string;
-  pid: number | undefined;
-  stop: () => Promise<void>;
-}
-
-function start(args: string[], cwd: string): Promise<Server> {
-  const proc = spawn(process.execPath, args, { cwd, stdio: ['ignore', 'pipe', 'ignore'] });
-  return new Promise((resolve, reject) => {
-    let out = '';
-    proc.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      const m = /"address":"(http:\/\/[^"]+)"/.exec(out);
-      if (m) resolve({ url: m[1]!, pid: proc.pid, stop: () => new Promise<void>((r) => { proc.on('exit', () => r()); proc.kill('SIGTERM'); }) });
-    });
-    proc.on('exit', (code) => reject(new Error(`exited ${code}`)));
-  });
-}
-
-/** Batch bodies of 20 realistic events; "@@" in each messageId becomes a per-request counter so nothing is a duplicate. */
-function payloadTemplates(): string[] {
-  const msgs = [...simulateTraffic({ events: 2000, days: 1, endMs: Date.parse('2026-03-15T00:00:00Z'), seed: 7 })];
-  const out: string[] = [];
-  for (let i = 0; i < msgs.length; i += PER_BATCH) {
-    const batch = msgs.slice(i, i + PER_BATCH).map((m, j) => ({ ...m, messageId: `@@-${j}` }));
-    out.push(JSON.stringify({ batch }));
-  }
-  return out;
-}
 
 interface Measured {
   eventsPerSec: number;
@@ -91,7 +51,7 @@ async function measure(server: Server, templates: string[]): Promise<Measured> {
 }
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'bench-ingest-'));
-const templates = payloadTemplates();
+const templates = payloadTemplates(PER_BATCH);
 console.log(`bench:ingest — ${DURATION} s per target, ${CONNECTIONS} connections, ${PER_BATCH} events per request, ${os.cpus().length} cores`);
 
 const bare = await start([path.join(here, 'bare-server.js')], dir);

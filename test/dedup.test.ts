@@ -4,11 +4,14 @@
  * the window instead of growing the process.
  */
 import assert from 'node:assert/strict';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { describe, it } from 'node:test';
-import { BYTES_PER_ID, DedupIndex } from '../src/ingest/dedup.js';
+import { BYTES_PER_ID, DedupIndex, writeIdsFile } from '../src/ingest/dedup.js';
+import { fingerprint } from '../src/ingest/fingerprint.js';
 import { ManualClock } from '../src/lib/clock.js';
-import { T0 } from './helpers.js';
+import { flushed, post, readRows, startCollector, T0, tempDir, track } from './helpers.js';
 
 /** A fast deterministic stream of 32-bit values (xorshift32): fingerprints as good as the real hash's. */
 function xorshift(seed: number): () => number {
@@ -126,5 +129,43 @@ describe('the dedup index at size', () => {
     for (let i = 200_000 - newest; i < 200_000; i += 7) assert.equal(index.reserve(fps[i]![0], fps[i]![1], clock.now(), 2), 1, `id ${i}`);
     assert.equal(index.reserve(fps[10]![0], fps[10]![1], clock.now(), 3), -1, 'an id older than the effective window is new');
     for (let i = 0; i < 1_000; i++) assert.equal(index.reserve(rnd(), rnd(), clock.now(), 4), -1);
+  });
+});
+
+describe('a restart with a full window', () => {
+  it('loads every id of the id files into a table sized at once, and catches their duplicates when it serves', async () => {
+    const dir = tempDir('restart');
+    const wal = path.join(dir, 'wal');
+    await fs.mkdir(wal, { recursive: true });
+    // 600 000 ids in three id files, as three shipped segments leave them, the last an hour ago.
+    const perFile = 200_000;
+    for (let f = 0; f < 3; f++) {
+      const entries = Buffer.alloc(perFile * 16);
+      for (let i = 0; i < perFile; i++) {
+        const [hi, lo] = fingerprint('demo', `restart-${f}-${i}`);
+        entries.writeInt32LE(hi, 16 * i);
+        entries.writeInt32LE(lo, 16 * i + 4);
+        entries.writeDoubleLE(T0 - 3 * 3600_000 + f * 3600_000, 16 * i + 8);
+      }
+      await writeIdsFile(wal, f + 1, entries, T0 - 3 * 3600_000 + f * 3600_000);
+    }
+    const c = await startCollector({}, { dir });
+    try {
+      assert.equal(c.node.dedup.ids, 3 * perFile);
+      assert.equal(c.node.dedup.compacting, false, 'sized for the ids before loading them: nothing to move');
+      const dup = await post(`${c.url}/v1/track`, track({ messageId: 'restart-1-4242', anonymousId: 'restart-dup' }));
+      assert.equal(dup.status, 200);
+      const fresh = await post(`${c.url}/v1/track`, track({ messageId: 'restart-new', anonymousId: 'restart-new' }));
+      assert.equal(fresh.status, 200);
+      await flushed(c);
+      const rows = await readRows(c.store);
+      assert.equal(rows.filter((r) => r.deviceid === 'restart-dup').length, 0, 'a duplicate of an id from before the restart is not written');
+      assert.equal(rows.filter((r) => r.deviceid === 'restart-new').length, 1);
+      const metrics = await (await fetch(`${c.url}/metrics`)).text();
+      assert.match(metrics, /tracklake_dedup_window_seconds 86400\b/);
+      assert.match(metrics, /tracklake_dedup_ids 600001\b/);
+    } finally {
+      await c.close();
+    }
   });
 });

@@ -181,6 +181,7 @@ export class DedupIndex {
    * loaded at start).
    */
   reserve(h1: number, h2: number, at: number, ticket: number, now = this.clock.now()): number {
+    if (this.windowMs <= 0) return -1; // duplicate detection off (dedupWindowHours 0)
     const cut = this.cutoff(now);
     if (this.old) this.move(MOVE_PER_INSERT, cut);
     const cur = this.cur;
