@@ -7,9 +7,10 @@ import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import { BYTES_PER_ID, DedupIndex, writeIdsFile } from '../src/ingest/dedup.js';
 import { fingerprint } from '../src/ingest/fingerprint.js';
+import { Prefaulter } from '../src/ingest/prefault.js';
 import { ManualClock } from '../src/lib/clock.js';
 import { flushed, post, readRows, startCollector, T0, tempDir, track } from './helpers.js';
 
@@ -65,7 +66,10 @@ describe('the dedup index at size', () => {
   it('never pauses the event loop while it grows through many doublings and while a full window expires', async () => {
     const clock = new ManualClock(T0);
     const windowMs = 3_600_000;
-    const index = new DedupIndex(windowMs, clock);
+    // As the node runs it: each next table's pages are faulted in on a thread of their own.
+    const prefaulter = new Prefaulter();
+    after(() => prefaulter.close());
+    const index = new DedupIndex(windowMs, clock, { prefault: prefaulter.prefault });
     const rnd = xorshift(42);
     const h = monitorEventLoopDelay({ resolution: 1 });
     let longestSlice = 0;

@@ -28,6 +28,7 @@ import path from 'node:path';
 import type { Clock } from '../lib/clock.js';
 import { writeFileAtomic } from '../storage/local.js';
 import { fingerprint } from './fingerprint.js';
+import type { Prefault } from './prefault.js';
 
 /** A slot's time: 0 is a slot never used, 1 one whose id was released or moved; ids hold seconds since 1970. */
 const EMPTY = 0;
@@ -52,6 +53,8 @@ const MOVE_PER_TICK = 1 << 15;
 const SLICES = 1024;
 
 class Table {
+  /** The four columns in one shared buffer, so another thread can fault its pages in (ingest/prefault.ts). */
+  readonly buffer: SharedArrayBuffer;
   readonly hi: Int32Array;
   readonly lo: Int32Array;
   readonly at: Uint32Array;
@@ -59,10 +62,11 @@ class Table {
   /** Slots not EMPTY (live, dead or tombstones): what probing walks over. */
   used = 0;
   constructor(readonly capacity: number) {
-    this.hi = new Int32Array(capacity);
-    this.lo = new Int32Array(capacity);
-    this.at = new Uint32Array(capacity);
-    this.ticket = new Int32Array(capacity);
+    this.buffer = new SharedArrayBuffer(capacity * SLOT_BYTES);
+    this.hi = new Int32Array(this.buffer, 0, capacity);
+    this.lo = new Int32Array(this.buffer, 4 * capacity, capacity);
+    this.at = new Uint32Array(this.buffer, 8 * capacity, capacity);
+    this.ticket = new Int32Array(this.buffer, 12 * capacity, capacity);
   }
   /** The slot holding the fingerprint with a time after cutoff (seconds), or -1. */
   find(h1: number, h2: number, cutoff: number): number {
@@ -92,13 +96,26 @@ class Table {
 export interface DedupOptions {
   /** Most ids held; past it the oldest leave first and the effective window shrinks. */
   maxIds?: number;
+  /**
+   * Faults a new table's pages in off the request thread before the table is used (ingest/prefault.ts).
+   * Without it the inserts fault them in, which stalls them on machines where page faults are slow.
+   */
+  prefault?: Prefault;
 }
+
+/** A table is made ready (its pages faulted in) once the current one is this full, and used once it is half full. */
+const PREPARE_AT = 0.35;
+/** Past this the next table is used whether or not it is ready: probing a fuller table costs more than faults. */
+const FORCE_AT = 0.7;
 
 export class DedupIndex {
   private cur = new Table(MIN_CAPACITY);
   /** The table being compacted into cur, and how far the move has got. */
   private old: Table | undefined;
   private cursor = 0;
+  /** The table cur will be compacted into, made ahead so its pages are faulted in off the request thread. */
+  private next: { table: Table; ready: boolean } | undefined;
+  private readonly prefault: Prefault | undefined;
 
   private readonly windowSec: number;
   private readonly maxIds: number;
@@ -118,6 +135,7 @@ export class DedupIndex {
   constructor(private readonly windowMs: number, private readonly clock: Clock, options: DedupOptions = {}) {
     this.windowSec = Math.ceil(windowMs / 1000);
     this.maxIds = options.maxIds ?? Number.POSITIVE_INFINITY;
+    this.prefault = options.prefault;
     this.sliceSec = Math.max(1, Math.ceil(this.windowSec / SLICES));
     this.ring = Math.ceil(this.windowSec / this.sliceSec) + 3;
     this.sliceOf = new Float64Array(this.ring).fill(-1);
@@ -194,7 +212,7 @@ export class DedupIndex {
     const atSec = Math.max(TOMBSTONE + 1, Math.ceil(at / 1000));
     cur.put(cur.slotFor(h1, cut), h1, h2, atSec, ticket);
     this.count(atSec, 1);
-    if (!this.old && cur.used * 2 > cur.capacity) this.compact();
+    if (!this.old && cur.used > PREPARE_AT * cur.capacity) this.grow();
     return -1;
   }
 
@@ -220,6 +238,7 @@ export class DedupIndex {
     const want = Math.ceil(3 * Math.min(n, this.maxIds));
     if (this.old || want <= this.cur.capacity || this.cur.used > 0) return;
     this.cur = new Table(want);
+    this.next = undefined;
   }
 
   /**
@@ -233,16 +252,40 @@ export class DedupIndex {
       return;
     }
     const cur = this.cur;
-    if (cur.used * 2 > cur.capacity || (cur.capacity > MIN_CAPACITY && cur.capacity > 12 * Math.max(this.live, MIN_CAPACITY / 3))) this.compact();
+    const oversized = cur.capacity > MIN_CAPACITY && cur.capacity > 12 * Math.max(this.live, MIN_CAPACITY / 3);
+    if (cur.used > PREPARE_AT * cur.capacity) this.grow();
+    else if (oversized) this.grow(true);
   }
 
-  /** Starts moving the live ids into a new table of three slots per id, counting those that arrive meanwhile. */
+  /**
+   * Makes the next table ahead of need, then compacts into it once the current one is half full and the next
+   * is ready (or at once, for a shrink, when it is ready). The next table has three slots per id it will
+   * hold: the live ids, those that arrive before the switch, and those that arrive while the old one moves.
+   */
+  private grow(shrink = false): void {
+    const cur = this.cur;
+    if (!this.next) {
+      const arriving = shrink ? 0 : Math.max(0, Math.floor(cur.capacity / 2) - cur.used);
+      const capacity = Math.max(MIN_CAPACITY, Math.ceil(3 * (Math.min(this.live + arriving, this.maxIds) + cur.capacity / MOVE_PER_INSERT)));
+      const next = { table: new Table(capacity), ready: !this.prefault };
+      this.next = next;
+      void this.prefault?.(next.table.buffer).then(() => (next.ready = true));
+    }
+    const due = shrink || cur.used * 2 > cur.capacity;
+    if ((due && this.next.ready) || cur.used > FORCE_AT * cur.capacity) this.compact();
+  }
+
+  /** Starts moving the live ids into the next table. */
   private compact(): void {
-    const arriving = Math.ceil(this.cur.capacity / MOVE_PER_INSERT);
-    const capacity = Math.max(MIN_CAPACITY, Math.ceil(3 * (Math.min(this.live, this.maxIds) + arriving)));
-    this.old = this.cur;
+    const cur = this.cur;
+    let next = this.next!.table;
+    // Made for fewer ids than there are now (the budget rose, or a shrink was overtaken by traffic): too small.
+    const need = 2 * (Math.min(this.live, this.maxIds) + cur.capacity / MOVE_PER_INSERT);
+    if (next.capacity < need) next = new Table(Math.ceil(1.5 * need));
+    this.next = undefined;
+    this.old = cur;
     this.cursor = 0;
-    this.cur = new Table(capacity);
+    this.cur = next;
   }
 
   /**
@@ -270,9 +313,9 @@ export class DedupIndex {
     return this.live;
   }
 
-  /** Bytes of the tables. */
+  /** Bytes of the tables (the current one, the one being moved out or the next one made ahead). */
   get bytes(): number {
-    return SLOT_BYTES * (this.cur.capacity + (this.old?.capacity ?? 0));
+    return SLOT_BYTES * (this.cur.capacity + (this.old?.capacity ?? 0) + (this.next?.table.capacity ?? 0));
   }
 
   /** The window in force: the configured one, or shorter when the budget cut the oldest ids off. */

@@ -11,6 +11,7 @@ import os from 'node:os';
 import { Collector } from './collector.js';
 import { BYTES_PER_ID, DedupIndex, countIds, readIdsFiles } from './dedup.js';
 import { readRecords } from './records.js';
+import { Prefaulter } from './prefault.js';
 import { openPreparer, type Preparer } from './preparer.js';
 import { Shipper } from './shipper.js';
 import { WriteAheadLog } from './wal.js';
@@ -32,7 +33,8 @@ export async function openIngest(config: Config, deps: { store: ObjectStore; clo
   const metrics = deps.metrics ?? new Metrics();
   let shipper: Shipper | undefined;
   const windowMs = config.dedupWindowHours * 3600_000;
-  const dedup = new DedupIndex(windowMs, deps.clock, { maxIds: Math.floor(config.dedupMaxBytes! / BYTES_PER_ID) });
+  const prefaulter = new Prefaulter();
+  const dedup = new DedupIndex(windowMs, deps.clock, { maxIds: Math.floor(config.dedupMaxBytes! / BYTES_PER_ID), prefault: prefaulter.prefault });
   // Sized once for the ids about to be loaded, so loading a large window moves nothing.
   dedup.presize(await countIds(config.walDir, deps.clock.now() - windowMs));
   // The index holds the ids of the segments not yet shipped (read as the log recovers them) and of the id
@@ -87,6 +89,7 @@ export async function openIngest(config: Config, deps: { store: ObjectStore; clo
       const shipped = await s.stop(config.shutdownTimeoutMs);
       await wal.close();
       await preparer.close();
+      await prefaulter.close();
       return shipped;
     },
   };
