@@ -116,6 +116,9 @@ export class DedupIndex {
   /** The table cur will be compacted into, made ahead so its pages are faulted in off the request thread. */
   private next: { table: Table; ready: boolean } | undefined;
   private readonly prefault: Prefault | undefined;
+  /** Ids held at the last compaction and inserts since: how fast the window is growing. */
+  private liveAtCompact = 0;
+  private insertsSinceCompact = 0;
 
   private readonly windowSec: number;
   private readonly maxIds: number;
@@ -212,6 +215,7 @@ export class DedupIndex {
     const atSec = Math.max(TOMBSTONE + 1, Math.ceil(at / 1000));
     cur.put(cur.slotFor(h1, cut), h1, h2, atSec, ticket);
     this.count(atSec, 1);
+    this.insertsSinceCompact++;
     if (!this.old && cur.used > PREPARE_AT * cur.capacity) this.grow();
     return -1;
   }
@@ -265,7 +269,10 @@ export class DedupIndex {
   private grow(shrink = false): void {
     const cur = this.cur;
     if (!this.next) {
-      const arriving = shrink ? 0 : Math.max(0, Math.floor(cur.capacity / 2) - cur.used);
+      // Inserts until the switch that will add live ids: in a growing window all of them, in a steady one
+      // (as many expire as arrive) almost none. Measured since the last compaction.
+      const growth = Math.min(1, Math.max(0, (this.live - this.liveAtCompact) / Math.max(1, this.insertsSinceCompact)));
+      const arriving = shrink ? 0 : growth * Math.max(0, Math.floor(cur.capacity / 2) - cur.used);
       const capacity = Math.max(MIN_CAPACITY, Math.ceil(3 * (Math.min(this.live + arriving, this.maxIds) + cur.capacity / MOVE_PER_INSERT)));
       const next = { table: new Table(capacity), ready: !this.prefault };
       this.next = next;
@@ -286,6 +293,8 @@ export class DedupIndex {
     this.old = cur;
     this.cursor = 0;
     this.cur = next;
+    this.liveAtCompact = this.live;
+    this.insertsSinceCompact = 0;
   }
 
   /**
