@@ -46,6 +46,7 @@ async function writeIds(wal: string): Promise<void> {
 }
 
 async function timedStart(dir: string): Promise<{ seconds: number; rssMiB: number; duplicates: number }> {
+  mkdirSync(dir, { recursive: true });
   const t0 = performance.now();
   const env = { ...process.env, TRACKLAKE_DEDUP_MAX_BYTES: String(Math.ceil(IDS * BYTES_PER_ID * 1.05)) };
   const server = await start([path.join(here, '../src/cli/main.js'), 'serve', '--port', '0', '--storage', path.join(dir, 'data'), '--wal-dir', path.join(dir, 'wal'), '--log-level', 'info', '--no-scheduler'], dir, env);

@@ -36,7 +36,8 @@ export async function openIngest(config: Config, deps: { store: ObjectStore; clo
   const prefaulter = new Prefaulter();
   const dedup = new DedupIndex(windowMs, deps.clock, { maxIds: Math.floor(config.dedupMaxBytes! / BYTES_PER_ID), prefault: prefaulter.prefault });
   // Sized once for the ids about to be loaded, so loading a large window moves nothing.
-  dedup.presize(await countIds(config.walDir, deps.clock.now() - windowMs));
+  const startedAt = deps.clock.now();
+  dedup.presize(await countIds(config.walDir, startedAt - windowMs));
   // The index holds the ids of the segments not yet shipped (read as the log recovers them) and of the id
   // files written for the shipped ones.
   const wal = await WriteAheadLog.open(config.walDir, {
@@ -45,7 +46,7 @@ export async function openIngest(config: Config, deps: { store: ObjectStore; clo
     onSegmentFull: () => void shipper?.flush(),
     onRecovered: (payload) => readRecords(payload, { record: (hi, lo, at) => dedup.load(hi, lo, at) }),
   });
-  await readIdsFiles(config.walDir, deps.clock.now() - windowMs, (hi, lo, at) => dedup.load(hi, lo, at));
+  await readIdsFiles(config.walDir, startedAt - windowMs, (hi, lo, at) => dedup.load(hi, lo, at, startedAt));
   // Expiry, compaction when idle, and the budget's warning: each tick does a bounded slice of work.
   let warned = 0;
   const maintainTimer = setInterval(() => {

@@ -28,7 +28,10 @@ export class Prefaulter {
     const id = this.nextId++;
     return new Promise<void>((resolve) => {
       this.waiting.set(id, resolve);
-      this.start().postMessage({ id, buffer });
+      const w = this.start();
+      // Held while it has work (someone may be awaiting it), let go when idle so it never keeps the process up.
+      w.ref();
+      w.postMessage({ id, buffer });
     });
   };
 
@@ -39,6 +42,7 @@ export class Prefaulter {
     w.on('message', (id: number) => {
       this.waiting.get(id)?.();
       this.waiting.delete(id);
+      if (this.waiting.size === 0) w.unref();
     });
     // A worker that dies leaves the pages to the request thread: slower, never wrong.
     w.on('error', () => this.release(w));
