@@ -117,7 +117,8 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     metrics.requests.inc({ route: req.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) });
   });
 
-  const routes: Array<[string, MessageType | 'batch']> = [...Object.entries(ROUTES).map(([name, t]) => [`/v1/${name}`, t] as [string, MessageType | 'batch']), ...BATCH_PATHS.map((p) => [p, 'batch'] as [string, 'batch'])];
+  const routes = new Map<string, MessageType | 'batch'>(Object.entries(ROUTES).map(([name, type]) => [`/v1/${name}`, type]));
+  for (const url of BATCH_PATHS) routes.set(url, 'batch');
   for (const [url, pathType] of routes) {
     app.post(url, async function trackingEndpoint(req, reply) {
       collector.checkOpen();

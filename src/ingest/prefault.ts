@@ -52,7 +52,7 @@ export class Prefaulter {
     return w;
   }
 
-  private release(w: Worker): void {
+  private release(w: Worker | undefined): void {
     if (this.worker === w) this.worker = undefined;
     for (const resolve of this.waiting.values()) resolve();
     this.waiting.clear();
@@ -62,6 +62,6 @@ export class Prefaulter {
     const w = this.worker;
     this.worker = undefined;
     if (w) await w.terminate();
-    this.release(w!);
+    this.release(w);
   }
 }
