@@ -37,7 +37,7 @@ export async function openIngest(config: Config, deps: { store: ObjectStore; clo
   const dedup = new DedupIndex(windowMs, deps.clock, { maxIds: Math.floor(config.dedupMaxBytes! / BYTES_PER_ID), prefault: prefaulter.prefault });
   // Sized once for the ids about to be loaded, so loading a large window moves nothing.
   const startedAt = deps.clock.now();
-  dedup.presize(await countIds(config.walDir, startedAt - windowMs));
+  await dedup.presize(await countIds(config.walDir, startedAt - windowMs));
   // The index holds the ids of the segments not yet shipped (read as the log recovers them) and of the id
   // files written for the shipped ones.
   const wal = await WriteAheadLog.open(config.walDir, {
