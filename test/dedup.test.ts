@@ -12,6 +12,7 @@ import { BYTES_PER_ID, DedupIndex, writeIdsFile } from '../src/ingest/dedup.js';
 import { fingerprint } from '../src/ingest/fingerprint.js';
 import { Prefaulter } from '../src/ingest/prefault.js';
 import { ManualClock } from '../src/lib/clock.js';
+import { pino } from 'pino';
 import { flushed, post, readRows, startCollector, T0, tempDir, track } from './helpers.js';
 
 /** A fast deterministic stream of 32-bit values (xorshift32): fingerprints as good as the real hash's. */
@@ -168,6 +169,41 @@ describe('a restart with a full window', () => {
       const metrics = await (await fetch(`${c.url}/metrics`)).text();
       assert.match(metrics, /tracklake_dedup_window_seconds 86400\b/);
       assert.match(metrics, /tracklake_dedup_ids 600001\b/);
+    } finally {
+      await c.close();
+    }
+  });
+});
+
+describe('a collector over its duplicate budget', () => {
+  it('shortens its window, says so in /metrics and warns in its log', async () => {
+    const lines: string[] = [];
+    const logger = pino({ level: 'warn' }, { write: (l: string) => void lines.push(l) });
+    const clock = new ManualClock(T0);
+    // 1 MiB holds 8 738 ids: send 12 000 over ten minutes of a 24-hour window.
+    const c = await startCollector({ dedupMaxBytes: 1024 * 1024 }, { clock, logger });
+    try {
+      for (let r = 0; r < 12; r++) {
+        clock.set(T0 + r * 50_000);
+        const batch = Array.from({ length: 1000 }, (_, i) => track({ messageId: `budget-${r}-${i}`, anonymousId: 'budget', timestamp: new Date(clock.now()).toISOString() }));
+        assert.equal((await post(`${c.url}/v1/batch`, { batch })).status, 200);
+      }
+      const metrics = await (await fetch(`${c.url}/metrics`)).text();
+      const window = Number(/^tracklake_dedup_window_seconds (\S+)$/m.exec(metrics)![1]);
+      const ids = Number(/^tracklake_dedup_ids (\S+)$/m.exec(metrics)![1]);
+      assert.ok(window > 0 && window < 600, `effective window ${window} s`);
+      assert.ok(ids <= 8738, `ids held ${ids}`);
+      // The newest ids are still caught: a repeat of the last request is not written again.
+      const again = Array.from({ length: 1000 }, (_, i) => track({ messageId: `budget-11-${i}`, anonymousId: 'budget-again', timestamp: new Date(clock.now()).toISOString() }));
+      assert.equal((await post(`${c.url}/v1/batch`, { batch: again })).status, 200);
+      await flushed(c);
+      assert.equal((await readRows(c.store)).filter((r) => r.deviceid === 'budget-again').length, 0);
+      // The warning comes from the once-a-second tick.
+      const deadline = Date.now() + 5_000;
+      while (!lines.some((l) => l.includes('duplicate window shortened')) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      const warning = lines.find((l) => l.includes('duplicate window shortened'));
+      assert.ok(warning, 'a warning was logged');
+      assert.match(warning, /"effectiveWindowSeconds":\d+/);
     } finally {
       await c.close();
     }

@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'csv-parse/sync';
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
 import { buildServer } from '../src/api/server.js';
 import { loadConfig, type Config } from '../src/config/config.js';
 import { openIngest, type IngestNode } from '../src/ingest/node.js';
@@ -51,12 +51,12 @@ export interface TestCollector {
   close(): Promise<void>;
 }
 
-export async function startCollector(settings: Record<string, unknown> = {}, opts: { clock?: Clock; store?: ObjectStore; dir?: string } = {}): Promise<TestCollector> {
+export async function startCollector(settings: Record<string, unknown> = {}, opts: { clock?: Clock; store?: ObjectStore; dir?: string; logger?: Logger } = {}): Promise<TestCollector> {
   const dir = opts.dir ?? tempDir();
   const config = loadConfig({ flags: { port: 0, storage: path.join(dir, 'data'), walDir: path.join(dir, 'wal'), flushIntervalMs: 3_600_000, sources: { dev: 'demo' }, logLevel: 'silent', ...settings } });
   const clock = opts.clock ?? new ManualClock(T0);
   const store = opts.store ?? new LocalStore(config.storage);
-  const node = await openIngest(config, { store, clock, logger: silent });
+  const node = await openIngest(config, { store, clock, logger: opts.logger ?? silent });
   const app = await buildServer({ config, collector: node.collector, preparer: node.preparer, clock: node.clock, metrics: node.metrics, logger: silent, readiness: node.readiness });
   await app.listen({ port: 0, host: '127.0.0.1' });
   const port = (app.server.address() as { port: number }).port;
