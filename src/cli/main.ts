@@ -8,6 +8,7 @@ import { configFromOptions, intArg, makeLogger, run } from './common.js';
 import { serve } from './serve.js';
 import { funnelCommand, sessionsCommand } from './sessions.js';
 import { simulate } from './simulate.js';
+import { tokenCreate } from './token.js';
 
 // `tracklake funnel … | head` closes our stdout early: that is the reader's choice, not an error.
 process.stdout.on('error', (e: NodeJS.ErrnoException) => {
@@ -113,6 +114,24 @@ program
     run(() => {
       const { from, to, steps, flow, tenant, json, ...settings } = o;
       return funnelCommand(configFromOptions(settings, process.env), { from, to, steps, flow, tenant, json } as Parameters<typeof funnelCommand>[1]);
+    }),
+  );
+
+program
+  .command('token')
+  .description('tokens for the read side (query API and dashboard)')
+  .command('create')
+  .description('print a signed token for a tenant, or for one merchant of it')
+  .option('--config <file>', 'JSON config file (env TRACKLAKE_CONFIG)')
+  .option('--wal-dir <dir>', 'the log folder; the kept secret lies beside it (default ./.tracklake/wal)')
+  .requiredOption('--tenant <id>', 'the tenant the token may read')
+  .option('--merchant <id>', 'only this merchant\'s rows')
+  .option('--expires <duration>', 'lifetime: 30d, 12h, 90m, 3600s (default 30d)')
+  .action((o: Record<string, unknown>) =>
+    run(async () => {
+      const { tenant, merchant, expires, ...settings } = o;
+      const token = await tokenCreate(configFromOptions(settings, process.env), { tenant, merchant, expires } as Parameters<typeof tokenCreate>[1]);
+      process.stdout.write(`${token}\n`);
     }),
   );
 

@@ -60,6 +60,11 @@ export const configSchema = z.strictObject({
   nodeId: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'a node id is 1-64 letters, digits, "_" or "-"').optional(),
   /** Extra or overriding event-name mappings: {"item viewed": "view"}. */
   events: z.record(z.string().min(1), z.string().min(1)).default({}),
+  /**
+   * The read side's token signing secret (HS256, at least 32 bytes). Unset: one is made once and kept in
+   * the state folder beside the log (`<walDir>/../api-secret`).
+   */
+  apiSecret: z.string().min(32, 'at least 32 characters').optional(),
   /** Window within which a repeated messageId is a duplicate. */
   dedupWindowHours: z.coerce.number().min(0).max(24 * 7).default(24),
   /**
@@ -120,6 +125,7 @@ const ENV: Record<string, keyof z.infer<typeof configSchema>> = {
   TRACKLAKE_NODE_ID: 'nodeId',
   TRACKLAKE_DEDUP_WINDOW_HOURS: 'dedupWindowHours',
   TRACKLAKE_DEDUP_MAX_BYTES: 'dedupMaxBytes',
+  TRACKLAKE_API_SECRET: 'apiSecret',
   TRACKLAKE_SHUTDOWN_TIMEOUT_MS: 'shutdownTimeoutMs',
   TRACKLAKE_REQUEST_TIMEOUT_MS: 'requestTimeoutMs',
   TRACKLAKE_INGEST_WORKERS: 'ingestWorkers',

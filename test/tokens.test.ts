@@ -1,0 +1,86 @@
+/**
+ * The read side's tokens: what a token grants, every way one is refused (each a 401 for the caller), the
+ * kept secret, and `tracklake token create`.
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { promisify } from 'node:util';
+import { SignJWT } from 'jose';
+import { ManualClock } from '../src/lib/clock.js';
+import { ConfigError } from '../src/lib/errors.js';
+import { createToken, loadSecret, parseDuration, verifyBearer } from '../src/query/tokens.js';
+import { CLI, T0, tempDir } from './helpers.js';
+
+const run = promisify(execFile);
+const secret = new TextEncoder().encode('0123456789abcdef0123456789abcdef');
+const bearer = (t: string) => `Bearer ${t}`;
+
+describe('read-side tokens', () => {
+  it('carry the tenant, the merchant when given, and the expiry', async () => {
+    const clock = new ManualClock(T0);
+    const t = await createToken({ tenant: 'shop', merchant: 'm1' }, 3600, secret, clock);
+    assert.deepEqual(await verifyBearer(bearer(t), secret, clock), { ok: true, scope: { tenant: 'shop', merchant: 'm1', exp: T0 / 1000 + 3600 } });
+    const tenantOnly = await verifyBearer(bearer(await createToken({ tenant: 'shop' }, 60, secret, clock)), secret, clock);
+    assert.ok(tenantOnly.ok && tenantOnly.scope.merchant === undefined);
+  });
+
+  it('are refused when missing, malformed, forged, unsigned, expired or without a tenant', async () => {
+    const clock = new ManualClock(T0);
+    const good = await createToken({ tenant: 'shop' }, 3600, secret, clock);
+    const code = async (h: string | undefined, c = clock) => {
+      const r = await verifyBearer(h, secret, c);
+      return r.ok ? 'ok' : r.code;
+    };
+    assert.equal(await code(undefined), 'missing_token');
+    assert.equal(await code('Basic ZGV2Og=='), 'missing_token');
+    assert.equal(await code('Bearer not.a.token'), 'invalid_token');
+    const other = await createToken({ tenant: 'shop' }, 3600, new TextEncoder().encode('another secret of thirty-two bytes!!'), clock);
+    assert.equal(await code(bearer(other)), 'invalid_token', 'signed with another secret');
+    const [h, p] = good.split('.');
+    const claims = JSON.parse(Buffer.from(p!, 'base64url').toString());
+    const tampered = `${h}.${Buffer.from(JSON.stringify({ ...claims, tenant: 'other-shop' })).toString('base64url')}.${good.split('.')[2]}`;
+    assert.equal(await code(bearer(tampered)), 'invalid_token', 'a tenant changed after signing');
+    const none = `${Buffer.from('{"alg":"none","typ":"JWT"}').toString('base64url')}.${p}.`;
+    assert.equal(await code(bearer(none)), 'invalid_token', 'alg none');
+    const noTenant = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setIssuer('tracklake').setExpirationTime(T0 / 1000 + 60).sign(secret);
+    assert.equal(await code(bearer(noTenant)), 'invalid_token');
+    assert.equal(await code(bearer(good), new ManualClock(T0 + 3601_000)), 'expired_token');
+    assert.equal(await code(bearer(good)), 'ok');
+  });
+
+  it('read lifetimes as 30d, 12h, 90m or seconds, and refuse anything else', () => {
+    assert.equal(parseDuration('30d'), 30 * 86_400);
+    assert.equal(parseDuration('12h'), 43_200);
+    assert.equal(parseDuration('90m'), 5_400);
+    assert.equal(parseDuration('3600'), 3_600);
+    for (const bad of ['0d', '5y', '-1d', '1.5d', '', '9999d']) assert.throws(() => parseDuration(bad), ConfigError, bad);
+  });
+
+  it('are signed with the configured secret, else one made once and kept beside the log (mode 0600)', async () => {
+    const dir = tempDir('secret');
+    const walDir = path.join(dir, 'state', 'wal');
+    const first = await loadSecret(undefined, walDir);
+    const again = await loadSecret(undefined, walDir);
+    assert.deepEqual(again, first);
+    const stat = await fs.stat(path.join(dir, 'state', 'api-secret'));
+    assert.equal(stat.mode & 0o777, 0o600);
+    assert.deepEqual(await loadSecret('x'.repeat(32), walDir), new TextEncoder().encode('x'.repeat(32)));
+    await assert.rejects(loadSecret('short', walDir), /apiSecret/);
+  });
+});
+
+describe('tracklake token create', () => {
+  it('prints a token for a tenant of the configuration that the kept secret verifies', async () => {
+    const dir = tempDir('token-cli');
+    const env = { PATH: process.env.PATH ?? '', TRACKLAKE_SOURCES: 'k1=shop' };
+    const { stdout } = await run(process.execPath, [CLI, 'token', 'create', '--tenant', 'shop', '--merchant', 'm7', '--expires', '7d'], { cwd: dir, env });
+    const r = await verifyBearer(bearer(stdout.trim()), await loadSecret(undefined, path.join(dir, '.tracklake', 'wal')), new ManualClock(Date.now()));
+    assert.ok(r.ok, JSON.stringify(r));
+    assert.equal(r.scope.tenant, 'shop');
+    assert.equal(r.scope.merchant, 'm7');
+    await assert.rejects(run(process.execPath, [CLI, 'token', 'create', '--tenant', 'nope'], { cwd: dir, env }), (e: { code: number; stderr: string }) => e.code === 2 && /"tenant"/.test(e.stderr));
+  });
+});
