@@ -35,6 +35,10 @@ import type { Prefault } from './prefault.js';
 const EMPTY = 0;
 const TOMBSTONE = 1;
 const MIN_CAPACITY = 1 << 12;
+/** Largest table: its slots' 32-bit view must stay under the typed-array length limit (2^32 elements). */
+const MAX_CAPACITY = 2 ** 30;
+/** Most ids a table of MAX_CAPACITY holds at three slots per id plus what arrives during a compaction. */
+const MAX_IDS = Math.floor(MAX_CAPACITY / 3.7);
 /** Bytes of one slot: fingerprint (2 × 4), time (4), ticket (4). */
 export const SLOT_BYTES = 16;
 /**
@@ -163,7 +167,7 @@ export class DedupIndex {
 
   constructor(private readonly windowMs: number, private readonly clock: Clock, options: DedupOptions = {}) {
     this.windowSec = Math.ceil(windowMs / 1000);
-    this.maxIds = options.maxIds ?? Number.POSITIVE_INFINITY;
+    this.maxIds = Math.min(options.maxIds ?? MAX_IDS, MAX_IDS);
     this.prefault = options.prefault;
     this.sliceSec = Math.max(1, Math.ceil(this.windowSec / SLICES));
     this.ring = Math.ceil(this.windowSec / this.sliceSec) + 3;
@@ -272,7 +276,7 @@ export class DedupIndex {
    * loading inserts fault them in at random, alone or alongside (5 M ids: 1.5 s against 2.4 s).
    */
   async presize(n: number): Promise<void> {
-    const want = Math.ceil(3 * Math.min(n, this.maxIds));
+    const want = Math.min(MAX_CAPACITY, Math.ceil(3 * Math.min(n, this.maxIds)));
     if (this.old || want <= this.cur.capacity || this.cur.used > 0) return;
     this.cur = new Table(want);
     this.next = undefined;
@@ -307,7 +311,7 @@ export class DedupIndex {
       // (as many expire as arrive) almost none. Measured since the last compaction.
       const growth = Math.min(1, Math.max(0, (this.live - this.liveAtCompact) / Math.max(1, this.insertsSinceCompact)));
       const arriving = shrink ? 0 : growth * Math.max(0, Math.floor(cur.capacity / 2) - cur.used);
-      const capacity = Math.max(MIN_CAPACITY, Math.ceil(3 * (Math.min(this.live + arriving, this.maxIds) + cur.capacity / MOVE_PER_INSERT)));
+      const capacity = Math.min(MAX_CAPACITY, Math.max(MIN_CAPACITY, Math.ceil(3 * (Math.min(this.live + arriving, this.maxIds) + cur.capacity / MOVE_PER_INSERT))));
       const next = { table: new Table(capacity), ready: !this.prefault };
       this.next = next;
       void this.prefault?.(next.table.buffer).then(() => (next.ready = true));
@@ -322,7 +326,7 @@ export class DedupIndex {
     let next = this.next!.table;
     // Made for fewer ids than there are now (the budget rose, or a shrink was overtaken by traffic): too small.
     const need = 2 * (Math.min(this.live, this.maxIds) + cur.capacity / MOVE_PER_INSERT);
-    if (next.capacity < need) next = new Table(Math.ceil(1.5 * need));
+    if (next.capacity < need && next.capacity < MAX_CAPACITY) next = new Table(Math.min(MAX_CAPACITY, Math.ceil(1.5 * need)));
     this.next = undefined;
     this.old = cur;
     this.cursor = 0;

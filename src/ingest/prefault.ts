@@ -12,9 +12,10 @@ export type Prefault = (buffer: SharedArrayBuffer) => Promise<void>;
 const WORKER = `
 const { parentPort } = require('node:worker_threads');
 parentPort.on('message', ({ id, buffer }) => {
-  const bytes = new Uint8Array(buffer);
+  // 32-bit words, not bytes: a byte view of a buffer over 4 GiB is over the typed-array length limit.
+  const words = new Int32Array(buffer, 0, Math.floor(buffer.byteLength / 4));
   // One write per 4 KiB page maps it; the value written is the zero it already holds.
-  for (let i = 0; i < bytes.length; i += 4096) bytes[i] = 0;
+  for (let i = 0; i < words.length; i += 1024) words[i] = 0;
   parentPort.postMessage(id);
 });`;
 
