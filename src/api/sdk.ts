@@ -13,6 +13,7 @@
  *
  * Everything here is plain data built from the configuration and the request; nothing is fetched at run time.
  */
+import { createHash } from 'node:crypto';
 import { readFileSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -135,7 +136,7 @@ export class AnalyticsJsAssets {
     let a = this.entries.get(writeKey);
     if (!a) {
       const body = Buffer.from(this.entry.replace('"__WRITE_KEY__"', JSON.stringify(writeKey)));
-      a = { body, gzip: gzipSync(body), etag: `"ajs-${this.version}-${Buffer.from(writeKey).toString('base64url').slice(0, 64)}"` };
+      a = { body, gzip: gzipSync(body), etag: `"ajs-${this.version}-${createHash('sha256').update(writeKey).digest('base64url').slice(0, 22)}"` };
       this.entries.set(writeKey, a);
     }
     return a;

@@ -147,7 +147,6 @@ export class DedupIndex {
   private liveAtCompact = 0;
   private insertsSinceCompact = 0;
 
-  private readonly windowSec: number;
   private readonly maxIds: number;
   /** Slices of time: ids are counted by the slice of their time, in a ring of `ring` slices. */
   private readonly sliceSec: number;
@@ -166,11 +165,11 @@ export class DedupIndex {
   private cut = 0;
 
   constructor(private readonly windowMs: number, private readonly clock: Clock, options: DedupOptions = {}) {
-    this.windowSec = Math.ceil(windowMs / 1000);
+    const windowSec = Math.ceil(windowMs / 1000);
     this.maxIds = Math.min(options.maxIds ?? MAX_IDS, MAX_IDS);
     this.prefault = options.prefault;
-    this.sliceSec = Math.max(1, Math.ceil(this.windowSec / SLICES));
-    this.ring = Math.ceil(this.windowSec / this.sliceSec) + 3;
+    this.sliceSec = Math.max(1, Math.ceil(windowSec / SLICES));
+    this.ring = Math.ceil(windowSec / this.sliceSec) + 3;
     this.sliceOf = new Float64Array(this.ring).fill(-1);
     this.sliceCount = new Float64Array(this.ring);
   }
