@@ -14,6 +14,7 @@ import { LIMITS, type MessageType } from '../segment/message.js';
 import type { Clock } from '../lib/clock.js';
 import type { Collector } from '../ingest/collector.js';
 import type { Preparer } from '../ingest/preparer.js';
+import { tenantOf } from '../ingest/prepare.js';
 import { readBody } from './body.js';
 import { AnalyticsJsAssets, publicBase, rudderSourceConfig, segmentSettings, type Asset } from './sdk.js';
 
@@ -66,7 +67,6 @@ function queryWriteKey(query: unknown): string | undefined {
 export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   const { config, collector, preparer, metrics, clock } = deps;
   const assets = new AnalyticsJsAssets();
-  const tenantOf = (key: string | undefined) => (key !== undefined && Object.hasOwn(config.sources, key) ? config.sources[key] : undefined);
   const app = Fastify({
     loggerInstance: deps.logger as FastifyBaseLogger,
     // Per-request logs would cost more than the request at collector rates; errors are still logged.
@@ -152,7 +152,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   for (const url of ['/v1/projects/:writeKey/settings', '/projects/:writeKey/settings']) {
     app.get(url, async function sdkSettings(req, reply) {
       const { writeKey } = req.params as { writeKey: string };
-      if (tenantOf(writeKey) === undefined) return sendError(reply, 'unknown_source');
+      if (tenantOf(config.sources, writeKey) === undefined) return sendError(reply, 'unknown_source');
       const base = publicBase(config.publicUrl, req);
       if (!base) return sendError(reply, 'invalid_host');
       reply.header('cache-control', SETTINGS_MAX_AGE);
@@ -167,7 +167,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
     app.get(url, async function rudderConfig(req, reply) {
       const writeKey = writeKeyFromAuth(req.headers.authorization) ?? queryWriteKey(req.query);
       if (writeKey === undefined) return sendError(reply, 'missing_write_key');
-      const tenant = tenantOf(writeKey);
+      const tenant = tenantOf(config.sources, writeKey);
       if (tenant === undefined) return sendError(reply, 'unknown_source');
       reply.header('cache-control', SETTINGS_MAX_AGE);
       return reply.send(rudderSourceConfig(writeKey, tenant));
@@ -177,7 +177,7 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   // The analytics.js bundle, where the snippet loads it from once its host is this collector's.
   app.get('/analytics.js/v1/:writeKey/analytics.min.js', async function analyticsJs(req, reply) {
     const { writeKey } = req.params as { writeKey: string };
-    if (tenantOf(writeKey) === undefined) return sendError(reply, 'unknown_source');
+    if (tenantOf(config.sources, writeKey) === undefined) return sendError(reply, 'unknown_source');
     return sendAsset(req, reply, assets.entryFor(writeKey), ENTRY_MAX_AGE);
   });
   app.get('/analytics-next/bundles/:file', async function analyticsJsChunk(req, reply) {

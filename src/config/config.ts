@@ -71,7 +71,7 @@ export const configSchema = z.strictObject({
    * Memory budget of the duplicate index (120 bytes per id at its peak). Over it the oldest ids leave
    * first and the effective window shrinks. Unset: a quarter of the machine's memory.
    */
-  dedupMaxBytes: z.coerce.number().int().min(1024 * 1024).optional(),
+  dedupMaxBytes: z.coerce.number().int().min(1024 * 1024).default(() => Math.floor(os.totalmem() / 4)),
   /** Worker threads that parse and map requests; unset: one per core beyond the first (0: on the request thread). */
   ingestWorkers: z.coerce.number().int().min(0).max(64).optional(),
   /** A request must arrive whole within this time (headers within 10 s at most): slow clients cannot hold the server. */
@@ -203,7 +203,6 @@ export function loadConfig(input: ConfigInput = {}): Config {
     throw new ConfigError(setting, issue.message);
   }
   const cfg = parsed.data;
-  cfg.dedupMaxBytes ??= Math.floor(os.totalmem() / 4);
   if (Object.keys(cfg.sources).length === 0) cfg.sources = { dev: 'demo' };
   const names = new Set(['view', 'share', 'chat']);
   for (const m of cfg.metrics) {

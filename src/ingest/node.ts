@@ -34,7 +34,7 @@ export async function openIngest(config: Config, deps: { store: ObjectStore; clo
   let shipper: Shipper | undefined;
   const windowMs = config.dedupWindowHours * 3600_000;
   const prefaulter = new Prefaulter();
-  const dedup = new DedupIndex(windowMs, deps.clock, { maxIds: Math.floor(config.dedupMaxBytes! / BYTES_PER_ID), prefault: prefaulter.prefault });
+  const dedup = new DedupIndex(windowMs, deps.clock, { maxIds: Math.floor(config.dedupMaxBytes / BYTES_PER_ID), prefault: prefaulter.prefault });
   // Sized once for the ids about to be loaded, so loading a large window moves nothing.
   const startedAt = deps.clock.now();
   await dedup.presize(await countIds(config.walDir, startedAt - windowMs));
@@ -44,7 +44,7 @@ export async function openIngest(config: Config, deps: { store: ObjectStore; clo
     maxSegmentBytes: config.maxSegmentBytes,
     nodeId: config.nodeId,
     onSegmentFull: () => void shipper?.flush(),
-    onRecovered: (payload) => readRecords(payload, { record: (hi, lo, at) => dedup.load(hi, lo, at) }),
+    onRecovered: (payload) => readRecords(payload, { record: (hi, lo, at) => dedup.load(hi, lo, at, startedAt) }),
   });
   await readIdsFiles(config.walDir, startedAt - windowMs, (hi, lo, at) => dedup.load(hi, lo, at, startedAt));
   // Expiry, compaction when idle, and the budget's warning: each tick does a bounded slice of work.

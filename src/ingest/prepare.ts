@@ -87,7 +87,7 @@ export class RequestPreparer {
     const { json, mayHoldNul } = parsed.value;
     const writeKey = req.basicKey ?? bodyWriteKey(json) ?? req.queryKey;
     if (writeKey === undefined) return reject('missing_write_key', ERRORS.missing_write_key.message);
-    const tenant = Object.hasOwn(this.settings.sources, writeKey) ? this.settings.sources[writeKey] : undefined;
+    const tenant = tenantOf(this.settings.sources, writeKey);
     if (tenant === undefined) return reject('unknown_write_key', ERRORS.unknown_write_key.message);
     if (json === undefined) return reject('invalid_body', 'The body is empty; send a JSON object.');
     const split = splitBody(json, req.pathType, req.body.length);
@@ -144,6 +144,11 @@ function parseBody(body: Uint8Array): { ok: true; value: { json: unknown; mayHol
   } catch (e) {
     return reject('invalid_json', `The body is not valid JSON: ${(e as Error).message.slice(0, 200)}`);
   }
+}
+
+/** The tenant a write key belongs to, or undefined for a key no source has (own keys only: never "__proto__"'s). */
+export function tenantOf(sources: Readonly<Record<string, string>>, writeKey: string | undefined): string | undefined {
+  return writeKey !== undefined && Object.hasOwn(sources, writeKey) ? sources[writeKey] : undefined;
 }
 
 /** The write key a body carries, for clients that send it there instead of in Basic auth. */
