@@ -1,3 +1,4 @@
-// tsc compiles TypeScript only; the jobs' SQL files ship beside the compiled jobs.
+// tsc compiles TypeScript only; the SQL files of the jobs and of the read side ship beside the compiled code.
 import { cpSync } from 'node:fs';
 cpSync('src/jobs/sql', 'dist/src/jobs/sql', { recursive: true });
+cpSync('src/query/sql', 'dist/src/query/sql', { recursive: true });

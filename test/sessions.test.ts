@@ -291,7 +291,7 @@ describe('track analysis', () => {
     assert.equal(steps[1]!.conversion, 2 / 3);
     const paths = await flow(store, { from: '2026-04-10', to: '2026-04-10', event: 'view' });
     // After the first view: a goes on to chat and order, b to load, c to its second view.
-    assert.deepEqual(paths, [{ path: 'chat > order', sessions: 1 }, { path: 'load', sessions: 1 }, { path: 'view', sessions: 1 }]);
+    assert.deepEqual(paths, [{ events: ['chat', 'order'], sessions: 1 }, { events: ['load'], sessions: 1 }, { events: ['view'], sessions: 1 }]);
     assert.deepEqual((await funnel(store, { from: '2026-04-10', to: '2026-04-10', steps: ['load', 'view'], tenant: 'nobody' })).map((s) => s.sessions), [0, 0]);
   });
 });

@@ -199,22 +199,22 @@ export async function buildServer(deps: ServerDeps): Promise<FastifyInstance> {
   return app;
 }
 
-/** A script, gzipped when the client takes it, 304 when it has it already. */
-function sendAsset(req: FastifyRequest, reply: FastifyReply, asset: Asset, cacheControl: string): FastifyReply {
+/** A static file (a script by default), gzipped when the client takes it, 304 when it has it already. */
+export function sendAsset(req: FastifyRequest, reply: FastifyReply, asset: Asset, cacheControl: string, type = 'application/javascript; charset=utf-8'): FastifyReply {
   reply.header('cache-control', cacheControl).header('etag', asset.etag).header('vary', 'Accept-Encoding');
   if (req.headers['if-none-match'] === asset.etag) return reply.code(304).send();
-  reply.type('application/javascript; charset=utf-8');
+  reply.type(type);
   if (/\bgzip\b/.test(req.headers['accept-encoding'] ?? '')) return reply.header('content-encoding', 'gzip').send(asset.gzip);
   return reply.send(asset.body);
 }
 
-function sendError(reply: FastifyReply, code: ErrorCode, message?: string): FastifyReply {
+export function sendError(reply: FastifyReply, code: ErrorCode, message?: string): FastifyReply {
   if (ERRORS[code].status === 503) reply.header('retry-after', RETRY_AFTER_SECONDS);
   return reply.code(ERRORS[code].status).send(errorBody(code, message));
 }
 
 /** Fastify's own errors, mapped onto the table. */
-function fastifyCode(err: FastifyError): ErrorCode {
+export function fastifyCode(err: FastifyError): ErrorCode {
   switch (err.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return 'request_too_large';

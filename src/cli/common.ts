@@ -8,6 +8,7 @@ export function configFromOptions(opts: Record<string, unknown>, env: NodeJS.Pro
   const { config, ...flags } = opts;
   // commander sets negatable flags (--no-scheduler) to true when absent; only an explicit "no" is a setting.
   if (flags.scheduler === true) delete flags.scheduler;
+  if (flags.api === true) delete flags.api;
   return loadConfig({ flags, env, configFile: typeof config === 'string' ? config : undefined });
 }
 

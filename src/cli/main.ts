@@ -2,6 +2,7 @@
 /** The tracklake command line: one program, a subcommand per job. */
 import { Command, Option } from 'commander';
 import { aggregateCommand } from './aggregate.js';
+import { apiCommand } from './api.js';
 import { ConfigError } from '../lib/errors.js';
 import { LIMITS } from '../segment/message.js';
 import { configFromOptions, intArg, makeLogger, run } from './common.js';
@@ -39,7 +40,22 @@ program
   .option('--schedule-time <HH:MM>', 'time of the nightly jobs (default 01:00)')
   .option('--timezone <tz>', 'time zone of --schedule-time (default UTC)')
   .option('--lookback-days <n>', 'days the nightly run checks for late data (default 35)')
+  .option('--api-host <host>', 'address of the read side: query API and dashboard (default 127.0.0.1)')
+  .option('--api-port <port>', 'port of the read side (default 8081; 0 picks a free one)')
+  .option('--no-api', 'do not run the read side in this process')
   .action((opts: Record<string, unknown>) => run(() => serve(configFromOptions(opts, process.env))));
+
+program
+  .command('api')
+  .description('run the read side alone: the query API and the dashboard over the storage\'s files')
+  .option('--config <file>', 'JSON config file (env TRACKLAKE_CONFIG)')
+  .option('--storage <where>', 'local folder or s3://bucket/prefix (default ./data)')
+  .option('--wal-dir <dir>', 'the state folder\'s log folder; the API secret and the read cache lie beside it (default ./.tracklake/wal)')
+  .option('--api-host <host>', 'address to listen on (default 127.0.0.1)')
+  .option('--api-port <port>', 'port to listen on (default 8081; 0 picks a free one)')
+  .option('--lookback-days <n>', 'days back tracking files stand in for aggregates not computed yet (default 35)')
+  .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent')
+  .action((opts: Record<string, unknown>) => run(() => apiCommand(configFromOptions(opts, process.env))));
 
 /** The options every job command shares: where, which days, how hard. */
 function jobCommand(name: string, description: string, verb: string): Command {

@@ -10,6 +10,7 @@ import { aggregateTask } from './aggregate.js';
 import { sessionsTask } from './sessions.js';
 import { ConfigError } from '../lib/errors.js';
 import { makeLogger } from './common.js';
+import { dashboardHint, startReadSide, type ReadSide } from './api.js';
 
 export async function serve(config: Config): Promise<number> {
   const logger = makeLogger(config.logLevel);
@@ -24,6 +25,14 @@ export async function serve(config: Config): Promise<number> {
     if (e.code === 'EADDRNOTAVAIL' || e.code === 'ENOTFOUND' || e.code === 'EAI_AGAIN') throw new ConfigError('host', where);
     throw e;
   });
+  let readSide: ReadSide | undefined;
+  if (config.api) {
+    readSide = await startReadSide(config, store, logger).catch(async (e: unknown) => {
+      await app.close();
+      await node.close();
+      throw e;
+    });
+  }
   // Only once the collector is up: a process that cannot listen runs no jobs either.
   const nightly = config.scheduler
     ? startNightly({ time: config.scheduleTime, timezone: config.timezone, clock: systemClock, logger, tasks: [aggregateTask(config, store, logger), sessionsTask(config, store, logger)] })
@@ -43,7 +52,8 @@ export async function serve(config: Config): Promise<number> {
       `    http://${host}:${port}/v1/track\n` +
       `It reaches ${store.location}/tracks/<yyyy>/<mm>/<dd>/ within ${config.flushIntervalMs / 1000} s, or at once on Ctrl-C.\n` +
       `Browsers and apps: point Segment's or RudderStack's SDKs here (README, "Clients"); analytics.js is served at\n` +
-      `  http://${host}:${port}/analytics.js/v1/${key}/analytics.min.js\n\n`,
+      `  http://${host}:${port}/analytics.js/v1/${key}/analytics.min.js\n\n` +
+      (readSide ? `${await dashboardHint(config, readSide.url)}\n` : ''),
   );
 
   return new Promise<number>((resolve) => {
@@ -53,6 +63,7 @@ export async function serve(config: Config): Promise<number> {
       stopping = true;
       logger.info({ signal }, 'stopping: no new requests, flushing the log to storage');
       nightly?.stop();
+      await readSide?.close();
       await app.close();
       const shipped = await node.close();
       if (shipped) logger.info('everything shipped; bye');

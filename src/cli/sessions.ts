@@ -76,7 +76,7 @@ export async function funnelCommand(config: Config, o: { from: string; to: strin
     if (o.flow.trim() === '') throw new ConfigError('flow', 'name the event to follow, e.g. --flow view');
     const paths = await flow(store, { ...range, event: o.flow.trim().toLowerCase() });
     if (o.json) process.stdout.write(`${JSON.stringify(paths)}\n`);
-    else for (const p of paths) process.stdout.write(`${String(p.sessions).padStart(8)}  ${o.flow} > ${p.path}\n`);
+    else for (const p of paths) process.stdout.write(`${String(p.sessions).padStart(8)}  ${[o.flow, ...p.events].join(' > ')}${p.events.length === 0 ? ' (session ends)' : ''}\n`);
     return 0;
   }
   const steps = (o.steps ?? '').split(',').map((s) => s.trim().toLowerCase()).filter(Boolean);

@@ -65,6 +65,15 @@ export const configSchema = z.strictObject({
    * the state folder beside the log (`<walDir>/../api-secret`).
    */
   apiSecret: z.string().min(32, 'at least 32 characters').optional(),
+  /** The read side (query API and dashboard) listens here, never on the collector's port. */
+  apiHost: z.string().min(1).default('127.0.0.1'),
+  apiPort: z.coerce.number().int().min(0).max(65535).default(8081),
+  /** Run the read side beside the collector in `tracklake serve` (`--no-api` turns it off). */
+  api: z.boolean().default(true),
+  /** Requests a minute one token may make to the query API; over it, 429 with Retry-After. */
+  apiRateLimit: z.coerce.number().int().min(1).max(1_000_000).default(600),
+  /** How often the read cache looks for new aggregate, session and tracking files. */
+  apiRefreshSeconds: z.coerce.number().min(1).max(3600).default(10),
   /** Window within which a repeated messageId is a duplicate. */
   dedupWindowHours: z.coerce.number().min(0).max(24 * 7).default(24),
   /**
@@ -126,6 +135,11 @@ const ENV: Record<string, keyof z.infer<typeof configSchema>> = {
   TRACKLAKE_DEDUP_WINDOW_HOURS: 'dedupWindowHours',
   TRACKLAKE_DEDUP_MAX_BYTES: 'dedupMaxBytes',
   TRACKLAKE_API_SECRET: 'apiSecret',
+  TRACKLAKE_API_HOST: 'apiHost',
+  TRACKLAKE_API_PORT: 'apiPort',
+  TRACKLAKE_API: 'api',
+  TRACKLAKE_API_RATE_LIMIT: 'apiRateLimit',
+  TRACKLAKE_API_REFRESH_SECONDS: 'apiRefreshSeconds',
   TRACKLAKE_SHUTDOWN_TIMEOUT_MS: 'shutdownTimeoutMs',
   TRACKLAKE_REQUEST_TIMEOUT_MS: 'requestTimeoutMs',
   TRACKLAKE_INGEST_WORKERS: 'ingestWorkers',
@@ -156,7 +170,7 @@ const BOOL: Record<string, boolean> = { true: true, '1': true, yes: true, false:
 function envValue(name: string, setting: string, raw: string): unknown {
   if (setting === 'sources') return parseSources(raw, name);
   if (setting === 'corsOrigins') return raw.split(',').map((s) => s.trim()).filter(Boolean);
-  if (setting === 'trustProxy' || setting === 'scheduler' || setting === 's3ForcePathStyle' || setting === 'sessionsIncludeBots') {
+  if (setting === 'trustProxy' || setting === 'scheduler' || setting === 's3ForcePathStyle' || setting === 'sessionsIncludeBots' || setting === 'api') {
     const b = BOOL[raw.trim().toLowerCase()];
     if (b === undefined) throw new ConfigError(name, `"${raw}" is not true or false`);
     return b;

@@ -13,14 +13,17 @@ const WRITERS = 3;
 
 const SQL_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'sql');
 
-/** A SQL file with {{name}} slots filled by already-escaped fragments. */
-export function sql(name: string, slots: Record<string, string> = {}): string {
-  const text = readFileSync(path.join(SQL_DIR, `${name}.sql`), 'utf8');
+/** A SQL file of a folder with {{name}} slots filled by already-escaped fragments. */
+export function sqlIn(dir: string, name: string, slots: Record<string, string> = {}): string {
+  const text = readFileSync(path.join(dir, `${name}.sql`), 'utf8');
   return text.replace(/\{\{(\w+)\}\}/g, (_, k: string) => {
     if (!(k in slots)) throw new Error(`${name}.sql: no value for {{${k}}}`);
     return slots[k]!;
   });
 }
+
+/** A job's SQL file (src/jobs/sql). */
+export const sql = (name: string, slots: Record<string, string> = {}) => sqlIn(SQL_DIR, name, slots);
 
 export const sqlString = (s: string) => `'${s.replaceAll("'", "''")}'`;
 export const sqlList = (xs: readonly string[]) => `[${xs.map(sqlString).join(', ')}]`;

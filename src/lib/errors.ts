@@ -25,6 +25,14 @@ export const ERRORS = {
   shutting_down: { status: 503, retry: true, message: 'The collector is shutting down; retry later.' },
   internal: { status: 500, retry: true, message: 'Internal error.' },
 
+  // the read side (query API and dashboard)
+  missing_token: { status: 401, retry: false, message: 'No token: send "Authorization: Bearer <token>" (tracklake token create prints one).' },
+  invalid_token: { status: 401, retry: false, message: 'The token is malformed or its signature is not valid here.' },
+  expired_token: { status: 401, retry: false, message: 'The token has expired.' },
+  forbidden: { status: 403, retry: false, message: 'This token may not read that.' },
+  invalid_query: { status: 400, retry: false, message: 'The query is not valid.' },
+  rate_limited: { status: 429, retry: true, message: 'Too many requests for this token; retry after the time in Retry-After.' },
+
   // message-level (one message of a request is rejected; the others may be accepted)
   message_too_large: { status: 400, retry: false, message: 'The message is over the 32 KB limit.' },
   message_not_object: { status: 400, retry: false, message: 'A message must be a JSON object.' },

@@ -17,6 +17,14 @@ export const DIMENSIONS: Record<Family, readonly string[]> = {
   aggregates: ['time:day', 'time:month', 'merchant', 'product'],
   sessions: ['time:day', 'time:month', 'source', 'devicetype', 'landing_page'],
 };
+/**
+ * What each family can be filtered on: its own dimensions, and for sessions also the merchant and product
+ * (sessions with an event of that merchant or product), so a filter on either changes every panel.
+ */
+export const FILTERS: Record<Family, readonly string[]> = {
+  aggregates: ['merchant', 'product'],
+  sessions: ['source', 'devicetype', 'landing_page', 'merchant', 'product'],
+};
 const RANGES = ['7d', '30d', 'month', 'year', 'all'] as const;
 export const MAX_LIMIT = 10_000;
 const MAX_FILTER_VALUES = 1_000;
@@ -129,7 +137,7 @@ export function parseQuery(body: unknown, scope: Scope, aggregateMetrics: readon
       return bad('Each filter is ["is" | "is_not", dimension, [values]].');
     }
     const [op, dimension, values] = f as ['is' | 'is_not', string, unknown[]];
-    if (dimension.startsWith('time:') || !validFor(dimension)) return bad(`Cannot filter on "${dimension.slice(0, 50)}" for these metrics.`);
+    if (![...families].every((fam) => FILTERS[fam].includes(dimension))) return bad(`Cannot filter on "${dimension.slice(0, 50)}" for these metrics.`);
     if (values.length === 0 || values.length > MAX_FILTER_VALUES || !values.every((v) => typeof v === 'string' && v.length <= 256)) {
       return bad(`A filter's values are 1-${MAX_FILTER_VALUES} strings of at most 256 characters.`);
     }
@@ -164,6 +172,8 @@ export function parseQuery(body: unknown, scope: Scope, aggregateMetrics: readon
   const compare = body.compare ?? null;
   if (compare !== null && compare !== 'previous_period') return bad('"compare" is "previous_period" or absent.');
   if (compare !== null && range.from === null) return bad('"compare" needs a range with a start, not "all".');
+  // Periods of different lengths have no day-to-day match by month; a daily series or totals compare.
+  if (compare !== null && (dims as string[]).includes('time:month')) return bad('"compare" works with "time:day" or without a time dimension, not with "time:month".');
 
   return {
     ok: true,
@@ -180,4 +190,79 @@ export function parseQuery(body: unknown, scope: Scope, aggregateMetrics: readon
       merchant,
     },
   };
+}
+
+export interface FunnelQuery {
+  steps: string[];
+  dateRange: { from: string | null; to: string };
+  /** Only facts of these merchants/products count (the page's filters); the token's merchant always applies. */
+  filters: Filter[];
+  tenant: string;
+  merchant: string | null;
+}
+
+export interface FlowQuery extends Omit<FunnelQuery, 'steps'> {
+  from: string;
+  depth: number;
+  limit: number;
+}
+
+export const MAX_STEPS = 10;
+const EVENT_RE = /^.{1,200}$/su;
+
+/** The filters of a funnel or flow body: merchant and product only (facts carry them), in the token's scope. */
+function parseFactFilters(raw: unknown, scope: Scope): Filter[] | { status: 400 | 403; message: string } {
+  const filters: Filter[] = [];
+  if (raw === undefined) return filters;
+  if (!Array.isArray(raw)) return { status: 400, message: '"filters" is a list of ["is" | "is_not", "merchant" | "product", [values]].' };
+  for (const f of raw) {
+    if (!Array.isArray(f) || f.length !== 3 || (f[0] !== 'is' && f[0] !== 'is_not') || (f[1] !== 'merchant' && f[1] !== 'product') || !Array.isArray(f[2])) {
+      return { status: 400, message: 'Each filter is ["is" | "is_not", "merchant" | "product", [values]].' };
+    }
+    const values = f[2] as unknown[];
+    if (values.length === 0 || values.length > MAX_FILTER_VALUES || !values.every((v) => typeof v === 'string' && v.length <= 256)) {
+      return { status: 400, message: `A filter's values are 1-${MAX_FILTER_VALUES} strings of at most 256 characters.` };
+    }
+    if (scope.merchant !== undefined && f[1] === 'merchant' && f[0] === 'is' && values.some((v) => v !== scope.merchant)) {
+      return { status: 403, message: 'This token reads one merchant only; the filter names another.' };
+    }
+    filters.push({ op: f[0], dimension: f[1], values: [...new Set(values as string[])] });
+  }
+  return filters;
+}
+
+type Parsed<T> = { ok: true; query: T } | { ok: false; status: 400 | 403; code: 'invalid_query' | 'forbidden'; message: string };
+
+function common(body: unknown, scope: Scope, today: string, known: string[]): Parsed<Omit<FunnelQuery, 'steps'>> {
+  if (!isObject(body)) return bad('The body must be a JSON object.') as Parsed<never>;
+  for (const k of Object.keys(body)) if (!known.includes(k)) return bad(`Unknown field "${k.slice(0, 50)}".`) as Parsed<never>;
+  const range = resolveRange(body.date_range ?? '30d', today);
+  if (typeof range === 'string') return bad(range) as Parsed<never>;
+  const filters = parseFactFilters(body.filters, scope);
+  if (!Array.isArray(filters)) return { ok: false, status: filters.status, code: filters.status === 403 ? 'forbidden' : 'invalid_query', message: filters.message };
+  return { ok: true, query: { dateRange: range, filters, tenant: scope.tenant, merchant: scope.merchant ?? null } };
+}
+
+/** `{"steps": ["load", "view", ...], "date_range": ..., "filters": ...}`: 2-10 event names, lower-cased as the tracking files write them. */
+export function parseFunnel(body: unknown, scope: Scope, today: string): Parsed<FunnelQuery> {
+  const c = common(body, scope, today, ['steps', 'date_range', 'filters']);
+  if (!c.ok) return c;
+  const steps = (body as Record<string, unknown>).steps;
+  if (!Array.isArray(steps) || steps.length < 2 || steps.length > MAX_STEPS || !steps.every((s) => typeof s === 'string' && EVENT_RE.test(s.trim()))) {
+    return bad(`"steps" is a list of 2-${MAX_STEPS} event names.`) as Parsed<never>;
+  }
+  return { ok: true, query: { ...c.query, steps: (steps as string[]).map((s) => s.trim().toLowerCase()) } };
+}
+
+/** `{"from": "view", "depth": 4, "date_range": ..., "limit": 20, "filters": ...}`. */
+export function parseFlow(body: unknown, scope: Scope, today: string): Parsed<FlowQuery> {
+  const c = common(body, scope, today, ['from', 'depth', 'date_range', 'limit', 'filters']);
+  if (!c.ok) return c;
+  const b = body as Record<string, unknown>;
+  if (typeof b.from !== 'string' || !EVENT_RE.test(b.from.trim())) return bad('"from" is the event name the paths start after.') as Parsed<never>;
+  const depth = b.depth ?? 4;
+  if (!Number.isInteger(depth) || (depth as number) < 1 || (depth as number) > 10) return bad('"depth" is a whole number from 1 to 10.') as Parsed<never>;
+  const limit = b.limit ?? 20;
+  if (!Number.isInteger(limit) || (limit as number) < 1 || (limit as number) > 1000) return bad('"limit" is a whole number from 1 to 1000.') as Parsed<never>;
+  return { ok: true, query: { ...c.query, from: b.from.trim().toLowerCase(), depth: depth as number, limit: limit as number } };
 }

@@ -39,27 +39,53 @@ async function withFacts<T>(store: ObjectStore, r: FactRange, body: (engine: Eng
 
 const tenantFilter = (tenant?: string) => (tenant ? `AND tenantid = ${sqlString(tenant)}` : '');
 
+/**
+ * The funnel's statement over a relation of facts (tenantid, session_id, sequence, event), with `filter` an
+ * SQL condition fragment ("AND ...") of escaped literals. Shared by `tracklake funnel` and the read side.
+ */
+export function funnelStatement(facts: string, steps: readonly string[], filter: string): string {
+  const ctes = steps.map((step, i) =>
+    i === 0
+      ? `s1 AS (SELECT tenantid, session_id, min(sequence) AS seq FROM facts WHERE event = ${sqlString(step)} GROUP BY ALL)`
+      : `s${i + 1} AS (SELECT f.tenantid, f.session_id, min(f.sequence) AS seq FROM facts AS f JOIN s${i} AS p ON p.tenantid = f.tenantid AND p.session_id = f.session_id AND f.sequence > p.seq WHERE f.event = ${sqlString(step)} GROUP BY ALL)`,
+  );
+  const counts = steps.map((_, i) => `(SELECT count(*) FROM s${i + 1}) AS c${i + 1}`).join(', ');
+  return sql('funnel', { facts, events: [...new Set(steps)].map(sqlString).join(', '), tenant_filter: filter, step_ctes: ctes.join(',\n'), counts });
+}
+
+/** The funnel statement's one row as steps with their conversion from the first. */
+export function funnelSteps(steps: readonly string[], row: Record<string, bigint> | undefined): FunnelStep[] {
+  const n = steps.map((_, i) => Number(row?.[`c${i + 1}`] ?? 0n));
+  return steps.map((step, i) => ({ step, sessions: n[i]!, conversion: n[0]! > 0 ? n[i]! / n[0]! : 0 }));
+}
+
+export interface FlowPath {
+  /** The events after the first occurrence, in order; empty when the session ended there. */
+  events: string[];
+  sessions: number;
+}
+
+export function flowStatement(facts: string, o: { event: string; depth?: number; limit?: number }, filter: string): string {
+  return sql('flow', { facts, event: sqlString(o.event), tenant_filter: filter, depth: String(o.depth ?? 4), limit: String(o.limit ?? 20) });
+}
+
+export function flowPaths(rows: Array<{ path: unknown; sessions: bigint }>): FlowPath[] {
+  return rows.map((r) => ({ events: listOf(r.path), sessions: Number(r.sessions) }));
+}
+
+/** A DuckDB LIST value as read by the Node API (a DuckDBListValue, whose `items` are the elements). */
+function listOf(v: unknown): string[] {
+  const items = (v as { items?: unknown[] } | null)?.items ?? [];
+  return items.map(String);
+}
+
 export async function funnel(store: ObjectStore, o: FactRange & { steps: string[] }): Promise<FunnelStep[]> {
   return withFacts(store, o, async (engine, facts) => {
-    const ctes = o.steps.map((step, i) =>
-      i === 0
-        ? `s1 AS (SELECT tenantid, session_id, min(sequence) AS seq FROM facts WHERE event = ${sqlString(step)} GROUP BY ALL)`
-        : `s${i + 1} AS (SELECT f.tenantid, f.session_id, min(f.sequence) AS seq FROM facts AS f JOIN s${i} AS p ON p.tenantid = f.tenantid AND p.session_id = f.session_id AND f.sequence > p.seq WHERE f.event = ${sqlString(step)} GROUP BY ALL)`,
-    );
-    const counts = o.steps.map((_, i) => `(SELECT count(*) FROM s${i + 1}) AS c${i + 1}`).join(', ');
-    const [row] = await engine.all<Record<string, bigint>>(
-      sql('funnel', { facts, events: [...new Set(o.steps)].map(sqlString).join(', '), tenant_filter: tenantFilter(o.tenant), step_ctes: ctes.join(',\n'), counts }),
-    );
-    const n = o.steps.map((_, i) => Number(row![`c${i + 1}`]));
-    return o.steps.map((step, i) => ({ step, sessions: n[i]!, conversion: n[0]! > 0 ? n[i]! / n[0]! : 0 }));
+    const [row] = await engine.all<Record<string, bigint>>(funnelStatement(facts, o.steps, tenantFilter(o.tenant)));
+    return funnelSteps(o.steps, row);
   });
 }
 
-export async function flow(store: ObjectStore, o: FactRange & { event: string; depth?: number; limit?: number }): Promise<Array<{ path: string; sessions: number }>> {
-  return withFacts(store, o, async (engine, facts) => {
-    const rows = await engine.all<{ path: string; sessions: bigint }>(
-      sql('flow', { facts, event: sqlString(o.event), tenant_filter: tenantFilter(o.tenant), depth: String(o.depth ?? 4), limit: String(o.limit ?? 20) }),
-    );
-    return rows.map((r) => ({ path: r.path, sessions: Number(r.sessions) }));
-  });
+export async function flow(store: ObjectStore, o: FactRange & { event: string; depth?: number; limit?: number }): Promise<FlowPath[]> {
+  return withFacts(store, o, async (engine, facts) => flowPaths(await engine.all<{ path: unknown; sessions: bigint }>(flowStatement(facts, o, tenantFilter(o.tenant)))));
 }

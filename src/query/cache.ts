@@ -1,0 +1,363 @@
+/**
+ * The read side's local cache: a DuckDB file under the state folder holding the daily aggregates, the
+ * sessions and the track facts' funnel columns of the bucket it reads. A refresh compares the days'
+ * manifests (one listing per kind) with what it loaded and reloads only the days whose manifest changed;
+ * on S3 a year is downloaded once, never per query. Days after the aggregate job's last computed day
+ * (`computed_through`) are read from their tracking files, one file at a time as the collectors ship
+ * them, so the numbers lag the collector by a flush interval, not by a night.
+ *
+ * Refreshes run in the background (single-flight, in transactions); queries read a consistent snapshot
+ * from their own connections meanwhile.
+ */
+import path from 'node:path';
+import os from 'node:os';
+import { DuckDBInstance, type DuckDBConnection, type DuckDBType, type DuckDBValue } from '@duckdb/node-api';
+import type { Logger } from 'pino';
+import type { MetricDef } from '../jobs/aggregates/metrics.js';
+import { AGGREGATE_HEADER, metricFingerprint } from '../jobs/aggregates/metrics.js';
+import { sqlIn, sqlString } from '../jobs/engine.js';
+import { TRACK_FACT_COLUMNS } from '../jobs/sessions/job.js';
+import { listCsv, Stager } from '../jobs/staging.js';
+import { readCsvSql, TRACK_HEADER, TRACK_TYPES } from '../jobs/tracks.js';
+import type { Clock } from '../lib/clock.js';
+import { addDays, dayOf, daysBetween, dayPath } from '../lib/dates.js';
+import { ConfigError } from '../lib/errors.js';
+import type { ObjectInfo, ObjectStore } from '../storage/store.js';
+import { fileURLToPath } from 'node:url';
+
+const SQL_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'sql');
+const q = (name: string, slots: Record<string, string> = {}) => sqlIn(SQL_DIR, name, slots);
+
+/** Bump when the tables change: an older cache is emptied and loaded again. */
+const CACHE_VERSION = '1';
+/** Days loaded per transaction: bounds the staged downloads on S3 and the size of one commit. */
+const DAYS_PER_LOAD = 31;
+const TAIL_FILES_PER_LOAD = 500;
+const READERS = 4;
+
+const AGG_TYPES = { time: 'BIGINT', tenantid: 'VARCHAR', merchantid: 'VARCHAR', productid: 'VARCHAR', value: 'DOUBLE' };
+const SESSION_TYPES = {
+  session_id: 'VARCHAR', tenantid: 'VARCHAR', userid: 'VARCHAR', deviceid: 'VARCHAR', start: 'BIGINT', end: 'BIGINT', duration: 'BIGINT',
+  events: 'BIGINT', views: 'BIGINT', shares: 'BIGINT', chats: 'BIGINT', orders: 'BIGINT', page: 'VARCHAR', url: 'VARCHAR', referer: 'VARCHAR',
+  source: 'VARCHAR', devicetype: 'VARCHAR', bounce: 'BOOLEAN',
+};
+const SESSION_HEADER = Object.keys(SESSION_TYPES).join(',');
+const FACT_TYPES: Record<string, string> = { ...TRACK_TYPES, userid: 'VARCHAR', session_id: 'VARCHAR', sequence: 'BIGINT' };
+
+export interface ReadCacheOptions {
+  store: ObjectStore;
+  /** The cache file; ':memory:' for a cache that lives as long as the process. */
+  file: string;
+  metrics: readonly MetricDef[];
+  clock: Clock;
+  logger: Logger;
+  /** How far back tracking files stand in for aggregates that were never computed. */
+  tailDays: number;
+  /** DuckDB's memory budget for the cache (it spills beyond); default a quarter of the machine's memory. */
+  memoryLimitBytes?: number;
+  tmpDir?: string;
+}
+
+export interface ComputedThrough {
+  aggregates: string | null;
+  sessions: string | null;
+}
+
+export interface RefreshReport {
+  aggregateDays: number;
+  sessionDays: number;
+  tailFiles: number;
+  removed: number;
+  ms: number;
+}
+
+const MANIFEST_DAY = /(\d{4})\/(\d{2})\/(\d{2})\/manifest\.json$/;
+
+/** day → manifest ETag, for every day manifest under prefix. */
+async function manifestDays(store: ObjectStore, prefix: string): Promise<Map<string, string>> {
+  const days = new Map<string, string>();
+  for (const o of await store.list(prefix)) {
+    const m = MANIFEST_DAY.exec(o.key.slice(prefix.length));
+    if (m) days.set(`${m[1]}-${m[2]}-${m[3]}`, o.etag);
+  }
+  return days;
+}
+
+const dayOfKey = (key: string) => {
+  const m = /(\d{4})\/(\d{2})\/(\d{2})\//.exec(key);
+  return m ? `${m[1]}-${m[2]}-${m[3]}` : undefined;
+};
+
+function chunks<T>(xs: readonly T[], n: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < xs.length; i += n) out.push(xs.slice(i, i + n));
+  return out;
+}
+
+export class ReadCache {
+  computedThrough: ComputedThrough = { aggregates: null, sessions: null };
+  private readonly readers: DuckDBConnection[] = [];
+  private readonly idle: DuckDBConnection[] = [];
+  private readonly waiting: Array<(c: DuckDBConnection) => void> = [];
+  private running: Promise<RefreshReport> | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly metricNames: ReadonlySet<string>;
+
+  private constructor(private readonly o: ReadCacheOptions, private readonly instance: DuckDBInstance, private readonly conn: DuckDBConnection) {
+    this.metricNames = new Set(o.metrics.map((m) => m.name));
+  }
+
+  static async open(o: ReadCacheOptions): Promise<ReadCache> {
+    const memory = o.memoryLimitBytes ?? Math.floor(os.totalmem() / 4);
+    const config: Record<string, string> = {
+      autoinstall_known_extensions: 'false',
+      autoload_known_extensions: 'false',
+      memory_limit: `${Math.max(64, Math.floor(memory / 2 ** 20))}MB`,
+    };
+    if (o.tmpDir) config.temp_directory = o.tmpDir;
+    const instance = await DuckDBInstance.create(o.file, config).catch((e: Error) => {
+      // Two processes on one state folder (a collector with its read side, and `tracklake api`) cannot share it.
+      throw /lock/i.test(e.message)
+        ? new ConfigError('walDir', `the read cache ${o.file} is in use by another tracklake process; give this one its own --wal-dir (or --no-api on the other)`)
+        : new ConfigError('walDir', `cannot open the read cache ${o.file}: ${e.message}`);
+    });
+    const conn = await instance.connect();
+    const cache = new ReadCache(o, instance, conn);
+    await cache.prepare();
+    return cache;
+  }
+
+  /** Creates the tables; empties them when they were made by another version, for other storage or metrics. */
+  private async prepare(): Promise<void> {
+    await this.conn.run(q('cache_schema'));
+    const identity = JSON.stringify({ version: CACHE_VERSION, storage: this.o.store.location, metrics: this.o.metrics.map(metricFingerprint).sort() });
+    const rows = (await this.conn.runAndReadAll("SELECT value FROM cache_meta WHERE name = 'identity'")).getRowObjects();
+    if (rows[0]?.value === identity) return;
+    if (rows.length > 0) this.o.logger.info({ file: this.o.file }, 'read cache made for other storage, metrics or version: loading it again');
+    for (const t of ['cache_meta', 'loaded', 'agg', 'tail_agg', 'sess', 'facts']) await this.conn.run(`DROP TABLE IF EXISTS ${t}`);
+    await this.conn.run(q('cache_schema'));
+    await this.conn.run(`INSERT INTO cache_meta VALUES ('identity', ${sqlString(identity)})`);
+  }
+
+  /** Refreshes every intervalMs in the background; failures are logged and retried at the next tick. */
+  start(intervalMs: number): void {
+    const tick = () => {
+      this.refresh()
+        .catch((e: unknown) => this.o.logger.error({ err: e }, 'read cache refresh failed; serving what is loaded'))
+        .finally(() => {
+          if (this.timer) this.timer = setTimeout(tick, intervalMs).unref();
+        });
+    };
+    this.timer = setTimeout(tick, intervalMs).unref();
+  }
+
+  /** Brings the cache up to date with storage; concurrent callers share one run. */
+  refresh(): Promise<RefreshReport> {
+    this.running ??= this.refreshOnce().finally(() => {
+      this.running = undefined;
+    });
+    return this.running;
+  }
+
+  private async refreshOnce(): Promise<RefreshReport> {
+    const started = performance.now();
+    const report: RefreshReport = { aggregateDays: 0, sessionDays: 0, tailFiles: 0, removed: 0, ms: 0 };
+    const store = this.o.store;
+    const [aggDays, sessDays] = await Promise.all([manifestDays(store, 'aggregates/_state/daily/'), manifestDays(store, 'sessions/_state/')]);
+    const loaded = new Map<string, string>();
+    for (const r of (await this.conn.runAndReadAll('SELECT key, etag FROM loaded')).getRowObjects()) loaded.set(String(r.key), String(r.etag));
+    const stale = (kind: string, days: Map<string, string>) => [...days].filter(([d, etag]) => loaded.get(`${kind}:${d}`) !== etag).map(([d]) => d).sort();
+    const gone = (kind: string, days: Map<string, string>) => [...loaded.keys()].filter((k) => k.startsWith(`${kind}:`) && !days.has(k.slice(kind.length + 1))).map((k) => k.slice(kind.length + 1));
+
+    const aggStale = stale('agg', aggDays);
+    if (aggStale.length > 0) {
+      const wanted = new Set(aggStale);
+      const files = (await listCsv(store, 'aggregates/daily/')).filter((f) => {
+        const day = dayOfKey(f.key);
+        return day !== undefined && wanted.has(day) && this.metricNames.has(path.posix.basename(f.key, '.csv'));
+      });
+      for (const days of chunks(aggStale, DAYS_PER_LOAD)) await this.loadAggregateDays(days, files, aggDays);
+      report.aggregateDays = aggStale.length;
+    }
+    const sessStale = stale('sess', sessDays);
+    if (sessStale.length > 0) {
+      const wanted = new Set(sessStale);
+      const inDays = (xs: ObjectInfo[]) => xs.filter((f) => wanted.has(dayOfKey(f.key) ?? ''));
+      const [sessions, facts] = await Promise.all([listCsv(store, 'sessions/'), listCsv(store, 'track_facts/')]);
+      const sessionFiles = inDays(sessions.filter((f) => f.key.endsWith('/sessions.csv') && !f.key.startsWith('sessions/_state/')));
+      const factFiles = inDays(facts);
+      for (const days of chunks(sessStale, DAYS_PER_LOAD)) await this.loadSessionDays(days, sessionFiles, factFiles, sessDays);
+      report.sessionDays = sessStale.length;
+    }
+    const aggGone = gone('agg', aggDays);
+    const sessGone = gone('sess', sessDays);
+    if (aggGone.length + sessGone.length > 0) {
+      await this.transaction(async () => {
+        for (const d of aggGone) await this.conn.run(`DELETE FROM agg WHERE day = DATE ${sqlString(d)}; DELETE FROM loaded WHERE key = ${sqlString(`agg:${d}`)}`);
+        for (const d of sessGone) {
+          await this.conn.run(`DELETE FROM sess WHERE day = DATE ${sqlString(d)}; DELETE FROM facts WHERE day = DATE ${sqlString(d)}; DELETE FROM loaded WHERE key = ${sqlString(`sess:${d}`)}`);
+        }
+      });
+      report.removed = aggGone.length + sessGone.length;
+    }
+    const last = (days: Map<string, string>) => [...days.keys()].sort().at(-1) ?? null;
+    this.computedThrough = { aggregates: last(aggDays), sessions: last(sessDays) };
+    report.tailFiles = await this.refreshTail(loaded);
+    report.ms = Math.round(performance.now() - started);
+    if (report.aggregateDays + report.sessionDays + report.tailFiles + report.removed > 0) this.o.logger.info({ ...report, computedThrough: this.computedThrough }, 'read cache refreshed');
+    return report;
+  }
+
+  /**
+   * The tracking files of the days after computed_through (at most `tailDays` back from today), aggregated
+   * one file at a time into tail_agg; files that went away, or whose day the aggregate job has since
+   * computed, are dropped. Returns the number of files read.
+   */
+  private async refreshTail(loaded: Map<string, string>): Promise<number> {
+    const today = dayOf(this.o.clock.now());
+    const earliest = addDays(today, -(this.o.tailDays - 1));
+    const ct = this.computedThrough.aggregates;
+    const first = ct !== null && ct >= earliest ? addDays(ct, 1) : earliest;
+    const days = first <= today ? daysBetween(first, today) : [];
+    const listed = (await Promise.all(days.map((d) => listCsv(this.o.store, `tracks/${dayPath(d)}/`)))).flat();
+    const current = new Map(listed.map((f) => [`tail:${f.key}`, f]));
+    const dropped = [...loaded.keys()].filter((k) => k.startsWith('tail:') && !current.has(k));
+    const fresh = listed.filter((f) => loaded.get(`tail:${f.key}`) !== f.etag);
+    if (dropped.length > 0) {
+      await this.transaction(async () => {
+        await this.keyTable('drop_keys', dropped);
+        await this.conn.run("DELETE FROM tail_agg WHERE 'tail:' || src IN (SELECT key FROM drop_keys); DELETE FROM loaded WHERE key IN (SELECT key FROM drop_keys)");
+      });
+    }
+    for (const batch of chunks(fresh, TAIL_FILES_PER_LOAD)) await this.loadTail(batch);
+    return fresh.length;
+  }
+
+  private async loadTail(files: ObjectInfo[]): Promise<void> {
+    const stager = new Stager(this.o.store, this.o.tmpDir);
+    try {
+      const staged = await stager.objects(files, TRACK_HEADER);
+      for (const s of staged.skipped) this.o.logger.warn(s, 'tracking file skipped by the read cache');
+      await this.transaction(async () => {
+        await this.keyTable('drop_keys', files.map((f) => `tail:${f.key}`));
+        await this.conn.run("DELETE FROM tail_agg WHERE 'tail:' || src IN (SELECT key FROM drop_keys)");
+        if (staged.files.length > 0) {
+          await this.fileTable(staged.files.map((f) => ({ file: f.file, key: f.key, day: dayOfKey(f.key)!, metric: '' })));
+          const column = (m: MetricDef) => `"m_${m.name}"`;
+          const measures = this.o.metrics.map((m) => `${m.measure === 'count' ? 'count(*)' : 'sum(value)'} FILTER (WHERE event IN (${m.events.map(sqlString).join(', ')}))::DOUBLE AS ${column(m)}`);
+          const structs = this.o.metrics.map((m) => `{'metric': ${sqlString(m.name)}, 'value': t.${column(m)}}`);
+          // Malformed rows are skipped, as the aggregate job skips (and reports) them.
+          const tracks = readCsvSql(staged.files.map((f) => f.file), TRACK_TYPES, { ignoreErrors: true, filename: true });
+          await this.conn.run(q('tail_aggregates', { tracks, measures: measures.join(',\n      '), metrics: structs.join(', ') }));
+        }
+        await this.markLoaded(files.map((f) => [`tail:${f.key}`, f.etag]));
+      });
+    } finally {
+      await stager.cleanup();
+    }
+  }
+
+  private async loadAggregateDays(days: string[], files: ObjectInfo[], manifests: Map<string, string>): Promise<void> {
+    const set = new Set(days);
+    const mine = files.filter((f) => set.has(dayOfKey(f.key)!));
+    const stager = new Stager(this.o.store, this.o.tmpDir);
+    try {
+      const staged = await stager.objects(mine, AGGREGATE_HEADER);
+      for (const s of staged.skipped) this.o.logger.warn(s, 'aggregate file skipped by the read cache');
+      await this.transaction(async () => {
+        await this.conn.run(`DELETE FROM agg WHERE day IN (${days.map((d) => `DATE ${sqlString(d)}`).join(', ')})`);
+        if (staged.files.length > 0) {
+          await this.fileTable(staged.files.map((f) => ({ file: f.file, key: f.key, day: dayOfKey(f.key)!, metric: path.posix.basename(f.key, '.csv') })));
+          await this.conn.run(q('load_aggregates', { files: readCsvSql(staged.files.map((f) => f.file), AGG_TYPES, { filename: true }) }));
+        }
+        await this.markLoaded(days.map((d) => [`agg:${d}`, manifests.get(d)!]));
+      });
+    } finally {
+      await stager.cleanup();
+    }
+  }
+
+  private async loadSessionDays(days: string[], sessionFiles: ObjectInfo[], factFiles: ObjectInfo[], manifests: Map<string, string>): Promise<void> {
+    const set = new Set(days);
+    const inChunk = (xs: ObjectInfo[]) => xs.filter((f) => set.has(dayOfKey(f.key)!));
+    const stager = new Stager(this.o.store, this.o.tmpDir);
+    try {
+      const sessions = await stager.objects(inChunk(sessionFiles), SESSION_HEADER);
+      const facts = await stager.objects(inChunk(factFiles), TRACK_FACT_COLUMNS.join(','));
+      for (const s of [...sessions.skipped, ...facts.skipped]) this.o.logger.warn(s, 'session file skipped by the read cache');
+      const dayList = days.map((d) => `DATE ${sqlString(d)}`).join(', ');
+      await this.transaction(async () => {
+        await this.conn.run(`DELETE FROM sess WHERE day IN (${dayList}); DELETE FROM facts WHERE day IN (${dayList})`);
+        const all = [...sessions.files, ...facts.files];
+        if (all.length > 0) await this.fileTable(all.map((f) => ({ file: f.file, key: f.key, day: dayOfKey(f.key)!, metric: '' })));
+        if (sessions.files.length > 0) await this.conn.run(q('load_sessions', { files: readCsvSql(sessions.files.map((f) => f.file), SESSION_TYPES, { filename: true }) }));
+        if (facts.files.length > 0) await this.conn.run(q('load_facts', { files: readCsvSql(facts.files.map((f) => f.file), FACT_TYPES, { filename: true }) }));
+        await this.markLoaded(days.map((d) => [`sess:${d}`, manifests.get(d)!]));
+      });
+    } finally {
+      await stager.cleanup();
+    }
+  }
+
+  private async fileTable(rows: Array<{ file: string; key: string; day: string; metric: string }>): Promise<void> {
+    await this.conn.run('CREATE OR REPLACE TEMP TABLE load_files (file VARCHAR, key VARCHAR, day DATE, metric VARCHAR)');
+    for (const part of chunks(rows, 1000)) {
+      await this.conn.run(`INSERT INTO load_files VALUES ${part.map((r) => `(${sqlString(r.file)}, ${sqlString(r.key)}, DATE ${sqlString(r.day)}, ${sqlString(r.metric)})`).join(', ')}`);
+    }
+  }
+
+  private async keyTable(name: string, keys: string[]): Promise<void> {
+    await this.conn.run(`CREATE OR REPLACE TEMP TABLE ${name} (key VARCHAR)`);
+    for (const part of chunks(keys, 1000)) await this.conn.run(`INSERT INTO ${name} VALUES ${part.map((k) => `(${sqlString(k)})`).join(', ')}`);
+  }
+
+  private async markLoaded(entries: Array<[string, string]>): Promise<void> {
+    for (const part of chunks(entries, 1000)) {
+      await this.conn.run(`INSERT OR REPLACE INTO loaded VALUES ${part.map(([k, e]) => `(${sqlString(k)}, ${sqlString(e)})`).join(', ')}`);
+    }
+  }
+
+  private async transaction(body: () => Promise<void>): Promise<void> {
+    await this.conn.run('BEGIN TRANSACTION');
+    try {
+      await body();
+      await this.conn.run('COMMIT');
+    } catch (e) {
+      await this.conn.run('ROLLBACK').catch(() => undefined);
+      throw e;
+    }
+  }
+
+  /** Rows of a read-only statement with named parameters ($name), on a reader connection of its own. */
+  async read<T = Record<string, unknown>>(statement: string, values: Record<string, DuckDBValue> = {}, types?: Record<string, DuckDBType>): Promise<T[]> {
+    const conn = await this.reader();
+    try {
+      const reader = await conn.runAndReadAll(statement, values, types);
+      return reader.getRowObjects() as T[];
+    } finally {
+      const next = this.waiting.shift();
+      if (next) next(conn);
+      else this.idle.push(conn);
+    }
+  }
+
+  private async reader(): Promise<DuckDBConnection> {
+    const idle = this.idle.pop();
+    if (idle) return idle;
+    if (this.readers.length < READERS) {
+      const conn = await this.instance.connect();
+      this.readers.push(conn);
+      return conn;
+    }
+    return new Promise((resolve) => this.waiting.push(resolve));
+  }
+
+  async close(): Promise<void> {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    await this.running?.catch(() => undefined);
+    for (const c of this.readers) c.closeSync();
+    this.conn.closeSync();
+    this.instance.closeSync();
+  }
+}

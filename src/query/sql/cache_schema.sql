@@ -1,0 +1,14 @@
+-- The read side's local cache: the aggregate and session files of a bucket as DuckDB tables, so a query over
+-- a year reads local columns, never a year of downloads. It is only a cache: a change of `version` or of
+-- the storage it mirrors empties it, and everything is loaded again from the files.
+CREATE TABLE IF NOT EXISTS cache_meta (name VARCHAR PRIMARY KEY, value VARCHAR NOT NULL);
+-- What is loaded: 'agg:<day>' and 'sess:<day>' with their manifest's ETag, 'tail:<tracking file key>' with its ETag.
+CREATE TABLE IF NOT EXISTS loaded (key VARCHAR PRIMARY KEY, etag VARCHAR NOT NULL);
+-- Daily aggregate rows (an empty merchant is ''), from aggregates/daily/<day>/<metric>.csv.
+CREATE TABLE IF NOT EXISTS agg (day DATE NOT NULL, metric VARCHAR NOT NULL, tenantid VARCHAR NOT NULL, merchantid VARCHAR NOT NULL, productid VARCHAR NOT NULL, value DOUBLE NOT NULL);
+-- The same rows for days the aggregate job has not computed yet, one set per tracking file read (`src`).
+CREATE TABLE IF NOT EXISTS tail_agg (src VARCHAR NOT NULL, day DATE NOT NULL, metric VARCHAR NOT NULL, tenantid VARCHAR NOT NULL, merchantid VARCHAR NOT NULL, productid VARCHAR NOT NULL, value DOUBLE NOT NULL);
+-- Sessions by the day they start, from sessions/<day>/sessions.csv.
+CREATE TABLE IF NOT EXISTS sess (day DATE NOT NULL, tenantid VARCHAR NOT NULL, session_id VARCHAR NOT NULL, duration BIGINT NOT NULL, events BIGINT NOT NULL, landing_page VARCHAR NOT NULL, source VARCHAR NOT NULL, devicetype VARCHAR NOT NULL, bounce BOOLEAN NOT NULL);
+-- The columns of the track facts that funnels, flows and session filters read.
+CREATE TABLE IF NOT EXISTS facts (day DATE NOT NULL, tenantid VARCHAR NOT NULL, merchantid VARCHAR NOT NULL, productid VARCHAR NOT NULL, session_id VARCHAR NOT NULL, sequence BIGINT NOT NULL, event VARCHAR NOT NULL);
