@@ -14,8 +14,8 @@ import http from 'node:http';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import chromium from '@sparticuz/chromium';
-import puppeteer, { type Browser, type HTTPRequest, type HTTPResponse } from 'puppeteer-core';
+import type { Browser, HTTPRequest, HTTPResponse } from 'puppeteer-core';
+import { launchBrowser, UA } from './chromium.js';
 import { flushed, readRows, startCollector, T0, type TestCollector } from './helpers.js';
 
 const require = createRequire(import.meta.url);
@@ -26,8 +26,6 @@ function pkgFile(pkg: string, file: string): string {
 }
 const snippet = require('@segment/snippet') as { min(o: Record<string, unknown>): string };
 
-/** A desktop Chrome's user agent: HeadlessChrome's own is (rightly) classified as a bot. */
-const UA = 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/143.0.0.0 Safari/537.36';
 // An http referrer: from https to this http page a browser sends none.
 const REFERRER = 'http://www.google.com/';
 const QUERY = '?utm_source=newsletter&utm_medium=email&utm_campaign=winter';
@@ -167,16 +165,7 @@ describe('browser SDKs in a real Chromium', () => {
   before(async () => {
     c = await startCollector({ sources: Object.fromEntries(CLIENTS.map((k) => [k.writeKey, k.tenant])) });
     site = await startSite(() => c.url);
-    browser = await puppeteer.launch({
-      executablePath: await chromium.executablePath(),
-      // @sparticuz/chromium's defaults are for a Lambda: web security off (CORS is part of what is tested
-      // here, so it stays on) and a single process (which cannot open a second browser context).
-      args: [
-        ...chromium.args.filter((a) => !/^--(disable-web-security|allow-running-insecure-content|disable-site-isolation-trials|single-process|no-zygote)\b/.test(a)),
-        '--disable-background-networking', '--disable-component-update', '--no-first-run',
-      ],
-      headless: true,
-    });
+    browser = await launchBrowser();
   });
   after(async () => {
     await browser?.close();
