@@ -120,7 +120,9 @@ export interface ChildCollector {
 }
 
 export async function spawnCollector(dir: string, extra: string[] = [], env: Record<string, string> = {}): Promise<ChildCollector> {
-  const proc = spawn(process.execPath, [CLI, 'serve', '--port', '0', '--storage', path.join(dir, 'data'), '--wal-dir', path.join(dir, 'wal'), '--log-level', 'info', ...extra], {
+  // The read side only where a test asks for it (--api-port): collectors under test share no port 8081.
+  const api = extra.includes('--api-port') ? [] : ['--no-api'];
+  const proc = spawn(process.execPath, [CLI, 'serve', '--port', '0', '--storage', path.join(dir, 'data'), '--wal-dir', path.join(dir, 'wal'), '--log-level', 'info', ...api, ...extra], {
     cwd: dir,
     env: { PATH: process.env.PATH ?? '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -133,7 +135,7 @@ export async function spawnCollector(dir: string, extra: string[] = [], env: Rec
     const timer = setTimeout(() => reject(new Error(`collector did not start: ${err}`)), 15_000);
     proc.stdout!.on('data', (d: Buffer) => {
       out += d.toString();
-      const m = /"address":"(http:\/\/[^"]+)"/.exec(out);
+      const m = /"address":"(http:\/\/[^"]+)"[^\n]*"msg":"collector listening"/.exec(out);
       if (m) {
         clearTimeout(timer);
         resolve(m[1]!);

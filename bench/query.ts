@@ -1,0 +1,179 @@
+/**
+ * bench:query — the read side on a year of data, in one run: 365 days of aggregates (BENCH_KEYS, default
+ * 20 000 keys a day, for view, share and chat) and of sessions (BENCH_SESSIONS, default 100 000 a day),
+ * generated as the jobs write them. (a) the dashboard's standard queries through the query API (HTTP,
+ * token, validation, compiled SQL over the read cache) vs (b) the same questions as hand-written SQL on the
+ * same rows in a plain in-memory DuckDB table. p50 and p95 of each over repeated runs, interleaved.
+ * Target: every query's p95 within 1.5x the floor's. Also reported: the cache's first load and a no-change
+ * refresh.
+ */
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
+import { pino } from 'pino';
+import { loadConfig } from '../src/config/config.js';
+import { metricSet } from '../src/jobs/aggregates/metrics.js';
+import { ManualClock } from '../src/lib/clock.js';
+import { addDays, dayPath, dayStartMs, daysBetween } from '../src/lib/dates.js';
+import { ReadCache } from '../src/query/cache.js';
+import { buildReadServer } from '../src/query/server.js';
+import { createToken } from '../src/query/tokens.js';
+import { LocalStore } from '../src/storage/local.js';
+
+const DAYS = Number(process.env.BENCH_DAYS ?? 365);
+const KEYS = Number(process.env.BENCH_KEYS ?? 20_000);
+const SESSIONS = Number(process.env.BENCH_SESSIONS ?? 100_000);
+const RUNS = Number(process.env.BENCH_RUNS ?? 30);
+const TODAY = '2026-11-30';
+const FIRST = addDays(TODAY, -(DAYS - 1));
+const logger = pino({ level: 'silent' });
+const q = (s: string) => `'${s.replaceAll("'", "''")}'`;
+
+/** Writes the year's files with DuckDB: per day, each metric's aggregate file and the sessions file, and their manifests. */
+async function generate(root: string): Promise<void> {
+  const db = await DuckDBInstance.create(':memory:');
+  const c = await db.connect();
+  const store = new LocalStore(root);
+  for (const [n, day] of daysBetween(FIRST, TODAY).entries()) {
+    const dir = (kind: string) => {
+      const d = path.join(root, kind, dayPath(day));
+      mkdirSync(d, { recursive: true });
+      return d;
+    };
+    for (const [m, metric] of ['view', 'share', 'chat'].entries()) {
+      // 20 000 keys of a pool of 200 000 products over 2 000 merchants; which ones changes from day to day.
+      await c.run(`COPY (
+        SELECT ${dayStartMs(day)} AS time, 'demo' AS tenantid, 'm' || (p % 2000) AS merchantid, 'p' || p AS productid, 1 + hash(p, ${n}, ${m}) % ${m === 0 ? 50 : 5} AS value
+        FROM (SELECT DISTINCT (i * 7919 + ${n} * 104729) % 200000 AS p FROM range(${KEYS}) t(i))
+        ORDER BY merchantid, productid
+      ) TO ${q(path.join(dir('aggregates/daily'), `${metric}.csv`))} (FORMAT csv, HEADER true)`);
+    }
+    await store.put(`aggregates/_state/daily/${dayPath(day)}/manifest.json`, JSON.stringify({ day }));
+    await c.run(`COPY (
+      SELECT 's' || ${n} || '-' || i AS session_id, 'demo' AS tenantid, 'u' || (i * 31 % 80000) AS userid, 'd' || i AS deviceid,
+        ${dayStartMs(day)} + i * 800 AS start, ${dayStartMs(day)} + i * 800 + d AS "end", d AS duration, e AS events,
+        e // 2 AS views, 0 AS shares, e // 5 AS chats, 0 AS orders, '/p/' || (hash(i, ${n}) % 5000) AS page, NULL AS url, NULL AS referer,
+        ['DIRECT', 'SEO', 'EMAIL', 'FACEBOOK', 'INSTAGRAM', 'WHATSTAPP'][1 + hash(i) % 6] AS source,
+        ['DESKTOP', 'MOBILE', 'APP'][1 + hash(i, 1) % 3] AS devicetype, CASE WHEN e = 1 THEN 'true' ELSE 'false' END AS bounce
+      FROM (SELECT i, 1 + hash(i, ${n}, 7) % 12 AS e, (hash(i, ${n}, 9) % 1800000)::BIGINT AS d FROM range(${SESSIONS}) t(i))
+    ) TO ${q(path.join(dir('sessions'), 'sessions.csv'))} (FORMAT csv, HEADER true)`);
+    await store.put(`sessions/_state/${dayPath(day)}/manifest.json`, JSON.stringify({ day }));
+  }
+  c.closeSync();
+  db.closeSync();
+}
+
+/** The floor: the same rows in plain in-memory tables, loaded from the same files. */
+async function floorDb(root: string): Promise<DuckDBConnection> {
+  const db = await DuckDBInstance.create(':memory:');
+  const c = await db.connect();
+  await c.run(`CREATE TABLE agg AS SELECT make_date(year, month, day_) AS day, metric, tenantid, coalesce(merchantid, '') AS merchantid, productid, value::DOUBLE AS value FROM (
+    SELECT *, regexp_extract(filename, '(\\d{4})/(\\d{2})/(\\d{2})/(\\w+)\\.csv$', ['y', 'm', 'd', 'metric']) AS k FROM read_csv(${q(`${root}/aggregates/daily/*/*/*/*.csv`)}, filename = true)
+  ), LATERAL (SELECT k.y::INT AS year, k.m::INT AS month, k.d::INT AS day_, k.metric AS metric)`);
+  await c.run(`CREATE TABLE sess AS SELECT make_date(k.y::INT, k.m::INT, k.d::INT) AS day, tenantid, session_id, duration, events, page AS landing_page, source, devicetype, bounce FROM (
+    SELECT *, regexp_extract(filename, '(\\d{4})/(\\d{2})/(\\d{2})/sessions\\.csv$', ['y', 'm', 'd']) AS k FROM read_csv(${q(`${root}/sessions/*/*/*/sessions.csv`)}, filename = true)
+  )`);
+  return c;
+}
+
+interface Case {
+  name: string;
+  body: Record<string, unknown>;
+  floor: string;
+}
+
+function cases(): Case[] {
+  const d30 = addDays(TODAY, -29);
+  const prev30 = [addDays(d30, -30), addDays(d30, -1)];
+  const year = `${TODAY.slice(0, 4)}-01-01`;
+  const aggIn = (from: string, to: string) => `tenantid = 'demo' AND day BETWEEN DATE '${from}' AND DATE '${to}'`;
+  const piv = "sum(value) FILTER (WHERE metric = 'view') AS view, sum(value) FILTER (WHERE metric = 'share') AS share, sum(value) FILTER (WHERE metric = 'chat') AS chat";
+  const sessCols = 'count(*) AS sessions, avg(CASE WHEN bounce THEN 1.0 ELSE 0.0 END) AS bounce_rate';
+  return [
+    { name: 'top stats 30d, vs previous', body: { metrics: ['view', 'share', 'chat'], date_range: '30d', compare: 'previous_period' },
+      floor: `SELECT * FROM (SELECT ${piv} FROM agg WHERE ${aggIn(d30, TODAY)}), (SELECT ${piv} FROM agg WHERE ${aggIn(prev30[0]!, prev30[1]!)})` },
+    { name: 'views per day 30d', body: { metrics: ['view'], date_range: '30d', dimensions: ['time:day'] },
+      floor: `SELECT day, sum(value) FROM agg WHERE ${aggIn(d30, TODAY)} AND metric = 'view' GROUP BY day ORDER BY day` },
+    { name: 'top products 30d', body: { metrics: ['view', 'share', 'chat'], date_range: '30d', dimensions: ['product'], limit: 10 },
+      floor: `SELECT productid, ${piv} FROM agg WHERE ${aggIn(d30, TODAY)} GROUP BY productid ORDER BY view DESC, productid LIMIT 10` },
+    { name: 'top merchants 30d', body: { metrics: ['view', 'share', 'chat'], date_range: '30d', dimensions: ['merchant'], limit: 10 },
+      floor: `SELECT merchantid, ${piv} FROM agg WHERE ${aggIn(d30, TODAY)} GROUP BY merchantid ORDER BY view DESC, merchantid LIMIT 10` },
+    { name: 'top products year', body: { metrics: ['view', 'share', 'chat'], date_range: 'year', dimensions: ['product'], limit: 10 },
+      floor: `SELECT productid, ${piv} FROM agg WHERE ${aggIn(year, TODAY)} GROUP BY productid ORDER BY view DESC, productid LIMIT 10` },
+    { name: 'views per day year', body: { metrics: ['view'], date_range: 'year', dimensions: ['time:day'], limit: 400 },
+      floor: `SELECT day, sum(value) FROM agg WHERE ${aggIn(year, TODAY)} AND metric = 'view' GROUP BY day ORDER BY day` },
+    { name: 'sessions 30d, vs previous', body: { metrics: ['sessions', 'bounce_rate'], date_range: '30d', compare: 'previous_period' },
+      floor: `SELECT * FROM (SELECT ${sessCols} FROM sess WHERE ${aggIn(d30, TODAY)}), (SELECT ${sessCols} FROM sess WHERE ${aggIn(prev30[0]!, prev30[1]!)})` },
+    { name: 'sources 30d', body: { metrics: ['sessions', 'bounce_rate'], date_range: '30d', dimensions: ['source'], limit: 10 },
+      floor: `SELECT source, ${sessCols} FROM sess WHERE ${aggIn(d30, TODAY)} GROUP BY source ORDER BY sessions DESC, source LIMIT 10` },
+    { name: 'landing pages 30d', body: { metrics: ['sessions', 'bounce_rate'], date_range: '30d', dimensions: ['landing_page'], limit: 10 },
+      floor: `SELECT landing_page, ${sessCols} FROM sess WHERE ${aggIn(d30, TODAY)} GROUP BY landing_page ORDER BY sessions DESC, landing_page LIMIT 10` },
+    { name: 'sessions per day year', body: { metrics: ['sessions'], date_range: 'year', dimensions: ['time:day'], limit: 400 },
+      floor: `SELECT day, count(*) FROM sess WHERE ${aggIn(year, TODAY)} GROUP BY day ORDER BY day` },
+  ];
+}
+
+const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!;
+
+async function main(): Promise<void> {
+  const root = mkdtempSync(path.join(os.tmpdir(), 'bench-query-'));
+  try {
+    let t = performance.now();
+    await generate(path.join(root, 'data'));
+    console.log(`generated ${DAYS} days: ${KEYS} keys x 3 metrics and ${SESSIONS} sessions a day, in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+
+    const config = loadConfig({ flags: { storage: path.join(root, 'data'), walDir: path.join(root, 'wal'), logLevel: 'silent', apiRateLimit: 1_000_000 } });
+    const clock = new ManualClock(Date.parse(`${TODAY}T12:00:00Z`));
+    const store = new LocalStore(config.storage);
+    const cache = await ReadCache.open({ store, file: path.join(root, 'read-cache.duckdb'), metrics: metricSet(), clock, logger, tailDays: 35 });
+    t = performance.now();
+    const first = await cache.refresh();
+    const loadSeconds = (performance.now() - t) / 1000;
+    t = performance.now();
+    await cache.refresh();
+    const idleRefreshMs = performance.now() - t;
+    console.log(`read cache: first load ${loadSeconds.toFixed(1)} s (${first.aggregateDays} aggregate days, ${first.sessionDays} session days); a refresh with nothing new ${idleRefreshMs.toFixed(0)} ms`);
+
+    const secret = new TextEncoder().encode('bench-secret-bench-secret-bench-secret!!');
+    const app = await buildReadServer({ config, cache, secret, clock, logger });
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    const url = `http://127.0.0.1:${(app.server.address() as { port: number }).port}/api/v1/query`;
+    const token = await createToken({ tenant: 'demo' }, 3600, secret, clock);
+    const floor = await floorDb(path.join(root, 'data'));
+
+    console.log(`\n${'query'.padEnd(28)} ${'api p50'.padStart(9)} ${'api p95'.padStart(9)} ${'floor p50'.padStart(10)} ${'floor p95'.padStart(10)} ${'p95 ratio'.padStart(10)}`);
+    let worst = 0;
+    for (const c of cases()) {
+      const api: number[] = [];
+      const raw: number[] = [];
+      for (let i = 0; i < RUNS + 3; i++) {
+        let s = performance.now();
+        const res = await fetch(url, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify(c.body) });
+        const json = (await res.json()) as { results?: unknown[] };
+        if (res.status !== 200 || !json.results || json.results.length === 0) throw new Error(`${c.name}: ${res.status} ${JSON.stringify(json).slice(0, 300)}`);
+        const a = performance.now() - s;
+        s = performance.now();
+        const rows = (await floor.runAndReadAll(c.floor)).getRows();
+        const b = performance.now() - s;
+        if (rows.length === 0) throw new Error(`${c.name}: the floor found nothing`);
+        if (i >= 3) {
+          api.push(a);
+          raw.push(b);
+        }
+      }
+      const ratio = pct(api, 95) / pct(raw, 95);
+      worst = Math.max(worst, ratio);
+      console.log(`${c.name.padEnd(28)} ${pct(api, 50).toFixed(1).padStart(7)}ms ${pct(api, 95).toFixed(1).padStart(7)}ms ${pct(raw, 50).toFixed(1).padStart(8)}ms ${pct(raw, 95).toFixed(1).padStart(8)}ms ${ratio.toFixed(2).padStart(10)}`);
+    }
+    console.log(`\nworst p95 ratio ${worst.toFixed(2)} (target <= 1.5): ${worst <= 1.5 ? 'met' : 'NOT met'}`);
+    await app.close();
+    await cache.close();
+    floor.closeSync();
+    process.exitCode = worst <= 1.5 ? 0 : 1;
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+}
+
+await main();
