@@ -44,7 +44,7 @@ async function generate(root: string): Promise<void> {
     for (const [m, metric] of ['view', 'share', 'chat'].entries()) {
       // 20 000 keys of a pool of 200 000 products over 2 000 merchants; which ones changes from day to day.
       await c.run(`COPY (
-        SELECT ${dayStartMs(day)} AS time, 'demo' AS tenantid, 'm' || (p % 2000) AS merchantid, 'p' || p AS productid, 1 + hash(p, ${n}, ${m}) % ${m === 0 ? 50 : 5} AS value
+        SELECT ${dayStartMs(day)} AS time, 'demo' AS tenantid, 'm' || (p % 2000) AS merchantid, 'p' || p AS productid, (1 + hash(p, ${n}, ${m}) % ${m === 0 ? 50 : 5})::BIGINT AS value
         FROM (SELECT DISTINCT (i * 7919 + ${n} * 104729) % 200000 AS p FROM range(${KEYS}) t(i))
         ORDER BY merchantid, productid
       ) TO ${q(path.join(dir('aggregates/daily'), `${metric}.csv`))} (FORMAT csv, HEADER true)`);
@@ -53,10 +53,10 @@ async function generate(root: string): Promise<void> {
     await c.run(`COPY (
       SELECT 's' || ${n} || '-' || i AS session_id, 'demo' AS tenantid, 'u' || (i * 31 % 80000) AS userid, 'd' || i AS deviceid,
         ${dayStartMs(day)} + i * 800 AS start, ${dayStartMs(day)} + i * 800 + d AS "end", d AS duration, e AS events,
-        e // 2 AS views, 0 AS shares, e // 5 AS chats, 0 AS orders, '/p/' || (hash(i, ${n}) % 5000) AS page, NULL AS url, NULL AS referer,
-        ['DIRECT', 'SEO', 'EMAIL', 'FACEBOOK', 'INSTAGRAM', 'WHATSTAPP'][1 + hash(i) % 6] AS source,
-        ['DESKTOP', 'MOBILE', 'APP'][1 + hash(i, 1) % 3] AS devicetype, CASE WHEN e = 1 THEN 'true' ELSE 'false' END AS bounce
-      FROM (SELECT i, 1 + hash(i, ${n}, 7) % 12 AS e, (hash(i, ${n}, 9) % 1800000)::BIGINT AS d FROM range(${SESSIONS}) t(i))
+        e // 2 AS views, 0 AS shares, e // 5 AS chats, 0 AS orders, '/p/' || (hash(i, ${n}) % 5000)::BIGINT AS page, NULL AS url, NULL AS referer,
+        ['DIRECT', 'SEO', 'EMAIL', 'FACEBOOK', 'INSTAGRAM', 'WHATSTAPP'][1 + (hash(i) % 6)::BIGINT] AS source,
+        ['DESKTOP', 'MOBILE', 'APP'][1 + (hash(i, 1) % 3)::BIGINT] AS devicetype, CASE WHEN e = 1 THEN 'true' ELSE 'false' END AS bounce
+      FROM (SELECT i, (1 + hash(i, ${n}, 7) % 12)::BIGINT AS e, (hash(i, ${n}, 9) % 1800000)::BIGINT AS d FROM range(${SESSIONS}) t(i))
     ) TO ${q(path.join(dir('sessions'), 'sessions.csv'))} (FORMAT csv, HEADER true)`);
     await store.put(`sessions/_state/${dayPath(day)}/manifest.json`, JSON.stringify({ day }));
   }
@@ -70,10 +70,10 @@ async function floorDb(root: string): Promise<DuckDBConnection> {
   const c = await db.connect();
   await c.run(`CREATE TABLE agg AS SELECT make_date(year, month, day_) AS day, metric, tenantid, coalesce(merchantid, '') AS merchantid, productid, value::DOUBLE AS value FROM (
     SELECT *, regexp_extract(filename, '(\\d{4})/(\\d{2})/(\\d{2})/(\\w+)\\.csv$', ['y', 'm', 'd', 'metric']) AS k FROM read_csv(${q(`${root}/aggregates/daily/*/*/*/*.csv`)}, filename = true)
-  ), LATERAL (SELECT k.y::INT AS year, k.m::INT AS month, k.d::INT AS day_, k.metric AS metric)`);
+  ), LATERAL (SELECT k.y::INT AS year, k.m::INT AS month, k.d::INT AS day_, k.metric AS metric) ORDER BY day`);
   await c.run(`CREATE TABLE sess AS SELECT make_date(k.y::INT, k.m::INT, k.d::INT) AS day, tenantid, session_id, duration, events, page AS landing_page, source, devicetype, bounce FROM (
     SELECT *, regexp_extract(filename, '(\\d{4})/(\\d{2})/(\\d{2})/sessions\\.csv$', ['y', 'm', 'd']) AS k FROM read_csv(${q(`${root}/sessions/*/*/*/sessions.csv`)}, filename = true)
-  )`);
+  ) ORDER BY day`);
   return c;
 }
 

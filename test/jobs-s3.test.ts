@@ -15,6 +15,7 @@ import { sessionsTask } from '../src/cli/sessions.js';
 import { loadConfig } from '../src/config/config.js';
 import { silent, tempDir } from './helpers.js';
 import { TestS3 } from './s3server.js';
+import { api, startReadWorld } from './read-fixture.js';
 
 const T = Date.parse('2026-06-01T09:00:00Z');
 
@@ -65,5 +66,33 @@ describe('the jobs on S3', () => {
     for (const key of ['aggregates/daily/2026/06/01/view.csv', 'aggregates/daily/2026/06/02/view.csv', 'aggregates/overall/view.csv', 'sessions/2026/06/01/sessions.csv', 'sessions/2026/06/02/sessions.csv', 'users/user_facts.csv']) {
       assert.ok(await store.get(key), `${key} is missing`);
     }
+  });
+
+  it('serve the same answers from a read cache of S3 as of a local folder, the newest day from tracking files', async () => {
+    const local = new LocalStore(path.join(tempDir('read'), 'data'));
+    const remote = s3.store('read');
+    const answers: unknown[][] = [];
+    for (const store of [local, remote]) {
+      await seed(store);
+      await runAggregates(['2026-06-01'], { store, metrics: metricSet(), logger: silent });
+      await runSessions(['2026-06-01', '2026-06-02'], { store, logger: silent, inactivityMinutes: 30, includeBots: false, lookbackDays: 35 });
+      const w = await startReadWorld(store, { sources: { k1: 't1', k2: 't2' } }, Date.parse('2026-06-02T20:00:00Z'));
+      try {
+        const token = await w.token({ tenant: 't1' });
+        const bodies = [
+          { metrics: ['view', 'share', 'chat'], date_range: '7d', dimensions: ['time:day', 'product'] },
+          { metrics: ['sessions', 'bounce_rate', 'events'], date_range: '7d', dimensions: ['source'] },
+        ];
+        const rs = [];
+        for (const b of bodies) rs.push((await api(w.url, token, b)).json);
+        rs.push((await api(w.url, token, { steps: ['load', 'view', 'chat'], date_range: '7d' }, { path: '/api/v1/funnel' })).json);
+        answers.push(rs);
+        assert.equal(w.cache.computedThrough.aggregates, '2026-06-01');
+        assert.ok(rs[0].results.some((r: { dimensions: string[] }) => r.dimensions[0] === '2026-06-02'), 'the newest day, from its tracking file');
+      } finally {
+        await w.close();
+      }
+    }
+    assert.deepEqual(answers[1], answers[0]);
   });
 });

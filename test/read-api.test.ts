@@ -56,6 +56,16 @@ describe('the query API', () => {
     assert.deepEqual(new Map(bySource.json.results.map((x: any) => [x.dimensions[0], x.metrics[0]])), counts);
   });
 
+  it('joins aggregate and session metrics of one query on their dimensions', async () => {
+    const both = await api(w.url, token, { metrics: ['view', 'sessions'], date_range: 'all', dimensions: ['time:day'] });
+    assert.equal(both.status, 200, both.text);
+    const views = await api(w.url, token, { metrics: ['view'], date_range: 'all', dimensions: ['time:day'] });
+    const sessions = await api(w.url, token, { metrics: ['sessions'], date_range: 'all', dimensions: ['time:day'] });
+    const s = new Map(sessions.json.results.map((r: any) => [r.dimensions[0], r.metrics[0]]));
+    assert.deepEqual(both.json.results, views.json.results.map((r: any) => ({ dimensions: r.dimensions, metrics: [r.metrics[0], s.get(r.dimensions[0]) ?? 0] })));
+    assert.equal(both.json.meta.computed_through, '2026-01-30', 'the earlier of the two families');
+  });
+
   it('compares with the previous period, day by day', async () => {
     const expected = await expectedCounts(w.store, (r) => r.day);
     const r = await api(w.url, token, { metrics: ['view'], date_range: [DAYS[1], DAYS[1]], dimensions: ['time:day'], compare: 'previous_period' });

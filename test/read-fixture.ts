@@ -52,10 +52,10 @@ export async function simulatedStore(events = 4000): Promise<{ store: ObjectStor
   return { store: c.store, dir: c.dir };
 }
 
-export async function startReadWorld(store: ObjectStore, settings: Record<string, unknown> = {}): Promise<ReadWorld> {
+export async function startReadWorld(store: ObjectStore, settings: Record<string, unknown> = {}, nowMs = TODAY_MS): Promise<ReadWorld> {
   const dir = tempDir('read');
   const config = loadConfig({ flags: { storage: path.join(dir, 'unused'), walDir: path.join(dir, 'wal'), sources: { dev: 'demo', other: 'acme' }, logLevel: 'silent', ...settings } });
-  const clock = new ManualClock(TODAY_MS);
+  const clock = new ManualClock(nowMs);
   const cache = await ReadCache.open({ store, file: path.join(dir, 'cache.duckdb'), metrics: metricSet(config.metrics), clock, logger: silent, tailDays: 35 });
   await cache.refresh();
   const app = await buildReadServer({ config, cache, secret: SECRET, clock, logger: silent, web: WebAssets.load() });

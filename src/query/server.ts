@@ -39,6 +39,8 @@ declare module 'fastify' {
 }
 
 const NO_STORE = 'no-store';
+/** Plot styles its SVG inline (a style element and attributes): styles may be inline, scripts never. */
+const PAGE_CSP = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
 
 /** The rate limiter's key: the token itself (hashed, so keys are short and no token sits in memory twice). */
 const tokenKey = (req: FastifyRequest) => createHash('sha256').update(req.headers.authorization ?? '').digest('base64url');
@@ -154,6 +156,8 @@ export async function buildReadServer(deps: ReadServerDeps): Promise<FastifyInst
   for (const url of ['/', '/index.html']) {
     app.get(url, async function dashboard(req, reply) {
       if (!deps.web) return sendError(reply, 'not_found', 'The dashboard was not built: run `npm run build`.');
+      // Only its own files run on the page; the token in the first address goes to no other site.
+      reply.header('content-security-policy', PAGE_CSP).header('referrer-policy', 'no-referrer').header('x-content-type-options', 'nosniff').header('x-frame-options', 'DENY');
       return sendAsset(req, reply, deps.web.page, 'no-cache', 'text/html; charset=utf-8');
     });
   }
