@@ -24,7 +24,8 @@ import { LocalStore } from '../src/storage/local.js';
 const DAYS = Number(process.env.BENCH_DAYS ?? 365);
 const KEYS = Number(process.env.BENCH_KEYS ?? 20_000);
 const SESSIONS = Number(process.env.BENCH_SESSIONS ?? 100_000);
-const RUNS = Number(process.env.BENCH_RUNS ?? 30);
+const RUNS = Number(process.env.BENCH_RUNS ?? 50);
+const WARMUP = 5;
 const TODAY = '2026-11-30';
 const FIRST = addDays(TODAY, -(DAYS - 1));
 const logger = pino({ level: 'silent' });
@@ -147,7 +148,7 @@ async function main(): Promise<void> {
     for (const c of cases()) {
       const api: number[] = [];
       const raw: number[] = [];
-      for (let i = 0; i < RUNS + 3; i++) {
+      for (let i = 0; i < RUNS + WARMUP; i++) {
         let s = performance.now();
         const res = await fetch(url, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify(c.body) });
         const json = (await res.json()) as { results?: unknown[] };
@@ -157,7 +158,7 @@ async function main(): Promise<void> {
         const rows = (await floor.runAndReadAll(c.floor)).getRows();
         const b = performance.now() - s;
         if (rows.length === 0) throw new Error(`${c.name}: the floor found nothing`);
-        if (i >= 3) {
+        if (i >= WARMUP) {
           api.push(a);
           raw.push(b);
         }

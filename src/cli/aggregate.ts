@@ -2,7 +2,7 @@
 import { SingleBar, Presets } from 'cli-progress';
 import type { Config } from '../config/config.js';
 import { s3Settings } from '../config/config.js';
-import { runAggregates, type AggregateRun } from '../jobs/aggregates/job.js';
+import { rebuildRollups, runAggregates, type AggregateRun } from '../jobs/aggregates/job.js';
 import { metricSet } from '../jobs/aggregates/metrics.js';
 import { pendingDays } from '../jobs/aggregates/pending.js';
 import type { NightlyTask } from '../jobs/scheduler.js';
@@ -53,6 +53,9 @@ export function summarize(run: AggregateRun): Record<string, unknown> {
     unchanged: run.days.filter((d) => d.status === 'unchanged').length,
     months: run.months,
     years: run.years,
+    // Levels brought up to date from their previous state and the change, and those rolled up from their files.
+    incremental: run.rollups.filter((r) => r.mode === 'incremental').length,
+    rolledUp: run.rollups.filter((r) => r.mode === 'full').length,
     filesWritten: run.filesWritten,
     badRows: run.days.reduce((n, d) => n + (d.status === 'computed' ? d.report.badRowCount : 0), 0),
     skippedFiles: run.days.flatMap((d) => (d.status === 'computed' ? d.report.skippedFiles : [])),
@@ -70,10 +73,15 @@ export function aggregateTask(config: Config, store: ObjectStore, logger: Logger
   };
 }
 
-export async function aggregateCommand(config: Config, sel: DaySelection & { force?: boolean; json?: boolean }, logger: Logger): Promise<number> {
-  const chosen = selectDays(sel, Date.now());
+export async function aggregateCommand(config: Config, sel: DaySelection & { force?: boolean; rebuild?: boolean }, logger: Logger): Promise<number> {
   const store = await openStore(config.storage, s3Settings(config));
   const metrics = metricSet(config.metrics);
+  if (sel.rebuild) {
+    if (sel.date || sel.from || sel.to || sel.pending || sel.force) throw new ConfigError('rebuild', '--rebuild rolls every month, year and overall file up from the daily files; give no days with it');
+    process.stdout.write(`${JSON.stringify(summarize(await rebuildRollups({ store, metrics, logger })))}\n`);
+    return 0;
+  }
+  const chosen = selectDays(sel, Date.now());
   const days = chosen.days ?? (await pendingDays(store, chosen.pendingToday!, config.lookbackDays, metrics));
   const run = await runAggregates(days, { store, metrics, logger, force: sel.force, onProgress: days.length > 1 ? progressBar('aggregate') : undefined });
   const summary = summarize(run);

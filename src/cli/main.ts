@@ -74,13 +74,15 @@ function jobCommand(name: string, description: string, verb: string): Command {
     .option('--log-level <level>', 'log level (default info)');
 }
 
-jobCommand('aggregate', 'compute daily, monthly, yearly and overall metric files', 'aggregate').action((o: Record<string, unknown>) =>
-  run(() => {
-    const { date, from, to, pending, today, force, ...settings } = o;
-    const config = configFromOptions(settings, process.env);
-    return aggregateCommand(config, { date, from, to, pending, today, force } as Parameters<typeof aggregateCommand>[1], makeLogger(config.logLevel));
-  }),
-);
+jobCommand('aggregate', 'compute daily, monthly, yearly and overall metric files', 'aggregate')
+  .option('--rebuild', 'roll every month, year and overall file up from the daily files (repairs their state)')
+  .action((o: Record<string, unknown>) =>
+    run(() => {
+      const { date, from, to, pending, today, force, rebuild, ...settings } = o;
+      const config = configFromOptions(settings, process.env);
+      return aggregateCommand(config, { date, from, to, pending, today, force, rebuild } as Parameters<typeof aggregateCommand>[1], makeLogger(config.logLevel));
+    }),
+  );
 
 program
   .command('simulate')

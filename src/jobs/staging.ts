@@ -76,6 +76,25 @@ export class Stager {
   }
 
   /**
+   * A private copy of an object that is about to be replaced (what it held before), or undefined when
+   * there is none. Local files are copied: the in-place file is the one being overwritten.
+   */
+  async snapshot(key: string): Promise<string | undefined> {
+    const file = await this.scratch.file('.csv');
+    if (this.store.localPath) {
+      const copied = await fs.copyFile(this.store.localPath(key), file).then(() => true, (e: NodeJS.ErrnoException) => {
+        if (e.code === 'ENOENT') return false;
+        throw e;
+      });
+      return copied ? file : undefined;
+    }
+    const body = await this.store.get(key);
+    if (body === undefined) return undefined;
+    await fs.writeFile(file, body);
+    return file;
+  }
+
+  /**
    * Many small files with one header as a single file: DuckDB's cost per file outweighs the rows when a
    * month of small daily aggregates is read. Rows keep their order; each file's header line is dropped.
    */

@@ -1,22 +1,24 @@
 /**
  * The aggregate job: daily metric files from a day's tracking files, then the month, year and overall files
- * that contain each recomputed day, each rolled up from the level below (cost grows with the number of
- * periods touched, never with history).
+ * that contain each recomputed day, each updated from its previous state and the change of the recomputed
+ * periods below it (rollup.ts): the cost grows with what changed, never with history.
  *
  * A day is recomputed when its tracking files differ from those its manifest records (late data, a
  * collector replaying its log), when a metric's definition changed, when it was never computed, or on
  * --force. Outputs are deterministic and written only when their bytes change.
  */
-import { promises as fs } from 'node:fs';
 import type { Logger } from 'pino';
 import { dayPath, dayStartMs } from '../../lib/dates.js';
 import type { ObjectInfo, ObjectStore } from '../../storage/store.js';
 import { type Engine, sql, sqlString } from '../engine.js';
-import { withJob } from '../context.js';
+import { type JobContext, withJob } from '../context.js';
 import { collectRejects, type Manifest, manifestBody, type Outputs, parseManifest, sameInputs, type RunReport } from '../outputs.js';
-import { listCsv, type Stager } from '../staging.js';
-import { readCsvSql, readTracksSql, TRACK_HEADER } from '../tracks.js';
+import { listCsv, Stager } from '../staging.js';
+import { readTracksSql, TRACK_HEADER } from '../tracks.js';
 import { AGGREGATE_HEADER, metricFingerprint, type MetricDef } from './metrics.js';
+import { paths, type RollContext, rollUp, type RollupReport, type Snapshot, snapshotFiles } from './rollup.js';
+
+export { paths, withTime } from './rollup.js';
 
 export interface AggregateOptions {
   store: ObjectStore;
@@ -40,21 +42,9 @@ export interface AggregateRun {
   years: string[];
   overall: boolean;
   filesWritten: number;
+  /** How each level and metric was brought up to date. */
+  rollups: RollupReport[];
 }
-
-const CONCAT_LIMIT = 8 * 1024 * 1024;
-const AGG_COLUMNS = { time: 'BIGINT', tenantid: 'VARCHAR', merchantid: 'VARCHAR', productid: 'VARCHAR', value: 'DOUBLE' };
-
-export const paths = {
-  tracks: (day: string) => `tracks/${dayPath(day)}/`,
-  daily: (day: string, metric: string) => `aggregates/daily/${dayPath(day)}/${metric}.csv`,
-  manifest: (day: string) => `aggregates/_state/daily/${dayPath(day)}/manifest.json`,
-  monthly: (month: string, metric: string) => `aggregates/monthly/${month.replace('-', '/')}/${metric}.csv`,
-  monthlyState: (month: string, metric: string) => `aggregates/_state/monthly/${month.replace('-', '/')}/${metric}.csv`,
-  yearly: (year: string, metric: string) => `aggregates/yearly/${year}/${metric}.csv`,
-  yearlyState: (year: string, metric: string) => `aggregates/_state/yearly/${year}/${metric}.csv`,
-  overall: (metric: string) => `aggregates/overall/${metric}.csv`,
-};
 
 const definitionOf = (metrics: readonly MetricDef[]) => metrics.map(metricFingerprint).sort().join(',');
 
@@ -71,14 +61,17 @@ export async function dayState(store: ObjectStore, day: string, metrics: readonl
 }
 
 export async function runAggregates(days: readonly string[], o: AggregateOptions): Promise<AggregateRun> {
-  return withJob(o.store, o.tmpDir, async ({ engine, stager, out }) => {
-    const run: AggregateRun = { days: [], months: [], years: [], overall: false, filesWritten: 0 };
+  return withRollups(o, async ({ engine, stager, out }, ctx) => {
+    const run: AggregateRun = { days: [], months: [], years: [], overall: false, filesWritten: 0, rollups: [] };
     const definition = definitionOf(o.metrics);
+    /** What each recomputed day's metric files held before: the change the levels above are updated by. */
+    const snapshots = new Map<string, Snapshot>();
     for (const [i, day] of days.entries()) {
       const { listed, manifest, current } = await dayState(o.store, day, o.metrics);
       if (current && !o.force) {
         run.days.push({ day, status: 'unchanged', inputs: listed.length, report: manifest!.report });
       } else {
+        for (const [key, snap] of await snapshotFiles(o.store, ctx.keep, `aggregates/daily/${dayPath(day)}/`, o.metrics.map((m) => paths.daily(day, m.name)))) snapshots.set(key, snap);
         const staged = await stager.objects(listed, TRACK_HEADER);
         const report = await computeDay(engine, day, staged.files, o.metrics, out, i);
         report.skippedFiles = staged.skipped;
@@ -93,17 +86,43 @@ export async function runAggregates(days: readonly string[], o: AggregateOptions
       o.onProgress?.(i + 1, days.length, day);
     }
     const changed = run.days.filter((d) => d.status === 'computed').map((d) => d.day);
-    run.months = [...new Set(changed.map((d) => d.slice(0, 7)))].sort();
-    run.years = [...new Set(changed.map((d) => d.slice(0, 4)))].sort();
-    for (const month of run.months) await rollMonth(stager, o, out, month);
-    for (const year of run.years) await rollYear(stager, o, out, year);
-    if (run.years.length > 0) {
-      await rollOverall(stager, o, out);
-      run.overall = true;
-    }
+    Object.assign(run, await rollUp(ctx, changed, snapshots, run.rollups));
+    run.overall = run.years.length > 0;
     await out.flush();
     run.filesWritten = out.written;
     return run;
+  });
+}
+
+/**
+ * Every level from the daily files, whatever changed: the way to repair the month, year and overall state
+ * (`tracklake aggregate --rebuild`). Gives the same bytes as the incremental updates.
+ */
+export async function rebuildRollups(o: AggregateOptions): Promise<AggregateRun> {
+  return withRollups({ ...o, rebuild: true }, async ({ out }, ctx) => {
+    const run: AggregateRun = { days: [], months: [], years: [], overall: false, filesWritten: 0, rollups: [] };
+    const days = new Set<string>();
+    for (const f of await listCsv(o.store, 'aggregates/daily/')) {
+      const m = /^aggregates\/daily\/(\d{4})\/(\d{2})\/(\d{2})\//.exec(f.key);
+      if (m) days.add(`${m[1]}-${m[2]}-${m[3]}`);
+    }
+    Object.assign(run, await rollUp(ctx, [...days].sort(), new Map(), run.rollups));
+    run.overall = run.years.length > 0;
+    await out.flush();
+    run.filesWritten = out.written;
+    return run;
+  });
+}
+
+/** A job run with the rollups' context; the snapshots of replaced files are removed when it ends. */
+async function withRollups<T>(o: AggregateOptions & { rebuild?: boolean }, body: (job: JobContext, ctx: RollContext) => Promise<T>): Promise<T> {
+  return withJob(o.store, o.tmpDir, async (job) => {
+    const keep = new Stager(o.store, o.tmpDir);
+    try {
+      return await body(job, { ...job, store: o.store, metrics: o.metrics, rebuild: o.rebuild ?? false, keep });
+    } finally {
+      await keep.cleanup();
+    }
   });
 }
 
@@ -125,87 +144,3 @@ async function computeDay(engine: Engine, day: string, files: Array<{ key: strin
   return report;
 }
 
-/**
- * An aggregate CSV with every record's time (its first field, an unquoted integer) set to `time`. Records
- * are found by newlines outside quotes: a product id may itself contain a quoted newline.
- */
-export function withTime(csv: string, time: number): string {
-  // Without a quote no field holds a newline: every line after the header starts with its time.
-  if (!csv.includes('"')) return csv.replace(/(?<=\n)\d+(?=,)/g, String(time));
-  const parts: string[] = [];
-  let inQuotes = false;
-  let recordStart = -1; // the header is kept as it is
-  let copied = 0;
-  for (let i = 0; i < csv.length; i++) {
-    const c = csv.charCodeAt(i);
-    if (c === 34 /* " */) inQuotes = !inQuotes;
-    else if (c === 10 /* \n */ && !inQuotes) {
-      if (recordStart >= 0) {
-        parts.push(csv.slice(copied, recordStart), String(time));
-        copied = csv.indexOf(',', recordStart);
-      }
-      recordStart = i + 1 < csv.length ? i + 1 : -1;
-    }
-  }
-  parts.push(csv.slice(copied));
-  return parts.join('');
-}
-
-/** The `<metric>.csv` files one folder level below prefix (e.g. each day of a month), with their metric. */
-async function listMetricFiles(store: ObjectStore, prefix: string, metrics: readonly MetricDef[]): Promise<Array<ObjectInfo & { metric: string }>> {
-  const names = new Set(metrics.map((m) => m.name));
-  return (await store.list(prefix)).flatMap((x) => {
-    const [period, file] = x.key.slice(prefix.length).split('/');
-    const metric = file?.endsWith('.csv') ? file.slice(0, -4) : '';
-    return /^\d+$/.test(period!) && names.has(metric) ? [{ ...x, metric }] : [];
-  });
-}
-
-/**
- * One level of the rollup: from the files below `source`, each metric's state file (time = first day) and
- * public file (time = the period's start). Each metric is its own query, and they run side by side.
- */
-async function rollLevel(stager: Stager, o: AggregateOptions, out: Outputs, level: { source: string; state: (m: string) => string; public: (m: string) => string; start?: number }) {
-  await out.flush(); // this level reads what the level below just wrote
-  const inputs = await listMetricFiles(o.store, level.source, o.metrics);
-  const staged = await stager.objects(inputs, AGGREGATE_HEADER);
-  const metricOf = new Map(inputs.map((i) => [i.key, i.metric]));
-  await Promise.all(o.metrics.map(async (m) => {
-    const [state, pub] = [level.state(m.name), level.public(m.name)];
-    const files = staged.files.filter((f) => metricOf.get(f.key) === m.name);
-    if (files.length === 0) {
-      for (const key of new Set([state, pub])) out.writeText(key, `${AGGREGATE_HEADER}\n`);
-      return;
-    }
-    // One file where the files are small (a month of small days), so DuckDB opens 1, not 31.
-    const small = files.length > 1 && files.reduce((n, f) => n + f.size, 0) <= CONCAT_LIMIT;
-    const sources = small ? [await stager.concat(files.map((f) => f.file), AGGREGATE_HEADER)] : files.map((f) => f.file);
-    const file = await out.render(sql('rollup', { files: readCsvSql(sources, AGG_COLUMNS) }));
-    // The public file is the state file with each row's first day replaced by the period's start: the
-    // leading integer field is rewritten here rather than running the query a second time.
-    const publicBody = pub === state ? undefined : withTime(await fs.readFile(file, 'utf8'), level.start!);
-    out.writeFile(state, file);
-    if (publicBody !== undefined) out.writeText(pub, publicBody);
-  }));
-  await stager.cleanup();
-}
-
-const rollMonth = (stager: Stager, o: AggregateOptions, out: Outputs, month: string) =>
-  rollLevel(stager, o, out, {
-    source: `aggregates/daily/${month.replace('-', '/')}/`,
-    state: (m) => paths.monthlyState(month, m),
-    public: (m) => paths.monthly(month, m),
-    start: dayStartMs(`${month}-01`),
-  });
-
-const rollYear = (stager: Stager, o: AggregateOptions, out: Outputs, year: string) =>
-  rollLevel(stager, o, out, {
-    source: `aggregates/_state/monthly/${year}/`,
-    state: (m) => paths.yearlyState(year, m),
-    public: (m) => paths.yearly(year, m),
-    start: dayStartMs(`${year}-01-01`),
-  });
-
-// The overall file is its own state: its time is each key's first day.
-const rollOverall = (stager: Stager, o: AggregateOptions, out: Outputs) =>
-  rollLevel(stager, o, out, { source: 'aggregates/_state/yearly/', state: paths.overall, public: paths.overall });

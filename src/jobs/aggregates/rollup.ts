@@ -1,0 +1,272 @@
+/**
+ * The month, year and overall levels above the daily files, kept up to date incrementally: a level's state
+ * is updated from its previous state and the change of the periods below it that were recomputed (what a
+ * period held before minus what it holds now), in one ordered merge per level and metric. No level re-reads
+ * the periods below it that did not change, so a night costs the size of what changed plus what is written.
+ *
+ * Each level records the ETags of the files below it that its state was built from (`_inputs.json`). A
+ * level is updated incrementally only when that record matches the files as they are (apart from the
+ * changed ones, which must match what they held before), the metric is a count (positive values: a key
+ * with a value has an occurrence, which the first-day rule relies on), and few periods changed; otherwise,
+ * and with --rebuild, it is rolled up from all its files as before. Both paths give the same bytes.
+ */
+import { promises as fs } from 'node:fs';
+import { dayPath, dayStartMs } from '../../lib/dates.js';
+import type { ObjectInfo, ObjectStore } from '../../storage/store.js';
+import type { Engine } from '../engine.js';
+import { sql } from '../engine.js';
+import type { Outputs } from '../outputs.js';
+import type { Stager } from '../staging.js';
+import { readCsvSql, relationSql } from '../tracks.js';
+import { AGGREGATE_HEADER, type MetricDef } from './metrics.js';
+
+/** Periods of one level changed in a run up to which it is updated one by one; more is a backfill, rolled from its files. */
+const INCREMENTAL_CHANGES = 7;
+const CONCAT_LIMIT = 8 * 1024 * 1024;
+export const AGG_COLUMNS = { time: 'BIGINT', tenantid: 'VARCHAR', merchantid: 'VARCHAR', productid: 'VARCHAR', value: 'DOUBLE' };
+
+export const paths = {
+  tracks: (day: string) => `tracks/${dayPath(day)}/`,
+  daily: (day: string, metric: string) => `aggregates/daily/${dayPath(day)}/${metric}.csv`,
+  manifest: (day: string) => `aggregates/_state/daily/${dayPath(day)}/manifest.json`,
+  monthly: (month: string, metric: string) => `aggregates/monthly/${month.replace('-', '/')}/${metric}.csv`,
+  monthlyState: (month: string, metric: string) => `aggregates/_state/monthly/${month.replace('-', '/')}/${metric}.csv`,
+  monthlyInputs: (month: string) => `aggregates/_state/monthly/${month.replace('-', '/')}/_inputs.json`,
+  yearly: (year: string, metric: string) => `aggregates/yearly/${year}/${metric}.csv`,
+  yearlyState: (year: string, metric: string) => `aggregates/_state/yearly/${year}/${metric}.csv`,
+  yearlyInputs: (year: string) => `aggregates/_state/yearly/${year}/_inputs.json`,
+  overall: (metric: string) => `aggregates/overall/${metric}.csv`,
+  overallInputs: 'aggregates/_state/overall_inputs.json',
+};
+
+export interface RollContext {
+  engine: Engine;
+  stager: Stager;
+  out: Outputs;
+  store: ObjectStore;
+  metrics: readonly MetricDef[];
+  /** Roll every level up from its files (repair). */
+  rebuild: boolean;
+  /** Holds the snapshots of replaced files until the run ends. */
+  keep: Stager;
+}
+
+/** What a file held before a run replaced it: a private copy and its ETag (both undefined: there was none). */
+export interface Snapshot {
+  file: string | undefined;
+  etag: string | undefined;
+}
+
+/** Snapshots of the files at keys (all in folder, listed once for their ETags), before they are replaced. */
+export async function snapshotFiles(store: ObjectStore, keep: Stager, folder: string, keys: readonly string[]): Promise<Map<string, Snapshot>> {
+  const listed = new Map((await store.list(folder)).map((o) => [o.key, o.etag]));
+  const out = new Map<string, Snapshot>();
+  for (const key of keys) out.set(key, listed.has(key) ? { etag: listed.get(key), file: await keep.snapshot(key) } : { file: undefined, etag: undefined });
+  return out;
+}
+
+/** One changed file below a level, for one metric: what it held, and the days its times lie in. */
+interface Change {
+  metric: string;
+  key: string;
+  old: Snapshot;
+  start: number;
+  end: number;
+}
+
+interface Level {
+  name: string;
+  /** Folder of the files one level below (e.g. a month's days). */
+  source: string;
+  /** Folder of this level's state files. */
+  stateFolder: string;
+  state: (metric: string) => string;
+  public: (metric: string) => string;
+  /** The public files' time (the period's start); none when the state is the public file. */
+  start?: number;
+  inputs: string;
+}
+
+export interface RollupReport {
+  level: string;
+  metric: string;
+  mode: 'incremental' | 'full';
+}
+
+const NONE: Snapshot = { file: undefined, etag: undefined };
+const lastDayOfMonth = (month: string) => new Date(Date.UTC(Number(month.slice(0, 4)), Number(month.slice(5, 7)), 0)).toISOString().slice(0, 10);
+
+/** Updates the month, year and overall levels above the recomputed days; `days` snapshots what their files held. */
+export async function rollUp(ctx: RollContext, changedDays: readonly string[], days: ReadonlyMap<string, Snapshot>, report: RollupReport[]): Promise<{ months: string[]; years: string[] }> {
+  const months = [...new Set(changedDays.map((d) => d.slice(0, 7)))].sort();
+  const years = [...new Set(months.map((m) => m.slice(0, 4)))].sort();
+  const monthStates = new Map<string, Snapshot>();
+  for (const month of months) {
+    const changes = changedDays.filter((d) => d.startsWith(month)).flatMap((day) =>
+      ctx.metrics.map((m) => ({ metric: m.name, key: paths.daily(day, m.name), old: days.get(paths.daily(day, m.name)) ?? NONE, start: dayStartMs(day), end: dayStartMs(day) })),
+    );
+    const level: Level = {
+      name: month, source: `aggregates/daily/${month.replace('-', '/')}/`, stateFolder: `aggregates/_state/monthly/${month.replace('-', '/')}/`,
+      state: (m) => paths.monthlyState(month, m), public: (m) => paths.monthly(month, m), start: dayStartMs(`${month}-01`), inputs: paths.monthlyInputs(month),
+    };
+    for (const [k, v] of await updateLevel(ctx, level, changes, report)) monthStates.set(k, v);
+  }
+  const yearStates = new Map<string, Snapshot>();
+  for (const year of years) {
+    const changes = months.filter((m) => m.startsWith(year)).flatMap((month) =>
+      ctx.metrics.map((m) => ({ metric: m.name, key: paths.monthlyState(month, m.name), old: monthStates.get(paths.monthlyState(month, m.name)) ?? NONE, start: dayStartMs(`${month}-01`), end: dayStartMs(lastDayOfMonth(month)) })),
+    );
+    const level: Level = {
+      name: year, source: `aggregates/_state/monthly/${year}/`, stateFolder: `aggregates/_state/yearly/${year}/`,
+      state: (m) => paths.yearlyState(year, m), public: (m) => paths.yearly(year, m), start: dayStartMs(`${year}-01-01`), inputs: paths.yearlyInputs(year),
+    };
+    for (const [k, v] of await updateLevel(ctx, level, changes, report)) yearStates.set(k, v);
+  }
+  if (years.length > 0) {
+    const changes = years.flatMap((year) =>
+      ctx.metrics.map((m) => ({ metric: m.name, key: paths.yearlyState(year, m.name), old: yearStates.get(paths.yearlyState(year, m.name)) ?? NONE, start: dayStartMs(`${year}-01-01`), end: dayStartMs(`${year}-12-31`) })),
+    );
+    // The overall file is its own state: its time is each key's first day.
+    await updateLevel(ctx, { name: 'overall', source: 'aggregates/_state/yearly/', stateFolder: 'aggregates/overall/', state: paths.overall, public: paths.overall, inputs: paths.overallInputs }, changes, report);
+  }
+  return { months, years };
+}
+
+/** The `<metric>.csv` files one folder level below prefix (e.g. each day of a month), with their metric. */
+async function listMetricFiles(store: ObjectStore, prefix: string, metrics: readonly MetricDef[]): Promise<Array<ObjectInfo & { metric: string }>> {
+  const names = new Set(metrics.map((m) => m.name));
+  return (await store.list(prefix)).flatMap((x) => {
+    const [period, file] = x.key.slice(prefix.length).split('/');
+    const metric = file?.endsWith('.csv') ? file.slice(0, -4) : '';
+    return /^\d+$/.test(period!) && names.has(metric) ? [{ ...x, metric }] : [];
+  });
+}
+
+/** Per metric: the ETag of the state file as written, and of each file below it was built from. */
+type Inputs = Record<string, { state: string; files: Record<string, string> }>;
+
+function parseInputs(body: Buffer | undefined): Inputs | undefined {
+  if (!body) return undefined;
+  try {
+    const x = JSON.parse(body.toString('utf8')) as { version?: number; metrics?: Inputs };
+    return x.version === 2 && x.metrics && typeof x.metrics === 'object' ? x.metrics : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Whether the state is the one the record describes, built from exactly the files below as they are (the
+ * changed ones as they were). A crash between a period's files and its level's, or a state file changed
+ * behind the job's back, fails this and the level is rolled up from its files.
+ */
+function consistent(recorded: Inputs[string] | undefined, state: Snapshot, files: ReadonlyArray<ObjectInfo>, changes: readonly Change[]): boolean {
+  if (!recorded || typeof recorded.files !== 'object' || recorded.state !== state.etag) return false;
+  const before = new Map(files.map((f) => [f.key, f.etag as string | undefined]));
+  for (const c of changes) before.set(c.key, c.old.etag);
+  for (const k of new Set([...Object.keys(recorded.files), ...before.keys()])) if (recorded.files[k] !== before.get(k)) return false;
+  return true;
+}
+
+/**
+ * One level: each metric's state (and public) file, incrementally where it can be, else from all files
+ * below; then the record of the files below it was built from. Returns what the state files held before,
+ * for the level above.
+ */
+async function updateLevel(ctx: RollContext, level: Level, changes: readonly Change[], report: RollupReport[]): Promise<Map<string, Snapshot>> {
+  await ctx.out.flush(); // this level reads what the level below just wrote
+  const files = await listMetricFiles(ctx.store, level.source, ctx.metrics);
+  const recorded = ctx.rebuild ? undefined : parseInputs(await ctx.store.get(level.inputs));
+  const before = await snapshotFiles(ctx.store, ctx.keep, level.stateFolder, ctx.metrics.map((m) => level.state(m.name)));
+  await Promise.all(ctx.metrics.map(async (m) => {
+    const mine = files.filter((f) => f.metric === m.name);
+    const changed = changes.filter((c) => c.metric === m.name).sort((a, b) => a.start - b.start);
+    const old = before.get(level.state(m.name))!;
+    let file: string | undefined;
+    if (!ctx.rebuild && m.measure === 'count' && old.file && changed.length <= INCREMENTAL_CHANGES && consistent(recorded?.[m.name], old, mine, changed)) {
+      file = await merge(ctx, old.file, changed, mine);
+    }
+    report.push({ level: level.name, metric: m.name, mode: file ? 'incremental' : 'full' });
+    file ??= await rollFromFiles(ctx, mine);
+    const [state, pub] = [level.state(m.name), level.public(m.name)];
+    if (file === undefined) {
+      for (const key of new Set([state, pub])) ctx.out.writeText(key, `${AGGREGATE_HEADER}\n`);
+      return;
+    }
+    // The public file is the state file with each row's first day replaced by the period's start: the
+    // leading integer field is rewritten here rather than running the query a second time.
+    const publicBody = pub === state ? undefined : withTime(await fs.readFile(file, 'utf8'), level.start!);
+    ctx.out.writeFile(state, file);
+    if (publicBody !== undefined) ctx.out.writeText(pub, publicBody);
+  }));
+  await ctx.out.flush(); // the record vouches for the state files: they are stored first
+  const states = new Map((await ctx.store.list(level.stateFolder)).map((o) => [o.key, o.etag]));
+  const metrics = Object.fromEntries(ctx.metrics.map((m) => [m.name, {
+    state: states.get(level.state(m.name)),
+    files: Object.fromEntries(files.filter((f) => f.metric === m.name).map((f) => [f.key, f.etag])),
+  }]));
+  ctx.out.writeText(level.inputs, `${JSON.stringify({ version: 2, metrics })}\n`);
+  await ctx.stager.cleanup();
+  return before;
+}
+
+/** The state updated by each change in turn, or undefined when a key's first day cannot be known from them. */
+async function merge(ctx: RollContext, state: string, changes: readonly Change[], files: ReadonlyArray<ObjectInfo>): Promise<string | undefined> {
+  let current = state;
+  for (const c of changes) {
+    const now = files.find((f) => f.key === c.key);
+    const staged = now ? (await ctx.stager.objects([now], AGGREGATE_HEADER)).files : [];
+    const statement = sql('rollup_merge', {
+      level: readCsvSql([current], AGG_COLUMNS),
+      old: relationSql(c.old.file ? [c.old.file] : [], AGG_COLUMNS),
+      new: relationSql(staged.map((f) => f.file), AGG_COLUMNS),
+      start: String(c.start),
+      end: String(c.end),
+    });
+    try {
+      current = await ctx.out.render(statement);
+    } catch (e) {
+      if (/first day unknown/.test((e as Error).message)) return undefined;
+      throw e;
+    }
+  }
+  return current;
+}
+
+/** The state of one metric rolled up from all its files below (undefined when there are none). */
+async function rollFromFiles(ctx: RollContext, files: ReadonlyArray<ObjectInfo>): Promise<string | undefined> {
+  if (files.length === 0) return undefined;
+  const staged = await ctx.stager.objects([...files], AGGREGATE_HEADER);
+  if (staged.files.length === 0) return undefined;
+  // One file where the files are small (a month of small days), so DuckDB opens 1, not 31.
+  const small = staged.files.length > 1 && staged.files.reduce((n, f) => n + f.size, 0) <= CONCAT_LIMIT;
+  const sources = small ? [await ctx.stager.concat(staged.files.map((f) => f.file), AGGREGATE_HEADER)] : staged.files.map((f) => f.file);
+  return ctx.out.render(sql('rollup', { files: readCsvSql(sources, AGG_COLUMNS) }));
+}
+
+/**
+ * An aggregate CSV with every record's time (its first field, an unquoted integer) set to `time`. Records
+ * are found by newlines outside quotes: a product id may itself contain a quoted newline.
+ */
+export function withTime(csv: string, time: number): string {
+  // Without a quote no field holds a newline: every line after the header starts with its time.
+  if (!csv.includes('"')) return csv.replace(/(?<=\n)\d+(?=,)/g, String(time));
+  const parts: string[] = [];
+  let inQuotes = false;
+  let recordStart = -1; // the header is kept as it is
+  let copied = 0;
+  for (let i = 0; i < csv.length; i++) {
+    const c = csv.charCodeAt(i);
+    if (c === 34 /* " */) inQuotes = !inQuotes;
+    else if (c === 10 /* \n */ && !inQuotes) {
+      if (recordStart >= 0) {
+        parts.push(csv.slice(copied, recordStart), String(time));
+        copied = csv.indexOf(',', recordStart);
+      }
+      recordStart = i + 1 < csv.length ? i + 1 : -1;
+    }
+  }
+  parts.push(csv.slice(copied));
+  return parts.join('');
+}
+
