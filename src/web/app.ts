@@ -182,7 +182,8 @@ async function renderChart(): Promise<void> {
     marginLeft: 50,
     width: Math.min(1150, $('chart').clientWidth || 900),
     y: { grid: true, label: null, tickFormat: m === 'bounce_rate' ? '.0%' : '~s' },
-    x: { label: null, type: 'utc' },
+    // Whole days only: a tick per day up to a week, fewer (never between days) beyond.
+    x: { label: null, type: 'utc', ticks: Math.min(data.length, 8), tickFormat: data.length > 400 ? '%b %Y' : '%b %-d' },
     marks: [Plot.areaY(data, { x: 'date', y: 'value', fill: '#c7d2fe', fillOpacity: 0.6 }), Plot.lineY(data, { x: 'date', y: 'value', stroke: '#4f46e5' }), Plot.ruleY([0]), Plot.tip(data, Plot.pointerX({ x: 'date', y: 'value' }))],
   });
   $('chart').replaceChildren(chart);
