@@ -1,7 +1,7 @@
 /** `tracklake aggregate`: one day, a range (a backfill), or the scheduler's catch-up (--pending). */
 import { SingleBar, Presets } from 'cli-progress';
 import type { Config } from '../config/config.js';
-import { s3Settings } from '../config/config.js';
+import { jobResources, s3Settings } from '../config/config.js';
 import { rebuildRollups, runAggregates, type AggregateRun } from '../jobs/aggregates/job.js';
 import { metricSet } from '../jobs/aggregates/metrics.js';
 import { pendingDays } from '../jobs/aggregates/pending.js';
@@ -68,7 +68,7 @@ export function aggregateTask(config: Config, store: ObjectStore, logger: Logger
     name: 'aggregates',
     async run(today) {
       const days = await pendingDays(store, today, config.lookbackDays, metrics);
-      return summarize(await runAggregates(days, { store, metrics, logger }));
+      return summarize(await runAggregates(days, { ...jobResources(config), store, metrics, logger }));
     },
   };
 }
@@ -78,12 +78,12 @@ export async function aggregateCommand(config: Config, sel: DaySelection & { for
   const metrics = metricSet(config.metrics);
   if (sel.rebuild) {
     if (sel.date || sel.from || sel.to || sel.pending || sel.force) throw new ConfigError('rebuild', '--rebuild rolls every month, year and overall file up from the daily files; give no days with it');
-    process.stdout.write(`${JSON.stringify(summarize(await rebuildRollups({ store, metrics, logger })))}\n`);
+    process.stdout.write(`${JSON.stringify(summarize(await rebuildRollups({ ...jobResources(config), store, metrics, logger })))}\n`);
     return 0;
   }
   const chosen = selectDays(sel, Date.now());
   const days = chosen.days ?? (await pendingDays(store, chosen.pendingToday!, config.lookbackDays, metrics));
-  const run = await runAggregates(days, { store, metrics, logger, force: sel.force, onProgress: days.length > 1 ? progressBar('aggregate') : undefined });
+  const run = await runAggregates(days, { ...jobResources(config), store, metrics, logger, force: sel.force, onProgress: days.length > 1 ? progressBar('aggregate') : undefined });
   const summary = summarize(run);
   for (const d of run.days) printSkipped(d.report, `${d.day}: `);
   process.stdout.write(`${JSON.stringify(summary)}\n`);

@@ -1,7 +1,7 @@
 /** What every subcommand shares: turning its flags into the one Config, and the logger. */
 import { pino, type Logger } from 'pino';
 import { loadConfig, type Config } from '../config/config.js';
-import { ConfigError, StorageError } from '../lib/errors.js';
+import { ConfigError, ScratchFullError, StorageError } from '../lib/errors.js';
 
 /** commander's option values → config settings (only the ones the user gave). */
 export function configFromOptions(opts: Record<string, unknown>, env: NodeJS.ProcessEnv): Config {
@@ -29,7 +29,7 @@ export async function run(body: () => Promise<number | void>): Promise<void> {
       process.stderr.write(`tracklake: ${e.message}\n`);
       process.exit(2);
     }
-    if (e instanceof StorageError) {
+    if (e instanceof StorageError || e instanceof ScratchFullError) {
       process.stderr.write(`tracklake: ${e.message}\n`);
       process.exit(1);
     }

@@ -40,6 +40,8 @@ program
   .option('--schedule-time <HH:MM>', 'time of the nightly jobs (default 01:00)')
   .option('--timezone <tz>', 'time zone of --schedule-time (default UTC)')
   .option('--lookback-days <n>', 'days the nightly run checks for late data (default 35)')
+  .option('--job-memory-limit <bytes>', 'memory the nightly jobs\' DuckDB may use before it spills (default: a quarter of the machine\'s)')
+  .option('--scratch-dir <dir>', 'where the nightly jobs stage, render and spill (default: the system\'s temp folder)')
   .option('--api-host <host>', 'address of the read side: query API and dashboard (default 127.0.0.1)')
   .option('--api-port <port>', 'port of the read side (default 8081; 0 picks a free one)')
   .option('--no-api', 'do not run the read side in this process')
@@ -71,6 +73,8 @@ function jobCommand(name: string, description: string, verb: string): Command {
     .option('--today <YYYY-MM-DD>', 'with --pending: the date to count back from (default: today, UTC)')
     .option('--lookback-days <n>', 'days the catch-up looks back (default 35)')
     .option('--force', 'recompute even when the input is unchanged')
+    .option('--job-memory-limit <bytes>', 'memory DuckDB may use before it spills to the scratch folder (default: a quarter of the machine\'s)')
+    .option('--scratch-dir <dir>', 'where inputs are staged, outputs rendered and DuckDB spills (default: the system\'s temp folder)')
     .option('--log-level <level>', 'log level (default info)');
 }
 

@@ -1,7 +1,7 @@
 /** `tracklake sessions` and `tracklake funnel`: track analysis from the command line. */
 import type { Logger } from 'pino';
 import type { Config } from '../config/config.js';
-import { s3Settings } from '../config/config.js';
+import { jobResources, s3Settings } from '../config/config.js';
 import type { NightlyTask } from '../jobs/scheduler.js';
 import { factFiles, flow, funnel } from '../jobs/sessions/funnel.js';
 import { runSessions, staleSessionDays, type SessionOptions } from '../jobs/sessions/job.js';
@@ -13,7 +13,7 @@ import { progressBar, selectDays, type DaySelection } from './aggregate.js';
 import { printSkipped } from './common.js';
 
 function options(config: Config, store: ObjectStore, logger: Logger): SessionOptions {
-  return { store, logger, inactivityMinutes: config.inactivityMinutes, includeBots: config.sessionsIncludeBots, lookbackDays: config.lookbackDays };
+  return { ...jobResources(config), store, logger, inactivityMinutes: config.inactivityMinutes, includeBots: config.sessionsIncludeBots, lookbackDays: config.lookbackDays };
 }
 
 /** Every day that has tracking files, for --rebuild. */

@@ -109,6 +109,13 @@ export const configSchema = z.strictObject({
   inactivityMinutes: z.coerce.number().positive().max(24 * 60).default(30),
   /** Track analysis: let bot rows take part (they are excluded by default). */
   sessionsIncludeBots: z.boolean().default(false),
+  /**
+   * Memory DuckDB may use in a job run (aggregates, track analysis); beyond it, it spills to the scratch
+   * folder. Unset: a quarter of the machine's memory (the collector and the read side need the rest).
+   */
+  jobMemoryLimit: z.coerce.number().int().min(128 * MiB, 'at least 128 MiB (DuckDB reads CSV in 32 MiB buffers)').default(() => Math.floor(os.totalmem() / 4)),
+  /** Where jobs stage inputs, render outputs and spill; unset: the system's temp folder. */
+  scratchDir: z.string().min(1).optional(),
   /** Days the nightly run looks back for changed or missing days. */
   lookbackDays: z.coerce.number().int().min(1).max(3660).default(35),
 });
@@ -148,6 +155,8 @@ const ENV: Record<string, keyof z.infer<typeof configSchema>> = {
   TRACKLAKE_TIMEZONE: 'timezone',
   TRACKLAKE_SCHEDULER: 'scheduler',
   TRACKLAKE_LOOKBACK_DAYS: 'lookbackDays',
+  TRACKLAKE_JOB_MEMORY_LIMIT: 'jobMemoryLimit',
+  TRACKLAKE_SCRATCH_DIR: 'scratchDir',
   TRACKLAKE_INACTIVITY_MINUTES: 'inactivityMinutes',
   TRACKLAKE_SESSIONS_INCLUDE_BOTS: 'sessionsIncludeBots',
 };
@@ -228,6 +237,9 @@ export function loadConfig(input: ConfigInput = {}): Config {
 
 /** Whether sources came from configuration or are the embedded dev default. */
 export const s3Settings = (cfg: Config) => ({ region: cfg.s3Region, endpoint: cfg.s3Endpoint, forcePathStyle: cfg.s3ForcePathStyle });
+
+/** What a job run may use, from the settings. */
+export const jobResources = (cfg: Config) => ({ memoryLimitBytes: cfg.jobMemoryLimit, tmpDir: cfg.scratchDir });
 
 export const isDevSources = (cfg: Config) => Object.keys(cfg.sources).length === 1 && cfg.sources.dev === 'demo';
 

@@ -50,10 +50,11 @@ export class Engine {
 
   private constructor(private readonly instance: DuckDBInstance, private readonly conn: DuckDBConnection) {}
 
-  static async open(opts: { threads?: number; tempDir?: string } = {}): Promise<Engine> {
+  static async open(opts: { threads?: number; tempDir?: string; memoryLimitBytes?: number } = {}): Promise<Engine> {
     const config: Record<string, string> = { autoinstall_known_extensions: 'false', autoload_known_extensions: 'false' };
     if (opts.threads) config.threads = String(opts.threads);
     if (opts.tempDir) config.temp_directory = opts.tempDir;
+    if (opts.memoryLimitBytes) config.memory_limit = `${Math.max(1, Math.floor(opts.memoryLimitBytes / 2 ** 20))}MiB`;
     const instance = await DuckDBInstance.create(':memory:', config);
     const conn = await instance.connect();
     await pinUtc(conn);

@@ -83,3 +83,13 @@ export class StorageError extends Error {
     super(`storage ${location}: ${operation} ${key} failed: ${what}`, { cause });
   }
 }
+
+/**
+ * A job ran out of space in its scratch folder (staged inputs, rendered outputs, DuckDB's spill files). The
+ * CLI prints it without a stack: the machine needs a bigger folder (--scratch-dir), not a fix.
+ */
+export class ScratchFullError extends Error {
+  constructor(readonly folder: string, cause: unknown) {
+    super(`no space left in the scratch folder ${folder}: ${(cause as Error)?.message ?? String(cause)}; free space there or point --scratch-dir at a bigger disk (outputs already stored are intact; the next run redoes the rest)`, { cause });
+  }
+}

@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 import { dayPath, dayStartMs } from '../../lib/dates.js';
 import type { ObjectInfo, ObjectStore } from '../../storage/store.js';
 import { type Engine, sql, sqlString } from '../engine.js';
-import { type JobContext, withJob } from '../context.js';
+import { type JobContext, type JobResources, withJob } from '../context.js';
 import { collectRejects, type Manifest, manifestBody, type Outputs, parseManifest, sameInputs, type RunReport } from '../outputs.js';
 import { listCsv, Stager } from '../staging.js';
 import { readTracksSql, TRACK_HEADER } from '../tracks.js';
@@ -20,12 +20,11 @@ import { paths, type RollContext, rollUp, type RollupReport, type Snapshot, snap
 
 export { paths, withTime } from './rollup.js';
 
-export interface AggregateOptions {
+export interface AggregateOptions extends JobResources {
   store: ObjectStore;
   metrics: readonly MetricDef[];
   logger: Logger;
   force?: boolean;
-  tmpDir?: string;
   onProgress?: (done: number, total: number, day: string) => void;
 }
 
@@ -116,7 +115,7 @@ export async function rebuildRollups(o: AggregateOptions): Promise<AggregateRun>
 
 /** A job run with the rollups' context; the snapshots of replaced files are removed when it ends. */
 async function withRollups<T>(o: AggregateOptions & { rebuild?: boolean }, body: (job: JobContext, ctx: RollContext) => Promise<T>): Promise<T> {
-  return withJob(o.store, o.tmpDir, async (job) => {
+  return withJob(o.store, o, async (job) => {
     const keep = new Stager(o.store, o.tmpDir);
     try {
       return await body(job, { ...job, store: o.store, metrics: o.metrics, rebuild: o.rebuild ?? false, keep });

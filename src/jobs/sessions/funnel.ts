@@ -30,7 +30,7 @@ export interface FactRange {
 }
 
 async function withFacts<T>(store: ObjectStore, r: FactRange, body: (engine: Engine, facts: string) => Promise<T>): Promise<T> {
-  return withJob(store, undefined, async ({ engine, stager }) => {
+  return withJob(store, {}, async ({ engine, stager }) => {
     const infos = r.files ?? (await factFiles(store, r.from, r.to));
     const staged = await stager.objects(infos, TRACK_FACT_COLUMNS.join(','));
     return body(engine, relationSql(staged.files.map((f) => f.file), FACT_TYPES));

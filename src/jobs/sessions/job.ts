@@ -13,7 +13,7 @@ import { addDays, dayPath, dayStartMs, daysBetween } from '../../lib/dates.js';
 import type { ObjectInfo, ObjectStore } from '../../storage/store.js';
 import { TRACK_COLUMNS } from '../../tracking/columns.js';
 import { type Engine, sql, sqlString } from '../engine.js';
-import { withJob } from '../context.js';
+import { type JobResources, withJob } from '../context.js';
 import { collectRejects, manifestBody, type Outputs, readManifest, sameInputs, type RunReport } from '../outputs.js';
 import { listCsv, type StagedFile, type Stager } from '../staging.js';
 import { IDENTITY_HEADER, IDENTITY_TYPES, relationSql, TRACK_HEADER, TRACK_TYPES } from '../tracks.js';
@@ -34,7 +34,7 @@ export const sessionPaths = {
   userFacts: 'users/user_facts.csv',
 };
 
-export interface SessionOptions {
+export interface SessionOptions extends JobResources {
   store: ObjectStore;
   logger: Logger;
   inactivityMinutes: number;
@@ -44,7 +44,6 @@ export interface SessionOptions {
   force?: boolean;
   /** Rebuild the alias map from scratch (with every day of the run) instead of extending it. */
   rebuildAliases?: boolean;
-  tmpDir?: string;
   onProgress?: (done: number, total: number, day: string) => void;
 }
 
@@ -86,7 +85,7 @@ export async function staleSessionDays(store: ObjectStore, days: readonly string
 }
 
 export async function runSessions(days: readonly string[], o: SessionOptions): Promise<SessionRun> {
-  return withJob(o.store, o.tmpDir, async ({ engine, stager, out }) => {
+  return withJob(o.store, o, async ({ engine, stager, out }) => {
     const run: SessionRun = { computed: [], unchanged: [], aliasChanged: [], aliases: 0, filesWritten: 0, report: { badRows: [], badRowCount: 0, skippedFiles: [] } };
     // 1. Which days' tracking files changed since they were computed (or never were, or --force).
     const asked = o.force ? [...days] : await staleSessionDays(o.store, days, o);
