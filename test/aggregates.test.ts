@@ -2,7 +2,9 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { parse } from 'csv-parse/sync';
-import { rebuildRollups, runAggregates, paths, withTime } from '../src/jobs/aggregates/job.js';
+import { publicSql, rebuildRollups, runAggregates, paths } from '../src/jobs/aggregates/job.js';
+import { Engine } from '../src/jobs/engine.js';
+import { promises as fs } from 'node:fs';
 import { metricSet, type MetricDef } from '../src/jobs/aggregates/metrics.js';
 import { pendingDays } from '../src/jobs/aggregates/pending.js';
 import { prng } from '../src/segment/simulator.js';
@@ -234,12 +236,23 @@ describe('incremental rollups', () => {
 });
 
 describe('publishing a period file', () => {
-  it('sets every record\'s time and nothing else, with or without quoted fields', () => {
-    const header = 'time,tenantid,merchantid,productid,value';
-    const plain = `${header}\n1773532800000,t,,p1,3\n1773619200000,t,m,p2,1.5\n`;
-    assert.equal(withTime(plain, 5), `${header}\n5,t,,p1,3\n5,t,m,p2,1.5\n`);
-    const quoted = `${header}\n1773532800000,t,,"p,1\n17,x",3\n1773619200000,t,m,p2,1\n`;
-    assert.equal(withTime(quoted, 5), `${header}\n5,t,,"p,1\n17,x",3\n5,t,m,p2,1\n`);
-    assert.equal(withTime(`${header}\n`, 5), `${header}\n`);
+  it('sets every record\'s time and nothing else, with or without quoted fields', async () => {
+    const engine = await Engine.open();
+    const dir = tempDir('publish');
+    const withTime = async (csv: string, time: number) => {
+      await fs.writeFile(path.join(dir, 'state.csv'), csv);
+      await engine.copyToCsv(publicSql(path.join(dir, 'state.csv'), time), path.join(dir, 'public.csv'));
+      return fs.readFile(path.join(dir, 'public.csv'), 'utf8');
+    };
+    try {
+      const header = 'time,tenantid,merchantid,productid,value';
+      const plain = `${header}\n1773532800000,t,,p1,3\n1773619200000,t,m,p2,1.5\n`;
+      assert.equal(await withTime(plain, 5), `${header}\n5,t,,p1,3\n5,t,m,p2,1.5\n`);
+      const quoted = `${header}\n1773532800000,t,,"p,1\n17,x",3\n1773619200000,t,"m ""q""",p2,0.0000000001\n`;
+      assert.equal(await withTime(quoted, 5), `${header}\n5,t,,"p,1\n17,x",3\n5,t,"m ""q""",p2,0.0000000001\n`);
+      assert.equal(await withTime(`${header}\n`, 5), `${header}\n`);
+    } finally {
+      engine.close();
+    }
   });
 });

@@ -18,7 +18,7 @@ import { readTracksSql, TRACK_HEADER } from '../tracks.js';
 import { AGGREGATE_HEADER, metricFingerprint, type MetricDef } from './metrics.js';
 import { paths, type RollContext, rollUp, type RollupReport, type Snapshot, snapshotFiles } from './rollup.js';
 
-export { paths, withTime } from './rollup.js';
+export { paths, publicSql } from './rollup.js';
 
 export interface AggregateOptions extends JobResources {
   store: ObjectStore;

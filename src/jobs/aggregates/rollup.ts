@@ -10,7 +10,6 @@
  * with a value has an occurrence, which the first-day rule relies on), and few periods changed; otherwise,
  * and with --rebuild, it is rolled up from all its files as before. Both paths give the same bytes.
  */
-import { promises as fs } from 'node:fs';
 import { dayPath, dayStartMs } from '../../lib/dates.js';
 import type { ObjectInfo, ObjectStore } from '../../storage/store.js';
 import type { Engine } from '../engine.js';
@@ -193,11 +192,10 @@ async function updateLevel(ctx: RollContext, level: Level, changes: readonly Cha
       for (const key of new Set([state, pub])) ctx.out.writeText(key, `${AGGREGATE_HEADER}\n`);
       return;
     }
-    // The public file is the state file with each row's first day replaced by the period's start: the
-    // leading integer field is rewritten here rather than running the query a second time.
-    const publicBody = pub === state ? undefined : withTime(await fs.readFile(file, 'utf8'), level.start!);
+    // The public file is the state file with each row's first day replaced by the period's start.
+    const publicFile = pub === state ? undefined : await ctx.out.render(publicSql(file, level.start!));
     ctx.out.writeFile(state, file);
-    if (publicBody !== undefined) ctx.out.writeText(pub, publicBody);
+    if (publicFile !== undefined) ctx.out.writeFile(pub, publicFile);
   }));
   await ctx.out.flush(); // the record vouches for the state files: they are stored first
   const states = new Map((await ctx.store.list(level.stateFolder)).map((o) => [o.key, o.etag]));
@@ -244,29 +242,10 @@ async function rollFromFiles(ctx: RollContext, files: ReadonlyArray<ObjectInfo>)
   return ctx.out.render(sql('rollup', { files: readCsvSql(sources, AGG_COLUMNS) }));
 }
 
-/**
- * An aggregate CSV with every record's time (its first field, an unquoted integer) set to `time`. Records
- * are found by newlines outside quotes: a product id may itself contain a quoted newline.
- */
-export function withTime(csv: string, time: number): string {
-  // Without a quote no field holds a newline: every line after the header starts with its time.
-  if (!csv.includes('"')) return csv.replace(/(?<=\n)\d+(?=,)/g, String(time));
-  const parts: string[] = [];
-  let inQuotes = false;
-  let recordStart = -1; // the header is kept as it is
-  let copied = 0;
-  for (let i = 0; i < csv.length; i++) {
-    const c = csv.charCodeAt(i);
-    if (c === 34 /* " */) inQuotes = !inQuotes;
-    else if (c === 10 /* \n */ && !inQuotes) {
-      if (recordStart >= 0) {
-        parts.push(csv.slice(copied, recordStart), String(time));
-        copied = csv.indexOf(',', recordStart);
-      }
-      recordStart = i + 1 < csv.length ? i + 1 : -1;
-    }
-  }
-  parts.push(csv.slice(copied));
-  return parts.join('');
-}
+const STATE_TEXT = { time: 'BIGINT', tenantid: 'VARCHAR', merchantid: 'VARCHAR', productid: 'VARCHAR', value: 'VARCHAR' };
 
+/**
+ * The select of a period's public file from its state file (time = the period's start). Rendered by DuckDB,
+ * streaming: a year's state of ten million keys never becomes one string in JavaScript.
+ */
+export const publicSql = (stateFile: string, time: number) => sql('with_time', { state: readCsvSql([stateFile], STATE_TEXT), time: String(time) });
