@@ -1,13 +1,13 @@
 /**
  * The month, year and overall levels above the daily files, kept up to date incrementally: a level's state
- * is updated from its previous state and the change of the periods below it that were recomputed (what a
- * period held before minus what it holds now), in one ordered merge per level and metric. No level re-reads
- * the periods below it that did not change, so a night costs the size of what changed plus what is written.
+ * is updated from its previous state and the change of the recomputed days (what a day held before minus
+ * what it holds now), in one ordered merge per level and metric. No level re-reads the periods below it, so
+ * a night costs the size of what changed plus what is written.
  *
  * Each level records the ETags of the files below it that its state was built from (`_inputs.json`). A
  * level is updated incrementally only when that record matches the files as they are (apart from the
- * changed ones, which must match what they held before), the metric is a count (positive values: a key
- * with a value has an occurrence, which the first-day rule relies on), and few periods changed; otherwise,
+ * rewritten ones, which must match what they held before), the metric is a count (positive values: a key
+ * with a value has an occurrence, which the first-day rule relies on), and few days changed; otherwise,
  * and with --rebuild, it is rolled up from all its files as before. Both paths give the same bytes.
  */
 import { dayPath, dayStartMs } from '../../lib/dates.js';
@@ -19,7 +19,7 @@ import type { Stager } from '../staging.js';
 import { readCsvSql, relationSql } from '../tracks.js';
 import { AGGREGATE_HEADER, type MetricDef } from './metrics.js';
 
-/** Periods of one level changed in a run up to which it is updated one by one; more is a backfill, rolled from its files. */
+/** Days recomputed in a run up to which a level is updated day by day; more is a backfill, rolled from its files. */
 const INCREMENTAL_CHANGES = 7;
 const CONCAT_LIMIT = 8 * 1024 * 1024;
 export const AGG_COLUMNS = { time: 'BIGINT', tenantid: 'VARCHAR', merchantid: 'VARCHAR', productid: 'VARCHAR', value: 'DOUBLE' };
@@ -64,13 +64,19 @@ export async function snapshotFiles(store: ObjectStore, keep: Stager, folder: st
   return out;
 }
 
-/** One changed file below a level, for one metric: what it held, and the days its times lie in. */
-interface Change {
+/** One recomputed day of one metric: what its file held, what it holds now (local files; undefined: none). */
+interface Delta {
+  metric: string;
+  day: number;
+  old: string | undefined;
+  now: string | undefined;
+}
+
+/** A file below a level that this run rewrote, with the ETag it had before (undefined: it is new). */
+interface Replaced {
   metric: string;
   key: string;
-  old: Snapshot;
-  start: number;
-  end: number;
+  etag: string | undefined;
 }
 
 interface Level {
@@ -92,42 +98,47 @@ export interface RollupReport {
   mode: 'incremental' | 'full';
 }
 
-const NONE: Snapshot = { file: undefined, etag: undefined };
-const lastDayOfMonth = (month: string) => new Date(Date.UTC(Number(month.slice(0, 4)), Number(month.slice(5, 7)), 0)).toISOString().slice(0, 10);
-
-/** Updates the month, year and overall levels above the recomputed days; `days` snapshots what their files held. */
+/**
+ * Updates the month, year and overall levels above the recomputed days; `days` snapshots what their files
+ * held. Every level is updated by the days' own change (a key's first day in a month, a year or all time
+ * moves by the same rule), so a year never reads a month's state, nor the overall a year's.
+ */
 export async function rollUp(ctx: RollContext, changedDays: readonly string[], days: ReadonlyMap<string, Snapshot>, report: RollupReport[]): Promise<{ months: string[]; years: string[] }> {
   const months = [...new Set(changedDays.map((d) => d.slice(0, 7)))].sort();
   const years = [...new Set(months.map((m) => m.slice(0, 4)))].sort();
-  const monthStates = new Map<string, Snapshot>();
+  if (changedDays.length === 0) return { months, years };
+  await ctx.out.flush();
+  // The days' files as they are now, staged once for every level (in place on a local store).
+  const now = new Map<string, string>();
   for (const month of months) {
-    const changes = changedDays.filter((d) => d.startsWith(month)).flatMap((day) =>
-      ctx.metrics.map((m) => ({ metric: m.name, key: paths.daily(day, m.name), old: days.get(paths.daily(day, m.name)) ?? NONE, start: dayStartMs(day), end: dayStartMs(day) })),
-    );
+    const listed = (await ctx.store.list(`aggregates/daily/${month.replace('-', '/')}/`)).filter((o) => changedDays.some((d) => o.key.startsWith(`aggregates/daily/${dayPath(d)}/`)));
+    for (const f of (await ctx.keep.objects(listed, AGGREGATE_HEADER)).files) now.set(f.key, f.file);
+  }
+  const deltas = (ds: readonly string[]): Delta[] =>
+    ds.flatMap((day) => ctx.metrics.map((m) => ({ metric: m.name, day: dayStartMs(day), old: days.get(paths.daily(day, m.name))?.file, now: now.get(paths.daily(day, m.name)) })));
+
+  const monthEtags = new Map<string, string | undefined>();
+  for (const month of months) {
+    const inMonth = changedDays.filter((d) => d.startsWith(month));
+    const replaced = inMonth.flatMap((day) => ctx.metrics.map((m) => ({ metric: m.name, key: paths.daily(day, m.name), etag: days.get(paths.daily(day, m.name))?.etag })));
     const level: Level = {
       name: month, source: `aggregates/daily/${month.replace('-', '/')}/`, stateFolder: `aggregates/_state/monthly/${month.replace('-', '/')}/`,
       state: (m) => paths.monthlyState(month, m), public: (m) => paths.monthly(month, m), start: dayStartMs(`${month}-01`), inputs: paths.monthlyInputs(month),
     };
-    for (const [k, v] of await updateLevel(ctx, level, changes, report)) monthStates.set(k, v);
+    for (const [k, v] of await updateLevel(ctx, level, deltas(inMonth), replaced, report)) monthEtags.set(k, v);
   }
-  const yearStates = new Map<string, Snapshot>();
+  const yearEtags = new Map<string, string | undefined>();
   for (const year of years) {
-    const changes = months.filter((m) => m.startsWith(year)).flatMap((month) =>
-      ctx.metrics.map((m) => ({ metric: m.name, key: paths.monthlyState(month, m.name), old: monthStates.get(paths.monthlyState(month, m.name)) ?? NONE, start: dayStartMs(`${month}-01`), end: dayStartMs(lastDayOfMonth(month)) })),
-    );
+    const replaced = months.filter((m) => m.startsWith(year)).flatMap((month) => ctx.metrics.map((m) => ({ metric: m.name, key: paths.monthlyState(month, m.name), etag: monthEtags.get(paths.monthlyState(month, m.name)) })));
     const level: Level = {
       name: year, source: `aggregates/_state/monthly/${year}/`, stateFolder: `aggregates/_state/yearly/${year}/`,
       state: (m) => paths.yearlyState(year, m), public: (m) => paths.yearly(year, m), start: dayStartMs(`${year}-01-01`), inputs: paths.yearlyInputs(year),
     };
-    for (const [k, v] of await updateLevel(ctx, level, changes, report)) yearStates.set(k, v);
+    for (const [k, v] of await updateLevel(ctx, level, deltas(changedDays.filter((d) => d.startsWith(year))), replaced, report)) yearEtags.set(k, v);
   }
-  if (years.length > 0) {
-    const changes = years.flatMap((year) =>
-      ctx.metrics.map((m) => ({ metric: m.name, key: paths.yearlyState(year, m.name), old: yearStates.get(paths.yearlyState(year, m.name)) ?? NONE, start: dayStartMs(`${year}-01-01`), end: dayStartMs(`${year}-12-31`) })),
-    );
-    // The overall file is its own state: its time is each key's first day.
-    await updateLevel(ctx, { name: 'overall', source: 'aggregates/_state/yearly/', stateFolder: 'aggregates/overall/', state: paths.overall, public: paths.overall, inputs: paths.overallInputs }, changes, report);
-  }
+  const replaced = years.flatMap((year) => ctx.metrics.map((m) => ({ metric: m.name, key: paths.yearlyState(year, m.name), etag: yearEtags.get(paths.yearlyState(year, m.name)) })));
+  // The overall file is its own state: its time is each key's first day.
+  await updateLevel(ctx, { name: 'overall', source: 'aggregates/_state/yearly/', stateFolder: 'aggregates/overall/', state: paths.overall, public: paths.overall, inputs: paths.overallInputs }, deltas(changedDays), replaced, report);
   return { months, years };
 }
 
@@ -156,34 +167,35 @@ function parseInputs(body: Buffer | undefined): Inputs | undefined {
 
 /**
  * Whether the state is the one the record describes, built from exactly the files below as they are (the
- * changed ones as they were). A crash between a period's files and its level's, or a state file changed
+ * rewritten ones as they were). A crash between a period's files and its level's, or a state file changed
  * behind the job's back, fails this and the level is rolled up from its files.
  */
-function consistent(recorded: Inputs[string] | undefined, state: Snapshot, files: ReadonlyArray<ObjectInfo>, changes: readonly Change[]): boolean {
-  if (!recorded || typeof recorded.files !== 'object' || recorded.state !== state.etag) return false;
+function consistent(recorded: Inputs[string] | undefined, stateEtag: string | undefined, files: ReadonlyArray<ObjectInfo>, replaced: readonly Replaced[]): boolean {
+  if (!recorded || typeof recorded.files !== 'object' || stateEtag === undefined || recorded.state !== stateEtag) return false;
   const before = new Map(files.map((f) => [f.key, f.etag as string | undefined]));
-  for (const c of changes) before.set(c.key, c.old.etag);
+  for (const r of replaced) before.set(r.key, r.etag);
   for (const k of new Set([...Object.keys(recorded.files), ...before.keys()])) if (recorded.files[k] !== before.get(k)) return false;
   return true;
 }
 
 /**
  * One level: each metric's state (and public) file, incrementally where it can be, else from all files
- * below; then the record of the files below it was built from. Returns what the state files held before,
- * for the level above.
+ * below; then the record of the files below it was built from. Returns the ETags the state files had
+ * before, for the level above.
  */
-async function updateLevel(ctx: RollContext, level: Level, changes: readonly Change[], report: RollupReport[]): Promise<Map<string, Snapshot>> {
+async function updateLevel(ctx: RollContext, level: Level, deltas: readonly Delta[], replaced: readonly Replaced[], report: RollupReport[]): Promise<Map<string, string | undefined>> {
   await ctx.out.flush(); // this level reads what the level below just wrote
   const files = await listMetricFiles(ctx.store, level.source, ctx.metrics);
   const recorded = ctx.rebuild ? undefined : parseInputs(await ctx.store.get(level.inputs));
-  const before = await snapshotFiles(ctx.store, ctx.keep, level.stateFolder, ctx.metrics.map((m) => level.state(m.name)));
+  const states = new Map((await ctx.store.list(level.stateFolder)).map((o) => [o.key, o] as const));
+  const before = new Map(ctx.metrics.map((m) => [level.state(m.name), states.get(level.state(m.name))?.etag]));
   await Promise.all(ctx.metrics.map(async (m) => {
     const mine = files.filter((f) => f.metric === m.name);
-    const changed = changes.filter((c) => c.metric === m.name).sort((a, b) => a.start - b.start);
-    const old = before.get(level.state(m.name))!;
+    const changes = deltas.filter((d) => d.metric === m.name).sort((a, b) => a.day - b.day);
+    const current = states.get(level.state(m.name));
     let file: string | undefined;
-    if (!ctx.rebuild && m.measure === 'count' && old.file && changed.length <= INCREMENTAL_CHANGES && consistent(recorded?.[m.name], old, mine, changed)) {
-      file = await merge(ctx, old.file, changed, mine);
+    if (!ctx.rebuild && m.measure === 'count' && current && changes.length <= INCREMENTAL_CHANGES && consistent(recorded?.[m.name], current.etag, mine, replaced.filter((r) => r.metric === m.name))) {
+      file = await merge(ctx, current, changes);
     }
     report.push({ level: level.name, metric: m.name, mode: file ? 'incremental' : 'full' });
     file ??= await rollFromFiles(ctx, mine);
@@ -198,9 +210,9 @@ async function updateLevel(ctx: RollContext, level: Level, changes: readonly Cha
     if (publicFile !== undefined) ctx.out.writeFile(pub, publicFile);
   }));
   await ctx.out.flush(); // the record vouches for the state files: they are stored first
-  const states = new Map((await ctx.store.list(level.stateFolder)).map((o) => [o.key, o.etag]));
+  const written = new Map((await ctx.store.list(level.stateFolder)).map((o) => [o.key, o.etag]));
   const metrics = Object.fromEntries(ctx.metrics.map((m) => [m.name, {
-    state: states.get(level.state(m.name)),
+    state: written.get(level.state(m.name)),
     files: Object.fromEntries(files.filter((f) => f.metric === m.name).map((f) => [f.key, f.etag])),
   }]));
   ctx.out.writeText(level.inputs, `${JSON.stringify({ version: 2, metrics })}\n`);
@@ -208,18 +220,17 @@ async function updateLevel(ctx: RollContext, level: Level, changes: readonly Cha
   return before;
 }
 
-/** The state updated by each change in turn, or undefined when a key's first day cannot be known from them. */
-async function merge(ctx: RollContext, state: string, changes: readonly Change[], files: ReadonlyArray<ObjectInfo>): Promise<string | undefined> {
-  let current = state;
-  for (const c of changes) {
-    const now = files.find((f) => f.key === c.key);
-    const staged = now ? (await ctx.stager.objects([now], AGGREGATE_HEADER)).files : [];
+/** The state updated by each day's change in turn, or undefined when a key's first day cannot be known from them. */
+async function merge(ctx: RollContext, state: ObjectInfo, deltas: readonly Delta[]): Promise<string | undefined> {
+  let current = (await ctx.stager.objects([state], AGGREGATE_HEADER)).files[0]?.file;
+  if (current === undefined) return undefined;
+  for (const d of deltas) {
     const statement = sql('rollup_merge', {
       level: readCsvSql([current], AGG_COLUMNS),
-      old: relationSql(c.old.file ? [c.old.file] : [], AGG_COLUMNS),
-      new: relationSql(staged.map((f) => f.file), AGG_COLUMNS),
-      start: String(c.start),
-      end: String(c.end),
+      old: relationSql(d.old ? [d.old] : [], AGG_COLUMNS),
+      new: relationSql(d.now ? [d.now] : [], AGG_COLUMNS),
+      start: String(d.day),
+      end: String(d.day),
     });
     try {
       current = await ctx.out.render(statement);

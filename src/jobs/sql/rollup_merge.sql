@@ -1,12 +1,12 @@
 -- One level's state (time = each key's first day in the level's period) updated by the change of one
--- period below it: `old` is what the period held, `new` what it holds now; periods start at
--- {{start}} and their times never pass {{end}}. For counts only (values are positive, so a key with a value
+-- period below it, a recomputed day: `old` is what the day held, `new` what it holds now; their times lie
+-- from {{start}} to {{end}}. For counts only (values are positive, so a key with a value
 -- has an occurrence), and in byte order as rollup.sql writes it.
 --
--- A key's first day: unchanged when it lies before the period; the period's new first day when the key is
--- (still) in it, since nothing earlier had the key; unchanged when it lies after the period and the key is
--- not in it. When the key's first day was in the period and the key left it, its next day is in a period
--- this merge does not read: error() ends the query and the caller rolls the level up from its files.
+-- A key's first day: unchanged when it lies before the day; the day when the key is (still) in it, since
+-- nothing earlier had the key; unchanged when it lies after the day and the key is not in it. When the key's
+-- first day was this day and the key left it, its next day is one this merge does not read: error() ends
+-- the query and the caller rolls the level up from its files.
 WITH l AS (SELECT time, tenantid, coalesce(merchantid, '') AS m, productid, value FROM {{level}}),
 c AS (SELECT tenantid, coalesce(merchantid, '') AS m, productid, value FROM {{old}}),
 n AS (SELECT time, tenantid, coalesce(merchantid, '') AS m, productid, value FROM {{new}}),
