@@ -31,6 +31,18 @@ export interface JobResources {
   threads?: number;
 }
 
+/**
+ * Promise.all that lets every promise settle before it throws the first failure. A job's renders run side
+ * by side on DuckDB connections; throwing while one is still running would close the engine under it
+ * (and closing a connection mid-query can block for good).
+ */
+export async function allSettled<T>(promises: ReadonlyArray<Promise<T>>): Promise<T[]> {
+  const results = await Promise.allSettled(promises);
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
+  return results.map((r) => (r as PromiseFulfilledResult<T>).value);
+}
+
 const OUT_OF_SPACE = /No space left on device|ENOSPC|disk is full|not enough space/i;
 
 export async function withJob<T>(store: ObjectStore, r: JobResources, body: (ctx: JobContext) => Promise<T>): Promise<T> {

@@ -4,12 +4,16 @@
  * escaped literals through `sqlString`/`sqlList`, never by pasting raw input.
  */
 import { readFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 
 /** Output writers at once; more than the cores only adds contention. */
 const WRITERS = 3;
+/** Memory one writer's query may need (a sort or join with its read buffers) before another may run beside it. */
+const MEMORY_PER_WRITER = 512 * 2 ** 20;
+const MEMORY_PER_THREAD = 256 * 2 ** 20;
 
 const SQL_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'sql');
 
@@ -48,18 +52,23 @@ export class Engine {
   private readonly idle: DuckDBConnection[] = [];
   private readonly waiting: Array<(c: DuckDBConnection) => void> = [];
 
-  private constructor(private readonly instance: DuckDBInstance, private readonly conn: DuckDBConnection) {}
+  private constructor(private readonly instance: DuckDBInstance, private readonly conn: DuckDBConnection, private readonly maxWriters: number) {}
 
   static async open(opts: { threads?: number; tempDir?: string; memoryLimitBytes?: number } = {}): Promise<Engine> {
     const config: Record<string, string> = { autoinstall_known_extensions: 'false', autoload_known_extensions: 'false' };
-    if (opts.threads) config.threads = String(opts.threads);
+    // Each thread reading CSV holds 32 MiB buffers besides its share of a sort or join: within a small
+    // memory limit, fewer threads is what lets a query fit (DuckDB's own first advice).
+    const threads = opts.memoryLimitBytes ? Math.min(opts.threads ?? os.availableParallelism(), Math.max(1, Math.floor(opts.memoryLimitBytes / MEMORY_PER_THREAD))) : opts.threads;
+    if (threads) config.threads = String(threads);
     if (opts.tempDir) config.temp_directory = opts.tempDir;
     if (opts.memoryLimitBytes) config.memory_limit = `${Math.max(1, Math.floor(opts.memoryLimitBytes / 2 ** 20))}MiB`;
     const instance = await DuckDBInstance.create(':memory:', config);
     const conn = await instance.connect();
     await pinUtc(conn);
     await conn.run(sql('macros'));
-    return new Engine(instance, conn);
+    // Within a small memory limit, writers take turns: three sorts side by side would not fit where one does.
+    const writers = opts.memoryLimitBytes ? Math.max(1, Math.min(WRITERS, Math.floor(opts.memoryLimitBytes / MEMORY_PER_WRITER))) : WRITERS;
+    return new Engine(instance, conn, writers);
   }
 
   async run(statement: string): Promise<void> {
@@ -115,7 +124,7 @@ export class Engine {
   private async writer(): Promise<DuckDBConnection> {
     const idle = this.idle.pop();
     if (idle) return idle;
-    if (this.writers.length < WRITERS) {
+    if (this.writers.length < this.maxWriters) {
       const conn = await this.instance.connect();
       this.writers.push(conn);
       await pinUtc(conn);

@@ -22,6 +22,11 @@ export interface ReadOptions {
   ignoreErrors?: boolean;
   /** A `filename` column: the local file each row was read from. */
   filename?: boolean;
+  /**
+   * DuckDB's read buffer (default 32 MiB per file being read): smaller for narrow files read several at
+   * once (a merge reads three), so a job within a small memory limit keeps room for its joins.
+   */
+  bufferBytes?: number;
 }
 
 /**
@@ -33,7 +38,8 @@ export function readCsvSql(files: readonly string[], columns: Record<string, str
   const rejects = opts.rejectsTable ? `, store_rejects = true, rejects_table = ${sqlString(opts.rejectsTable)}, rejects_scan = ${sqlString(`${opts.rejectsTable}_scans`)}` : '';
   const ignore = opts.ignoreErrors ? ', ignore_errors = true' : '';
   const filename = opts.filename ? ', filename = true' : '';
-  return `read_csv(${sqlList(files)}, header = true, auto_detect = false, delim = ',', quote = '"', escape = '"', columns = ${columnsStruct(columns)}${rejects}${ignore}${filename})`;
+  const buffer = opts.bufferBytes ? `, buffer_size = ${opts.bufferBytes}` : '';
+  return `read_csv(${sqlList(files)}, header = true, auto_detect = false, delim = ',', quote = '"', escape = '"', columns = ${columnsStruct(columns)}${rejects}${ignore}${filename}${buffer})`;
 }
 
 export const readTracksSql = (files: readonly string[], rejectsTable?: string) => readCsvSql(files, TYPES, { rejectsTable });

@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 import { dayPath, dayStartMs } from '../../lib/dates.js';
 import type { ObjectInfo, ObjectStore } from '../../storage/store.js';
 import { type Engine, sql, sqlString } from '../engine.js';
-import { type JobContext, type JobResources, withJob } from '../context.js';
+import { allSettled, type JobContext, type JobResources, withJob } from '../context.js';
 import { collectRejects, type Manifest, manifestBody, type Outputs, parseManifest, sameInputs, type RunReport } from '../outputs.js';
 import { listCsv, Stager } from '../staging.js';
 import { readTracksSql, TRACK_HEADER } from '../tracks.js';
@@ -137,7 +137,7 @@ async function computeDay(engine: Engine, day: string, files: Array<{ key: strin
   const measures = metrics.map((m) => `${m.measure === 'count' ? 'count(*)' : 'sum(value)'} FILTER (WHERE event IN (${m.events.map(sqlString).join(', ')})) AS ${column(m)}`);
   await engine.run(sql('aggregate_day', { tracks: readTracksSql(files.map((f) => f.file), rejects), measures: measures.join(',\n  ') }));
   // Rendered side by side: each COPY of a small result is mostly one thread.
-  await Promise.all(metrics.map((m) => out.write(paths.daily(day, m.name), sql('day_metric_rows', { column: column(m), time: String(start) }))));
+  await allSettled(metrics.map((m) => out.write(paths.daily(day, m.name), sql('day_metric_rows', { column: column(m), time: String(start) }))));
   const { badRows, badRowCount } = await collectRejects(engine, rejects, files);
   Object.assign(report, { badRows, badRowCount });
   return report;

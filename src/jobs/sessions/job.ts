@@ -13,7 +13,7 @@ import { addDays, dayPath, dayStartMs, daysBetween } from '../../lib/dates.js';
 import type { ObjectInfo, ObjectStore } from '../../storage/store.js';
 import { TRACK_COLUMNS } from '../../tracking/columns.js';
 import { type Engine, sql, sqlString } from '../engine.js';
-import { type JobResources, withJob } from '../context.js';
+import { allSettled, type JobResources, withJob } from '../context.js';
 import { collectRejects, manifestBody, type Outputs, readManifest, sameInputs, type RunReport } from '../outputs.js';
 import { listCsv, type StagedFile, type Stager } from '../staging.js';
 import { IDENTITY_HEADER, IDENTITY_TYPES, relationSql, TRACK_HEADER, TRACK_TYPES } from '../tracks.js';
@@ -194,7 +194,7 @@ async function computeDay(engine: Engine, day: string, window: Window, o: Sessio
   // the other outputs meanwhile, on one core fewer (measured on 2 cores, a 5 M-row day: 11.5-12.6 s for the
   // whole job against 12.8-13.2 s with both DuckDB threads; writing the other outputs first was slower).
   await engine.withCoreToSpare(() =>
-    Promise.all([
+    allSettled([
       writeTrackFacts(engine, out, sessionPaths.trackFacts(day), TRACK_FACT_COLUMNS.join(','), facts, bounds),
       out.write(sessionPaths.sessions(day), sql('session_rows', bounds)),
       out.write(sessionPaths.state(day), sql('session_state_rows', { ...bounds, day: sqlString(day) })),

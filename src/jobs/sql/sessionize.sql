@@ -2,7 +2,9 @@
 -- 1. Every event gets its universal user id: the account id when the row has one, else the device's
 --    account from the alias map, else the device id.
 -- 2. Per (tenant, user), events in time order; equal times are ordered by a hash of the whole row, so the
---    order is total and never depends on file order. idle = time since the user's previous event.
+--    order never depends on file order; rows equal in every column (the same event logged twice) keep
+--    their input order, so their sequence numbers never depend on DuckDB's threads. idle = time since the
+--    user's previous event.
 -- 3. A run of activity starts at a user's first event and whenever idle is strictly greater than the
 --    inactivity limit; a session running 24 hours is closed and the next event starts a new one (a longer
 --    run is cut into 24-hour pieces from its first event). A session is a run, or a piece of a long one.
@@ -27,7 +29,7 @@ layer1 AS (
     row_number() OVER by_user AS rn,
     coalesce(time - lag(time) OVER by_user > {{inactivity_ms}}, true) AS new_gap
   FROM mapped
-  WINDOW by_user AS (PARTITION BY tenantid, userid ORDER BY time, tiebreak)
+  WINDOW by_user AS (PARTITION BY tenantid, userid ORDER BY time, tiebreak, rid)
 ),
 layer2 AS MATERIALIZED (
   SELECT *, (time - gap_start) // 86400000 AS piece
@@ -36,7 +38,7 @@ layer2 AS MATERIALIZED (
       max(CASE WHEN new_gap THEN time END) OVER running AS gap_start,
       max(CASE WHEN new_gap THEN rn END) OVER running AS gap_rn
     FROM layer1
-    WINDOW running AS (PARTITION BY tenantid, userid ORDER BY time, tiebreak ROWS UNBOUNDED PRECEDING)
+    WINDOW running AS (PARTITION BY tenantid, userid ORDER BY time, tiebreak, rid ROWS UNBOUNDED PRECEDING)
   )
 ),
 -- A run of activity longer than 24 hours is cut into 24-hour pieces from its first event: piece 0 starts
