@@ -23,12 +23,14 @@ import { steadyState } from './aggregate-steady.js';
 const ONLY = process.env.BENCH_ONLY;
 
 const ROWS = Number(process.env.BENCH_ROWS ?? 5_000_000);
+/** DuckDB's threads on both sides (BENCH_THREADS; default one per core): how the jobs scale with cores. */
+const THREADS = process.env.BENCH_THREADS ? Number(process.env.BENCH_THREADS) : undefined;
 const logger = pino({ level: 'silent' });
 const metrics = metricSet();
 const secs = (t: bigint) => Number(process.hrtime.bigint() - t) / 1e9;
 
 async function rawQuery(files: string[]): Promise<number> {
-  const engine = await Engine.open();
+  const engine = await Engine.open({ threads: THREADS });
   const t = process.hrtime.bigint();
   await engine.all(`
     SELECT tenantid, coalesce(merchantid, '') AS merchantid, productid,
@@ -45,7 +47,7 @@ async function rawQuery(files: string[]): Promise<number> {
 
 async function job(root: string, day: string): Promise<number> {
   const t = process.hrtime.bigint();
-  await runAggregates([day], { store: new LocalStore(root), metrics, logger, force: true });
+  await runAggregates([day], { store: new LocalStore(root), metrics, logger, force: true, threads: THREADS });
   return secs(t);
 }
 
@@ -103,7 +105,7 @@ async function history(): Promise<boolean> {
   await writeDay(many, target, small, 4, 3);
   const measureNewDay = async (root: string) => {
     const t = process.hrtime.bigint();
-    await runAggregates([target], { store: new LocalStore(root), metrics, logger, force: true });
+    await runAggregates([target], { store: new LocalStore(root), metrics, logger, force: true, threads: THREADS });
     return secs(t);
   };
   await measureNewDay(one);

@@ -17,6 +17,8 @@ import { LocalStore } from '../src/storage/local.js';
 import { writeDay } from './tracks-gen.js';
 
 const ROWS = Number(process.env.BENCH_ROWS ?? 5_000_000);
+/** DuckDB's threads on both sides (BENCH_THREADS; default one per core): how the jobs scale with cores. */
+const THREADS = process.env.BENCH_THREADS ? Number(process.env.BENCH_THREADS) : undefined;
 const secs = (t: bigint) => Number(process.hrtime.bigint() - t) / 1e9;
 
 /**
@@ -26,7 +28,7 @@ const secs = (t: bigint) => Number(process.hrtime.bigint() - t) / 1e9;
  */
 async function rawSessions(files: string[], day: string, out: string): Promise<number> {
   const [start, end] = [dayStartMs(day), dayStartMs(addDays(day, 1))];
-  const engine = await Engine.open();
+  const engine = await Engine.open({ threads: THREADS });
   const t = process.hrtime.bigint();
   await engine.copyToCsv(
     `WITH tracks AS (
@@ -72,7 +74,7 @@ async function rawSessions(files: string[], day: string, out: string): Promise<n
  * key appended to the wrong row breaks these at once.
  */
 async function checkTrackFacts(facts: string, sessions: string): Promise<void> {
-  const engine = await Engine.open();
+  const engine = await Engine.open({ threads: THREADS });
   const types = { ...TRACK_TYPES, userid: 'VARCHAR', session_id: 'VARCHAR', sequence: 'BIGINT' };
   const [row] = await engine.all<{ broken: bigint; sessions: bigint }>(`
     WITH f AS (SELECT * FROM ${readCsvSql([facts], types)}),
@@ -104,7 +106,7 @@ try {
     for (const dir of ['aliases', 'sessions', 'track_facts', 'users']) rmSync(path.join(work, dir), { recursive: true, force: true });
     settle();
     const t = process.hrtime.bigint();
-    await runSessions([day], { store: new LocalStore(work), logger: pino({ level: 'silent' }), inactivityMinutes: 30, includeBots: false, lookbackDays: 35, force: true });
+    await runSessions([day], { store: new LocalStore(work), logger: pino({ level: 'silent' }), inactivityMinutes: 30, includeBots: false, lookbackDays: 35, force: true, threads: THREADS });
     return secs(t);
   };
   // Interleaved rounds, best of each, and before each timed run the disk is settled: writeback left from the

@@ -220,6 +220,16 @@ describe('incremental rollups', () => {
     assert.ok(modes.has('view:incremental') && modes.has('sales:full'), [...modes].join(' '));
   });
 
+  it('give a backfill the bytes of the same days run one by one', async () => {
+    const days = ['2026-02-25', '2026-02-26', '2026-02-27', '2026-02-28', '2026-03-01', '2026-03-02', '2026-03-03', '2026-03-04', '2026-03-05'];
+    const [backfill, daily] = [new LocalStore(path.join(tempDir('backfill'), 'data')), new LocalStore(path.join(tempDir('daily'), 'data'))];
+    for (const [i, day] of days.entries()) for (const store of [backfill, daily]) await writeTracks(store, `${paths.tracks(day)}n1-000000000001.csv`, generate(day, 60, 300 + i));
+    const run = await runAggregates(days, { store: backfill, metrics, logger: silent });
+    assert.ok(run.rollups.every((r) => r.mode === 'full'), 'nine days: every level rolled from its files');
+    for (const day of days) await runAggregates([day], { store: daily, metrics, logger: silent });
+    assert.deepEqual(await outputs(backfill), await outputs(daily));
+  });
+
   it('roll up from the files when a level\'s state does not match the files below it', async () => {
     const store = new LocalStore(path.join(tempDir('repair'), 'data'));
     await writeTracks(store, `${paths.tracks('2026-05-01')}n1-000000000001.csv`, generate('2026-05-01', 50, 1));
