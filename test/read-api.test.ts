@@ -5,6 +5,7 @@ import { parse } from 'csv-parse/sync';
 import { runAggregates } from '../src/jobs/aggregates/job.js';
 import { metricSet } from '../src/jobs/aggregates/metrics.js';
 import { flow, funnel } from '../src/jobs/sessions/funnel.js';
+import { runSessions } from '../src/jobs/sessions/job.js';
 import { createToken } from '../src/query/tokens.js';
 import { TRACK_COLUMNS } from '../src/tracking/columns.js';
 import { toCsv } from '../src/tracking/csv.js';
@@ -190,6 +191,34 @@ describe('the query API', () => {
     assert.equal(w.cache.computedThrough.aggregates, DAYS[2]);
     assert.equal((await api(w.url, token, q)).json.results[0].metrics[0], before + 1, 'not counted twice');
     assert.equal((await w.cache.refresh()).tailFiles, 0, 'nothing to do when nothing changed');
+  });
+});
+
+describe('the newest days before the nightly run', () => {
+  it('count sessions from the tracking files with the sessions job itself: the numbers it then writes', async () => {
+    const { store } = await simulatedStore(3000, DAYS.slice(0, 2));
+    const w = await startReadWorld(store);
+    try {
+      const token = await w.token();
+      assert.equal(w.cache.computedThrough.sessions, DAYS[1]);
+      const queries = [
+        { metrics: ['sessions', 'bounce_rate', 'avg_session_seconds', 'events'], date_range: 'all', dimensions: ['time:day'] },
+        { metrics: ['sessions'], date_range: [DAYS[2], DAYS[2]], dimensions: ['source', 'devicetype'] },
+      ];
+      const funnelBody = { steps: ['load', 'view', 'chat'], date_range: [DAYS[1], DAYS[2]] };
+      const before = [...(await Promise.all(queries.map((q) => api(w.url, token, q)))).map((r) => r.json.results), (await api(w.url, token, funnelBody, { path: '/api/v1/funnel' })).json.steps];
+      assert.ok(before[0].some((r: { dimensions: string[] }) => r.dimensions[0] === DAYS[2]), 'the newest day has sessions before the job ran');
+      assert.equal(w.cache.computedThrough.sessions, DAYS[1]);
+      assert.deepEqual(await store.list('sessions/2026/01/31/'), [], 'nothing written to the bucket');
+      // The nightly run for the day: the cache takes its files, and every answer stays the same.
+      await runSessions([DAYS[2]!], { store, logger: silent, inactivityMinutes: 30, includeBots: false, lookbackDays: 35 });
+      const r = await w.cache.refresh();
+      assert.deepEqual([r.sessionDays, w.cache.computedThrough.sessions], [1, DAYS[2]]);
+      const after = [...(await Promise.all(queries.map((q) => api(w.url, token, q)))).map((x) => x.json.results), (await api(w.url, token, funnelBody, { path: '/api/v1/funnel' })).json.steps];
+      assert.deepEqual(after, before);
+    } finally {
+      await w.close();
+    }
   });
 });
 

@@ -41,14 +41,14 @@ export interface ReadWorld {
 const sink = () => new Writable({ write: (_c, _e, cb) => cb() });
 
 /** Tracking files of simulated traffic (tenant demo) in a temp folder's `data`, and the jobs run over them. */
-export async function simulatedStore(events = 4000): Promise<{ store: ObjectStore; dir: string }> {
+export async function simulatedStore(events = 4000, sessionDays = DAYS): Promise<{ store: ObjectStore; dir: string }> {
   const c = await startCollector({}, { clock: systemClock });
   const r = await simulate({ url: c.url, writeKey: 'dev', events, days: 3, batchSize: 50, concurrency: 4, seed: 11, endMs: Date.parse('2026-02-01T00:00:00Z') }, sink());
   if (r.failed > 0) throw new Error(`simulate: ${r.failed} failed`);
   await c.close(); // ships everything
   const metrics = metricSet();
   await runAggregates(DAYS.slice(0, -1), { store: c.store, metrics, logger: silent });
-  await runSessions(DAYS, { store: c.store, logger: silent, inactivityMinutes: 30, includeBots: false, lookbackDays: 35 });
+  await runSessions(sessionDays, { store: c.store, logger: silent, inactivityMinutes: 30, includeBots: false, lookbackDays: 35 });
   return { store: c.store, dir: c.dir };
 }
 
@@ -56,7 +56,10 @@ export async function startReadWorld(store: ObjectStore, settings: Record<string
   const dir = tempDir('read');
   const config = loadConfig({ flags: { storage: path.join(dir, 'unused'), walDir: path.join(dir, 'wal'), sources: { dev: 'demo', other: 'acme' }, logLevel: 'silent', ...settings } });
   const clock = new ManualClock(nowMs);
-  const cache = await ReadCache.open({ store, file: path.join(dir, 'cache.duckdb'), metrics: metricSet(config.metrics), clock, logger: silent, tailDays: 35 });
+  const cache = await ReadCache.open({
+    store, file: path.join(dir, 'cache.duckdb'), metrics: metricSet(config.metrics), clock, logger: silent, tailDays: 35,
+    sessions: { dir: path.join(dir, 'sessions'), inactivityMinutes: 30, includeBots: false },
+  });
   await cache.refresh();
   const app = await buildReadServer({ config, cache, secret: SECRET, clock, logger: silent, web: WebAssets.load() });
   await app.listen({ port: 0, host: '127.0.0.1' });

@@ -28,7 +28,10 @@ export const cacheFile = (config: Config) => path.join(path.dirname(path.resolve
 
 export async function startReadSide(config: Config, store: ObjectStore, logger: Logger, clock: Clock = systemClock): Promise<ReadSide> {
   const secret = await loadSecret(config.apiSecret, config.walDir);
-  const cache = await ReadCache.open({ store, file: cacheFile(config), metrics: metricSet(config.metrics), clock, logger, tailDays: config.lookbackDays });
+  const cache = await ReadCache.open({
+    store, file: cacheFile(config), metrics: metricSet(config.metrics), clock, logger, tailDays: config.lookbackDays, tmpDir: config.scratchDir,
+    sessions: { dir: path.join(path.dirname(cacheFile(config)), 'read-cache-sessions'), inactivityMinutes: config.inactivityMinutes, includeBots: config.sessionsIncludeBots },
+  });
   try {
     // The first load before the first answer: a dashboard on an empty cache would show zeros that are not.
     await cache.refresh();

@@ -9,6 +9,8 @@
  * Refreshes run in the background (single-flight, in transactions); queries read a consistent snapshot
  * from their own connections meanwhile.
  */
+import { createHash } from 'node:crypto';
+import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import os from 'node:os';
 import { DuckDBInstance, type DuckDBConnection, type DuckDBType, type DuckDBValue } from '@duckdb/node-api';
@@ -16,12 +18,14 @@ import type { Logger } from 'pino';
 import type { MetricDef } from '../jobs/aggregates/metrics.js';
 import { AGGREGATE_HEADER, metricFingerprint } from '../jobs/aggregates/metrics.js';
 import { sqlIn, sqlString } from '../jobs/engine.js';
-import { TRACK_FACT_COLUMNS } from '../jobs/sessions/job.js';
+import { runSessions, TRACK_FACT_COLUMNS } from '../jobs/sessions/job.js';
 import { listCsv, Stager } from '../jobs/staging.js';
 import { readCsvSql, TRACK_HEADER, TRACK_TYPES } from '../jobs/tracks.js';
 import type { Clock } from '../lib/clock.js';
 import { addDays, dayOf, daysBetween, dayPath } from '../lib/dates.js';
 import { ConfigError } from '../lib/errors.js';
+import { LocalStore } from '../storage/local.js';
+import { overlayStore } from '../storage/overlay.js';
 import type { ObjectInfo, ObjectStore } from '../storage/store.js';
 import { fileURLToPath } from 'node:url';
 
@@ -29,7 +33,7 @@ const SQL_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'sql');
 const q = (name: string, slots: Record<string, string> = {}) => sqlIn(SQL_DIR, name, slots);
 
 /** Bump when the tables change: an older cache is emptied and loaded again. */
-const CACHE_VERSION = '1';
+const CACHE_VERSION = '2';
 /** Days loaded per transaction: bounds the staged downloads on S3 and the size of one commit. */
 const DAYS_PER_LOAD = 31;
 const TAIL_FILES_PER_LOAD = 500;
@@ -56,6 +60,11 @@ export interface ReadCacheOptions {
   /** DuckDB's memory budget for the cache (it spills beyond); default a quarter of the machine's memory. */
   memoryLimitBytes?: number;
   tmpDir?: string;
+  /**
+   * The newest days' sessions: the sessions job's settings, and the folder it writes them to (never the
+   * bucket). Without it, sessions cover the days the sessions job has computed.
+   */
+  sessions?: { dir: string; inactivityMinutes: number; includeBots: boolean };
 }
 
 export interface ComputedThrough {
@@ -67,9 +76,14 @@ export interface RefreshReport {
   aggregateDays: number;
   sessionDays: number;
   tailFiles: number;
+  /** Days after the sessions job's last day whose sessions this refresh computed. */
+  tailSessionDays: number;
   removed: number;
   ms: number;
 }
+
+/** The newest days' sessions are recomputed at most this often (their tracking files change every flush). */
+export const SESSION_TAIL_MS = 60_000;
 
 const MANIFEST_DAY = /(\d{4})\/(\d{2})\/(\d{2})\/manifest\.json$/;
 
@@ -100,6 +114,7 @@ export class ReadCache {
   private readonly idle: DuckDBConnection[] = [];
   private readonly waiting: Array<(c: DuckDBConnection) => void> = [];
   private running: Promise<RefreshReport> | undefined;
+  private sessionTail = { fingerprint: '', at: 0, days: '' };
   private timer: NodeJS.Timeout | undefined;
   private readonly metricNames: ReadonlySet<string>;
 
@@ -134,7 +149,7 @@ export class ReadCache {
     const rows = (await this.conn.runAndReadAll("SELECT value FROM cache_meta WHERE name = 'identity'")).getRowObjects();
     if (rows[0]?.value === identity) return;
     if (rows.length > 0) this.o.logger.info({ file: this.o.file }, 'read cache made for other storage, metrics or version: loading it again');
-    for (const t of ['cache_meta', 'loaded', 'agg', 'tail_agg', 'sess', 'facts']) await this.conn.run(`DROP TABLE IF EXISTS ${t}`);
+    for (const t of ['cache_meta', 'loaded', 'agg', 'tail_agg', 'sess', 'facts', 'tail_sess', 'tail_facts']) await this.conn.run(`DROP TABLE IF EXISTS ${t}`);
     await this.conn.run(q('cache_schema'));
     await this.conn.run(`INSERT INTO cache_meta VALUES ('identity', ${sqlString(identity)})`);
   }
@@ -161,7 +176,7 @@ export class ReadCache {
 
   private async refreshOnce(): Promise<RefreshReport> {
     const started = performance.now();
-    const report: RefreshReport = { aggregateDays: 0, sessionDays: 0, tailFiles: 0, removed: 0, ms: 0 };
+    const report: RefreshReport = { aggregateDays: 0, sessionDays: 0, tailFiles: 0, tailSessionDays: 0, removed: 0, ms: 0 };
     const store = this.o.store;
     const [aggDays, sessDays] = await Promise.all([manifestDays(store, 'aggregates/_state/daily/'), manifestDays(store, 'sessions/_state/')]);
     const loaded = new Map<string, string>();
@@ -203,8 +218,9 @@ export class ReadCache {
     const last = (days: Map<string, string>) => [...days.keys()].sort().at(-1) ?? null;
     this.computedThrough = { aggregates: last(aggDays), sessions: last(sessDays) };
     report.tailFiles = await this.refreshTail(loaded);
+    report.tailSessionDays = await this.refreshSessionTail();
     report.ms = Math.round(performance.now() - started);
-    if (report.aggregateDays + report.sessionDays + report.tailFiles + report.removed > 0) this.o.logger.info({ ...report, computedThrough: this.computedThrough }, 'read cache refreshed');
+    if (report.aggregateDays + report.sessionDays + report.tailFiles + report.tailSessionDays + report.removed > 0) this.o.logger.info({ ...report, computedThrough: this.computedThrough }, 'read cache refreshed');
     return report;
   }
 
@@ -214,11 +230,7 @@ export class ReadCache {
    * computed, are dropped. Returns the number of files read.
    */
   private async refreshTail(loaded: Map<string, string>): Promise<number> {
-    const today = dayOf(this.o.clock.now());
-    const earliest = addDays(today, -(this.o.tailDays - 1));
-    const ct = this.computedThrough.aggregates;
-    const first = ct !== null && ct >= earliest ? addDays(ct, 1) : earliest;
-    const days = first <= today ? daysBetween(first, today) : [];
+    const days = this.daysAfter(this.computedThrough.aggregates);
     const listed = (await Promise.all(days.map((d) => listCsv(this.o.store, `tracks/${dayPath(d)}/`)))).flat();
     const current = new Map(listed.map((f) => [`tail:${f.key}`, f]));
     const dropped = [...loaded.keys()].filter((k) => k.startsWith('tail:') && !current.has(k));
@@ -231,6 +243,53 @@ export class ReadCache {
     }
     for (const batch of chunks(fresh, TAIL_FILES_PER_LOAD)) await this.loadTail(batch);
     return fresh.length;
+  }
+
+  /** The days after a job's last computed day, up to today and at most `tailDays` back. */
+  private daysAfter(computedThrough: string | null): string[] {
+    const today = dayOf(this.o.clock.now());
+    const earliest = addDays(today, -(this.o.tailDays - 1));
+    const first = computedThrough !== null && computedThrough >= earliest ? addDays(computedThrough, 1) : earliest;
+    return first <= today ? daysBetween(first, today) : [];
+  }
+
+  /**
+   * The sessions (and track facts) of the days after the sessions job's last day, computed by the sessions
+   * job itself over the bucket's files into the cache's own folder (an overlay: nothing is written to the
+   * bucket), so they are the numbers the nightly run will write. Recomputed when the tracking files of those
+   * days or their neighbours change, at most every SESSION_TAIL_MS.
+   */
+  private async refreshSessionTail(): Promise<number> {
+    const s = this.o.sessions;
+    if (!s) return 0;
+    const days = this.daysAfter(this.computedThrough.sessions);
+    const window = days.length > 0 ? daysBetween(addDays(days[0]!, -1), days.at(-1)!) : [];
+    const listed = (await Promise.all(window.map((d) => listCsv(this.o.store, `tracks/${dayPath(d)}/`)))).flat();
+    const fingerprint = createHash('sha256').update(JSON.stringify([this.computedThrough.sessions, days, listed.map((f) => [f.key, f.etag])])).digest('hex');
+    if (fingerprint === this.sessionTail.fingerprint) return 0;
+    const now = this.o.clock.now();
+    const sameDays = this.sessionTail.days === JSON.stringify(days);
+    // Throttled while only new files arrive; a day the sessions job has since computed goes at once.
+    if (sameDays && now - this.sessionTail.at < SESSION_TAIL_MS) return 0;
+    const withData = days.filter((d) => listed.some((f) => f.key.startsWith(`tracks/${dayPath(d)}/`)));
+    await fs.rm(s.dir, { recursive: true, force: true });
+    const top = new LocalStore(s.dir);
+    if (withData.length > 0) {
+      await runSessions(withData, {
+        store: overlayStore(this.o.store, top), logger: this.o.logger, inactivityMinutes: s.inactivityMinutes, includeBots: s.includeBots,
+        // Only these days: no earlier day is recomputed for a new link, and no user facts over the history.
+        lookbackDays: 0, force: true, userFacts: false, tmpDir: this.o.tmpDir,
+      });
+    }
+    const files = (xs: ObjectInfo[]) => xs.filter((f) => withData.includes(dayOfKey(f.key) ?? ''));
+    const sessions = files((await listCsv(top, 'sessions/')).filter((f) => f.key.endsWith('/sessions.csv') && !f.key.startsWith('sessions/_state/')));
+    const facts = files(await listCsv(top, 'track_facts/'));
+    await this.transaction(async () => {
+      await this.conn.run('DELETE FROM tail_sess; DELETE FROM tail_facts');
+      await this.insertSessions(sessions, facts, 'tail_sess', 'tail_facts', top);
+    });
+    this.sessionTail = { fingerprint, at: now, days: JSON.stringify(days) };
+    return withData.length;
   }
 
   private async loadTail(files: ObjectInfo[]): Promise<void> {
@@ -280,20 +339,25 @@ export class ReadCache {
   private async loadSessionDays(days: string[], sessionFiles: ObjectInfo[], factFiles: ObjectInfo[], manifests: Map<string, string>): Promise<void> {
     const set = new Set(days);
     const inChunk = (xs: ObjectInfo[]) => xs.filter((f) => set.has(dayOfKey(f.key)!));
-    const stager = new Stager(this.o.store, this.o.tmpDir);
+    const dayList = days.map((d) => `DATE ${sqlString(d)}`).join(', ');
+    await this.transaction(async () => {
+      await this.conn.run(`DELETE FROM sess WHERE day IN (${dayList}); DELETE FROM facts WHERE day IN (${dayList})`);
+      await this.insertSessions(inChunk(sessionFiles), inChunk(factFiles), 'sess', 'facts', this.o.store);
+      await this.markLoaded(days.map((d) => [`sess:${d}`, manifests.get(d)!]));
+    });
+  }
+
+  /** Session and track-fact files of a store into the given tables (within the caller's transaction). */
+  private async insertSessions(sessionFiles: ObjectInfo[], factFiles: ObjectInfo[], sessTable: string, factTable: string, store: ObjectStore): Promise<void> {
+    const stager = new Stager(store, this.o.tmpDir);
     try {
-      const sessions = await stager.objects(inChunk(sessionFiles), SESSION_HEADER);
-      const facts = await stager.objects(inChunk(factFiles), TRACK_FACT_COLUMNS.join(','));
+      const sessions = await stager.objects(sessionFiles, SESSION_HEADER);
+      const facts = await stager.objects(factFiles, TRACK_FACT_COLUMNS.join(','));
       for (const s of [...sessions.skipped, ...facts.skipped]) this.o.logger.warn(s, 'session file skipped by the read cache');
-      const dayList = days.map((d) => `DATE ${sqlString(d)}`).join(', ');
-      await this.transaction(async () => {
-        await this.conn.run(`DELETE FROM sess WHERE day IN (${dayList}); DELETE FROM facts WHERE day IN (${dayList})`);
-        const all = [...sessions.files, ...facts.files];
-        if (all.length > 0) await this.fileTable(all.map((f) => ({ file: f.file, key: f.key, day: dayOfKey(f.key)!, metric: '' })));
-        if (sessions.files.length > 0) await this.conn.run(q('load_sessions', { files: readCsvSql(sessions.files.map((f) => f.file), SESSION_TYPES, { filename: true }) }));
-        if (facts.files.length > 0) await this.conn.run(q('load_facts', { files: readCsvSql(facts.files.map((f) => f.file), FACT_TYPES, { filename: true }) }));
-        await this.markLoaded(days.map((d) => [`sess:${d}`, manifests.get(d)!]));
-      });
+      const all = [...sessions.files, ...facts.files];
+      if (all.length > 0) await this.fileTable(all.map((f) => ({ file: f.file, key: f.key, day: dayOfKey(f.key)!, metric: '' })));
+      if (sessions.files.length > 0) await this.conn.run(q('load_sessions', { table: sessTable, files: readCsvSql(sessions.files.map((f) => f.file), SESSION_TYPES, { filename: true }) }));
+      if (facts.files.length > 0) await this.conn.run(q('load_facts', { table: factTable, files: readCsvSql(facts.files.map((f) => f.file), FACT_TYPES, { filename: true }) }));
     } finally {
       await stager.cleanup();
     }

@@ -92,13 +92,13 @@ function familySelect(family: Family, q: Query, range: { from: string | null; to
     q.metrics.forEach((m, i) => {
       if (familyOf(m) === 'sessions') metrics.push(`${SESSION_METRIC_SQL[m as keyof typeof SESSION_METRIC_SQL]} AS ${metricCol(i)}`);
     });
-    source = 'sess';
+    source = sessionsRelation(ct);
     for (const f of q.filters) {
       if (f.dimension === 'merchant' || f.dimension === 'product') {
         // Sessions with an event of the merchant or product: their facts lie on the start day or the next.
         const column = f.dimension === 'merchant' ? 'merchantid' : 'productid';
         const factDays = [`day <= ${p.day(addDays(range.to, 1))}`, ...(range.from !== null ? [`day >= ${p.day(range.from)}`] : [])];
-        const inner = `SELECT session_id FROM facts WHERE tenantid = ${p.text(q.tenant)} AND ${factDays.join(' AND ')} AND list_contains(${p.list(f.values)}, ${column})`;
+        const inner = `SELECT session_id FROM ${factsRelation(ct)} WHERE tenantid = ${p.text(q.tenant)} AND ${factDays.join(' AND ')} AND list_contains(${p.list(f.values)}, ${column})`;
         where.push(`session_id ${f.op === 'is' ? 'IN' : 'NOT IN'} (${inner})`);
       } else {
         where.push(filterSql(f, DIMENSION_SQL.sessions[f.dimension]!, p));
@@ -108,6 +108,18 @@ function familySelect(family: Family, q: Query, range: { from: string | null; to
   const group = dims.length > 0 ? `GROUP BY ${q.dimensions.map((_, i) => dimCol(i)).join(', ')}` : '';
   return `SELECT ${[...dims, ...metrics].join(', ')} FROM ${source} WHERE ${where.join(' AND ')} ${group}`;
 }
+
+/** A day as a SQL literal (days are validated YYYY-MM-DD strings, never request text). */
+const dateLiteral = (d: string | null) => `DATE '${d ?? '0001-01-01'}'`;
+
+/**
+ * Sessions: the sessions job's days from `sess`, later ones from `tail_sess` (computed by the read cache
+ * with the same job); the same split for the track facts.
+ */
+export const sessionsRelation = (ct: ComputedThrough) =>
+  `(SELECT * FROM sess WHERE day <= ${dateLiteral(ct.sessions)} UNION ALL SELECT * FROM tail_sess WHERE day > ${dateLiteral(ct.sessions)})`;
+export const factsRelation = (ct: ComputedThrough) =>
+  `(SELECT * FROM facts WHERE day <= ${dateLiteral(ct.sessions)} UNION ALL SELECT * FROM tail_facts WHERE day > ${dateLiteral(ct.sessions)})`;
 
 function filterSql(f: Filter, column: string, p: Params): string {
   const test = `list_contains(${p.list(f.values)}, ${column})`;

@@ -17,7 +17,7 @@ import { addDays, dayOf } from '../lib/dates.js';
 import { TracklakeError } from '../lib/errors.js';
 import { toCsv } from '../tracking/csv.js';
 import type { ReadCache } from './cache.js';
-import { compileQuery, familyOf } from './compile.js';
+import { compileQuery, factsRelation, familyOf } from './compile.js';
 import { type Filter, type FunnelQuery, parseFlow, parseFunnel, parseQuery, type Query, SESSION_METRICS } from './model.js';
 import { type Scope, verifyBearer } from './tokens.js';
 import type { WebAssets } from './web.js';
@@ -117,7 +117,7 @@ export async function buildReadServer(deps: ReadServerDeps): Promise<FastifyInst
     const parsed = parseFunnel(req.body, req.scope!, today());
     if (!parsed.ok) return sendError(reply, parsed.code, parsed.message);
     const f = parsed.query;
-    const [row] = await cache.read<Record<string, bigint>>(funnelStatement(factsRelation(f), f.steps, ''));
+    const [row] = await cache.read<Record<string, bigint>>(funnelStatement(factsOf(f), f.steps, ''));
     const steps = funnelSteps(f.steps, row).map((s) => ({ event: s.step, sessions: s.sessions, conversion: s.conversion }));
     if (wantsCsv(req)) return reply.type('text/csv; charset=utf-8').send(toCsv(['event', 'sessions', 'conversion'], steps.map((s) => [s.event, s.sessions, s.conversion])));
     return { steps, meta: { computed_through: cache.computedThrough.sessions } };
@@ -127,7 +127,7 @@ export async function buildReadServer(deps: ReadServerDeps): Promise<FastifyInst
     const parsed = parseFlow(req.body, req.scope!, today());
     if (!parsed.ok) return sendError(reply, parsed.code, parsed.message);
     const f = parsed.query;
-    const paths = flowPaths(await cache.read<{ path: unknown; sessions: bigint }>(flowStatement(factsRelation(f), { event: f.from, depth: f.depth, limit: f.limit }, '')));
+    const paths = flowPaths(await cache.read<{ path: unknown; sessions: bigint }>(flowStatement(factsOf(f), { event: f.from, depth: f.depth, limit: f.limit }, '')));
     if (wantsCsv(req)) return reply.type('text/csv; charset=utf-8').send(toCsv(['path', 'sessions'], paths.map((p) => [p.events.join(' > '), p.sessions])));
     return { paths, meta: { computed_through: cache.computedThrough.sessions } };
   });
@@ -136,7 +136,7 @@ export async function buildReadServer(deps: ReadServerDeps): Promise<FastifyInst
   app.get('/api/v1/meta', async function meta(req) {
     const scope = req.scope!;
     const events = await cache.read<{ event: string }>(
-      `SELECT event FROM facts WHERE tenantid = $tenant ${scope.merchant ? 'AND merchantid = $merchant' : ''} GROUP BY event ORDER BY count(*) DESC, event LIMIT 100`,
+      `SELECT event FROM ${factsRelation(cache.computedThrough)} WHERE tenantid = $tenant ${scope.merchant ? 'AND merchantid = $merchant' : ''} GROUP BY event ORDER BY count(*) DESC, event LIMIT 100`,
       scope.merchant ? { tenant: scope.tenant, merchant: scope.merchant } : { tenant: scope.tenant },
     );
     return {
@@ -168,6 +168,22 @@ export async function buildReadServer(deps: ReadServerDeps): Promise<FastifyInst
   });
   return app;
 
+  /**
+   * The track facts a funnel or flow reads, as a relation: the range's days (a session's facts may run into
+   * the day after), the tenant, the token's merchant and the page's filters. Values are escaped literals:
+   * the funnel's statement is shared with `tracklake funnel`, which builds it the same way.
+   */
+  function factsOf(f: Omit<FunnelQuery, 'steps'>): string {
+    const where = [`tenantid = ${sqlString(f.tenant)}`, `day <= DATE ${sqlString(addDays(f.dateRange.to, 1))}`];
+    if (f.dateRange.from !== null) where.push(`day >= DATE ${sqlString(f.dateRange.from)}`);
+    if (f.merchant !== null) where.push(`merchantid = ${sqlString(f.merchant)}`);
+    for (const x of f.filters as Filter[]) {
+      const test = `${x.dimension === 'merchant' ? 'merchantid' : 'productid'} IN (${x.values.map(sqlString).join(', ')})`;
+      where.push(x.op === 'is' ? test : `NOT (${test})`);
+    }
+    return `(SELECT tenantid, session_id, sequence, event FROM ${factsRelation(cache.computedThrough)} WHERE ${where.join(' AND ')})`;
+  }
+
   /** The computed_through of the families a query reads: the earliest of them. */
   function computedThrough(ms: readonly string[]): string | null {
     const days = [...new Set(ms.map(familyOf))].map((f) => cache.computedThrough[f]);
@@ -194,20 +210,4 @@ function normalised(q: Query) {
     offset: q.offset,
     ...(q.compare ? { compare: q.compare } : {}),
   };
-}
-
-/**
- * The track facts a funnel or flow reads, as a relation: the range's days (a session's facts may run into the
- * day after), the tenant, the token's merchant and the page's filters. Values are escaped literals: the
- * funnel's statement is shared with `tracklake funnel`, which builds it the same way.
- */
-function factsRelation(f: Omit<FunnelQuery, 'steps'>): string {
-  const where = [`tenantid = ${sqlString(f.tenant)}`, `day <= DATE ${sqlString(addDays(f.dateRange.to, 1))}`];
-  if (f.dateRange.from !== null) where.push(`day >= DATE ${sqlString(f.dateRange.from)}`);
-  if (f.merchant !== null) where.push(`merchantid = ${sqlString(f.merchant)}`);
-  for (const x of f.filters as Filter[]) {
-    const test = `${x.dimension === 'merchant' ? 'merchantid' : 'productid'} IN (${x.values.map(sqlString).join(', ')})`;
-    where.push(x.op === 'is' ? test : `NOT (${test})`);
-  }
-  return `(SELECT tenantid, session_id, sequence, event FROM facts WHERE ${where.join(' AND ')})`;
 }

@@ -279,7 +279,7 @@ async function render(): Promise<void> {
     const tables = await Promise.all(tableSpecs().map(renderTable));
     $('tables').replaceChildren(...tables);
     await Promise.all([renderStats(), renderChart(), renderFunnel(), renderFlow()]);
-    $('foot').textContent = `Aggregates computed through ${meta.computed_through.aggregates ?? 'no day yet'}; later days are read from the tracking files. Sessions through ${meta.computed_through.sessions ?? 'no day yet'}.`;
+    $('foot').textContent = `Nightly jobs computed through ${meta.computed_through.aggregates ?? 'no day yet'} (aggregates) and ${meta.computed_through.sessions ?? 'no day yet'} (sessions); later days come from the tracking files.`;
   } catch (e) {
     if (e instanceof ApiError && e.status === 401) return signOut(e.message);
     $('foot').textContent = `Could not load: ${(e as Error).message}`;

@@ -42,6 +42,8 @@ export interface SessionOptions extends JobResources {
   /** Days before the newest day of the run checked for alias changes. */
   lookbackDays: number;
   force?: boolean;
+  /** Write the user facts (default); off where only the days' sessions are wanted (the read side's newest days). */
+  userFacts?: boolean;
   /** Rebuild the alias map from scratch (with every day of the run) instead of extending it. */
   rebuildAliases?: boolean;
   onProgress?: (done: number, total: number, day: string) => void;
@@ -139,7 +141,7 @@ export async function runSessions(days: readonly string[], o: SessionOptions): P
     }
 
     // 5. User facts from every day's small state file.
-    if (todo.length > 0) {
+    if (todo.length > 0 && o.userFacts !== false) {
       await out.flush(); // the user facts read the state files this run wrote
       const states = await stager.objects((await o.store.list('sessions/_state/')).filter((x) => x.key.endsWith('/state.csv')), Object.keys(STATE_TYPES).join(','));
       await out.write(sessionPaths.userFacts, sql('user_facts', { states: relationSql(states.files.map((f) => f.file), STATE_TYPES) }));

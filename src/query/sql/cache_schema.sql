@@ -12,3 +12,6 @@ CREATE TABLE IF NOT EXISTS tail_agg (src VARCHAR NOT NULL, day DATE NOT NULL, me
 CREATE TABLE IF NOT EXISTS sess (day DATE NOT NULL, tenantid VARCHAR NOT NULL, session_id VARCHAR NOT NULL, duration BIGINT NOT NULL, events BIGINT NOT NULL, landing_page VARCHAR NOT NULL, source VARCHAR NOT NULL, devicetype VARCHAR NOT NULL, bounce BOOLEAN NOT NULL);
 -- The columns of the track facts that funnels, flows and session filters read.
 CREATE TABLE IF NOT EXISTS facts (day DATE NOT NULL, tenantid VARCHAR NOT NULL, merchantid VARCHAR NOT NULL, productid VARCHAR NOT NULL, session_id VARCHAR NOT NULL, sequence BIGINT NOT NULL, event VARCHAR NOT NULL);
+-- The same for the days after the sessions job's last day, computed here by the sessions job itself.
+CREATE TABLE IF NOT EXISTS tail_sess (day DATE NOT NULL, tenantid VARCHAR NOT NULL, session_id VARCHAR NOT NULL, duration BIGINT NOT NULL, events BIGINT NOT NULL, landing_page VARCHAR NOT NULL, source VARCHAR NOT NULL, devicetype VARCHAR NOT NULL, bounce BOOLEAN NOT NULL);
+CREATE TABLE IF NOT EXISTS tail_facts (day DATE NOT NULL, tenantid VARCHAR NOT NULL, merchantid VARCHAR NOT NULL, productid VARCHAR NOT NULL, session_id VARCHAR NOT NULL, sequence BIGINT NOT NULL, event VARCHAR NOT NULL);

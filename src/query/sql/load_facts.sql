@@ -1,5 +1,5 @@
--- Track facts into `facts` (the columns funnels, flows and session filters read).
-INSERT INTO facts
+-- Track facts into `{{table}}` (the columns funnels, flows and session filters read).
+INSERT INTO {{table}}
 SELECT l.day, r.tenantid, coalesce(r.merchantid, ''), coalesce(r.productid, ''), r.session_id, r.sequence, coalesce(r.event, '')
 FROM {{files}} AS r
 JOIN load_files AS l ON l.file = r.filename

@@ -1,5 +1,5 @@
--- Session files into `sess`; load_files maps each staged file to its day.
-INSERT INTO sess
+-- Session files into `{{table}}`; load_files maps each staged file to its day.
+INSERT INTO {{table}}
 SELECT l.day, r.tenantid, r.session_id, coalesce(r.duration, 0), coalesce(r.events, 0),
   coalesce(r.page, ''), coalesce(r.source, ''), coalesce(r.devicetype, ''), coalesce(r.bounce, false)
 FROM {{files}} AS r
