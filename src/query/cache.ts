@@ -82,7 +82,11 @@ export interface RefreshReport {
   ms: number;
 }
 
-/** The newest days' sessions are recomputed at most this often (their tracking files change every flush). */
+/**
+ * The newest days' sessions are recomputed at most this often (their tracking files change every flush),
+ * and never more often than ten times their last run took: on a large site they cost at most a tenth of
+ * the read node's time.
+ */
 export const SESSION_TAIL_MS = 60_000;
 
 const MANIFEST_DAY = /(\d{4})\/(\d{2})\/(\d{2})\/manifest\.json$/;
@@ -114,7 +118,7 @@ export class ReadCache {
   private readonly idle: DuckDBConnection[] = [];
   private readonly waiting: Array<(c: DuckDBConnection) => void> = [];
   private running: Promise<RefreshReport> | undefined;
-  private sessionTail = { fingerprint: '', at: 0, days: '' };
+  private sessionTail = { fingerprint: '', at: 0, days: '', tookMs: 0 };
   private timer: NodeJS.Timeout | undefined;
   private readonly metricNames: ReadonlySet<string>;
 
@@ -257,7 +261,7 @@ export class ReadCache {
    * The sessions (and track facts) of the days after the sessions job's last day, computed by the sessions
    * job itself over the bucket's files into the cache's own folder (an overlay: nothing is written to the
    * bucket), so they are the numbers the nightly run will write. Recomputed when the tracking files of those
-   * days or their neighbours change, at most every SESSION_TAIL_MS.
+   * days or their neighbours change, at most every SESSION_TAIL_MS (or ten times the last run).
    */
   private async refreshSessionTail(): Promise<number> {
     const s = this.o.sessions;
@@ -270,7 +274,8 @@ export class ReadCache {
     const now = this.o.clock.now();
     const sameDays = this.sessionTail.days === JSON.stringify(days);
     // Throttled while only new files arrive; a day the sessions job has since computed goes at once.
-    if (sameDays && now - this.sessionTail.at < SESSION_TAIL_MS) return 0;
+    if (sameDays && now - this.sessionTail.at < Math.max(SESSION_TAIL_MS, 10 * this.sessionTail.tookMs)) return 0;
+    const started = performance.now();
     const withData = days.filter((d) => listed.some((f) => f.key.startsWith(`tracks/${dayPath(d)}/`)));
     await fs.rm(s.dir, { recursive: true, force: true });
     const top = new LocalStore(s.dir);
@@ -288,7 +293,7 @@ export class ReadCache {
       await this.conn.run('DELETE FROM tail_sess; DELETE FROM tail_facts');
       await this.insertSessions(sessions, facts, 'tail_sess', 'tail_facts', top);
     });
-    this.sessionTail = { fingerprint, at: now, days: JSON.stringify(days) };
+    this.sessionTail = { fingerprint, at: now, days: JSON.stringify(days), tookMs: performance.now() - started };
     return withData.length;
   }
 
