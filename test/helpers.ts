@@ -76,7 +76,7 @@ export async function startCollector(settings: Record<string, unknown> = {}, opt
 
 export const basic = (key: string) => `Basic ${Buffer.from(`${key}:`).toString('base64')}`;
 
-export async function post(url: string, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; json: any; headers: Headers }> {
+export async function post(url: string, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; json: any; text: string; headers: Headers }> {
   const res = await fetch(url, {
     method: 'POST',
     headers: { 'content-type': 'application/json', authorization: basic('dev'), ...headers },
@@ -89,7 +89,7 @@ export async function post(url: string, body: unknown, headers: Record<string, s
   } catch {
     json = text;
   }
-  return { status: res.status, json, headers: res.headers };
+  return { status: res.status, json, text, headers: res.headers };
 }
 
 /** Every row of every CSV under prefix (state files aside), as objects keyed by header. */

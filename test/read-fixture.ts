@@ -19,7 +19,7 @@ import { buildReadServer } from '../src/query/server.js';
 import { createToken } from '../src/query/tokens.js';
 import { WebAssets } from '../src/query/web.js';
 import type { ObjectStore } from '../src/storage/store.js';
-import { readRows, silent, startCollector, tempDir } from './helpers.js';
+import { post, readRows, silent, startCollector, tempDir } from './helpers.js';
 
 export const DAYS = ['2026-01-29', '2026-01-30', '2026-01-31'];
 /** "Today" for the read side: the last simulated day, which the aggregate job has not computed. */
@@ -99,17 +99,9 @@ export async function sessionRows(store: ObjectStore): Promise<Array<Record<stri
   return rows;
 }
 
-export async function api(url: string, token: string | undefined, body: unknown, opts: { path?: string; accept?: string; raw?: string } = {}): Promise<{ status: number; json: any; text: string; headers: Headers }> {
-  const headers: Record<string, string> = { 'content-type': 'application/json' };
-  if (token !== undefined) headers.authorization = `Bearer ${token}`;
+/** A read-side API call; no token sends none (the collector's Basic auth is no Bearer token). */
+export function api(url: string, token: string | undefined, body: unknown, opts: { path?: string; accept?: string; raw?: string } = {}) {
+  const headers: Record<string, string> = token === undefined ? {} : { authorization: `Bearer ${token}` };
   if (opts.accept) headers.accept = opts.accept;
-  const res = await fetch(`${url}${opts.path ?? '/api/v1/query'}`, { method: 'POST', headers, body: opts.raw ?? JSON.stringify(body) });
-  const text = await res.text();
-  let json: any;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = undefined;
-  }
-  return { status: res.status, json, text, headers: res.headers };
+  return post(`${url}${opts.path ?? '/api/v1/query'}`, opts.raw ?? body, headers);
 }

@@ -46,13 +46,55 @@ async function pinUtc(conn: DuckDBConnection): Promise<void> {
   }
 }
 
-export class Engine {
-  /** Connections for writing outputs, so several small COPYs run at once (each is mostly one thread). */
-  private readonly writers: DuckDBConnection[] = [];
+/**
+ * Up to `max` connections of one DuckDB instance, shared by callers: an idle one, else a new one, else the
+ * next one released. The job engine writes outputs through one; the read cache answers queries through one.
+ */
+export class ConnectionPool {
+  private readonly all: DuckDBConnection[] = [];
   private readonly idle: DuckDBConnection[] = [];
   private readonly waiting: Array<(c: DuckDBConnection) => void> = [];
 
-  private constructor(private readonly instance: DuckDBInstance, private readonly conn: DuckDBConnection, private readonly maxWriters: number) {}
+  constructor(private readonly instance: DuckDBInstance, private readonly max: number, private readonly setup: (c: DuckDBConnection) => Promise<void> = async () => undefined) {}
+
+  async use<T>(body: (c: DuckDBConnection) => Promise<T>): Promise<T> {
+    const conn = await this.acquire();
+    try {
+      return await body(conn);
+    } finally {
+      const next = this.waiting.shift();
+      if (next) next(conn);
+      else this.idle.push(conn);
+    }
+  }
+
+  private async acquire(): Promise<DuckDBConnection> {
+    const idle = this.idle.pop();
+    if (idle) return idle;
+    if (this.all.length < this.max) {
+      const conn = await this.instance.connect();
+      this.all.push(conn);
+      await this.setup(conn);
+      return conn;
+    }
+    return new Promise((resolve) => this.waiting.push(resolve));
+  }
+
+  close(): void {
+    for (const c of this.all) c.closeSync();
+  }
+}
+
+export class Engine {
+  /**
+   * Connections for writing outputs, so several small COPYs run at once (each is mostly one thread).
+   * Writers see the job's tables (which are therefore never TEMP: temporary tables belong to one connection).
+   */
+  private readonly writers: ConnectionPool;
+
+  private constructor(private readonly instance: DuckDBInstance, private readonly conn: DuckDBConnection, maxWriters: number) {
+    this.writers = new ConnectionPool(instance, maxWriters, pinUtc);
+  }
 
   static async open(opts: { threads?: number; tempDir?: string; memoryLimitBytes?: number } = {}): Promise<Engine> {
     const config: Record<string, string> = { autoinstall_known_extensions: 'false', autoload_known_extensions: 'false' };
@@ -87,12 +129,7 @@ export class Engine {
    * written as empty fields rather than "".
    */
   async copyToCsv(select: string, file: string, opts: { header?: boolean } = {}): Promise<void> {
-    const conn = await this.writer();
-    try {
-      await conn.run(`COPY (${select}) TO ${sqlString(file)} (FORMAT csv, HEADER ${opts.header ?? true}, DELIMITER ',', QUOTE '"', ESCAPE '"')`);
-    } finally {
-      this.release(conn);
-    }
+    await this.writers.use((conn) => conn.run(`COPY (${select}) TO ${sqlString(file)} (FORMAT csv, HEADER ${opts.header ?? true}, DELIMITER ',', QUOTE '"', ESCAPE '"')`));
   }
 
   /**
@@ -111,30 +148,8 @@ export class Engine {
     }
   }
 
-  private release(conn: DuckDBConnection): void {
-    const next = this.waiting.shift();
-    if (next) next(conn);
-    else this.idle.push(conn);
-  }
-
-  /**
-   * A writer connection: an idle one, a new one up to WRITERS, or the next to be released. Writers see the
-   * job's tables (which are therefore never TEMP: temporary tables belong to one connection).
-   */
-  private async writer(): Promise<DuckDBConnection> {
-    const idle = this.idle.pop();
-    if (idle) return idle;
-    if (this.writers.length < this.maxWriters) {
-      const conn = await this.instance.connect();
-      this.writers.push(conn);
-      await pinUtc(conn);
-      return conn;
-    }
-    return new Promise((resolve) => this.waiting.push(resolve));
-  }
-
   close(): void {
-    for (const c of this.writers) c.closeSync();
+    this.writers.close();
     this.conn.closeSync();
     this.instance.closeSync();
   }

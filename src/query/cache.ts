@@ -17,7 +17,7 @@ import { DuckDBInstance, type DuckDBConnection, type DuckDBType, type DuckDBValu
 import type { Logger } from 'pino';
 import type { MetricDef } from '../jobs/aggregates/metrics.js';
 import { AGGREGATE_HEADER, metricFingerprint } from '../jobs/aggregates/metrics.js';
-import { sqlIn, sqlString } from '../jobs/engine.js';
+import { ConnectionPool, sqlIn, sqlString } from '../jobs/engine.js';
 import { runSessions, TRACK_FACT_COLUMNS } from '../jobs/sessions/job.js';
 import { listCsv, Stager } from '../jobs/staging.js';
 import { readCsvSql, TRACK_HEADER, TRACK_TYPES } from '../jobs/tracks.js';
@@ -114,9 +114,7 @@ function chunks<T>(xs: readonly T[], n: number): T[][] {
 
 export class ReadCache {
   computedThrough: ComputedThrough = { aggregates: null, sessions: null };
-  private readonly readers: DuckDBConnection[] = [];
-  private readonly idle: DuckDBConnection[] = [];
-  private readonly waiting: Array<(c: DuckDBConnection) => void> = [];
+  private readonly readers: ConnectionPool;
   private running: Promise<RefreshReport> | undefined;
   private sessionTail = { fingerprint: '', at: 0, days: '', tookMs: 0 };
   private timer: NodeJS.Timeout | undefined;
@@ -124,6 +122,7 @@ export class ReadCache {
 
   private constructor(private readonly o: ReadCacheOptions, private readonly instance: DuckDBInstance, private readonly conn: DuckDBConnection) {
     this.metricNames = new Set(o.metrics.map((m) => m.name));
+    this.readers = new ConnectionPool(instance, READERS);
   }
 
   static async open(o: ReadCacheOptions): Promise<ReadCache> {
@@ -399,33 +398,14 @@ export class ReadCache {
 
   /** Rows of a read-only statement with named parameters ($name), on a reader connection of its own. */
   async read<T = Record<string, unknown>>(statement: string, values: Record<string, DuckDBValue> = {}, types?: Record<string, DuckDBType>): Promise<T[]> {
-    const conn = await this.reader();
-    try {
-      const reader = await conn.runAndReadAll(statement, values, types);
-      return reader.getRowObjects() as T[];
-    } finally {
-      const next = this.waiting.shift();
-      if (next) next(conn);
-      else this.idle.push(conn);
-    }
-  }
-
-  private async reader(): Promise<DuckDBConnection> {
-    const idle = this.idle.pop();
-    if (idle) return idle;
-    if (this.readers.length < READERS) {
-      const conn = await this.instance.connect();
-      this.readers.push(conn);
-      return conn;
-    }
-    return new Promise((resolve) => this.waiting.push(resolve));
+    return this.readers.use(async (conn) => (await conn.runAndReadAll(statement, values, types)).getRowObjects() as T[]);
   }
 
   async close(): Promise<void> {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     await this.running?.catch(() => undefined);
-    for (const c of this.readers) c.closeSync();
+    this.readers.close();
     this.conn.closeSync();
     this.instance.closeSync();
   }
