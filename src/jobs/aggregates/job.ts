@@ -16,7 +16,7 @@ import { collectRejects, type Manifest, manifestBody, type Outputs, parseManifes
 import { listCsv, Stager } from '../staging.js';
 import { readTracksSql, TRACK_HEADER } from '../tracks.js';
 import { AGGREGATE_HEADER, metricFingerprint, type MetricDef } from './metrics.js';
-import { paths, type RollContext, rollUp, type RollupReport, type Snapshot, snapshotFiles } from './rollup.js';
+import { INCREMENTAL_DAYS, paths, type RollContext, rollUp, type RollupReport, type Snapshot, snapshotFiles } from './rollup.js';
 
 export { paths, publicSql } from './rollup.js';
 
@@ -65,12 +65,17 @@ export async function runAggregates(days: readonly string[], o: AggregateOptions
     const definition = definitionOf(o.metrics);
     /** What each recomputed day's metric files held before: the change the levels above are updated by. */
     const snapshots = new Map<string, Snapshot>();
+    let snapshotted = 0;
     for (const [i, day] of days.entries()) {
       const { listed, manifest, current } = await dayState(o.store, day, o.metrics);
       if (current && !o.force) {
         run.days.push({ day, status: 'unchanged', inputs: listed.length, report: manifest!.report });
       } else {
-        for (const [key, snap] of await snapshotFiles(o.store, ctx.keep, `aggregates/daily/${dayPath(day)}/`, o.metrics.map((m) => paths.daily(day, m.name)))) snapshots.set(key, snap);
+        // A backfill (more days than the levels take one by one) rolls every level from its files: no
+        // snapshot is kept beyond that, or a year of daily files would fill the scratch folder.
+        if (snapshotted++ < INCREMENTAL_DAYS) {
+          for (const [key, snap] of await snapshotFiles(o.store, ctx.keep, `aggregates/daily/${dayPath(day)}/`, o.metrics.map((m) => paths.daily(day, m.name)))) snapshots.set(key, snap);
+        }
         const staged = await stager.objects(listed, TRACK_HEADER);
         const report = await computeDay(engine, day, staged.files, o.metrics, out, i);
         report.skippedFiles = staged.skipped;

@@ -21,7 +21,7 @@ import { readCsvSql, relationSql } from '../tracks.js';
 import { AGGREGATE_HEADER, type MetricDef } from './metrics.js';
 
 /** Days recomputed in a run up to which a level is updated day by day; more is a backfill, rolled from its files. */
-const INCREMENTAL_CHANGES = 7;
+export const INCREMENTAL_DAYS = 7;
 const CONCAT_LIMIT = 8 * 1024 * 1024;
 /** Aggregate files have short rows: 8 MiB read buffers instead of DuckDB's 32 (a merge reads three files at once). */
 const MERGE_READ = { bufferBytes: 8 * 2 ** 20 };
@@ -110,10 +110,12 @@ export async function rollUp(ctx: RollContext, changedDays: readonly string[], d
   const months = [...new Set(changedDays.map((d) => d.slice(0, 7)))].sort();
   const years = [...new Set(months.map((m) => m.slice(0, 4)))].sort();
   if (changedDays.length === 0) return { months, years };
+  // A backfill rolls every level from its files: staging every day's file for merges no level would take.
+  if (changedDays.length > INCREMENTAL_DAYS) ctx = { ...ctx, rebuild: true };
   await ctx.out.flush();
   // The days' files as they are now, staged once for every level (in place on a local store).
   const now = new Map<string, string>();
-  for (const month of months) {
+  for (const month of ctx.rebuild ? [] : months) {
     const listed = (await ctx.store.list(`aggregates/daily/${month.replace('-', '/')}/`)).filter((o) => changedDays.some((d) => o.key.startsWith(`aggregates/daily/${dayPath(d)}/`)));
     for (const f of (await ctx.keep.objects(listed, AGGREGATE_HEADER)).files) now.set(f.key, f.file);
   }
@@ -197,7 +199,7 @@ async function updateLevel(ctx: RollContext, level: Level, deltas: readonly Delt
     const changes = deltas.filter((d) => d.metric === m.name).sort((a, b) => a.day - b.day);
     const current = states.get(level.state(m.name));
     let file: string | undefined;
-    if (!ctx.rebuild && m.measure === 'count' && current && changes.length <= INCREMENTAL_CHANGES && consistent(recorded?.[m.name], current.etag, mine, replaced.filter((r) => r.metric === m.name))) {
+    if (!ctx.rebuild && m.measure === 'count' && current && changes.length <= INCREMENTAL_DAYS && consistent(recorded?.[m.name], current.etag, mine, replaced.filter((r) => r.metric === m.name))) {
       file = await merge(ctx, current, changes);
     }
     report.push({ level: level.name, metric: m.name, mode: file ? 'incremental' : 'full' });
