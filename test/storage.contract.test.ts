@@ -6,6 +6,7 @@ import { promises as fs } from 'node:fs';
 import net from 'node:net';
 import { StorageError } from '../src/lib/errors.js';
 import { LocalStore } from '../src/storage/local.js';
+import { overlayStore } from '../src/storage/overlay.js';
 import { S3Store } from '../src/storage/s3.js';
 import { withErrorContext, type ObjectStore } from '../src/storage/store.js';
 import { tempDir } from './helpers.js';
@@ -122,3 +123,31 @@ contract(
     return new S3Store({ bucket: 'nowhere', prefix: '', endpoint: `http://127.0.0.1:${port}`, forcePathStyle: true, region: 'us-east-1', credentials: { accessKeyId: 'x', secretAccessKey: 'y' } });
   },
 );
+contract(
+  'overlay (a folder over a local folder)',
+  async () => ({ store: overlayStore(new LocalStore(path.join(tempDir('base'), 'root')), new LocalStore(path.join(tempDir('top'), 'root'))), close: async () => {} }),
+  async () => {
+    const file = path.join(tempDir('store'), 'a-file');
+    await fs.writeFile(file, '');
+    return overlayStore(new LocalStore(path.join(file, 'base')), new LocalStore(path.join(file, 'top')));
+  },
+);
+
+describe('the overlay store', () => {
+  it('reads through to the base, the folder winning, and writes only to the folder', async () => {
+    const base = new LocalStore(path.join(tempDir('base'), 'root'));
+    const top = new LocalStore(path.join(tempDir('top'), 'root'));
+    await base.put('d/a.csv', 'base a\n');
+    await base.put('d/b.csv', 'base b\n');
+    const store = overlayStore(base, top);
+    await store.put('d/b.csv', 'top b\n');
+    await store.put('d/c.csv', 'top c\n');
+    assert.equal((await store.get('d/a.csv'))!.toString(), 'base a\n');
+    assert.equal((await store.get('d/b.csv'))!.toString(), 'top b\n');
+    assert.deepEqual((await store.list('d/')).map((o) => o.key), ['d/a.csv', 'd/b.csv', 'd/c.csv']);
+    assert.equal((await base.get('d/b.csv'))!.toString(), 'base b\n', 'the base is untouched');
+    assert.equal(await base.get('d/c.csv'), undefined);
+    assert.equal(store.localPath!('d/a.csv'), base.localPath('d/a.csv'));
+    assert.equal(store.localPath!('d/b.csv'), top.localPath('d/b.csv'));
+  });
+});
