@@ -11,6 +11,7 @@ import type { ObjectStore } from '../src/storage/store.js';
 import { IDENTITY_COLUMNS, TRACK_COLUMNS } from '../src/tracking/columns.js';
 import { toCsv } from '../src/tracking/csv.js';
 import { silent, tempDir } from './helpers.js';
+import { prng } from '../src/segment/simulator.js';
 
 const MIN = 60_000;
 const T = Date.parse('2026-04-10T08:00:00.000Z');
@@ -293,5 +294,61 @@ describe('track analysis', () => {
     // After the first view: a goes on to chat and order, b to load, c to its second view.
     assert.deepEqual(paths, [{ events: ['chat', 'order'], sessions: 1 }, { events: ['load'], sessions: 1 }, { events: ['view'], sessions: 1 }]);
     assert.deepEqual((await funnel(store, { from: '2026-04-10', to: '2026-04-10', steps: ['load', 'view'], tenant: 'nobody' })).map((s) => s.sessions), [0, 0]);
+  });
+});
+
+describe('user facts', () => {
+  it('updated by the recomputed days give the bytes computed from every day, over a random sequence of runs', async () => {
+    const days = ['2026-04-08', '2026-04-09', '2026-04-10', '2026-04-11', '2026-04-12'];
+    const a = new LocalStore(path.join(tempDir('users-incr'), 'data'));
+    const b = new LocalStore(path.join(tempDir('users-full'), 'data'));
+    const rnd = prng(5);
+    const files = new Map<string, string[]>(days.map((d) => [d, []]));
+    const modes = new Set<string>();
+    for (let step = 0; step < 10; step++) {
+      const touched = [...new Set(Array.from({ length: 1 + Math.floor(rnd() * 2) }, () => days[Math.floor(rnd() * days.length)]!))].sort();
+      for (const day of touched) {
+        const mine = files.get(day)!;
+        if (mine.length > 1 && rnd() < 0.3) {
+          // A file goes away: some users lose their first or last day.
+          const key = mine.splice(Math.floor(rnd() * mine.length), 1)[0]!;
+          for (const store of [a, b]) await store.delete(key);
+          continue;
+        }
+        const start = Date.parse(`${day}T00:00:00Z`);
+        const evs: Ev[] = Array.from({ length: 25 }, () => ({
+          time: start + Math.floor(rnd() * 86_000_000),
+          device: `d${Math.floor(rnd() * 12)}`,
+          account: rnd() < 0.3 ? `u${Math.floor(rnd() * 4)}` : undefined,
+          event: ['load', 'view', 'chat'][Math.floor(rnd() * 3)],
+        }));
+        const name = `n1-${String(step).padStart(12, '0')}`;
+        mine.push(`tracks/${dayPath(day)}/${name}.csv`);
+        for (const store of [a, b]) await writeEvents(store, evs, name);
+      }
+      const run = await runSessions(touched, opts(a));
+      modes.add(run.userFacts ?? 'none');
+      await b.delete('users/_state/_inputs.json'); // no record: every day's state is read
+      await runSessions(touched, opts(b));
+      for (const key of ['users/user_facts.csv', 'users/_state/user_devices.csv']) {
+        assert.equal((await a.get(key))?.toString(), (await b.get(key))?.toString(), `${key} after step ${step} (${touched.join(', ')})`);
+      }
+    }
+    assert.ok(modes.has('incremental') && modes.has('full'), [...modes].join(' '));
+  });
+
+  it("read every day's state when a user leaves the changed day that held its first time", async () => {
+    const store = new LocalStore(path.join(tempDir('users-first'), 'data'));
+    const at = (day: string, h: number) => Date.parse(`${day}T${String(h).padStart(2, '0')}:00:00Z`);
+    await writeEvents(store, [{ time: at('2026-04-08', 9), device: 'd1', account: 'u1' }], 'n1-000000000001');
+    await writeEvents(store, [{ time: at('2026-04-09', 9), device: 'd1', account: 'u1' }, { time: at('2026-04-10', 9), device: 'd1', account: 'u1' }], 'n1-000000000002');
+    await runSessions(['2026-04-08', '2026-04-09', '2026-04-10'], opts(store));
+    // The 8th loses u1, the 10th gains an event: u1's first time is now the 9th's, a day this run does not read.
+    await store.delete('tracks/2026/04/08/n1-000000000001.csv');
+    await writeEvents(store, [{ time: at('2026-04-10', 12), device: 'd1', account: 'u1' }], 'n1-000000000003');
+    const run = await runSessions(['2026-04-08', '2026-04-10'], opts(store));
+    assert.equal(run.userFacts, 'full');
+    const facts = await csv(store, 'users/user_facts.csv');
+    assert.deepEqual(facts.map((f) => [f.userid, f.first_seen, f.last_seen, f.events]), [['u1', String(at('2026-04-09', 9)), String(at('2026-04-10', 12)), '3']]);
   });
 });

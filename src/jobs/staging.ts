@@ -115,3 +115,17 @@ export class Stager {
     await this.scratch.remove();
   }
 }
+
+/** What a file held before a run replaced it: a private copy and its ETag (both undefined: there was none). */
+export interface Snapshot {
+  file: string | undefined;
+  etag: string | undefined;
+}
+
+/** Snapshots of the files at keys (all in folder, listed once for their ETags), before they are replaced. */
+export async function snapshotFiles(store: ObjectStore, keep: Stager, folder: string, keys: readonly string[]): Promise<Map<string, Snapshot>> {
+  const listed = new Map((await store.list(folder)).map((o) => [o.key, o.etag]));
+  const out = new Map<string, Snapshot>();
+  for (const key of keys) out.set(key, listed.has(key) ? { etag: listed.get(key), file: await keep.snapshot(key) } : { file: undefined, etag: undefined });
+  return out;
+}

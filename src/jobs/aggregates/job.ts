@@ -13,10 +13,10 @@ import type { ObjectInfo, ObjectStore } from '../../storage/store.js';
 import { type Engine, sql, sqlString } from '../engine.js';
 import { allSettled, type JobContext, type JobResources, withJob } from '../context.js';
 import { collectRejects, type Manifest, manifestBody, type Outputs, parseManifest, sameInputs, type RunReport } from '../outputs.js';
-import { listCsv, Stager } from '../staging.js';
+import { listCsv, type Snapshot, snapshotFiles, Stager } from '../staging.js';
 import { readTracksSql, TRACK_HEADER } from '../tracks.js';
 import { AGGREGATE_HEADER, metricFingerprint, type MetricDef } from './metrics.js';
-import { INCREMENTAL_DAYS, paths, type RollContext, rollUp, type RollupReport, type Snapshot, snapshotFiles } from './rollup.js';
+import { INCREMENTAL_DAYS, paths, type RollContext, rollUp, type RollupReport } from './rollup.js';
 
 export { paths, publicSql } from './rollup.js';
 

@@ -16,7 +16,7 @@ import { allSettled } from '../context.js';
 import type { Engine } from '../engine.js';
 import { sql } from '../engine.js';
 import type { Outputs } from '../outputs.js';
-import type { Stager } from '../staging.js';
+import type { Snapshot, Stager } from '../staging.js';
 import { readCsvSql, relationSql } from '../tracks.js';
 import { AGGREGATE_HEADER, type MetricDef } from './metrics.js';
 
@@ -51,20 +51,6 @@ export interface RollContext {
   rebuild: boolean;
   /** Holds the snapshots of replaced files until the run ends. */
   keep: Stager;
-}
-
-/** What a file held before a run replaced it: a private copy and its ETag (both undefined: there was none). */
-export interface Snapshot {
-  file: string | undefined;
-  etag: string | undefined;
-}
-
-/** Snapshots of the files at keys (all in folder, listed once for their ETags), before they are replaced. */
-export async function snapshotFiles(store: ObjectStore, keep: Stager, folder: string, keys: readonly string[]): Promise<Map<string, Snapshot>> {
-  const listed = new Map((await store.list(folder)).map((o) => [o.key, o.etag]));
-  const out = new Map<string, Snapshot>();
-  for (const key of keys) out.set(key, listed.has(key) ? { etag: listed.get(key), file: await keep.snapshot(key) } : { file: undefined, etag: undefined });
-  return out;
 }
 
 /** One recomputed day of one metric: what its file held, what it holds now (local files; undefined: none). */

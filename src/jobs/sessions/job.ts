@@ -13,10 +13,10 @@ import { addDays, dayPath, dayStartMs, daysBetween } from '../../lib/dates.js';
 import type { ObjectInfo, ObjectStore } from '../../storage/store.js';
 import { TRACK_COLUMNS } from '../../tracking/columns.js';
 import { type Engine, sql, sqlString } from '../engine.js';
-import { allSettled, type JobResources, withJob } from '../context.js';
+import { allSettled, type JobContext, type JobResources, withJob } from '../context.js';
 import { collectRejects, manifestBody, type Outputs, readManifest, sameInputs, type RunReport } from '../outputs.js';
-import { listCsv, type StagedFile, type Stager } from '../staging.js';
-import { IDENTITY_HEADER, IDENTITY_TYPES, relationSql, TRACK_HEADER, TRACK_TYPES } from '../tracks.js';
+import { listCsv, type Snapshot, snapshotFiles, type StagedFile, Stager } from '../staging.js';
+import { IDENTITY_HEADER, IDENTITY_TYPES, readCsvSql, relationSql, TRACK_HEADER, TRACK_TYPES } from '../tracks.js';
 import { factInputs, writeTrackFacts } from './track-facts.js';
 
 export const ALIAS_COLUMNS = ['tenantid', 'deviceid', 'userid', 'time'] as const;
@@ -32,7 +32,13 @@ export const sessionPaths = {
   state: (day: string) => `sessions/_state/${dayPath(day)}/state.csv`,
   manifest: (day: string) => `sessions/_state/${dayPath(day)}/manifest.json`,
   userFacts: 'users/user_facts.csv',
+  userDevices: 'users/_state/user_devices.csv',
+  userInputs: 'users/_state/_inputs.json',
 };
+
+/** Days recomputed in a run up to which the user facts are updated by their change; more reads every day's state. */
+const INCREMENTAL_DAYS = 7;
+const USER_DEVICE_TYPES = { tenantid: 'VARCHAR', userid: 'VARCHAR', deviceid: 'VARCHAR', first_seen: 'BIGINT', last_seen: 'BIGINT', events: 'BIGINT', sessions: 'BIGINT' };
 
 export interface SessionOptions extends JobResources {
   store: ObjectStore;
@@ -56,6 +62,8 @@ export interface SessionRun {
   aliases: number;
   filesWritten: number;
   report: RunReport;
+  /** How the user facts were brought up to date (none: no day was computed, or userFacts is off). */
+  userFacts?: 'incremental' | 'full';
 }
 
 // Every column of a row: their hash orders events of a user that share a timestamp.
@@ -87,6 +95,15 @@ export async function staleSessionDays(store: ObjectStore, days: readonly string
 }
 
 export async function runSessions(days: readonly string[], o: SessionOptions): Promise<SessionRun> {
+  const keep = new Stager(o.store, o.tmpDir);
+  try {
+    return await sessionsRun(days, o, keep);
+  } finally {
+    await keep.cleanup();
+  }
+}
+
+async function sessionsRun(days: readonly string[], o: SessionOptions, keep: Stager): Promise<SessionRun> {
   return withJob(o.store, o, async ({ engine, stager, out }) => {
     const run: SessionRun = { computed: [], unchanged: [], aliasChanged: [], aliases: 0, filesWritten: 0, report: { badRows: [], badRowCount: 0, skippedFiles: [] } };
     // 1. Which days' tracking files changed since they were computed (or never were, or --force).
@@ -127,7 +144,13 @@ export async function runSessions(days: readonly string[], o: SessionOptions): P
 
     // 4. Each day over its three-day window (the preloaded one first, while its rows are loaded).
     const order = preloaded ? [preloaded.day, ...todo.filter((d) => d !== preloaded.day)] : todo;
+    // What the days' state files held before: the change the user facts are updated by (none kept for a
+    // backfill, which reads every day's state anyway).
+    const oldStates = new Map<string, Snapshot>();
     for (const [i, day] of order.entries()) {
+      if (todo.length <= INCREMENTAL_DAYS && o.userFacts !== false) {
+        for (const [k, v] of await snapshotFiles(o.store, keep, `sessions/_state/${dayPath(day)}/`, [sessionPaths.state(day)])) oldStates.set(k, v);
+      }
       const window = day === preloaded?.day ? preloaded : await load(day);
       const report = await computeDay(engine, day, window, o, out);
       await out.flush(); // the manifest vouches for the day's files: they are stored first
@@ -140,11 +163,10 @@ export async function runSessions(days: readonly string[], o: SessionOptions): P
       o.onProgress?.(i + 1, todo.length, day);
     }
 
-    // 5. User facts from every day's small state file.
+    // 5. User facts, from the per-(user, device) state updated by the days' change (or from every day's state).
     if (todo.length > 0 && o.userFacts !== false) {
-      await out.flush(); // the user facts read the state files this run wrote
-      const states = await stager.objects((await o.store.list('sessions/_state/')).filter((x) => x.key.endsWith('/state.csv')), Object.keys(STATE_TYPES).join(','));
-      await out.write(sessionPaths.userFacts, sql('user_facts', { states: relationSql(states.files.map((f) => f.file), STATE_TYPES) }));
+      await out.flush(); // they read the state files this run wrote
+      run.userFacts = await writeUserFacts({ engine, stager, out }, o, todo, oldStates);
       await stager.cleanup();
     }
     await out.flush();
@@ -152,6 +174,69 @@ export async function runSessions(days: readonly string[], o: SessionOptions): P
     run.filesWritten = out.written;
     return run;
   });
+}
+
+/**
+ * users/_state/user_devices.csv (per tenant, user and device over the whole history) and the user facts
+ * from it. Updated by the recomputed days' change when its record (users/_state/_inputs.json: its own ETag
+ * and every day state's) matches the state files as they were; else, for a backfill, or when a first or
+ * last time cannot be told from the change, computed from every day's state. Both give the same bytes.
+ */
+async function writeUserFacts({ stager, out }: JobContext, o: SessionOptions, todo: readonly string[], oldStates: ReadonlyMap<string, Snapshot>): Promise<'incremental' | 'full'> {
+  const states = (await o.store.list('sessions/_state/')).filter((x) => x.key.endsWith('/state.csv'));
+  const current = (await o.store.list(sessionPaths.userDevices)).find((x) => x.key === sessionPaths.userDevices);
+  let file: string | undefined;
+  if (todo.length <= INCREMENTAL_DAYS && current && consistentUsers(parseUserInputs(await o.store.get(sessionPaths.userInputs)), current, states, todo, oldStates)) {
+    const cur = (await stager.objects([current], Object.keys(USER_DEVICE_TYPES).join(','))).files;
+    const changed = new Set(todo.map(sessionPaths.state));
+    const now = await stager.objects(states.filter((x) => changed.has(x.key)), Object.keys(STATE_TYPES).join(','));
+    const old = todo.flatMap((d) => oldStates.get(sessionPaths.state(d))?.file ?? []);
+    if (cur.length === 1) {
+      file = await out.render(sql('user_devices_merge', {
+        current: readCsvSql([cur[0]!.file], USER_DEVICE_TYPES),
+        old: relationSql(old, STATE_TYPES),
+        new: relationSql(now.files.map((f) => f.file), STATE_TYPES),
+      })).catch((e: Error) => {
+        if (/first or last time unknown/.test(e.message)) return undefined;
+        throw e;
+      });
+    }
+  }
+  const mode = file ? 'incremental' : 'full';
+  if (!file) {
+    const all = await stager.objects(states, Object.keys(STATE_TYPES).join(','));
+    file = await out.render(sql('user_devices', { states: relationSql(all.files.map((f) => f.file), STATE_TYPES) }));
+  }
+  const facts = await out.render(sql('user_facts', { devices: readCsvSql([file], USER_DEVICE_TYPES) }));
+  out.writeFile(sessionPaths.userDevices, file);
+  out.writeFile(sessionPaths.userFacts, facts);
+  await out.flush(); // the record vouches for the state: it is stored first
+  const written = (await o.store.list(sessionPaths.userDevices)).find((x) => x.key === sessionPaths.userDevices);
+  out.writeText(sessionPaths.userInputs, `${JSON.stringify({ version: 1, state: written?.etag, days: Object.fromEntries(states.map((x) => [x.key, x.etag])) })}\n`);
+  return mode;
+}
+
+function parseUserInputs(body: Buffer | undefined): { state: string; days: Record<string, string> } | undefined {
+  if (!body) return undefined;
+  try {
+    const x = JSON.parse(body.toString('utf8')) as { version?: number; state?: string; days?: Record<string, string> };
+    return x.version === 1 && typeof x.state === 'string' && x.days && typeof x.days === 'object' ? { state: x.state, days: x.days } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether the record describes this state, built from the day states as they are (the rewritten ones as they were). */
+function consistentUsers(recorded: ReturnType<typeof parseUserInputs>, state: ObjectInfo, states: readonly ObjectInfo[], todo: readonly string[], oldStates: ReadonlyMap<string, Snapshot>): boolean {
+  if (!recorded || recorded.state !== state.etag) return false;
+  const before = new Map<string, string | undefined>(states.map((x) => [x.key, x.etag]));
+  for (const d of todo) {
+    const key = sessionPaths.state(d);
+    if (!oldStates.has(key)) return false;
+    before.set(key, oldStates.get(key)!.etag);
+  }
+  for (const k of new Set([...Object.keys(recorded.days), ...before.keys()])) if (recorded.days[k] !== before.get(k)) return false;
+  return true;
 }
 
 /** Days in [from, to] whose devices the current alias map now maps to another user. */

@@ -1,4 +1,4 @@
--- User facts over the whole history, from each day's small 'user' state rows (O(days), never raw events).
+-- User facts over the whole history, from user_devices (one row per user and device, never raw events).
 SELECT
   tenantid,
   userid,
@@ -7,7 +7,6 @@ SELECT
   sum(sessions) AS sessions,
   sum(events) AS events,
   count(DISTINCT deviceid) AS devices
-FROM {{states}}
-WHERE kind = 'user'
+FROM {{devices}}
 GROUP BY tenantid, userid
 ORDER BY tenantid, userid
