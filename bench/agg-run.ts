@@ -3,13 +3,15 @@
  * its own: `job <root> <day> [threads]` runs `tracklake aggregate` for the day; `floor <root> <day>
  * [threads]` is the floor: one DuckDB process that scans the day's tracking files once and writes each
  * output at its real size (the daily files; the month, year and overall state files by reading the previous
- * file and merging the day in; the month and year public files). Prints {"seconds", "peakMiB"}.
+ * file and merging the day in; the month and year public files); `sessions <root> <day> [threads]` runs
+ * `tracklake sessions` for the day. Prints {"seconds", "peakMiB"}.
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { pino } from 'pino';
 import { runAggregates } from '../src/jobs/aggregates/job.js';
 import { metricSet } from '../src/jobs/aggregates/metrics.js';
+import { runSessions } from '../src/jobs/sessions/job.js';
 import { Engine, sqlString } from '../src/jobs/engine.js';
 import { readCsvSql, readTracksSql } from '../src/jobs/tracks.js';
 import { dayPath, dayStartMs } from '../src/lib/dates.js';
@@ -50,6 +52,7 @@ async function floor(): Promise<void> {
 
 const t = process.hrtime.bigint();
 if (mode === 'floor') await floor();
+else if (mode === 'sessions') await runSessions([day], { store: new LocalStore(root), logger: pino({ level: 'silent' }), inactivityMinutes: 30, includeBots: false, lookbackDays: 35, threads });
 else await runAggregates([day], { store: new LocalStore(root), metrics, logger: pino({ level: 'silent' }), threads });
 const seconds = Number(process.hrtime.bigint() - t) / 1e9;
 process.stdout.write(`${JSON.stringify({ seconds, peakMiB: Math.round(process.resourceUsage().maxRSS / 1024) })}\n`);
