@@ -4,7 +4,8 @@
  * [threads]` is the floor: one DuckDB process that scans the day's tracking files once and writes each
  * output at its real size (the daily files; the month, year and overall state files by reading the previous
  * file and merging the day in; the month and year public files); `sessions <root> <day> [threads]` runs
- * `tracklake sessions` for the day. Prints {"seconds", "peakMiB"}.
+ * `tracklake sessions` for the day; `job-force` recomputes the day even when unchanged; `raw <root> <day>` is
+ * the small-key floor, one hand-written query for the day's three daily results. Prints {"seconds", "peakMiB"}.
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
@@ -50,9 +51,26 @@ async function floor(): Promise<void> {
   engine.close();
 }
 
+/** The three daily results in one query, straight from the day's files. */
+async function raw(): Promise<void> {
+  const engine = await Engine.open({ threads });
+  const dir = path.join(root, 'tracks', dayPath(day));
+  const files = (await fs.readdir(dir)).map((f) => path.join(dir, f));
+  await engine.all(`
+    SELECT tenantid, coalesce(merchantid, '') AS merchantid, productid,
+           count(*) FILTER (WHERE event = 'view') AS view,
+           count(*) FILTER (WHERE event = 'share') AS share,
+           count(*) FILTER (WHERE event = 'chat') AS chat
+    FROM ${readTracksSql(files)}
+    WHERE productid IS NOT NULL AND bot IS DISTINCT FROM true AND time IS NOT NULL
+    GROUP BY ALL ORDER BY ALL`);
+  engine.close();
+}
+
 const t = process.hrtime.bigint();
 if (mode === 'floor') await floor();
+else if (mode === 'raw') await raw();
 else if (mode === 'sessions') await runSessions([day], { store: new LocalStore(root), logger: pino({ level: 'silent' }), inactivityMinutes: 30, includeBots: false, lookbackDays: 35, threads });
-else await runAggregates([day], { store: new LocalStore(root), metrics, logger: pino({ level: 'silent' }), threads });
+else await runAggregates([day], { store: new LocalStore(root), metrics, logger: pino({ level: 'silent' }), threads, force: mode === 'job-force' });
 const seconds = Number(process.hrtime.bigint() - t) / 1e9;
 process.stdout.write(`${JSON.stringify({ seconds, peakMiB: Math.round(process.resourceUsage().maxRSS / 1024) })}\n`);
