@@ -10,28 +10,20 @@
  * earlier days' daily files and the earlier months' and years' states are small placeholders: the nightly
  * run lists them (for their ETags) but never reads them, and neither does the floor.
  */
-import { execFileSync } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import { paths } from '../src/jobs/aggregates/rollup.js';
 import { dayPath, dayStartMs } from '../src/lib/dates.js';
 import { LocalStore } from '../src/storage/local.js';
 import { TRACK_COLUMNS } from '../src/tracking/columns.js';
+import { copyCsv, side } from './lake.js';
 
 const ROWS = Number(process.env.BENCH_STEADY_ROWS ?? 3_200_000);
 const CATALOGUE = 8_000_000;
 const SHARES: Record<string, number> = { view: 0.7, share: 0.1, chat: 0.1 }; // the rest: page loads without a product
 const MONTH = '2026-11';
 const DAYS = ['2026-11-20', '2026-11-21', '2026-11-22'];
-const q = (s: string) => `'${s.replaceAll("'", "''")}'`;
-const RUNNER = path.join(path.dirname(fileURLToPath(import.meta.url)), 'agg-run.js');
-
-async function copy(c: DuckDBConnection, select: string, file: string): Promise<void> {
-  await fs.mkdir(path.dirname(file), { recursive: true });
-  await c.run(`COPY (${select}) TO ${q(file)} (FORMAT csv, HEADER true)`);
-}
 
 async function trackingDay(c: DuckDBConnection, root: string, day: string, seed: number): Promise<void> {
   const start = dayStartMs(day);
@@ -45,7 +37,7 @@ async function trackingDay(c: DuckDBConnection, root: string, day: string, seed:
   const events = `SELECT i, floor(${CATALOGUE} * pow(random(), 2))::BIGINT AS p, CASE WHEN r < 0.7 THEN 'view' WHEN r < 0.8 THEN 'share' WHEN r < 0.9 THEN 'chat' ELSE 'load' END AS e
     FROM (SELECT i, random() AS r FROM range(${ROWS}) t(i))`;
   await c.run(`SELECT setseed(${seed / 100})`);
-  await copy(c, `SELECT ${TRACK_COLUMNS.map((k) => `${cols[k]} AS "${k}"`).join(', ')} FROM (${events}) ORDER BY time`, path.join(root, 'tracks', dayPath(day), 'n1-000000000001.csv'));
+  await copyCsv(c, `SELECT ${TRACK_COLUMNS.map((k) => `${cols[k]} AS "${k}"`).join(', ')} FROM (${events}) ORDER BY time`, path.join(root, 'tracks', dayPath(day), 'n1-000000000001.csv'));
 }
 
 /** The lake before the 20th: states at real size, placeholders below them, and the records that vouch for them. */
@@ -56,19 +48,19 @@ async function lake(root: string): Promise<void> {
   const order = 'ORDER BY tenantid, merchantid, productid';
   for (const [metric, share] of Object.entries(SHARES)) {
     // The month so far: 19 days of draws, each key's first day its earliest draw.
-    await copy(c, `SELECT min(${dayStartMs(`${MONTH}-01`)} + d * 86400000)::BIGINT AS time, 't1' AS tenantid, 'm' || (p % 20000) AS merchantid, 'p' || p AS productid, count(*) AS value
+    await copyCsv(c, `SELECT min(${dayStartMs(`${MONTH}-01`)} + d * 86400000)::BIGINT AS time, 't1' AS tenantid, 'm' || (p % 20000) AS merchantid, 'p' || p AS productid, count(*) AS value
       FROM (SELECT floor(${CATALOGUE} * pow(random(), 2))::BIGINT AS p, (random() * 18.999)::INT AS d FROM range(${Math.round(19 * ROWS * share)})) GROUP BY p ${order}`,
     path.join(root, paths.monthlyState(MONTH, metric)));
     // The year and all time: every product's expected count from its popularity (density 1 / (2·sqrt(p·C))).
     for (const [file, days, first] of [[paths.yearlyState('2026', metric), 323, '2026-01-01'], [paths.overall(metric), 1058, '2024-01-01']] as const) {
-      await copy(c, `SELECT ${dayStartMs(first)} + (hash(p, 3) % ${days - 20})::BIGINT * 86400000 AS time, 't1' AS tenantid, 'm' || (p % 20000) AS merchantid, 'p' || p AS productid, v AS value
+      await copyCsv(c, `SELECT ${dayStartMs(first)} + (hash(p, 3) % ${days - 20})::BIGINT * 86400000 AS time, 't1' AS tenantid, 'm' || (p % 20000) AS merchantid, 'p' || p AS productid, v AS value
         FROM (SELECT p, round(${days * ROWS * share} / (2 * sqrt((p + 0.5) * ${CATALOGUE})) * (0.7 + 0.6 * random()))::BIGINT AS v FROM range(${CATALOGUE}) t(p)) WHERE v > 0 ${order}`,
       path.join(root, file));
     }
     const placeholder = (time: number) => `SELECT ${time}::BIGINT AS time, 't1' AS tenantid, 'm1' AS merchantid, 'p1' AS productid, 1 AS value`;
-    for (let d = 1; d < 20; d++) await copy(c, placeholder(dayStartMs(`${MONTH}-${String(d).padStart(2, '0')}`)), path.join(root, paths.daily(`${MONTH}-${String(d).padStart(2, '0')}`, metric)));
-    for (let m = 1; m < 11; m++) await copy(c, placeholder(dayStartMs(`2026-${String(m).padStart(2, '0')}-01`)), path.join(root, paths.monthlyState(`2026-${String(m).padStart(2, '0')}`, metric)));
-    for (const y of ['2024', '2025']) await copy(c, placeholder(dayStartMs(`${y}-01-01`)), path.join(root, paths.yearlyState(y, metric)));
+    for (let d = 1; d < 20; d++) await copyCsv(c, placeholder(dayStartMs(`${MONTH}-${String(d).padStart(2, '0')}`)), path.join(root, paths.daily(`${MONTH}-${String(d).padStart(2, '0')}`, metric)));
+    for (let m = 1; m < 11; m++) await copyCsv(c, placeholder(dayStartMs(`2026-${String(m).padStart(2, '0')}-01`)), path.join(root, paths.monthlyState(`2026-${String(m).padStart(2, '0')}`, metric)));
+    for (const y of ['2024', '2025']) await copyCsv(c, placeholder(dayStartMs(`${y}-01-01`)), path.join(root, paths.yearlyState(y, metric)));
   }
   c.closeSync();
   db.closeSync();
@@ -93,11 +85,6 @@ async function linkLake(from: string, to: string): Promise<void> {
     await fs.mkdir(path.dirname(path.join(to, rel)), { recursive: true });
     await fs.link(path.join(from, rel), path.join(to, rel));
   }
-}
-
-function side(mode: 'job' | 'floor', root: string, day: string, threads?: number): { seconds: number; peakMiB: number } {
-  const out = execFileSync(process.execPath, [RUNNER, mode, root, day, ...(threads ? [String(threads)] : [])], { encoding: 'utf8', maxBuffer: 1 << 20 });
-  return JSON.parse(out.trim().split('\n').at(-1)!) as { seconds: number; peakMiB: number };
 }
 
 /** Generates the lake under work, runs both sides on two new days (and once on one thread), prints and returns a/b. */

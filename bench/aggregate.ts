@@ -7,9 +7,7 @@
  *  3. the high-cardinality steady state (bench/aggregate-steady.ts): the nightly run of a new day with
  *     ~2 000 000 keys on the 20th of a month, after a year of history, vs the floor. Target ≤ 1.3.
  */
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import os from 'node:os';
 import path from 'node:path';
 import { pino } from 'pino';
@@ -19,6 +17,7 @@ import { addDays } from '../src/lib/dates.js';
 import { LocalStore } from '../src/storage/local.js';
 import { writeDay } from './tracks-gen.js';
 import { steadyState } from './aggregate-steady.js';
+import { side } from './lake.js';
 
 const ONLY = process.env.BENCH_ONLY;
 
@@ -27,14 +26,6 @@ const ROWS = Number(process.env.BENCH_ROWS ?? 5_000_000);
 const THREADS = process.env.BENCH_THREADS ? Number(process.env.BENCH_THREADS) : undefined;
 const logger = pino({ level: 'silent' });
 const metrics = metricSet();
-
-const RUNNER = path.join(path.dirname(fileURLToPath(import.meta.url)), 'agg-run.js');
-
-/** One timed run in a process of its own (bench/agg-run.ts), so its peak resident memory is its own. */
-function side(mode: 'raw' | 'job-force', root: string, day: string): { seconds: number; peakMiB: number } {
-  const out = execFileSync(process.execPath, [RUNNER, mode, root, day, ...(THREADS ? [String(THREADS)] : [])], { encoding: 'utf8' });
-  return JSON.parse(out.trim().split('\n').at(-1)!) as { seconds: number; peakMiB: number };
-}
 
 const work = mkdtempSync(path.join(os.tmpdir(), 'bench-agg-'));
 let pass = true;
@@ -55,14 +46,14 @@ async function smallKeys(): Promise<boolean> {
   const files = await writeDay(root, day, ROWS, 8, 1);
   const bytes = files.reduce((n, f) => n + statSync(f).size, 0);
   console.log(`  ${files.length} files, ${(bytes / 1e9).toFixed(2)} GB, ${os.cpus().length} cores`);
-  side('raw', root, day); // warm the page cache for both
-  side('job-force', root, day);
+  side('raw', root, day, THREADS); // warm the page cache for both
+  side('job-force', root, day, THREADS);
   // Interleaved rounds, best of each: both sides see the same machine state.
   let a = { seconds: Infinity, peakMiB: 0 };
   let b = { seconds: Infinity, peakMiB: 0 };
   for (let round = 0; round < 3; round++) {
-    const rb = side('raw', root, day);
-    const ra = side('job-force', root, day);
+    const rb = side('raw', root, day, THREADS);
+    const ra = side('job-force', root, day, THREADS);
     if (rb.seconds < b.seconds) b = rb;
     if (ra.seconds < a.seconds) a = ra;
   }
@@ -90,9 +81,9 @@ async function history(): Promise<boolean> {
   await runAggregates(historyDays, { store: new LocalStore(many), metrics, logger });
   await writeDay(one, target, small, 4, 3);
   await writeDay(many, target, small, 4, 3);
-  side('job-force', one, target);
-  side('job-force', many, target);
-  const best = (root: string) => [side('job-force', root, target), side('job-force', root, target), side('job-force', root, target)].sort((x, y) => x.seconds - y.seconds)[0]!;
+  side('job-force', one, target, THREADS);
+  side('job-force', many, target, THREADS);
+  const best = (root: string) => [side('job-force', root, target, THREADS), side('job-force', root, target, THREADS), side('job-force', root, target, THREADS)].sort((x, y) => x.seconds - y.seconds)[0]!;
   const [r1day, r365] = [best(one), best(many)];
   const [h1, h365] = [r1day.seconds, r365.seconds];
   console.log(`one new day (${small.toLocaleString()} rows) after   1 day  of history: ${h1.toFixed(3)} s, peak ${r1day.peakMiB} MiB`);
