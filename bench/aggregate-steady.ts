@@ -14,6 +14,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import { paths } from '../src/jobs/aggregates/rollup.js';
+import { builtFrom } from '../src/jobs/outputs.js';
 import { dayPath, dayStartMs } from '../src/lib/dates.js';
 import { LocalStore } from '../src/storage/local.js';
 import { TRACK_COLUMNS } from '../src/tracking/columns.js';
@@ -67,11 +68,9 @@ async function lake(root: string): Promise<void> {
   // The records a run of the job would have left (rollup.ts, version 2): each state with the files below it.
   const store = new LocalStore(root);
   const record = async (key: string, stateKey: (m: string) => string, folder: string, below: string) => {
-    const etags = new Map([...(await store.list(folder)), ...(await store.list(below))].map((o) => [o.key, o.etag]));
-    const metrics = Object.fromEntries(Object.keys(SHARES).map((m) => [m, {
-      state: etags.get(stateKey(m)),
-      files: Object.fromEntries([...etags].filter(([k]) => k.startsWith(below) && k.endsWith(`/${m}.csv`))),
-    }]));
+    const states = new Map((await store.list(folder)).map((o) => [o.key, o.etag]));
+    const files = await store.list(below);
+    const metrics = Object.fromEntries(Object.keys(SHARES).map((m) => [m, builtFrom(states.get(stateKey(m)), files.filter((f) => f.key.endsWith(`/${m}.csv`)))]));
     await store.put(key, `${JSON.stringify({ version: 2, metrics })}\n`);
   };
   await record(paths.monthlyInputs(MONTH), (m) => paths.monthlyState(MONTH, m), `aggregates/_state/monthly/${MONTH.replace('-', '/')}/`, `aggregates/daily/${MONTH.replace('-', '/')}/`);

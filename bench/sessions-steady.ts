@@ -9,6 +9,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
+import { builtFrom } from '../src/jobs/outputs.js';
 import { sessionPaths } from '../src/jobs/sessions/job.js';
 import { addDays, dayPath, dayStartMs, daysBetween } from '../src/lib/dates.js';
 import { LocalStore } from '../src/storage/local.js';
@@ -63,7 +64,7 @@ async function lake(root: string, history: boolean): Promise<void> {
     const store = new LocalStore(root);
     const states = (await store.list('sessions/_state/')).filter((x) => x.key.endsWith('/state.csv'));
     const state = (await store.list(sessionPaths.userDevices))[0]!;
-    await store.put(sessionPaths.userInputs, `${JSON.stringify({ version: 1, state: state.etag, days: Object.fromEntries(states.map((x) => [x.key, x.etag])) })}\n`);
+    await store.put(sessionPaths.userInputs, `${JSON.stringify({ version: 2, ...builtFrom(state.etag, states) })}\n`);
   }
   c.closeSync();
   db.closeSync();

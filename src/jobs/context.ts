@@ -18,7 +18,10 @@ import { Stager } from './staging.js';
 
 export interface JobContext {
   engine: Engine;
+  /** Stages a step's inputs; cleaned by the step (cleanup()) as it ends. */
   stager: Stager;
+  /** Holds what must outlive a step until the run ends: snapshots of files the run replaces. */
+  keep: Stager;
   out: Outputs;
 }
 
@@ -52,15 +55,17 @@ export async function withJob<T>(store: ObjectStore, r: JobResources, body: (ctx
   });
   const engine = await Engine.open({ tempDir: spill, memoryLimitBytes: r.memoryLimitBytes, threads: r.threads });
   const stager = new Stager(store, r.tmpDir);
+  const keep = new Stager(store, r.tmpDir);
   const out = new Outputs(engine, store, r.tmpDir);
   try {
-    const result = await body({ engine, stager, out });
+    const result = await body({ engine, stager, keep, out });
     await out.flush();
     return result;
   } catch (e) {
     throw OUT_OF_SPACE.test((e as Error).message ?? '') ? new ScratchFullError(root, e) : e;
   } finally {
     await stager.cleanup();
+    await keep.cleanup();
     await out.close();
     engine.close();
     await fs.rm(spill, { recursive: true, force: true });

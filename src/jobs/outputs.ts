@@ -214,3 +214,25 @@ export function manifestBody(definition: string, inputs: ObjectInfo[], report: R
   const m: Manifest = { version: 1, definition, inputs: inputs.map(({ key, size, etag }) => ({ key, size, etag })), report };
   return `${JSON.stringify(m, null, 1)}\n`;
 }
+
+/**
+ * What a state kept up to date incrementally was built from: its own ETag as written, and its inputs'. A run
+ * may update the state by a change only when the record matches: the state is the one the record describes,
+ * and the inputs are as they are now, apart from those the run rewrote, which must be as they were. A crash
+ * between an input and its state, or a state changed behind the job's back, fails this.
+ */
+export interface BuiltFrom {
+  state: string | undefined;
+  files: Record<string, string>;
+}
+
+export const builtFrom = (stateEtag: string | undefined, files: ReadonlyArray<ObjectInfo>): BuiltFrom => ({ state: stateEtag, files: Object.fromEntries(files.map((f) => [f.key, f.etag])) });
+
+export function builtFromMatches(recorded: BuiltFrom | undefined, stateEtag: string | undefined, files: ReadonlyArray<ObjectInfo>, rewritten: ReadonlyArray<{ key: string; etag: string | undefined }>): boolean {
+  if (!recorded || typeof recorded.files !== 'object' || recorded.files === null || stateEtag === undefined || recorded.state !== stateEtag) return false;
+  const before = new Map<string, string | undefined>(files.map((f) => [f.key, f.etag]));
+  for (const r of rewritten) before.set(r.key, r.etag);
+  for (const k of new Set([...Object.keys(recorded.files), ...before.keys()])) if (recorded.files[k] !== before.get(k)) return false;
+  return true;
+}
+

@@ -13,7 +13,7 @@ import type { ObjectInfo, ObjectStore } from '../../storage/store.js';
 import { type Engine, sql, sqlString } from '../engine.js';
 import { allSettled, type JobContext, type JobResources, withJob } from '../context.js';
 import { collectRejects, type Manifest, manifestBody, type Outputs, parseManifest, sameInputs, type RunReport } from '../outputs.js';
-import { listCsv, type Snapshot, snapshotFiles, Stager } from '../staging.js';
+import { listCsv, type Snapshot, snapshotFiles } from '../staging.js';
 import { readTracksSql, TRACK_HEADER } from '../tracks.js';
 import { AGGREGATE_HEADER, metricFingerprint, type MetricDef } from './metrics.js';
 import { INCREMENTAL_DAYS, paths, type RollContext, rollUp, type RollupReport } from './rollup.js';
@@ -118,16 +118,9 @@ export async function rebuildRollups(o: AggregateOptions): Promise<AggregateRun>
   });
 }
 
-/** A job run with the rollups' context; the snapshots of replaced files are removed when it ends. */
+/** A job run with the rollups' context. */
 async function withRollups<T>(o: AggregateOptions & { rebuild?: boolean }, body: (job: JobContext, ctx: RollContext) => Promise<T>): Promise<T> {
-  return withJob(o.store, o, async (job) => {
-    const keep = new Stager(o.store, o.tmpDir);
-    try {
-      return await body(job, { ...job, store: o.store, metrics: o.metrics, rebuild: o.rebuild ?? false, keep });
-    } finally {
-      await keep.cleanup();
-    }
-  });
+  return withJob(o.store, o, (job) => body(job, { ...job, store: o.store, metrics: o.metrics, rebuild: o.rebuild ?? false }));
 }
 
 async function computeDay(engine: Engine, day: string, files: Array<{ key: string; file: string }>, metrics: readonly MetricDef[], out: Outputs, n: number): Promise<RunReport> {

@@ -15,7 +15,7 @@ import type { ObjectInfo, ObjectStore } from '../../storage/store.js';
 import { allSettled } from '../context.js';
 import type { Engine } from '../engine.js';
 import { sql } from '../engine.js';
-import type { Outputs } from '../outputs.js';
+import { type BuiltFrom, builtFrom, builtFromMatches, type Outputs } from '../outputs.js';
 import type { Snapshot, Stager } from '../staging.js';
 import { readCsvSql, relationSql } from '../tracks.js';
 import { AGGREGATE_HEADER, type MetricDef } from './metrics.js';
@@ -143,8 +143,8 @@ async function listMetricFiles(store: ObjectStore, prefix: string, metrics: read
   });
 }
 
-/** Per metric: the ETag of the state file as written, and of each file below it was built from. */
-type Inputs = Record<string, { state: string; files: Record<string, string> }>;
+/** Per metric: what its state was built from. */
+type Inputs = Record<string, BuiltFrom>;
 
 function parseInputs(body: Buffer | undefined): Inputs | undefined {
   if (!body) return undefined;
@@ -154,19 +154,6 @@ function parseInputs(body: Buffer | undefined): Inputs | undefined {
   } catch {
     return undefined;
   }
-}
-
-/**
- * Whether the state is the one the record describes, built from exactly the files below as they are (the
- * rewritten ones as they were). A crash between a period's files and its level's, or a state file changed
- * behind the job's back, fails this and the level is rolled up from its files.
- */
-function consistent(recorded: Inputs[string] | undefined, stateEtag: string | undefined, files: ReadonlyArray<ObjectInfo>, replaced: readonly Replaced[]): boolean {
-  if (!recorded || typeof recorded.files !== 'object' || stateEtag === undefined || recorded.state !== stateEtag) return false;
-  const before = new Map(files.map((f) => [f.key, f.etag as string | undefined]));
-  for (const r of replaced) before.set(r.key, r.etag);
-  for (const k of new Set([...Object.keys(recorded.files), ...before.keys()])) if (recorded.files[k] !== before.get(k)) return false;
-  return true;
 }
 
 /**
@@ -185,7 +172,7 @@ async function updateLevel(ctx: RollContext, level: Level, deltas: readonly Delt
     const changes = deltas.filter((d) => d.metric === m.name).sort((a, b) => a.day - b.day);
     const current = states.get(level.state(m.name));
     let file: string | undefined;
-    if (!ctx.rebuild && m.measure === 'count' && current && changes.length <= INCREMENTAL_DAYS && consistent(recorded?.[m.name], current.etag, mine, replaced.filter((r) => r.metric === m.name))) {
+    if (!ctx.rebuild && m.measure === 'count' && current && changes.length <= INCREMENTAL_DAYS && builtFromMatches(recorded?.[m.name], current.etag, mine, replaced.filter((r) => r.metric === m.name))) {
       file = await merge(ctx, current, changes);
     }
     report.push({ level: level.name, metric: m.name, mode: file ? 'incremental' : 'full' });
@@ -202,10 +189,7 @@ async function updateLevel(ctx: RollContext, level: Level, deltas: readonly Delt
   }));
   await ctx.out.flush(); // the record vouches for the state files: they are stored first
   const written = new Map((await ctx.store.list(level.stateFolder)).map((o) => [o.key, o.etag]));
-  const metrics = Object.fromEntries(ctx.metrics.map((m) => [m.name, {
-    state: written.get(level.state(m.name)),
-    files: Object.fromEntries(files.filter((f) => f.metric === m.name).map((f) => [f.key, f.etag])),
-  }]));
+  const metrics = Object.fromEntries(ctx.metrics.map((m) => [m.name, builtFrom(written.get(level.state(m.name)), files.filter((f) => f.metric === m.name))]));
   ctx.out.writeText(level.inputs, `${JSON.stringify({ version: 2, metrics })}\n`);
   await ctx.stager.cleanup();
   return before;

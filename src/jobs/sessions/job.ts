@@ -14,8 +14,8 @@ import type { ObjectInfo, ObjectStore } from '../../storage/store.js';
 import { TRACK_COLUMNS } from '../../tracking/columns.js';
 import { type Engine, sql, sqlString } from '../engine.js';
 import { allSettled, type JobContext, type JobResources, withJob } from '../context.js';
-import { collectRejects, manifestBody, type Outputs, readManifest, sameInputs, type RunReport } from '../outputs.js';
-import { listCsv, type Snapshot, snapshotFiles, type StagedFile, Stager } from '../staging.js';
+import { type BuiltFrom, builtFrom, builtFromMatches, collectRejects, manifestBody, type Outputs, readManifest, sameInputs, type RunReport } from '../outputs.js';
+import { listCsv, type Snapshot, snapshotFiles, type StagedFile, type Stager } from '../staging.js';
 import { IDENTITY_HEADER, IDENTITY_TYPES, readCsvSql, relationSql, TRACK_HEADER, TRACK_TYPES } from '../tracks.js';
 import { factInputs, writeTrackFacts } from './track-facts.js';
 
@@ -95,16 +95,7 @@ export async function staleSessionDays(store: ObjectStore, days: readonly string
 }
 
 export async function runSessions(days: readonly string[], o: SessionOptions): Promise<SessionRun> {
-  const keep = new Stager(o.store, o.tmpDir);
-  try {
-    return await sessionsRun(days, o, keep);
-  } finally {
-    await keep.cleanup();
-  }
-}
-
-async function sessionsRun(days: readonly string[], o: SessionOptions, keep: Stager): Promise<SessionRun> {
-  return withJob(o.store, o, async ({ engine, stager, out }) => {
+  return withJob(o.store, o, async ({ engine, stager, keep, out }) => {
     const run: SessionRun = { computed: [], unchanged: [], aliasChanged: [], aliases: 0, filesWritten: 0, report: { badRows: [], badRowCount: 0, skippedFiles: [] } };
     // 1. Which days' tracking files changed since they were computed (or never were, or --force).
     const asked = o.force ? [...days] : await staleSessionDays(o.store, days, o);
@@ -166,7 +157,7 @@ async function sessionsRun(days: readonly string[], o: SessionOptions, keep: Sta
     // 5. User facts, from the per-(user, device) state updated by the days' change (or from every day's state).
     if (todo.length > 0 && o.userFacts !== false) {
       await out.flush(); // they read the state files this run wrote
-      run.userFacts = await writeUserFacts({ engine, stager, out }, o, todo, oldStates);
+      run.userFacts = await writeUserFacts({ engine, stager, keep, out }, o, todo, oldStates);
       await stager.cleanup();
     }
     await out.flush();
@@ -179,14 +170,15 @@ async function sessionsRun(days: readonly string[], o: SessionOptions, keep: Sta
 /**
  * users/_state/user_devices.csv (per tenant, user and device over the whole history) and the user facts
  * from it. Updated by the recomputed days' change when its record (users/_state/_inputs.json: its own ETag
- * and every day state's) matches the state files as they were; else, for a backfill, or when a first or
+ * and every day state's, see BuiltFrom) matches the state files as they were; else, for a backfill, or when a first or
  * last time cannot be told from the change, computed from every day's state. Both give the same bytes.
  */
 async function writeUserFacts({ stager, out }: JobContext, o: SessionOptions, todo: readonly string[], oldStates: ReadonlyMap<string, Snapshot>): Promise<'incremental' | 'full'> {
   const states = (await o.store.list('sessions/_state/')).filter((x) => x.key.endsWith('/state.csv'));
   const current = (await o.store.list(sessionPaths.userDevices)).find((x) => x.key === sessionPaths.userDevices);
   let file: string | undefined;
-  if (todo.length <= INCREMENTAL_DAYS && current && consistentUsers(parseUserInputs(await o.store.get(sessionPaths.userInputs)), current, states, todo, oldStates)) {
+  const rewritten = todo.map((d) => ({ key: sessionPaths.state(d), etag: oldStates.get(sessionPaths.state(d))?.etag }));
+  if (todo.length <= INCREMENTAL_DAYS && current && builtFromMatches(parseUserInputs(await o.store.get(sessionPaths.userInputs)), current.etag, states, rewritten)) {
     const cur = (await stager.objects([current], Object.keys(USER_DEVICE_TYPES).join(','))).files;
     const changed = new Set(todo.map(sessionPaths.state));
     const now = await stager.objects(states.filter((x) => changed.has(x.key)), Object.keys(STATE_TYPES).join(','));
@@ -212,31 +204,18 @@ async function writeUserFacts({ stager, out }: JobContext, o: SessionOptions, to
   out.writeFile(sessionPaths.userFacts, facts);
   await out.flush(); // the record vouches for the state: it is stored first
   const written = (await o.store.list(sessionPaths.userDevices)).find((x) => x.key === sessionPaths.userDevices);
-  out.writeText(sessionPaths.userInputs, `${JSON.stringify({ version: 1, state: written?.etag, days: Object.fromEntries(states.map((x) => [x.key, x.etag])) })}\n`);
+  out.writeText(sessionPaths.userInputs, `${JSON.stringify({ version: 2, ...builtFrom(written?.etag, states) })}\n`);
   return mode;
 }
 
-function parseUserInputs(body: Buffer | undefined): { state: string; days: Record<string, string> } | undefined {
+function parseUserInputs(body: Buffer | undefined): BuiltFrom | undefined {
   if (!body) return undefined;
   try {
-    const x = JSON.parse(body.toString('utf8')) as { version?: number; state?: string; days?: Record<string, string> };
-    return x.version === 1 && typeof x.state === 'string' && x.days && typeof x.days === 'object' ? { state: x.state, days: x.days } : undefined;
+    const x = JSON.parse(body.toString('utf8')) as BuiltFrom & { version?: number };
+    return x.version === 2 ? x : undefined;
   } catch {
     return undefined;
   }
-}
-
-/** Whether the record describes this state, built from the day states as they are (the rewritten ones as they were). */
-function consistentUsers(recorded: ReturnType<typeof parseUserInputs>, state: ObjectInfo, states: readonly ObjectInfo[], todo: readonly string[], oldStates: ReadonlyMap<string, Snapshot>): boolean {
-  if (!recorded || recorded.state !== state.etag) return false;
-  const before = new Map<string, string | undefined>(states.map((x) => [x.key, x.etag]));
-  for (const d of todo) {
-    const key = sessionPaths.state(d);
-    if (!oldStates.has(key)) return false;
-    before.set(key, oldStates.get(key)!.etag);
-  }
-  for (const k of new Set([...Object.keys(recorded.days), ...before.keys()])) if (recorded.days[k] !== before.get(k)) return false;
-  return true;
 }
 
 /** Days in [from, to] whose devices the current alias map now maps to another user. */
