@@ -30,7 +30,12 @@ export async function startReadSide(config: Config, store: ObjectStore, logger: 
   const secret = await loadSecret(config.apiSecret, config.walDir);
   const cache = await ReadCache.open({
     store, file: cacheFile(config), metrics: metricSet(config.metrics), clock, logger, tailDays: config.lookbackDays, tmpDir: config.scratchDir,
-    sessions: { dir: path.join(path.dirname(cacheFile(config)), 'read-cache-sessions'), inactivityMinutes: config.inactivityMinutes, includeBots: config.sessionsIncludeBots },
+    sessions: {
+      dir: path.join(path.dirname(cacheFile(config)), 'read-cache-sessions'),
+      inactivityMinutes: config.inactivityMinutes,
+      includeBots: config.sessionsIncludeBots,
+      memoryLimitBytes: config.jobMemoryLimit,
+    },
   });
   try {
     // The first load before the first answer: a dashboard on an empty cache would show zeros that are not.

@@ -64,7 +64,7 @@ export interface ReadCacheOptions {
    * The newest days' sessions: the sessions job's settings, and the folder it writes them to (never the
    * bucket). Without it, sessions cover the days the sessions job has computed.
    */
-  sessions?: { dir: string; inactivityMinutes: number; includeBots: boolean };
+  sessions?: { dir: string; inactivityMinutes: number; includeBots: boolean; memoryLimitBytes?: number };
 }
 
 export interface ComputedThrough {
@@ -220,8 +220,14 @@ export class ReadCache {
     }
     const last = (days: Map<string, string>) => [...days.keys()].sort().at(-1) ?? null;
     this.computedThrough = { aggregates: last(aggDays), sessions: last(sessDays) };
-    report.tailFiles = await this.refreshTail(loaded);
-    report.tailSessionDays = await this.refreshSessionTail();
+    // Both tails list the newest days' tracking files: once per refresh.
+    const listings = new Map<string, Promise<ObjectInfo[]>>();
+    const tracksOf = (day: string) => {
+      if (!listings.has(day)) listings.set(day, listCsv(store, `tracks/${dayPath(day)}/`));
+      return listings.get(day)!;
+    };
+    report.tailFiles = await this.refreshTail(loaded, tracksOf);
+    report.tailSessionDays = await this.refreshSessionTail(tracksOf);
     report.ms = Math.round(performance.now() - started);
     if (report.aggregateDays + report.sessionDays + report.tailFiles + report.tailSessionDays + report.removed > 0) this.o.logger.info({ ...report, computedThrough: this.computedThrough }, 'read cache refreshed');
     return report;
@@ -232,9 +238,9 @@ export class ReadCache {
    * one file at a time into tail_agg; files that went away, or whose day the aggregate job has since
    * computed, are dropped. Returns the number of files read.
    */
-  private async refreshTail(loaded: Map<string, string>): Promise<number> {
+  private async refreshTail(loaded: Map<string, string>, tracksOf: (day: string) => Promise<ObjectInfo[]>): Promise<number> {
     const days = this.daysAfter(this.computedThrough.aggregates);
-    const listed = (await Promise.all(days.map((d) => listCsv(this.o.store, `tracks/${dayPath(d)}/`)))).flat();
+    const listed = (await Promise.all(days.map(tracksOf))).flat();
     const current = new Map(listed.map((f) => [`tail:${f.key}`, f]));
     const dropped = [...loaded.keys()].filter((k) => k.startsWith('tail:') && !current.has(k));
     const fresh = listed.filter((f) => loaded.get(`tail:${f.key}`) !== f.etag);
@@ -262,12 +268,12 @@ export class ReadCache {
    * bucket), so they are the numbers the nightly run will write. Recomputed when the tracking files of those
    * days or their neighbours change, at most every SESSION_TAIL_MS (or ten times the last run).
    */
-  private async refreshSessionTail(): Promise<number> {
+  private async refreshSessionTail(tracksOf: (day: string) => Promise<ObjectInfo[]>): Promise<number> {
     const s = this.o.sessions;
     if (!s) return 0;
     const days = this.daysAfter(this.computedThrough.sessions);
     const window = days.length > 0 ? daysBetween(addDays(days[0]!, -1), days.at(-1)!) : [];
-    const listed = (await Promise.all(window.map((d) => listCsv(this.o.store, `tracks/${dayPath(d)}/`)))).flat();
+    const listed = (await Promise.all(window.map(tracksOf))).flat();
     const fingerprint = createHash('sha256').update(JSON.stringify([this.computedThrough.sessions, days, listed.map((f) => [f.key, f.etag])])).digest('hex');
     if (fingerprint === this.sessionTail.fingerprint) return 0;
     const now = this.o.clock.now();
@@ -282,7 +288,7 @@ export class ReadCache {
       await runSessions(withData, {
         store: overlayStore(this.o.store, top), logger: this.o.logger, inactivityMinutes: s.inactivityMinutes, includeBots: s.includeBots,
         // Only these days: no earlier day is recomputed for a new link, and no user facts over the history.
-        lookbackDays: 0, force: true, userFacts: false, tmpDir: this.o.tmpDir,
+        lookbackDays: 0, force: true, userFacts: false, tmpDir: this.o.tmpDir, memoryLimitBytes: s.memoryLimitBytes,
       });
     }
     const files = (xs: ObjectInfo[]) => xs.filter((f) => withData.includes(dayOfKey(f.key) ?? ''));

@@ -5,7 +5,8 @@
  */
 import * as Plot from '@observablehq/plot';
 
-type Json = any; // eslint-disable-line @typescript-eslint/no-explicit-any
+// API answers as parsed JSON: their shapes are the API's, documented in the README.
+type Json = any;
 interface Meta {
   tenant: string;
   merchant: string | null;
