@@ -10,6 +10,7 @@ import { serve } from './serve.js';
 import { funnelCommand, sessionsCommand } from './sessions.js';
 import { simulate } from './simulate.js';
 import { tokenCreate } from './token.js';
+import { planCheck } from './plan.js';
 
 // `tracklake funnel … | head` closes our stdout early: that is the reader's choice, not an error.
 process.stdout.on('error', (e: NodeJS.ErrnoException) => {
@@ -138,6 +139,14 @@ program
       return funnelCommand(configFromOptions(settings, process.env), { from, to, steps, flow, tenant, json } as Parameters<typeof funnelCommand>[1]);
     }),
   );
+
+program
+  .command('plan')
+  .description('tracking plans: the team\'s conventions and events')
+  .command('check')
+  .description('validate a tracking plan file (exit 2 naming the place and the problem)')
+  .argument('<file>', 'the plan (YAML)')
+  .action((file: string) => run(async () => planCheck(file)));
 
 program
   .command('token')
