@@ -32,7 +32,7 @@ export interface Verdict {
 }
 
 /** Object-Action, lower case, a past-tense action last ("user signed up", "call started", "order completed"). */
-export const DEFAULT_EVENT_NAME = '^[a-z][a-z0-9_]*( [a-z][a-z0-9_]*)* ([a-z]+ed|sent|paid|bought|made|gave|took|won|lost|left|read|saw|set|began|shown|seen|done|sold|met|began|ran|kept|found|got|put|held|heard|told|went|wrote)( (up|in|out|off|on|down|over|back|through))?$';
+export const DEFAULT_EVENT_NAME = '^[a-z][a-z0-9_]*( [a-z][a-z0-9_]*)* ([a-z]+ed|sent|paid|bought|made|gave|took|won|lost|left|read|saw|set|began|shown|seen|done|sold|met|ran|kept|found|got|put|held|heard|told|went|wrote)( (up|in|out|off|on|down|over|back|through))?$';
 
 const actionSchema = z.enum(['allow', 'omit', 'block']);
 const jsonSchema = z.record(z.string(), z.unknown());
