@@ -5,7 +5,7 @@ import { jobResources, s3Settings } from '../config/config.js';
 import type { NightlyTask } from '../jobs/scheduler.js';
 import { factFiles, flow, funnel } from '../jobs/sessions/funnel.js';
 import { runSessions, staleSessionDays, type SessionOptions } from '../jobs/sessions/job.js';
-import { addDays, daysBetween } from '../lib/dates.js';
+import { addDays, dayOfKey, daysBetween } from '../lib/dates.js';
 import { ConfigError } from '../lib/errors.js';
 import { openStore } from '../storage/open.js';
 import type { ObjectStore } from '../storage/store.js';
@@ -20,8 +20,8 @@ function options(config: Config, store: ObjectStore, logger: Logger): SessionOpt
 async function allTrackedDays(store: ObjectStore): Promise<string[]> {
   const days = new Set<string>();
   for (const o of await store.list('tracks/')) {
-    const m = /^tracks\/(\d{4})\/(\d{2})\/(\d{2})\//.exec(o.key);
-    if (m) days.add(`${m[1]}-${m[2]}-${m[3]}`);
+    const day = dayOfKey(o.key);
+    if (day) days.add(day);
   }
   return [...days].sort();
 }

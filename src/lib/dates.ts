@@ -25,6 +25,12 @@ export function dayPath(day: string): string {
   return day.replaceAll('-', '/');
 }
 
+/** The day of a partitioned key (`tracks/2026/11/21/…`, `sessions/_state/2026/11/21/manifest.json`): its first `yyyy/mm/dd/`. */
+export function dayOfKey(key: string): string | undefined {
+  const m = /(?:^|\/)(\d{4})\/(\d{2})\/(\d{2})\//.exec(key);
+  return m ? `${m[1]}-${m[2]}-${m[3]}` : undefined;
+}
+
 export function dayStartMs(day: string): number {
   return Date.parse(`${day}T00:00:00.000Z`);
 }

@@ -22,7 +22,7 @@ import { runSessions, TRACK_FACT_COLUMNS } from '../jobs/sessions/job.js';
 import { listCsv, Stager } from '../jobs/staging.js';
 import { readCsvSql, TRACK_HEADER, TRACK_TYPES } from '../jobs/tracks.js';
 import type { Clock } from '../lib/clock.js';
-import { addDays, dayOf, daysBetween, dayPath } from '../lib/dates.js';
+import { addDays, dayOf, dayOfKey, daysBetween, dayPath } from '../lib/dates.js';
 import { ConfigError } from '../lib/errors.js';
 import { LocalStore } from '../storage/local.js';
 import { overlayStore } from '../storage/overlay.js';
@@ -89,22 +89,15 @@ export interface RefreshReport {
  */
 export const SESSION_TAIL_MS = 60_000;
 
-const MANIFEST_DAY = /(\d{4})\/(\d{2})\/(\d{2})\/manifest\.json$/;
-
 /** day → manifest ETag, for every day manifest under prefix. */
 async function manifestDays(store: ObjectStore, prefix: string): Promise<Map<string, string>> {
   const days = new Map<string, string>();
   for (const o of await store.list(prefix)) {
-    const m = MANIFEST_DAY.exec(o.key.slice(prefix.length));
-    if (m) days.set(`${m[1]}-${m[2]}-${m[3]}`, o.etag);
+    const day = o.key.endsWith('/manifest.json') ? dayOfKey(o.key) : undefined;
+    if (day) days.set(day, o.etag);
   }
   return days;
 }
-
-const dayOfKey = (key: string) => {
-  const m = /(\d{4})\/(\d{2})\/(\d{2})\//.exec(key);
-  return m ? `${m[1]}-${m[2]}-${m[3]}` : undefined;
-};
 
 function chunks<T>(xs: readonly T[], n: number): T[][] {
   const out: T[][] = [];

@@ -6,7 +6,7 @@
  * The token's scope is part of the query: a merchant token's merchant is added as a filter here, whatever
  * the request says, and a filter naming another merchant is refused (403).
  */
-import { DAY_MS } from '../lib/dates.js';
+import { addDays, isDay } from '../lib/dates.js';
 import type { Scope } from './tokens.js';
 
 /** Where a metric's numbers come from: the aggregate files or the session files. */
@@ -55,13 +55,8 @@ export type QueryResult = { ok: true; query: Query } | { ok: false; status: 400 
 
 const bad = (message: string): QueryResult => ({ ok: false, status: 400, code: 'invalid_query', message });
 const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
-const DAY_RE = /^\d{4}-\d{2}-\d{2}$/;
-const dayOf = (ms: number) => new Date(ms).toISOString().slice(0, 10);
-
 /** A real calendar day written YYYY-MM-DD. */
-function isDay(s: unknown): s is string {
-  return typeof s === 'string' && DAY_RE.test(s) && dayOf(Date.parse(`${s}T00:00:00Z`)) === s;
-}
+const isDayValue = (s: unknown): s is string => typeof s === 'string' && isDay(s);
 
 /** The family of each metric name, or undefined for a name that is not a metric. */
 export function metricFamily(name: string, aggregateMetrics: readonly string[]): Family | undefined {
@@ -73,16 +68,15 @@ export function metricFamily(name: string, aggregateMetrics: readonly string[]):
 /** A range's days; ranges end today (`today` is the caller's clock, so tests pin it). */
 export function resolveRange(range: unknown, today: string): { from: string | null; to: string } | string {
   if (Array.isArray(range)) {
-    if (range.length !== 2 || !isDay(range[0]) || !isDay(range[1])) return '"date_range" as a list is two days, ["YYYY-MM-DD", "YYYY-MM-DD"].';
+    if (range.length !== 2 || !isDayValue(range[0]) || !isDayValue(range[1])) return '"date_range" as a list is two days, ["YYYY-MM-DD", "YYYY-MM-DD"].';
     if (range[0] > range[1]) return `"date_range" starts (${range[0]}) after it ends (${range[1]}).`;
     return { from: range[0], to: range[1] };
   }
-  const t = Date.parse(`${today}T00:00:00Z`);
   switch (range) {
     case '7d':
-      return { from: dayOf(t - 6 * DAY_MS), to: today };
+      return { from: addDays(today, -6), to: today };
     case '30d':
-      return { from: dayOf(t - 29 * DAY_MS), to: today };
+      return { from: addDays(today, -29), to: today };
     case 'month':
       return { from: `${today.slice(0, 7)}-01`, to: today };
     case 'year':
@@ -129,32 +123,14 @@ export function parseQuery(body: unknown, scope: Scope, aggregateMetrics: readon
     }
   }
 
-  const filters: Filter[] = [];
-  const rawFilters = body.filters ?? [];
-  if (!Array.isArray(rawFilters)) return bad('"filters" is a list of ["is" | "is_not", dimension, [values]].');
-  for (const f of rawFilters) {
-    if (!Array.isArray(f) || f.length !== 3 || (f[0] !== 'is' && f[0] !== 'is_not') || typeof f[1] !== 'string' || !Array.isArray(f[2])) {
-      return bad('Each filter is ["is" | "is_not", dimension, [values]].');
-    }
-    const [op, dimension, values] = f as ['is' | 'is_not', string, unknown[]];
-    if (![...families].every((fam) => FILTERS[fam].includes(dimension))) return bad(`Cannot filter on "${dimension.slice(0, 50)}" for these metrics.`);
-    if (values.length === 0 || values.length > MAX_FILTER_VALUES || !values.every((v) => typeof v === 'string' && v.length <= 256)) {
-      return bad(`A filter's values are 1-${MAX_FILTER_VALUES} strings of at most 256 characters.`);
-    }
-    // Values are plain values: they reach SQL only as parameters, whatever they contain.
-    filters.push({ op, dimension, values: [...new Set(values as string[])] });
-  }
+  const filters = parseFilters(body.filters, (d) => [...families].every((fam) => FILTERS[fam].includes(d)), 'these metrics');
+  if (!Array.isArray(filters)) return bad(filters.message);
 
   // The merchant scope: every read is limited to the token's merchant, and naming another is forbidden.
   const merchant = scope.merchant ?? null;
-  if (merchant !== null) {
-    if (families.has('sessions')) return { ok: false, status: 403, code: 'forbidden', message: 'A merchant token reads its products\' aggregates only; session metrics span merchants.' };
-    for (const f of filters) {
-      if (f.dimension !== 'merchant') continue;
-      const others = f.op === 'is' ? f.values.filter((v) => v !== merchant) : [];
-      if (others.length > 0) return { ok: false, status: 403, code: 'forbidden', message: 'This token reads one merchant only; the filter names another.' };
-    }
-  }
+  if (merchant !== null && families.has('sessions')) return { ok: false, status: 403, code: 'forbidden', message: 'A merchant token reads its products\' aggregates only; session metrics span merchants.' };
+  const scoped = outOfScope(filters, scope);
+  if (scoped) return scoped;
 
   const orderBy: Array<[string, 'asc' | 'desc']> = [];
   const rawOrder = body.order_by ?? [];
@@ -210,25 +186,34 @@ export interface FlowQuery extends Omit<FunnelQuery, 'steps'> {
 export const MAX_STEPS = 10;
 const EVENT_RE = /^.{1,200}$/su;
 
-/** The filters of a funnel or flow body: merchant and product only (facts carry them), in the token's scope. */
-function parseFactFilters(raw: unknown, scope: Scope): Filter[] | { status: 400 | 403; message: string } {
+/**
+ * A body's filters, `["is" | "is_not", dimension, [values]]`, on the dimensions `allowed` takes, or the
+ * message of the first mistake. Values are plain values: they reach SQL only as parameters or escaped
+ * literals, whatever they contain.
+ */
+function parseFilters(raw: unknown, allowed: (dimension: string) => boolean, what: string): Filter[] | { message: string } {
   const filters: Filter[] = [];
   if (raw === undefined) return filters;
-  if (!Array.isArray(raw)) return { status: 400, message: '"filters" is a list of ["is" | "is_not", "merchant" | "product", [values]].' };
+  if (!Array.isArray(raw)) return { message: '"filters" is a list of ["is" | "is_not", dimension, [values]].' };
   for (const f of raw) {
-    if (!Array.isArray(f) || f.length !== 3 || (f[0] !== 'is' && f[0] !== 'is_not') || (f[1] !== 'merchant' && f[1] !== 'product') || !Array.isArray(f[2])) {
-      return { status: 400, message: 'Each filter is ["is" | "is_not", "merchant" | "product", [values]].' };
+    if (!Array.isArray(f) || f.length !== 3 || (f[0] !== 'is' && f[0] !== 'is_not') || typeof f[1] !== 'string' || !Array.isArray(f[2])) {
+      return { message: 'Each filter is ["is" | "is_not", dimension, [values]].' };
     }
-    const values = f[2] as unknown[];
+    const [op, dimension, values] = f as ['is' | 'is_not', string, unknown[]];
+    if (!allowed(dimension)) return { message: `Cannot filter on "${dimension.slice(0, 50)}" for ${what}.` };
     if (values.length === 0 || values.length > MAX_FILTER_VALUES || !values.every((v) => typeof v === 'string' && v.length <= 256)) {
-      return { status: 400, message: `A filter's values are 1-${MAX_FILTER_VALUES} strings of at most 256 characters.` };
+      return { message: `A filter's values are 1-${MAX_FILTER_VALUES} strings of at most 256 characters.` };
     }
-    if (scope.merchant !== undefined && f[1] === 'merchant' && f[0] === 'is' && values.some((v) => v !== scope.merchant)) {
-      return { status: 403, message: 'This token reads one merchant only; the filter names another.' };
-    }
-    filters.push({ op: f[0], dimension: f[1], values: [...new Set(values as string[])] });
+    filters.push({ op, dimension, values: [...new Set(values as string[])] });
   }
   return filters;
+}
+
+/** 403 when a merchant token's filters name another merchant. */
+function outOfScope(filters: readonly Filter[], scope: Scope): { ok: false; status: 403; code: 'forbidden'; message: string } | undefined {
+  if (scope.merchant === undefined) return undefined;
+  const others = filters.some((f) => f.dimension === 'merchant' && f.op === 'is' && f.values.some((v) => v !== scope.merchant));
+  return others ? { ok: false, status: 403, code: 'forbidden', message: 'This token reads one merchant only; the filter names another.' } : undefined;
 }
 
 type Parsed<T> = { ok: true; query: T } | { ok: false; status: 400 | 403; code: 'invalid_query' | 'forbidden'; message: string };
@@ -238,8 +223,11 @@ function common(body: unknown, scope: Scope, today: string, known: string[]): Pa
   for (const k of Object.keys(body)) if (!known.includes(k)) return bad(`Unknown field "${k.slice(0, 50)}".`) as Parsed<never>;
   const range = resolveRange(body.date_range ?? '30d', today);
   if (typeof range === 'string') return bad(range) as Parsed<never>;
-  const filters = parseFactFilters(body.filters, scope);
-  if (!Array.isArray(filters)) return { ok: false, status: filters.status, code: filters.status === 403 ? 'forbidden' : 'invalid_query', message: filters.message };
+  // Facts carry the merchant and the product of each event, nothing of the session's.
+  const filters = parseFilters(body.filters, (d) => d === 'merchant' || d === 'product', 'funnels and flows (merchant and product only)');
+  if (!Array.isArray(filters)) return bad(filters.message) as Parsed<never>;
+  const scoped = outOfScope(filters, scope);
+  if (scoped) return scoped;
   return { ok: true, query: { dateRange: range, filters, tenant: scope.tenant, merchant: scope.merchant ?? null } };
 }
 

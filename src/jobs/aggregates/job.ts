@@ -8,7 +8,7 @@
  * --force. Outputs are deterministic and written only when their bytes change.
  */
 import type { Logger } from 'pino';
-import { dayPath, dayStartMs } from '../../lib/dates.js';
+import { dayOfKey, dayPath, dayStartMs } from '../../lib/dates.js';
 import type { ObjectInfo, ObjectStore } from '../../storage/store.js';
 import { type Engine, sql, sqlString } from '../engine.js';
 import { allSettled, type JobContext, type JobResources, withJob } from '../context.js';
@@ -107,8 +107,8 @@ export async function rebuildRollups(o: AggregateOptions): Promise<AggregateRun>
     const run: AggregateRun = { days: [], months: [], years: [], overall: false, filesWritten: 0, rollups: [] };
     const days = new Set<string>();
     for (const f of await listCsv(o.store, 'aggregates/daily/')) {
-      const m = /^aggregates\/daily\/(\d{4})\/(\d{2})\/(\d{2})\//.exec(f.key);
-      if (m) days.add(`${m[1]}-${m[2]}-${m[3]}`);
+      const day = dayOfKey(f.key);
+      if (day) days.add(day);
     }
     Object.assign(run, await rollUp(ctx, [...days].sort(), new Map(), run.rollups));
     run.overall = run.years.length > 0;
