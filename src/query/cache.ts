@@ -18,7 +18,8 @@ import type { Logger } from 'pino';
 import type { MetricDef } from '../jobs/aggregates/metrics.js';
 import { AGGREGATE_HEADER, metricFingerprint } from '../jobs/aggregates/metrics.js';
 import { ConnectionPool, sqlIn, sqlString } from '../jobs/engine.js';
-import { runSessions, TRACK_FACT_COLUMNS } from '../jobs/sessions/job.js';
+import { runSessions, TRACK_FACT_COLUMNS, TRACK_FACT_TYPES } from '../jobs/sessions/job.js';
+import { AGG_COLUMNS } from '../jobs/aggregates/rollup.js';
 import { listCsv, Stager } from '../jobs/staging.js';
 import { readCsvSql, TRACK_HEADER, TRACK_TYPES } from '../jobs/tracks.js';
 import type { Clock } from '../lib/clock.js';
@@ -39,14 +40,12 @@ const DAYS_PER_LOAD = 31;
 const TAIL_FILES_PER_LOAD = 500;
 const READERS = 4;
 
-const AGG_TYPES = { time: 'BIGINT', tenantid: 'VARCHAR', merchantid: 'VARCHAR', productid: 'VARCHAR', value: 'DOUBLE' };
 const SESSION_TYPES = {
   session_id: 'VARCHAR', tenantid: 'VARCHAR', userid: 'VARCHAR', deviceid: 'VARCHAR', start: 'BIGINT', end: 'BIGINT', duration: 'BIGINT',
   events: 'BIGINT', views: 'BIGINT', shares: 'BIGINT', chats: 'BIGINT', orders: 'BIGINT', page: 'VARCHAR', url: 'VARCHAR', referer: 'VARCHAR',
   source: 'VARCHAR', devicetype: 'VARCHAR', bounce: 'BOOLEAN',
 };
 const SESSION_HEADER = Object.keys(SESSION_TYPES).join(',');
-const FACT_TYPES: Record<string, string> = { ...TRACK_TYPES, userid: 'VARCHAR', session_id: 'VARCHAR', sequence: 'BIGINT' };
 
 export interface ReadCacheOptions {
   store: ObjectStore;
@@ -330,7 +329,7 @@ export class ReadCache {
         await this.conn.run(`DELETE FROM agg WHERE day IN (${days.map((d) => `DATE ${sqlString(d)}`).join(', ')})`);
         if (staged.files.length > 0) {
           await this.fileTable(staged.files.map((f) => ({ file: f.file, key: f.key, day: dayOfKey(f.key)!, metric: path.posix.basename(f.key, '.csv') })));
-          await this.conn.run(q('load_aggregates', { files: readCsvSql(staged.files.map((f) => f.file), AGG_TYPES, { filename: true }) }));
+          await this.conn.run(q('load_aggregates', { files: readCsvSql(staged.files.map((f) => f.file), AGG_COLUMNS, { filename: true }) }));
         }
         await this.markLoaded(days.map((d) => [`agg:${d}`, manifests.get(d)!]));
       });
@@ -360,7 +359,7 @@ export class ReadCache {
       const all = [...sessions.files, ...facts.files];
       if (all.length > 0) await this.fileTable(all.map((f) => ({ file: f.file, key: f.key, day: dayOfKey(f.key)!, metric: '' })));
       if (sessions.files.length > 0) await this.conn.run(q('load_sessions', { table: sessTable, files: readCsvSql(sessions.files.map((f) => f.file), SESSION_TYPES, { filename: true }) }));
-      if (facts.files.length > 0) await this.conn.run(q('load_facts', { table: factTable, files: readCsvSql(facts.files.map((f) => f.file), FACT_TYPES, { filename: true }) }));
+      if (facts.files.length > 0) await this.conn.run(q('load_facts', { table: factTable, files: readCsvSql(facts.files.map((f) => f.file), TRACK_FACT_TYPES, { filename: true }) }));
     } finally {
       await stager.cleanup();
     }

@@ -37,9 +37,4 @@ export class WebAssets {
   asset(name: string): WebAsset | undefined {
     return this.files.get(name);
   }
-
-  /** Bytes sent to a browser that takes gzip, page and assets together. */
-  get gzipBytes(): number {
-    return [this.page, ...this.files.values()].reduce((n, a) => n + a.gzip.length, 0);
-  }
 }

@@ -3,10 +3,9 @@ import { daysBetween } from '../../lib/dates.js';
 import type { ObjectInfo, ObjectStore } from '../../storage/store.js';
 import { withJob } from '../context.js';
 import { type Engine, sql, sqlString } from '../engine.js';
-import { relationSql, TRACK_TYPES } from '../tracks.js';
-import { sessionPaths, TRACK_FACT_COLUMNS } from './job.js';
+import { relationSql } from '../tracks.js';
+import { sessionPaths, TRACK_FACT_COLUMNS, TRACK_FACT_TYPES } from './job.js';
 
-const FACT_TYPES = { ...TRACK_TYPES, userid: 'VARCHAR', session_id: 'VARCHAR', sequence: 'BIGINT' };
 
 export interface FunnelStep {
   step: string;
@@ -33,7 +32,7 @@ async function withFacts<T>(store: ObjectStore, r: FactRange, body: (engine: Eng
   return withJob(store, {}, async ({ engine, stager }) => {
     const infos = r.files ?? (await factFiles(store, r.from, r.to));
     const staged = await stager.objects(infos, TRACK_FACT_COLUMNS.join(','));
-    return body(engine, relationSql(staged.files.map((f) => f.file), FACT_TYPES));
+    return body(engine, relationSql(staged.files.map((f) => f.file), TRACK_FACT_TYPES));
   });
 }
 

@@ -21,6 +21,8 @@ import { factInputs, writeTrackFacts } from './track-facts.js';
 
 export const ALIAS_COLUMNS = ['tenantid', 'deviceid', 'userid', 'time'] as const;
 export const TRACK_FACT_COLUMNS = [...TRACK_COLUMNS, 'userid', 'session_id', 'sequence'] as const;
+/** The track facts' columns with their DuckDB types, for reading them back. */
+export const TRACK_FACT_TYPES: Record<string, string> = { ...TRACK_TYPES, userid: 'VARCHAR', session_id: 'VARCHAR', sequence: 'BIGINT' };
 
 const STATE_TYPES = { day: 'VARCHAR', kind: 'VARCHAR', tenantid: 'VARCHAR', userid: 'VARCHAR', deviceid: 'VARCHAR', first_seen: 'BIGINT', last_seen: 'BIGINT', events: 'BIGINT', sessions: 'BIGINT' };
 const ALIAS_TYPES = { tenantid: 'VARCHAR', deviceid: 'VARCHAR', userid: 'VARCHAR', time: 'BIGINT' };
