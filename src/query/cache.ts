@@ -20,7 +20,7 @@ import { AGGREGATE_HEADER, metricFingerprint } from '../jobs/aggregates/metrics.
 import { ConnectionPool, sqlIn, sqlString } from '../jobs/engine.js';
 import { runSessions, TRACK_FACT_COLUMNS, TRACK_FACT_TYPES } from '../jobs/sessions/job.js';
 import { AGG_COLUMNS } from '../jobs/aggregates/rollup.js';
-import { listCsv, Stager } from '../jobs/staging.js';
+import { listCsv, type StagedFile, Stager } from '../jobs/staging.js';
 import { readCsvSql, TRACK_HEADER, TRACK_TYPES } from '../jobs/tracks.js';
 import type { Clock } from '../lib/clock.js';
 import { addDays, dayOf, dayOfKey, daysBetween, dayPath } from '../lib/dates.js';
@@ -295,47 +295,37 @@ export class ReadCache {
   }
 
   private async loadTail(files: ObjectInfo[]): Promise<void> {
-    const stager = new Stager(this.o.store, this.o.tmpDir);
-    try {
-      const staged = await stager.objects(files, TRACK_HEADER);
-      for (const s of staged.skipped) this.o.logger.warn(s, 'tracking file skipped by the read cache');
-      await this.transaction(async () => {
+    await this.withStaged(this.o.store, [{ files, header: TRACK_HEADER }], ([tracked]) =>
+      this.transaction(async () => {
         await this.keyTable('drop_keys', files.map((f) => `tail:${f.key}`));
         await this.conn.run("DELETE FROM tail_agg WHERE 'tail:' || src IN (SELECT key FROM drop_keys)");
-        if (staged.files.length > 0) {
-          await this.fileTable(staged.files.map((f) => ({ file: f.file, key: f.key, day: dayOfKey(f.key)!, metric: '' })));
+        if (tracked!.length > 0) {
+          await this.fileTable(tracked!.map((f) => ({ file: f.file, key: f.key, day: dayOfKey(f.key)!, metric: '' })));
           const column = (m: MetricDef) => `"m_${m.name}"`;
           const measures = this.o.metrics.map((m) => `${m.measure === 'count' ? 'count(*)' : 'sum(value)'} FILTER (WHERE event IN (${m.events.map(sqlString).join(', ')}))::DOUBLE AS ${column(m)}`);
           const structs = this.o.metrics.map((m) => `{'metric': ${sqlString(m.name)}, 'value': t.${column(m)}}`);
           // Malformed rows are skipped, as the aggregate job skips (and reports) them.
-          const tracks = readCsvSql(staged.files.map((f) => f.file), TRACK_TYPES, { ignoreErrors: true, filename: true });
+          const tracks = readCsvSql(tracked!.map((f) => f.file), TRACK_TYPES, { ignoreErrors: true, filename: true });
           await this.conn.run(q('tail_aggregates', { tracks, measures: measures.join(',\n      '), metrics: structs.join(', ') }));
         }
         await this.markLoaded(files.map((f) => [`tail:${f.key}`, f.etag]));
-      });
-    } finally {
-      await stager.cleanup();
-    }
+      }),
+    );
   }
 
   private async loadAggregateDays(days: string[], files: ObjectInfo[], manifests: Map<string, string>): Promise<void> {
     const set = new Set(days);
     const mine = files.filter((f) => set.has(dayOfKey(f.key)!));
-    const stager = new Stager(this.o.store, this.o.tmpDir);
-    try {
-      const staged = await stager.objects(mine, AGGREGATE_HEADER);
-      for (const s of staged.skipped) this.o.logger.warn(s, 'aggregate file skipped by the read cache');
-      await this.transaction(async () => {
+    await this.withStaged(this.o.store, [{ files: mine, header: AGGREGATE_HEADER }], ([staged]) =>
+      this.transaction(async () => {
         await this.conn.run(`DELETE FROM agg WHERE day IN (${days.map((d) => `DATE ${sqlString(d)}`).join(', ')})`);
-        if (staged.files.length > 0) {
-          await this.fileTable(staged.files.map((f) => ({ file: f.file, key: f.key, day: dayOfKey(f.key)!, metric: path.posix.basename(f.key, '.csv') })));
-          await this.conn.run(q('load_aggregates', { files: readCsvSql(staged.files.map((f) => f.file), AGG_COLUMNS, { filename: true }) }));
+        if (staged!.length > 0) {
+          await this.fileTable(staged!.map((f) => ({ file: f.file, key: f.key, day: dayOfKey(f.key)!, metric: path.posix.basename(f.key, '.csv') })));
+          await this.conn.run(q('load_aggregates', { files: readCsvSql(staged!.map((f) => f.file), AGG_COLUMNS, { filename: true }) }));
         }
         await this.markLoaded(days.map((d) => [`agg:${d}`, manifests.get(d)!]));
-      });
-    } finally {
-      await stager.cleanup();
-    }
+      }),
+    );
   }
 
   private async loadSessionDays(days: string[], sessionFiles: ObjectInfo[], factFiles: ObjectInfo[], manifests: Map<string, string>): Promise<void> {
@@ -351,15 +341,26 @@ export class ReadCache {
 
   /** Session and track-fact files of a store into the given tables (within the caller's transaction). */
   private async insertSessions(sessionFiles: ObjectInfo[], factFiles: ObjectInfo[], sessTable: string, factTable: string, store: ObjectStore): Promise<void> {
+    const groups = [{ files: sessionFiles, header: SESSION_HEADER }, { files: factFiles, header: TRACK_FACT_COLUMNS.join(',') }];
+    await this.withStaged(store, groups, async ([sessions, facts]) => {
+      const all = [...sessions!, ...facts!];
+      if (all.length > 0) await this.fileTable(all.map((f) => ({ file: f.file, key: f.key, day: dayOfKey(f.key)!, metric: '' })));
+      if (sessions!.length > 0) await this.conn.run(q('load_sessions', { table: sessTable, files: readCsvSql(sessions!.map((f) => f.file), SESSION_TYPES, { filename: true }) }));
+      if (facts!.length > 0) await this.conn.run(q('load_facts', { table: factTable, files: readCsvSql(facts!.map((f) => f.file), TRACK_FACT_TYPES, { filename: true }) }));
+    });
+  }
+
+  /** Each group's files staged for DuckDB while body runs (a file of the wrong shape is skipped, with a warning). */
+  private async withStaged<T>(store: ObjectStore, groups: ReadonlyArray<{ files: ObjectInfo[]; header: string }>, body: (staged: StagedFile[][]) => Promise<T>): Promise<T> {
     const stager = new Stager(store, this.o.tmpDir);
     try {
-      const sessions = await stager.objects(sessionFiles, SESSION_HEADER);
-      const facts = await stager.objects(factFiles, TRACK_FACT_COLUMNS.join(','));
-      for (const s of [...sessions.skipped, ...facts.skipped]) this.o.logger.warn(s, 'session file skipped by the read cache');
-      const all = [...sessions.files, ...facts.files];
-      if (all.length > 0) await this.fileTable(all.map((f) => ({ file: f.file, key: f.key, day: dayOfKey(f.key)!, metric: '' })));
-      if (sessions.files.length > 0) await this.conn.run(q('load_sessions', { table: sessTable, files: readCsvSql(sessions.files.map((f) => f.file), SESSION_TYPES, { filename: true }) }));
-      if (facts.files.length > 0) await this.conn.run(q('load_facts', { table: factTable, files: readCsvSql(facts.files.map((f) => f.file), TRACK_FACT_TYPES, { filename: true }) }));
+      const staged: StagedFile[][] = [];
+      for (const g of groups) {
+        const s = await stager.objects(g.files, g.header);
+        for (const skipped of s.skipped) this.o.logger.warn(skipped, 'file of the wrong shape skipped by the read cache');
+        staged.push(s.files);
+      }
+      return await body(staged);
     } finally {
       await stager.cleanup();
     }
