@@ -68,6 +68,10 @@ describe('the write-ahead log', () => {
       { id: '7:8:9', tn: 't', at: 0, r: [] },
       { id: 'ü', tn: 'acme', at: 5, r: [['i', '2026-03-15', '5,acme,d,u,']] },
     ];
+    // Plan rows (violations, quarantined messages) travel in the current layout only.
+    const planned: WalRecord = { id: 'b', tn: 'acme', at: 6, r: [['q', '2026-03-15', '{"message":{"a":"ü"}}'], ['v', '2026-03-15', '6,acme,b,x,Unplanned-Event,event,"""not"" planned",block']] };
+    const [bh, bl] = fingerprint('acme', 'b');
+    assert.deepEqual(decodeRecords(encodeRecords([planned])), [{ hi: bh, lo: bl, at: 6, r: planned.r }]);
     const payload = encodeRecords(records);
     const [decoded] = decodeSegment(frame(payload)).payloads;
     const byFingerprint = records.map((r) => {
@@ -78,7 +82,7 @@ describe('the write-ahead log', () => {
     assert.deepEqual(decodeRecords(Buffer.from(encodeTextRecords(records))), byFingerprint, 'the text layout of 0.2 reads the same');
     assert.throws(() => decodeRecords(payload.subarray(0, -3)), /bad log record/);
     const kind = Buffer.from(payload);
-    kind[kind.indexOf('t2026-03-14')] = 0x71;
+    kind[kind.indexOf('t2026-03-14')] = 0x78;
     assert.throws(() => decodeRecords(kind), /bad row kind/);
     assert.throws(() => readRecords(Buffer.from('x:'), { record: () => undefined }), /bad log record/);
   });

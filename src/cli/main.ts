@@ -4,6 +4,7 @@ import { Command, Option } from 'commander';
 import { aggregateCommand } from './aggregate.js';
 import { apiCommand } from './api.js';
 import { ConfigError } from '../lib/errors.js';
+import { parseSources } from '../config/config.js';
 import { LIMITS } from '../segment/message.js';
 import { configFromOptions, intArg, makeLogger, run } from './common.js';
 import { serve } from './serve.js';
@@ -34,6 +35,7 @@ program
   .option('--ingest-workers <n>', 'worker threads that parse and map requests (default: cores - 1; 0: none)')
   .option('--dedup-max-bytes <n>', 'memory budget of the duplicate index (default: a quarter of the machine\'s memory)')
   .option('--node-id <id>', 'name of this collector in object keys (default: generated once, kept in the log folder)')
+  .option('--plans <tenant=file,...>', 'tracking plans by tenant (env TRACKLAKE_PLANS); a tenant without one is unchecked', (v: string) => parseSources(v, '--plans', ['tenant', 'file', 'tenant']))
   .option('--trust-proxy', 'take the client address from X-Forwarded-For (and the public host from X-Forwarded-Proto/-Host)')
   .option('--public-url <url>', 'the address browsers and apps reach this collector at, e.g. https://collect.example.com')
   .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent')

@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
 import { z } from 'zod';
 import { ConfigError } from '../lib/errors.js';
 
@@ -58,6 +59,11 @@ export const configSchema = z.strictObject({
     .optional(),
   /** This collector's name in object keys; generated once and kept in the log folder when unset. */
   nodeId: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'a node id is 1-64 letters, digits, "_" or "-"').optional(),
+  /**
+   * tenant → its tracking plan file (YAML): {"acme": "plans/acme.yaml"}. One plan may serve several
+   * tenants; a tenant without one is unchecked. In a config file a relative path is relative to that file.
+   */
+  plans: z.record(tenantId, z.string().min(1)).default({}),
   /** Extra or overriding event-name mappings: {"item viewed": "view"}. */
   events: z.record(z.string().min(1), z.string().min(1)).default({}),
   /**
@@ -135,6 +141,7 @@ const ENV: Record<string, keyof z.infer<typeof configSchema>> = {
   TRACKLAKE_MAX_SEGMENT_BYTES: 'maxSegmentBytes',
   TRACKLAKE_MAX_BUFFER_BYTES: 'maxBufferBytes',
   TRACKLAKE_SOURCES: 'sources',
+  TRACKLAKE_PLANS: 'plans',
   TRACKLAKE_CORS_ORIGINS: 'corsOrigins',
   TRACKLAKE_TRUST_PROXY: 'trustProxy',
   TRACKLAKE_PUBLIC_URL: 'publicUrl',
@@ -161,14 +168,14 @@ const ENV: Record<string, keyof z.infer<typeof configSchema>> = {
   TRACKLAKE_SESSIONS_INCLUDE_BOTS: 'sessionsIncludeBots',
 };
 
-/** "key1=tenantA,key2=tenantB" → {key1: "tenantA", key2: "tenantB"}. */
-export function parseSources(text: string, setting = 'sources'): Record<string, string> {
+/** "key1=tenantA,key2=tenantB" → {key1: "tenantA", key2: "tenantB"} (and "tenant=file,…" for plans). */
+export function parseSources(text: string, setting = 'sources', shape = ['key', 'tenant', 'write key']): Record<string, string> {
   const out: Record<string, string> = {};
   for (const part of text.split(',').map((s) => s.trim()).filter(Boolean)) {
     const eq = part.indexOf('=');
-    if (eq <= 0 || eq === part.length - 1) throw new ConfigError(setting, `"${part}" is not key=tenant`);
+    if (eq <= 0 || eq === part.length - 1) throw new ConfigError(setting, `"${part}" is not ${shape[0]}=${shape[1]}`);
     const key = part.slice(0, eq).trim();
-    if (Object.hasOwn(out, key)) throw new ConfigError(setting, `write key listed twice`);
+    if (Object.hasOwn(out, key)) throw new ConfigError(setting, `${shape[2]} listed twice`);
     out[key] = part.slice(eq + 1).trim();
   }
   return out;
@@ -178,6 +185,7 @@ const BOOL: Record<string, boolean> = { true: true, '1': true, yes: true, false:
 
 function envValue(name: string, setting: string, raw: string): unknown {
   if (setting === 'sources') return parseSources(raw, name);
+  if (setting === 'plans') return parseSources(raw, name, ['tenant', 'file', 'tenant']);
   if (setting === 'corsOrigins') return raw.split(',').map((s) => s.trim()).filter(Boolean);
   if (setting === 'trustProxy' || setting === 'scheduler' || setting === 's3ForcePathStyle' || setting === 'sessionsIncludeBots' || setting === 'api') {
     const b = BOOL[raw.trim().toLowerCase()];
@@ -212,6 +220,10 @@ export function loadConfig(input: ConfigInput = {}): Config {
       throw new ConfigError('config', `${file} is not valid JSON: ${(e as Error).message}`);
     }
     if (fromFile === null || typeof fromFile !== 'object' || Array.isArray(fromFile)) throw new ConfigError('config', `${file} must hold a JSON object`);
+    const plans = fromFile.plans;
+    if (plans && typeof plans === 'object' && !Array.isArray(plans)) {
+      fromFile.plans = Object.fromEntries(Object.entries(plans).map(([t, f]) => [t, typeof f === 'string' && f !== '' ? path.resolve(path.dirname(file), f) : f]));
+    }
   }
   const fromEnv: Record<string, unknown> = {};
   for (const [name, setting] of Object.entries(ENV)) {
@@ -227,6 +239,10 @@ export function loadConfig(input: ConfigInput = {}): Config {
   }
   const cfg = parsed.data;
   if (Object.keys(cfg.sources).length === 0) cfg.sources = { dev: 'demo' };
+  const tenants = new Set(Object.values(cfg.sources));
+  for (const t of Object.keys(cfg.plans)) {
+    if (!tenants.has(t)) throw new ConfigError(`plans.${t}`, `no source sends to tenant "${t}" (sources name ${[...tenants].join(', ')})`);
+  }
   const names = new Set(['view', 'share', 'chat']);
   for (const m of cfg.metrics) {
     if (names.has(m.name)) throw new ConfigError(`metrics.${m.name}`, 'a metric of that name already exists');

@@ -5,6 +5,7 @@
  */
 import { TracklakeError } from '../lib/errors.js';
 import type { Metrics } from '../lib/metrics.js';
+import { violationOfCode } from '../plan/plan.js';
 import type { DedupIndex } from './dedup.js';
 import type { PreparedRequest, RejectedMessage } from './prepare.js';
 import { readRecords } from './records.js';
@@ -97,11 +98,21 @@ export class Collector {
         throw new TracklakeError('log_unavailable');
       }
     }
+    if (p.violations) this.countViolations(p.tenant, p.violations, keep);
     const accepted = p.messages - p.rejected.length;
     let counter = this.acceptedBy.get(p.tenant);
     if (!counter) this.acceptedBy.set(p.tenant, (counter = this.d.metrics.accepted.labels({ tenant: p.tenant })));
     counter.inc(accepted - duplicates);
     return { accepted, duplicates, rejected: p.rejected };
+  }
+
+  /** Counts the violations of the records that were logged (a duplicate's were counted with its original). */
+  private countViolations(tenant: string, v: Int32Array, keep: number[] | undefined): void {
+    const kept = keep && new Set(keep);
+    for (let i = 0; i < v.length; i += 3) {
+      if (kept && !kept.has(v[i]!)) continue;
+      this.d.metrics.violations.inc({ tenant, ...violationOfCode(v[i + 1]!, v[i + 2]!) });
+    }
   }
 }
 

@@ -15,6 +15,8 @@ import { Prefaulter } from './prefault.js';
 import { openPreparer, type Preparer } from './preparer.js';
 import { Shipper } from './shipper.js';
 import { WriteAheadLog } from './wal.js';
+import { SchemaRecorder } from '../plan/observe.js';
+import { tenantPlans } from '../plan/plan.js';
 
 export interface IngestNode {
   wal: WriteAheadLog;
@@ -30,6 +32,8 @@ export interface IngestNode {
 }
 
 export async function openIngest(config: Config, deps: { store: ObjectStore; clock: Clock; logger: Logger; metrics?: Metrics }): Promise<IngestNode> {
+  // A plan that cannot be used stops start-up here, before the log is opened or anything listens.
+  const plans = Object.fromEntries([...tenantPlans(config.plans)].map(([tenant, p]) => [tenant, { file: p.file, text: p.text }]));
   const metrics = deps.metrics ?? new Metrics();
   let shipper: Shipper | undefined;
   const windowMs = config.dedupWindowHours * 3600_000;
@@ -63,7 +67,14 @@ export async function openIngest(config: Config, deps: { store: ObjectStore; clo
 
   const collector = new Collector({ wal, dedup, metrics, maxBufferBytes: config.maxBufferBytes });
   const workers = config.ingestWorkers ?? Math.min(8, os.availableParallelism() - 1);
-  const preparer = openPreparer({ sources: config.sources, events: config.events }, workers, deps.logger);
+  const preparer = openPreparer({ sources: config.sources, events: config.events, plans }, workers, deps.logger);
+  const schemas = new SchemaRecorder(deps.store, wal.nodeId);
+  const recordSchemas = async () => {
+    for (const o of preparer.takeObserved()) schemas.add(o);
+    await schemas.flush().catch((e: Error) => deps.logger.warn({ err: e.message }, 'observed schemas not written; will retry'));
+  };
+  const schemaTimer = setInterval(() => void recordSchemas(), config.flushIntervalMs);
+  schemaTimer.unref();
   shipper = new Shipper({ wal, store: deps.store, clock: deps.clock, logger: deps.logger, metrics, flushIntervalMs: config.flushIntervalMs, dedupWindowMs: windowMs });
   const pending = wal.sealed().length;
   if (pending > 0) deps.logger.info({ segments: pending, nodeId: wal.nodeId }, 'recovered log segments from a previous run; shipping them');
@@ -86,10 +97,12 @@ export async function openIngest(config: Config, deps: { store: ObjectStore; clo
     },
     async close() {
       clearInterval(maintainTimer);
+      clearInterval(schemaTimer);
       collector.close();
       const shipped = await s.stop(config.shutdownTimeoutMs);
       await wal.close();
       await preparer.close();
+      await recordSchemas();
       await prefaulter.close();
       return shipped;
     },

@@ -4,4 +4,7 @@ import { RequestPreparer, type PrepareSettings } from './prepare.js';
 import { answerJobs } from './preparer.js';
 
 const preparer = new RequestPreparer(workerData as PrepareSettings);
-answerJobs((req) => preparer.prepare(req));
+answerJobs(
+  (req) => preparer.prepare(req),
+  () => preparer.observed.take(),
+);

@@ -14,7 +14,10 @@ import { IDENTITY_COLUMNS } from '../tracking/columns.js';
 import { csvRecord, trackCsv } from '../tracking/csv.js';
 import { UaClassifier } from '../tracking/enrich.js';
 import { buildEventMap, type EventMap } from '../tracking/events.js';
-import { mapMessage } from '../tracking/map.js';
+import { eventTime, mapMessage } from '../tracking/map.js';
+import { quarantineLine, violationLine } from '../plan/files.js';
+import { IDENTIFY, ObservationCounter } from '../plan/observe.js';
+import { parsePlan, violationCode, type CompiledPlan } from '../plan/plan.js';
 import { fingerprintInto } from './fingerprint.js';
 import { RecordWriter } from './records.js';
 import { encodeFrame } from './wal.js';
@@ -47,6 +50,11 @@ export interface PreparedRequest {
   fingerprints: Int32Array;
   /** The records of the accepted messages that have rows, as one log frame (ingest/wal.ts, encodeFrame). */
   frame: Uint8Array;
+  /**
+   * Tracking-plan violations, three int32 each: the record's index in frame, the violation type's and the
+   * action's index (plan/plan.ts, violationCode), so the request thread counts those of records it keeps.
+   */
+  violations?: Int32Array;
 }
 
 /** A request refused as a whole; for a batch whose every message was refused, the reasons come along. */
@@ -57,6 +65,11 @@ export type PrepareResult = { ok: true; value: PreparedRequest } | RequestReject
 export interface PrepareSettings {
   sources: Readonly<Record<string, string>>;
   events: Readonly<Record<string, string>>;
+  /**
+   * tenant → its tracking plan's file and text. The text comes along (not just the path) so every worker
+   * compiles the very plan that was checked at start-up.
+   */
+  plans?: Readonly<Record<string, { file: string; text: string }>>;
 }
 
 export class RequestPreparer {
@@ -64,6 +77,9 @@ export class RequestPreparer {
   private readonly uaClassifier = new UaClassifier();
   /** Lays out the records of the request being prepared; encodeFrame copies them out. */
   private readonly records = new RecordWriter();
+  private readonly plans = new Map<string, CompiledPlan>();
+  /** Observed schemas (plan/observe.ts), handed over with takeObserved. */
+  readonly observed = new ObservationCounter();
 
   // The day of the last row, and the instants it spans: a request's rows nearly always share a day.
   private day = '';
@@ -71,6 +87,13 @@ export class RequestPreparer {
 
   constructor(private readonly settings: PrepareSettings) {
     this.eventMap = buildEventMap(settings.events);
+    // A plan shared by several tenants is compiled once.
+    const byFile = new Map<string, CompiledPlan>();
+    for (const [tenant, { file, text }] of Object.entries(settings.plans ?? {})) {
+      let plan = byFile.get(file);
+      if (!plan) byFile.set(file, (plan = parsePlan(text, file)));
+      this.plans.set(tenant, plan);
+    }
   }
 
   private dayOf(time: number): string {
@@ -103,24 +126,50 @@ export class RequestPreparer {
       const id = (messages[index] as { messageId?: unknown } | null)?.messageId;
       rejected.push({ index, messageId: typeof id === 'string' ? id.slice(0, 100) : null, code: r.code, reason: r.message });
     };
+    const plan = this.plans.get(tenant);
+    let violations: number[] | undefined;
+    const receiptDay = this.dayOf(req.receivedAt);
     for (let index = 0; index < messages.length; index++) {
-      const msg = validateMessage(messages[index], envelope);
-      if (!msg.ok) {
-        refuse(index, msg);
+      const validated = validateMessage(messages[index], envelope);
+      if (!validated.ok) {
+        refuse(index, validated);
         continue;
       }
-      const rows = mapMessage(msg.value, mapContext);
+      let msg = validated.value;
+      const raw = messages[index] as Record<string, unknown>;
+      const bag = msg.type === 'identify' ? (isObject(raw.traits) ? raw.traits : (msg.context.traits as Record<string, unknown> | undefined)) : msg.properties;
+      const name = msg.type === 'track' ? msg.event! : msg.type === 'identify' ? IDENTIFY : undefined;
+      const verdict = plan?.checkValues(msg.type, msg.event, isObject(bag) ? bag : {});
+      if (verdict?.action === 'omit' && verdict.omit.length > 0 && msg.type !== 'identify') msg = { ...msg, properties: without(msg.properties, verdict.omit) };
+      const rows = mapMessage(msg, mapContext);
       if (!rows.ok) {
         refuse(index, rows);
         continue;
       }
+      if (name !== undefined) this.observed.observe(receiptDay, tenant, name, isObject(bag) ? bag : {});
       const { tracks, identities } = rows.value;
-      if (tracks.length === 0 && identities.length === 0) continue; // group calls, identify without a link
+      const flagged = verdict !== undefined && verdict.violations.length > 0;
+      if (tracks.length === 0 && identities.length === 0 && !flagged) continue; // group calls, identify without a link
       const k = records.records;
-      fingerprintInto(tenant, msg.value.messageId, fingerprints, k);
+      fingerprintInto(tenant, msg.messageId, fingerprints, k);
       records.record(fingerprints[2 * k]!, fingerprints[2 * k + 1]!, req.receivedAt);
-      for (const row of tracks) records.row('t', this.dayOf(row.time), trackCsv(row));
-      for (const row of identities) records.row('i', this.dayOf(row.time), csvRecord(row, IDENTITY_COLUMNS));
+      if (verdict?.action === 'block') {
+        // Kept whole, out of the tracking files, until `plan replay` lets it in.
+        const time = tracks[0]?.time ?? identities[0]?.time ?? Math.round(eventTime(msg, req.receivedAt));
+        const entry = { tenant, receivedAt: req.receivedAt, ip: req.clientIp, messageId: msg.messageId, context: envelope.context, sentAt: envelope.sentAtMs, violations: verdict.violations, message: raw };
+        records.row('q', this.dayOf(time), quarantineLine(entry));
+      } else {
+        for (const row of tracks) records.row('t', this.dayOf(row.time), trackCsv(row));
+        for (const row of identities) records.row('i', this.dayOf(row.time), csvRecord(row, IDENTITY_COLUMNS));
+      }
+      if (flagged) {
+        const time = tracks[0]?.time ?? identities[0]?.time ?? Math.round(eventTime(msg, req.receivedAt));
+        const day = this.dayOf(time);
+        for (const v of verdict.violations) {
+          records.row('v', day, violationLine(time, tenant, msg.messageId, msg.event ?? msg.type, v, verdict.action));
+          (violations ??= []).push(k, ...violationCode(v.type, verdict.action));
+        }
+      }
     }
     if (rejected.length === messages.length) {
       const first = rejected[0]!;
@@ -128,8 +177,19 @@ export class RequestPreparer {
       return { ok: false, code: 'all_rejected', message: `No message was valid; the first (index ${first.index}) was rejected: ${first.reason}`, rejected };
     }
     const frame = encodeFrame(records.payload());
-    return { ok: true, value: { tenant, messages: messages.length, rejected, fingerprints: fingerprints.slice(0, 2 * records.records), frame } };
+    const value: PreparedRequest = { tenant, messages: messages.length, rejected, fingerprints: fingerprints.slice(0, 2 * records.records), frame };
+    if (violations) value.violations = Int32Array.from(violations);
+    return { ok: true, value };
   }
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
+
+/** properties without the named keys (a plan's `omit`). */
+function without(properties: Record<string, unknown>, keys: readonly string[]): Record<string, unknown> {
+  const out = { ...properties };
+  for (const k of keys) delete out[k];
+  return out;
 }
 
 /** Strict UTF-8, then JSON; undefined for an empty body (which is refused once the key is known). */

@@ -5,10 +5,14 @@
  */
 import { parentPort, Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
+import type { Observations } from '../plan/observe.js';
 import { RequestPreparer, type PrepareResult, type PrepareSettings, type RawRequest } from './prepare.js';
 
 export interface Preparer {
   prepare(req: RawRequest): Promise<PrepareResult>;
+  /** The observed-schema counts (plan/observe.ts) gathered since the last call. */
+  takeObserved(): Observations[];
+  /** Stops; counts not yet taken are kept for a last takeObserved. */
   close(): Promise<void>;
 }
 
@@ -26,6 +30,10 @@ export class InlinePreparer implements Preparer {
     return Promise.resolve(this.preparer.prepare(req));
   }
 
+  takeObserved(): Observations[] {
+    return this.preparer.observed.size > 0 ? [this.preparer.observed.take()] : [];
+  }
+
   async close(): Promise<void> {}
 }
 
@@ -35,6 +43,11 @@ export interface WorkerJob {
   reqs: RawRequest[];
 }
 export type WorkerAnswer = { id: number; results: PrepareResult[] } | { id: number; crash: string };
+/** Sent by a worker on its own: its observed-schema counts, every second it has some, and when asked to drain. */
+export interface WorkerCounts {
+  observed: Observations;
+  drained?: boolean;
+}
 
 interface Waiting {
   req: RawRequest;
@@ -80,6 +93,7 @@ export class WorkerPool implements Preparer {
   private nextId = 1;
   private closing = false;
   private inline: InlinePreparer | undefined;
+  private observed: Observations[] = [];
 
   /**
    * workerUrl is the module a worker runs, one that calls answerJobs: prepare-worker.js, or in bench:ingest
@@ -93,7 +107,12 @@ export class WorkerPool implements Preparer {
     const started = Date.now();
     const worker = new Worker(this.workerUrl, { workerData: this.settings });
     const slot: Slot = { worker, sent: new Map(), queue: [], load: 0 };
-    worker.on('message', (a: WorkerAnswer) => {
+    worker.on('message', (a: WorkerAnswer | WorkerCounts) => {
+      if ('observed' in a) {
+        if (a.observed.length > 0) this.observed.push(a.observed);
+        if (a.drained) worker.emit('drained');
+        return;
+      }
       const group = slot.sent.get(a.id);
       if (!group) return;
       slot.sent.delete(a.id);
@@ -171,9 +190,31 @@ export class WorkerPool implements Preparer {
     });
   }
 
+  takeObserved(): Observations[] {
+    const out = this.observed;
+    this.observed = [];
+    if (this.inline) out.push(...this.inline.takeObserved());
+    return out;
+  }
+
   async close(): Promise<void> {
     this.closing = true;
-    await Promise.all(this.slots.map((s) => s.worker.terminate()));
+    // Each worker hands over its last counts first (at most a second's wait for one that does not answer).
+    await Promise.all(
+      this.slots.map(async (s) => {
+        s.worker.ref(); // an idle worker is unref'd: the process must wait for its answer
+        const drained = new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, 1000);
+          s.worker.once('drained', () => {
+            clearTimeout(timer);
+            resolve();
+          });
+        });
+        s.worker.postMessage('drain');
+        await drained;
+        await s.worker.terminate();
+      }),
+    );
   }
 }
 
@@ -182,8 +223,15 @@ export class WorkerPool implements Preparer {
  * answers with their results. The frames' and fingerprints' memory moves to the request thread instead of
  * being copied (each has a buffer of its own).
  */
-export function answerJobs(prepare: (req: RawRequest) => PrepareResult): void {
-  parentPort!.on('message', ({ id, reqs }: WorkerJob) => {
+export function answerJobs(prepare: (req: RawRequest) => PrepareResult, takeObserved: () => Observations = () => []): void {
+  const sendCounts = (drained: boolean) => {
+    const observed = takeObserved();
+    if (observed.length > 0 || drained) parentPort!.postMessage({ observed, drained } satisfies WorkerCounts);
+  };
+  setInterval(() => sendCounts(false), 1000).unref();
+  parentPort!.on('message', (job: WorkerJob | 'drain') => {
+    if (job === 'drain') return sendCounts(true);
+    const { id, reqs } = job;
     let answer: WorkerAnswer;
     const moved: ArrayBuffer[] = [];
     try {

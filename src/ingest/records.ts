@@ -4,8 +4,9 @@
  * The layout is binary, so preparing a request writes it straight into one buffer and shipping cuts
  * tracking files out of it without turning anything back into a string. A payload is the byte `~`, then
  * per record: the fingerprint of its dedup key (ingest/fingerprint.ts, two int32 LE), its receipt time
- * (float64 LE) and its row count (uint32 LE); then per row the kind (`t` a tracking row, `i` an identity
- * link, 1 byte), the UTC day (10 bytes), the CSV line's length in bytes (uint32 LE) and the line.
+ * (float64 LE) and its row count (uint32 LE); then per row the kind (1 byte: `t` a tracking row, `i` an
+ * identity link, `v` a tracking-plan violation, `q` a blocked message for quarantine), the UTC day
+ * (10 bytes), the line's length in bytes (uint32 LE) and the line (CSV, or for `q` one line of JSON).
  *
  * Logs of earlier versions are still read: a payload of text records (`<bytes>:<id><bytes>:<tenant><at>:
  * <rows>:` then `<kind><day><bytes>:<line>` per row) or of tracklake 0.1's JSON array. Their ids are
@@ -13,7 +14,7 @@
  */
 import { fingerprint } from './fingerprint.js';
 
-export type RowKind = 't' | 'i';
+export type RowKind = 't' | 'i' | 'v' | 'q';
 
 /** One accepted message as objects: its dedup key, receipt time and rows (tests and the old layouts use this). */
 export interface WalRecord {
@@ -30,6 +31,10 @@ type RawBuffer = Buffer & { utf8Write(s: string, offset: number): number; latin1
 const MARK = 0x7e; // '~': no earlier layout starts with it (text records start with a digit, JSON with '[')
 const T = 0x74;
 const I = 0x69;
+/** Row kind ↔ byte; 0 marks a byte that is no kind. */
+const KIND_BYTE: Record<RowKind, number> = { t: T, i: I, v: 0x76, q: 0x71 };
+const BYTE_KIND: Array<RowKind | undefined> = [];
+for (const [k, b] of Object.entries(KIND_BYTE)) BYTE_KIND[b] = k as RowKind;
 const RECORD_HEAD = 20;
 const ROW_HEAD = 15;
 
@@ -76,7 +81,7 @@ export class RecordWriter {
   row(kind: RowKind, day: string, line: string): void {
     this.room(ROW_HEAD + line.length * 3);
     const b = this.buf as RawBuffer;
-    b[this.pos] = kind === 't' ? T : I;
+    b[this.pos] = KIND_BYTE[kind];
     b.latin1Write(day, this.pos + 1, 10);
     const n = b.utf8Write(line, this.pos + ROW_HEAD);
     b.writeUInt32LE(n, this.pos + 11);
@@ -135,8 +140,8 @@ function readBinary(payload: Buffer, visit: RecordVisitor): void {
     pos += RECORD_HEAD;
     for (; rows > 0; rows--) {
       if (pos + ROW_HEAD > payload.length) throw bad('truncated row', pos);
-      const k = payload[pos];
-      if (k !== T && k !== I) throw bad('bad row kind', pos);
+      const kind = BYTE_KIND[payload[pos]!];
+      if (kind === undefined) throw bad('bad row kind', pos);
       // Rows of one payload nearly always share a day: compare bytes instead of making a string per row.
       if (dayAt < 0 || payload.compare(payload, dayAt, dayAt + 10, pos + 1, pos + 11) !== 0) {
         day = payload.toString('latin1', pos + 1, pos + 11);
@@ -144,7 +149,7 @@ function readBinary(payload: Buffer, visit: RecordVisitor): void {
       }
       const end = pos + ROW_HEAD + payload.readUInt32LE(pos + 11);
       if (end > payload.length) throw bad('truncated line', pos);
-      visit.row?.(k === T ? 't' : 'i', day, payload, pos + ROW_HEAD, end);
+      visit.row?.(kind, day, payload, pos + ROW_HEAD, end);
       pos = end;
     }
   }

@@ -13,6 +13,7 @@ import { dayPath } from '../lib/dates.js';
 import type { Metrics } from '../lib/metrics.js';
 import type { ObjectStore } from '../storage/store.js';
 import { IDENTITY_COLUMNS, TRACK_COLUMNS } from '../tracking/columns.js';
+import { VIOLATION_COLUMNS } from '../plan/files.js';
 import { ID_ENTRY_BYTES, pruneIdsFiles, writeIdsFile } from './dedup.js';
 import { readRecords, type RowKind } from './records.js';
 import type { WriteAheadLog } from './wal.js';
@@ -28,9 +29,12 @@ export interface ShipperOptions {
   retry?: { baseMs: number; maxMs: number };
 }
 
-const KINDS: Record<RowKind, { prefix: string; header: string; label: string }> = {
-  t: { prefix: 'tracks', header: TRACK_COLUMNS.join(','), label: 'track' },
-  i: { prefix: 'identities', header: IDENTITY_COLUMNS.join(','), label: 'identity' },
+/** Each kind of row becomes its own file per day; quarantine files are JSON lines, so they have no header. */
+const KINDS: Record<RowKind, { prefix: string; header: string; ext: string; label: string }> = {
+  t: { prefix: 'tracks', header: `${TRACK_COLUMNS.join(',')}\n`, ext: 'csv', label: 'track' },
+  i: { prefix: 'identities', header: `${IDENTITY_COLUMNS.join(',')}\n`, ext: 'csv', label: 'identity' },
+  v: { prefix: 'violations', header: `${VIOLATION_COLUMNS.join(',')}\n`, ext: 'csv', label: 'violation' },
+  q: { prefix: 'quarantine', header: '', ext: 'jsonl', label: 'quarantine' },
 };
 
 export interface SegmentContent {
@@ -97,18 +101,18 @@ export async function segmentObjects(payloads: readonly Buffer[], nodeId: string
       },
     });
   }
-  const name = `${nodeId}-${String(seq).padStart(12, '0')}.csv`;
+  const name = `${nodeId}-${String(seq).padStart(12, '0')}`;
   const objects: SegmentContent['objects'] = [];
   for (const { kind, day, ranges, bytes, rows } of groups.values()) {
     const k = KINDS[kind];
-    const body = Buffer.allocUnsafe(k.header.length + 1 + bytes);
-    let off = body.write(`${k.header}\n`, 'latin1');
+    const body = Buffer.allocUnsafe(k.header.length + bytes);
+    let off = body.write(k.header, 'latin1');
     for (let i = 0; i < 3 * rows; i += 3) {
       if (i > 0 && i % (3 * SLICE_ROWS) === 0) await setImmediate();
       off += payloads[ranges[i]!]!.copy(body, off, ranges[i + 1], ranges[i + 2]);
       body[off++] = 0x0a;
     }
-    objects.push({ key: `${k.prefix}/${dayPath(day)}/${name}`, body, rows, label: k.label });
+    objects.push({ key: `${k.prefix}/${dayPath(day)}/${name}.${k.ext}`, body, rows, label: k.label });
   }
   objects.sort((a, b) => (a.key < b.key ? -1 : 1));
   return { objects, ids: ids.subarray(0, records * ID_ENTRY_BYTES), records, oldest, newest };

@@ -5,16 +5,23 @@
  * and, per kind of violation, what to do with the event: allow it (and record the violation), omit the
  * unplanned properties, or block it.
  *
- * This module is the plan and its checks; the collector does not apply them yet (see the README).
+ * The collector applies a tenant's plan in its request workers (ingest/prepare.ts); plan/files.ts is what the
+ * violations and blocked messages become.
  */
 import { readFileSync } from 'node:fs';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { LineCounter, parseDocument } from 'yaml';
 import { z } from 'zod';
+import { ConfigError } from '../lib/errors.js';
 
 export const VIOLATION_TYPES = ['Unplanned-Event', 'Required-Missing', 'Datatype-Mismatch', 'Additional-Properties', 'Naming-Convention', 'Forbidden-Property', 'Invalid-Value'] as const;
 export type ViolationType = (typeof VIOLATION_TYPES)[number];
-export type Action = 'allow' | 'omit' | 'block';
+export const ACTIONS = ['allow', 'omit', 'block'] as const;
+export type Action = (typeof ACTIONS)[number];
+
+/** A violation's type and action as two small numbers, for counting across threads; see violationOfCode. */
+export const violationCode = (type: ViolationType, action: Action): [number, number] => [VIOLATION_TYPES.indexOf(type), ACTIONS.indexOf(action)];
+export const violationOfCode = (type: number, action: number): { type: ViolationType; action: Action } => ({ type: VIOLATION_TYPES[type]!, action: ACTIONS[action]! });
 
 export interface Violation {
   type: ViolationType;
@@ -77,15 +84,48 @@ export class PlanError extends Error {
   }
 }
 
-/** Reads and validates a plan file (YAML; JSON is YAML too). */
-export function loadPlan(file: string): CompiledPlan {
-  let text: string;
+/** A tenant's plan: its file and text (what request workers compile) and the compiled checks. */
+export interface TenantPlan {
+  file: string;
+  text: string;
+  compiled: CompiledPlan;
+}
+
+/**
+ * The configuration's plans (tenant → file), each file read and compiled once. A plan that cannot be used
+ * is a ConfigError naming the tenant's setting, the file, the place and the problem: start-up stops (exit 2).
+ */
+export function tenantPlans(plans: Readonly<Record<string, string>>): Map<string, TenantPlan> {
+  const byFile = new Map<string, TenantPlan>();
+  const out = new Map<string, TenantPlan>();
+  for (const [tenant, file] of Object.entries(plans)) {
+    let p = byFile.get(file);
+    if (!p) {
+      try {
+        const text = readPlanText(file);
+        p = { file, text, compiled: parsePlan(text, file) };
+      } catch (e) {
+        if (e instanceof PlanError) throw new ConfigError(`plans.${tenant}`, e.message);
+        throw e;
+      }
+      byFile.set(file, p);
+    }
+    out.set(tenant, p);
+  }
+  return out;
+}
+
+function readPlanText(file: string): string {
   try {
-    text = readFileSync(file, 'utf8');
+    return readFileSync(file, 'utf8');
   } catch (e) {
     throw new PlanError(file, '', `cannot read it: ${(e as Error).message}`);
   }
-  return parsePlan(text, file);
+}
+
+/** Reads and validates a plan file (YAML; JSON is YAML too). */
+export function loadPlan(file: string): CompiledPlan {
+  return parsePlan(readPlanText(file), file);
 }
 
 export function parsePlan(text: string, file = '(plan)'): CompiledPlan {
@@ -112,7 +152,14 @@ const glob = (pattern: string) => new RegExp(`^${pattern.split('*').map((p) => p
 
 export interface CompiledPlan {
   plan: Plan;
-  /** The verdict on one Segment message (track, identify, ...), as received. */
+  /** The file it came from. */
+  file: string;
+  /**
+   * The verdict on one message: its type, its event name (track calls) and its properties (for identify
+   * calls, its traits).
+   */
+  checkValues(type: string, event: string | undefined, values: Record<string, unknown>): Verdict;
+  /** The same, on a Segment message as received (track, identify, ...). */
   check(message: Record<string, unknown>): Verdict;
 }
 
@@ -143,17 +190,21 @@ export function compilePlan(plan: Plan, file = '(plan)'): CompiledPlan {
   const userTypes = plan.conventions.userTypes ? new Set(plan.conventions.userTypes) : undefined;
   const actionOf = (t: ViolationType): Action => plan.enforcement[t] ?? 'allow';
 
-  return {
+  const compiled: CompiledPlan = {
     plan,
+    file,
     check(message) {
+      const bag = message.type === 'identify' ? 'traits' : 'properties';
+      const values = isObject(message[bag]) ? (message[bag] as Record<string, unknown>) : {};
+      return compiled.checkValues(String(message.type), typeof message.event === 'string' ? message.event : undefined, values);
+    },
+    checkValues(type, event, values) {
       const violations: Violation[] = [];
       const omit = new Set<string>();
-      const type = message.type;
       const bag = type === 'identify' ? 'traits' : 'properties';
-      const values = isObject(message[bag]) ? (message[bag] as Record<string, unknown>) : {};
 
       if (type === 'track') {
-        const name = typeof message.event === 'string' ? message.event : '';
+        const name = event ?? '';
         if (!eventName.test(name)) violations.push({ type: 'Naming-Convention', field: 'event', message: `"${name}" is not an Object-Action name in lower case (${plan.conventions.eventName})` });
         for (const f of plan.conventions.flatten) {
           if (name.includes(f)) violations.push({ type: 'Naming-Convention', field: 'event', message: `"${name}": flatten it into "${name.slice(0, name.indexOf(f))}" with a "type" property` });
@@ -182,6 +233,7 @@ export function compilePlan(plan: Plan, file = '(plan)'): CompiledPlan {
       return { violations, action, omit: action === 'omit' ? [...omit].sort() : [] };
     },
   };
+  return compiled;
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);

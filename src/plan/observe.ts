@@ -1,0 +1,186 @@
+/**
+ * Observed schemas: per day, tenant and event name, the properties the collector has seen with their JSON
+ * types and counts. Request workers count (ObservationCounter, on plain data so a worker can hand its counts
+ * over); the request thread merges them and writes one small file per day, tenant and node under `schemas/`
+ * (SchemaRecorder). `plan infer` and `plan lint` read them. Counts are statistics, not events: they are
+ * written every flush interval, and a crash loses at most that interval's counts.
+ */
+import { dayPath } from '../lib/dates.js';
+import type { ObjectStore } from '../storage/store.js';
+
+export const JSON_TYPES = ['string', 'integer', 'number', 'boolean', 'object', 'array', 'null'] as const;
+export type JsonType = (typeof JSON_TYPES)[number];
+
+/** The pseudo event name identify calls' traits are counted under. */
+export const IDENTIFY = '$identify';
+
+/** Bounds that keep a tenant sending random names from growing the state without end. */
+const MAX_EVENTS = 2000;
+const MAX_PROPERTIES = 500;
+
+export function jsonType(v: unknown): JsonType {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'array';
+  switch (typeof v) {
+    case 'string':
+      return 'string';
+    case 'number':
+      return Number.isInteger(v) ? 'integer' : 'number';
+    case 'boolean':
+      return 'boolean';
+    default:
+      return 'object';
+  }
+}
+const TYPE_INDEX = new Map<JsonType, number>(JSON_TYPES.map((t, i) => [t, i]));
+
+/** One event's observed shape: how often it was seen, and per property the count of each JSON type. */
+export interface EventShape {
+  count: number;
+  properties: Record<string, Partial<Record<JsonType, number>>>;
+}
+
+/** A day's shapes for one tenant: the file under schemas/. */
+export interface SchemaFile {
+  version: 1;
+  day: string;
+  tenant: string;
+  events: Record<string, EventShape>;
+}
+
+/** Counts as plain data: [day, tenant, event, count, [[property, counts by JSON_TYPES index]]]. */
+export type Observations = Array<[string, string, string, number, Array<[string, number[]]>]>;
+
+interface Counting {
+  count: number;
+  props: Map<string, number[]>;
+}
+
+/** Counts shapes in a request worker, cheaply: a map lookup per event and one per property. */
+export class ObservationCounter {
+  private readonly events = new Map<string, Counting>();
+  private perTenant = new Map<string, number>();
+
+  observe(day: string, tenant: string, event: string, values: Record<string, unknown>): void {
+    const key = `${day}\u0000${tenant}\u0000${event}`;
+    let c = this.events.get(key);
+    if (!c) {
+      const n = this.perTenant.get(tenant) ?? 0;
+      if (n >= MAX_EVENTS) return;
+      this.perTenant.set(tenant, n + 1);
+      this.events.set(key, (c = { count: 0, props: new Map() }));
+    }
+    c.count++;
+    for (const name in values) {
+      let counts = c.props.get(name);
+      if (!counts) {
+        if (c.props.size >= MAX_PROPERTIES) continue;
+        c.props.set(name, (counts = [0, 0, 0, 0, 0, 0, 0]));
+      }
+      counts[TYPE_INDEX.get(jsonType(values[name]))!]!++;
+    }
+  }
+
+  get size(): number {
+    return this.events.size;
+  }
+
+  /** The counts so far as plain data, and a fresh start. */
+  take(): Observations {
+    const out: Observations = [];
+    for (const [key, c] of this.events) {
+      const [day, tenant, event] = key.split('\u0000') as [string, string, string];
+      out.push([day, tenant, event, c.count, [...c.props]]);
+    }
+    this.events.clear();
+    this.perTenant = new Map();
+    return out;
+  }
+}
+
+/** Adds one event's counts to a shape. */
+export function addShape(into: EventShape, count: number, props: Iterable<[string, Partial<Record<JsonType, number>> | number[]]>): void {
+  into.count += count;
+  for (const [name, counts] of props) {
+    if (!(name in into.properties) && Object.keys(into.properties).length >= MAX_PROPERTIES) continue;
+    const p = (into.properties[name] ??= {});
+    const entries: Array<[JsonType, number]> = Array.isArray(counts) ? counts.map((n, i) => [JSON_TYPES[i]!, n]) : (Object.entries(counts) as Array<[JsonType, number]>);
+    for (const [t, n] of entries) if (n > 0) p[t] = (p[t] ?? 0) + n;
+  }
+}
+
+export const schemaKey = (day: string, tenant: string, node: string) => `schemas/${dayPath(day)}/${tenant}/${node}.json`;
+
+/**
+ * Merges workers' counts on the request thread and writes them to storage: one file per day, tenant and
+ * node, so nodes never write the same object. A file is read once when its day is first touched in this
+ * process, then kept in memory and rewritten whole (a day's shapes are kilobytes).
+ */
+export class SchemaRecorder {
+  private readonly files = new Map<string, SchemaFile>();
+  private readonly dirty = new Set<string>();
+  private pending: Observations[] = [];
+
+  constructor(private readonly store: ObjectStore, private readonly node: string) {}
+
+  add(o: Observations): void {
+    if (o.length > 0) this.pending.push(o);
+  }
+
+  /** Writes what was added since the last flush. */
+  async flush(): Promise<void> {
+    const batches = this.pending;
+    this.pending = [];
+    for (const batch of batches) {
+      for (const [day, tenant, event, count, props] of batch) {
+        const key = schemaKey(day, tenant, this.node);
+        let file = this.files.get(key);
+        if (!file) {
+          const stored = await this.store.get(key);
+          file = stored ? (JSON.parse(stored.toString('utf8')) as SchemaFile) : { version: 1, day, tenant, events: {} };
+          this.files.set(key, file);
+        }
+        if (!(event in file.events) && Object.keys(file.events).length >= MAX_EVENTS) continue;
+        addShape((file.events[event] ??= { count: 0, properties: {} }), count, props);
+        this.dirty.add(key);
+      }
+    }
+    for (const key of [...this.dirty]) {
+      await this.store.put(key, `${JSON.stringify(this.files.get(key))}\n`);
+      this.dirty.delete(key);
+    }
+    // Only the newest days are still being counted; older ones leave memory.
+    if (this.files.size > 64) {
+      const keys = [...this.files.keys()].sort();
+      for (const k of keys.slice(0, keys.length - 64)) this.files.delete(k);
+    }
+  }
+}
+
+/** Every schema file of the days in [from, to] (yyyy-mm-dd), optionally of one tenant. */
+export async function readSchemas(store: ObjectStore, days: readonly string[], tenant?: string): Promise<SchemaFile[]> {
+  const out: SchemaFile[] = [];
+  for (const day of days) {
+    for (const o of await store.list(`schemas/${dayPath(day)}/${tenant ? `${tenant}/` : ''}`)) {
+      if (!o.key.endsWith('.json')) continue;
+      const body = await store.get(o.key);
+      if (body) out.push(JSON.parse(body.toString('utf8')) as SchemaFile);
+    }
+  }
+  return out;
+}
+
+/** The shapes of several files merged per tenant and event. */
+export function mergeSchemas(files: readonly SchemaFile[]): Map<string, Map<string, EventShape>> {
+  const out = new Map<string, Map<string, EventShape>>();
+  for (const f of files) {
+    let events = out.get(f.tenant);
+    if (!events) out.set(f.tenant, (events = new Map()));
+    for (const [name, shape] of Object.entries(f.events)) {
+      let into = events.get(name);
+      if (!into) events.set(name, (into = { count: 0, properties: {} }));
+      addShape(into, shape.count, Object.entries(shape.properties));
+    }
+  }
+  return out;
+}
