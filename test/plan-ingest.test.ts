@@ -3,58 +3,15 @@
  * blocked messages land exactly once beside the tracking files, and a bad plan stops start-up.
  */
 import assert from 'node:assert/strict';
-import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { VIOLATION_COLUMNS, parseQuarantineLine } from '../src/plan/files.js';
 import type { SchemaFile } from '../src/plan/observe.js';
 import { LocalStore } from '../src/storage/local.js';
-import type { ObjectStore } from '../src/storage/store.js';
 import { basic, post, readRows, spawnCollector, startCollector, T0, tempDir, track } from './helpers.js';
-
-export const PLAN = `version: 1
-events:
-  - name: product viewed
-    properties:
-      type: object
-      required: [product_id]
-      properties:
-        product_id: { type: string }
-      additionalProperties: false
-  - name: call started
-    properties: { type: object, required: [episode_id], properties: { episode_id: { type: string } } }
-conventions:
-  forbiddenProperties: { channel_id: episode_id }
-enforcement:
-  Additional-Properties: omit
-  Forbidden-Property: omit
-  Required-Missing: block
-  Datatype-Mismatch: block
-`;
-
-async function writePlan(dir: string, text = PLAN, name = 'plan.yaml'): Promise<string> {
-  const file = path.join(dir, name);
-  await fs.writeFile(file, text);
-  return file;
-}
-
-/** Every line of every quarantine file. */
-async function quarantined(store: ObjectStore): Promise<string[]> {
-  const lines: string[] = [];
-  for (const o of await store.list('quarantine/')) lines.push(...(await store.get(o.key))!.toString('utf8').split('\n').filter(Boolean));
-  return lines;
-}
+import { MIXED, PLAN, quarantined, writePlan } from './plan-fixture.js';
 
 const at = new Date(T0 - 60_000).toISOString();
-/** One message of each outcome; ids say which. */
-const MIXED = [
-  track({ messageId: 'clean', event: 'product viewed', properties: { product_id: 'p1' }, timestamp: at }),
-  track({ messageId: 'omitted', event: 'product viewed', properties: { product_id: 'p2', merchant_id: 'm9' }, timestamp: at }),
-  track({ messageId: 'missing', event: 'product viewed', properties: {}, timestamp: at }),
-  track({ messageId: 'misnamed', event: 'Product Shared', properties: { product_id: 'p3' }, timestamp: at }),
-  track({ messageId: 'mistyped', event: 'product viewed', properties: { product_id: 5 }, timestamp: at }),
-  { type: 'track', messageId: 'no-event', anonymousId: 'd1' },
-];
 
 describe('a tenant with a tracking plan', () => {
   it('lands the good events, blocks and omits as configured, and records every violation once', async () => {

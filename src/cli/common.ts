@@ -49,6 +49,13 @@ export const intArg = (name: string, min = 0, max = Number.MAX_SAFE_INTEGER) => 
   return n;
 };
 
+/** A flag's share: a number from 0 to 1. */
+export const shareArg = (name: string) => (v: string) => {
+  const n = /^\s*(0|1|0?\.\d+|1\.0*)\s*$/.test(v) ? Number(v) : NaN;
+  if (!(n >= 0 && n <= 1)) throw new ConfigError(name, `"${v}" is not a share from 0 to 1, such as 0.1`);
+  return n;
+};
+
 /** Prints what a job run skipped (malformed rows, files without the expected header) on stderr. */
 export function printSkipped(report: { badRows: Array<{ key: string; line: number; error: string }>; skippedFiles: Array<{ key: string; reason: string }> }, prefix = ''): void {
   for (const b of report.badRows) process.stderr.write(`${prefix}skipped malformed row ${b.key}:${b.line}: ${b.error}\n`);

@@ -6,12 +6,13 @@ import { apiCommand } from './api.js';
 import { ConfigError } from '../lib/errors.js';
 import { parseSources } from '../config/config.js';
 import { LIMITS } from '../segment/message.js';
-import { configFromOptions, intArg, makeLogger, run } from './common.js';
+import { configFromOptions, intArg, makeLogger, run, shareArg } from './common.js';
 import { serve } from './serve.js';
 import { funnelCommand, sessionsCommand } from './sessions.js';
 import { simulate } from './simulate.js';
 import { tokenCreate } from './token.js';
-import { planCheck } from './plan.js';
+import { planCheck, planInfer, planLint, planReplay, planReport, planTypegen, type RangeOptions } from './plan.js';
+import type { Config } from '../config/config.js';
 
 // `tracklake funnel … | head` closes our stdout early: that is the reader's choice, not an error.
 process.stdout.on('error', (e: NodeJS.ErrnoException) => {
@@ -103,7 +104,8 @@ program
   .addOption(new Option('--concurrency <n>', 'requests in flight').default(4).argParser(intArg('concurrency', 1, 1000)))
   .addOption(new Option('--seed <n>', 'random seed (same seed, same traffic)').default(42).argParser(intArg('seed')))
   .option('--end <iso-time>', 'end of the simulated period (default: now)')
-  .action((o: { url: string; writeKey: string; events: number; rate?: number; days: number; batchSize: number; concurrency: number; seed: number; end?: string }) =>
+  .addOption(new Option('--plan-violations <share>', 'share of track calls (0-1) made to break the naming conventions, for tracking plans to find').default(0).argParser(shareArg('plan-violations')))
+  .action((o: { url: string; writeKey: string; events: number; rate?: number; days: number; batchSize: number; concurrency: number; seed: number; end?: string; planViolations: number }) =>
     run(async () => {
       const endMs = o.end === undefined ? Date.now() : Date.parse(o.end);
       if (!Number.isFinite(endMs)) throw new ConfigError('end', `"${o.end}" is not an ISO-8601 time`);
@@ -142,13 +144,72 @@ program
     }),
   );
 
-program
-  .command('plan')
-  .description('tracking plans: the team\'s conventions and events')
+const plan = program.command('plan').description('tracking plans: the team\'s conventions and events (README, "Tracking plans")');
+plan
   .command('check')
   .description('validate a tracking plan file (exit 2 naming the place and the problem)')
   .argument('<file>', 'the plan (YAML)')
   .action((file: string) => run(async () => planCheck(file)));
+
+/** A plan command over stored files: where, which days, which tenant. */
+function planRangeCommand(name: string, description: string): Command {
+  return plan
+    .command(name)
+    .description(description)
+    .option('--config <file>', 'JSON config file (env TRACKLAKE_CONFIG)')
+    .option('--storage <where>', 'local folder or s3://bucket/prefix (default ./data)')
+    .option('--plans <tenant=file,...>', 'tracking plans by tenant (env TRACKLAKE_PLANS)', (v: string) => parseSources(v, '--plans', ['tenant', 'file', 'tenant']))
+    .requiredOption('--from <YYYY-MM-DD>', 'first day')
+    .requiredOption('--to <YYYY-MM-DD>', 'last day')
+    .option('--tenant <id>', 'one tenant only')
+    .option('--json', 'print JSON')
+    .option('--job-memory-limit <bytes>', 'memory DuckDB may use before it spills (default: a quarter of the machine\'s)')
+    .option('--scratch-dir <dir>', 'where inputs are staged and DuckDB spills (default: the system\'s temp folder)');
+}
+
+const rangeAction = (body: (config: Config, o: RangeOptions) => Promise<number>) => (o: Record<string, unknown>) =>
+  run(() => {
+    const { from, to, tenant, json, ...settings } = o;
+    return body(configFromOptions(settings, process.env), { from, to, tenant, json } as RangeOptions);
+  });
+
+planRangeCommand('replay', 'send quarantined messages that pass the current plan into the tracking files, once').action(rangeAction(planReplay));
+planRangeCommand('lint', 'check the conventions over history: event names, variants, flattening, forbidden properties, unplanned events (exit 1 when found)').action(rangeAction(planLint));
+planRangeCommand('report', 'violations per event and type, with counts and a sample each').action(rangeAction(planReport));
+
+plan
+  .command('infer')
+  .description('write a draft plan from a tenant\'s observed schemas')
+  .option('--config <file>', 'JSON config file (env TRACKLAKE_CONFIG)')
+  .option('--storage <where>', 'local folder or s3://bucket/prefix (default ./data)')
+  .requiredOption('--tenant <id>', 'the tenant whose traffic to draw from')
+  .option('--from <YYYY-MM-DD>', 'first day (default: every day observed)')
+  .option('--to <YYYY-MM-DD>', 'last day')
+  .option('--out <file>', 'write the plan here (default: standard output)')
+  .action((o: Record<string, unknown>) =>
+    run(() => {
+      const { tenant, from, to, out, ...settings } = o;
+      return planInfer(configFromOptions(settings, process.env), { tenant, from, to, out } as Parameters<typeof planInfer>[1]);
+    }),
+  );
+
+plan
+  .command('typegen')
+  .description('write typed tracking functions, one per planned event')
+  .argument('[file]', 'the plan (default: the --tenant\'s configured plan)')
+  .option('--lang <lang>', 'the language (ts)', 'ts')
+  .option('--client <kind>', 'browser: track(event, properties) as analytics.js; node: track({ event, properties, userId })', 'browser')
+  .option('--tenant <id>', 'use this tenant\'s configured plan')
+  .option('--config <file>', 'JSON config file (env TRACKLAKE_CONFIG)')
+  .option('--plans <tenant=file,...>', 'tracking plans by tenant (env TRACKLAKE_PLANS)', (v: string) => parseSources(v, '--plans', ['tenant', 'file', 'tenant']))
+  .option('--out <file>', 'write the module here (default: standard output)')
+  .action((file: string | undefined, o: Record<string, unknown>) =>
+    run(() => {
+      const { lang, client, tenant, out, ...settings } = o;
+      const config = file === undefined ? configFromOptions(settings, process.env) : undefined;
+      return planTypegen(config, { file, tenant, lang, client, out } as Parameters<typeof planTypegen>[1]);
+    }),
+  );
 
 program
   .command('token')

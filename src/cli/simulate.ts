@@ -11,12 +11,13 @@ export interface SimulateOptions {
   concurrency: number;
   seed: number;
   endMs: number;
+  planViolations?: number;
 }
 
 export async function simulate(o: SimulateOptions, out: NodeJS.WritableStream = process.stderr): Promise<{ sent: number; failed: number }> {
   const endpoint = new URL('/v1/batch', o.url).toString();
   const auth = `Basic ${Buffer.from(`${o.writeKey}:`).toString('base64')}`;
-  const gen = simulateTraffic({ events: o.events, days: o.days, endMs: o.endMs, seed: o.seed });
+  const gen = simulateTraffic({ events: o.events, days: o.days, endMs: o.endMs, seed: o.seed, planViolations: o.planViolations });
   let sent = 0;
   let failed = 0;
   const started = Date.now();

@@ -16,7 +16,8 @@ import { UaClassifier } from '../tracking/enrich.js';
 import { buildEventMap, type EventMap } from '../tracking/events.js';
 import { eventTime, mapMessage } from '../tracking/map.js';
 import { quarantineLine, violationLine } from '../plan/files.js';
-import { IDENTIFY, ObservationCounter } from '../plan/observe.js';
+import { judge } from '../plan/apply.js';
+import { ObservationCounter } from '../plan/observe.js';
 import { parsePlan, violationCode, type CompiledPlan } from '../plan/plan.js';
 import { fingerprintInto } from './fingerprint.js';
 import { RecordWriter } from './records.js';
@@ -135,40 +136,37 @@ export class RequestPreparer {
         refuse(index, validated);
         continue;
       }
-      let msg = validated.value;
       const raw = messages[index] as Record<string, unknown>;
-      const bag = msg.type === 'identify' ? (isObject(raw.traits) ? raw.traits : (msg.context.traits as Record<string, unknown> | undefined)) : msg.properties;
-      const name = msg.type === 'track' ? msg.event! : msg.type === 'identify' ? IDENTIFY : undefined;
-      const verdict = plan?.checkValues(msg.type, msg.event, isObject(bag) ? bag : {});
-      if (verdict?.action === 'omit' && verdict.omit.length > 0 && msg.type !== 'identify') msg = { ...msg, properties: without(msg.properties, verdict.omit) };
+      const { message: msg, verdict, observedAs, values } = judge(plan, validated.value, raw);
       const rows = mapMessage(msg, mapContext);
       if (!rows.ok) {
         refuse(index, rows);
         continue;
       }
-      if (name !== undefined) this.observed.observe(receiptDay, tenant, name, isObject(bag) ? bag : {});
+      if (observedAs !== undefined) this.observed.observe(receiptDay, tenant, observedAs, values);
       const { tracks, identities } = rows.value;
       const flagged = verdict !== undefined && verdict.violations.length > 0;
       if (tracks.length === 0 && identities.length === 0 && !flagged) continue; // group calls, identify without a link
       const k = records.records;
       fingerprintInto(tenant, msg.messageId, fingerprints, k);
       records.record(fingerprints[2 * k]!, fingerprints[2 * k + 1]!, req.receivedAt);
-      if (verdict?.action === 'block') {
-        // Kept whole, out of the tracking files, until `plan replay` lets it in.
-        const time = tracks[0]?.time ?? identities[0]?.time ?? Math.round(eventTime(msg, req.receivedAt));
-        const entry = { tenant, receivedAt: req.receivedAt, ip: req.clientIp, messageId: msg.messageId, context: envelope.context, sentAt: envelope.sentAtMs, violations: verdict.violations, message: raw };
-        records.row('q', this.dayOf(time), quarantineLine(entry));
-      } else {
+      const blocked = flagged && verdict.action === 'block';
+      if (!blocked) {
         for (const row of tracks) records.row('t', this.dayOf(row.time), trackCsv(row));
         for (const row of identities) records.row('i', this.dayOf(row.time), csvRecord(row, IDENTITY_COLUMNS));
       }
-      if (flagged) {
-        const time = tracks[0]?.time ?? identities[0]?.time ?? Math.round(eventTime(msg, req.receivedAt));
-        const day = this.dayOf(time);
-        for (const v of verdict.violations) {
-          records.row('v', day, violationLine(time, tenant, msg.messageId, msg.event ?? msg.type, v, verdict.action));
-          (violations ??= []).push(k, ...violationCode(v.type, verdict.action));
-        }
+      if (!flagged) continue;
+      // A violation's row, and a blocked message, go to the day of the message's own rows.
+      const time = tracks[0]?.time ?? identities[0]?.time ?? Math.round(eventTime(msg, req.receivedAt));
+      const day = this.dayOf(time);
+      if (blocked) {
+        // Kept whole, out of the tracking files, until `plan replay` lets it in.
+        const entry = { tenant, receivedAt: req.receivedAt, ip: req.clientIp, messageId: msg.messageId, context: envelope.context, sentAt: envelope.sentAtMs, violations: verdict.violations, message: raw };
+        records.row('q', day, quarantineLine(entry));
+      }
+      for (const v of verdict.violations) {
+        records.row('v', day, violationLine(time, tenant, msg.messageId, msg.event ?? msg.type, v, verdict.action));
+        (violations ??= []).push(k, ...violationCode(v.type, verdict.action));
       }
     }
     if (rejected.length === messages.length) {
@@ -181,15 +179,6 @@ export class RequestPreparer {
     if (violations) value.violations = Int32Array.from(violations);
     return { ok: true, value };
   }
-}
-
-const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
-
-/** properties without the named keys (a plan's `omit`). */
-function without(properties: Record<string, unknown>, keys: readonly string[]): Record<string, unknown> {
-  const out = { ...properties };
-  for (const k of keys) delete out[k];
-  return out;
 }
 
 /** Strict UTF-8, then JSON; undefined for an empty body (which is refused once the key is known). */

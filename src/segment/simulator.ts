@@ -11,6 +11,12 @@ export interface SimOptions {
   endMs: number;
   seed?: number;
   tenantHint?: string;
+  /**
+   * Share (0-1) of track calls made to break seed 002's conventions, so tracking plans have something to
+   * find: Title Case names, `channel_id`, `<event> by <who>` names, a price sent as a string, an event no
+   * plan has. The rest of the traffic is unchanged (its own random stream).
+   */
+  planViolations?: number;
 }
 
 type Msg = Record<string, unknown>;
@@ -80,6 +86,8 @@ export function* simulateTraffic(o: SimOptions): Generator<Msg> {
       ip: `198.51.100.${1 + Math.floor(rnd() * 250)}`,
     });
   }
+  const vr = prng((o.seed ?? 42) ^ 0x5eed);
+  const breaking = () => (o.planViolations ?? 0) > 0 && vr() < o.planViolations!;
   const start = o.endMs - o.days * 86_400_000;
   let emitted = 0;
   let msgSeq = 0;
@@ -110,22 +118,42 @@ export function* simulateTraffic(o: SimOptions): Generator<Msg> {
     const cart: Array<(typeof products)[number]> = [];
     for (let v = 0; v < nViews; v++) {
       const p = pick(products);
-      session.push({ ...base(), type: 'track', event: rnd() < 0.5 ? 'Product Viewed' : 'product viewed', properties: { product_id: p.id, merchant_id: p.merchant, price: p.price, impressions: [pick(products).id, pick(products).id, pick(products).id] } });
+      session.push({ ...base(), type: 'track', event: 'product viewed', properties: { product_id: p.id, merchant_id: p.merchant, price: p.price, impressions: [pick(products).id, pick(products).id, pick(products).id] } });
       const r = rnd();
-      if (r < 0.1) session.push({ ...base(), type: 'track', event: 'Product Shared', properties: { product_id: p.id, merchant_id: p.merchant } });
+      if (r < 0.1) session.push({ ...base(), type: 'track', event: 'product shared', properties: { product_id: p.id, merchant_id: p.merchant } });
       else if (r < 0.18) session.push({ ...base(), type: 'track', event: 'chat started', properties: { product_id: p.id, merchant_id: p.merchant } });
       if (rnd() < 0.3) cart.push(p);
     }
     if (cart.length > 0 && rnd() < 0.35 && d.kind !== 'bot') {
       const items = cart.map((p) => ({ product_id: p.id, merchant_id: p.merchant, price: p.price, quantity: 1 + Math.floor(rnd() * 2) }));
       const revenue = Math.round(items.reduce((s, i) => s + i.price * i.quantity, 0) * 100) / 100;
-      session.push({ ...base(), type: 'track', event: 'Order Completed', properties: { order_id: `o${msgSeq}`, revenue, products: items } });
+      session.push({ ...base(), type: 'track', event: 'order completed', properties: { order_id: `o${msgSeq}`, revenue, products: items } });
     }
     perDevice.set(d.id, seen + 1);
     for (const m of session) {
       if (emitted >= o.events) return;
       emitted++;
-      yield m;
+      yield m.type === 'track' && breaking() ? breakConvention(m, vr) : m;
     }
+  }
+}
+
+const titleCase = (s: string) => s.replace(/\b[a-z]/g, (c) => c.toUpperCase());
+
+/** A track call made to break one of seed 002's conventions (see SimOptions.planViolations). */
+function breakConvention(m: Msg, rnd: () => number): Msg {
+  const properties = { ...(m.properties as Msg) };
+  const event = m.event as string;
+  switch (Math.floor(rnd() * 5)) {
+    case 0:
+      return { ...m, event: titleCase(event) };
+    case 1:
+      return { ...m, properties: { ...properties, channel_id: `ch-${Math.floor(rnd() * 1000)}` } };
+    case 2:
+      return { ...m, event: `${event} by guest` };
+    case 3:
+      return { ...m, properties: { ...properties, price: String(properties.price ?? properties.revenue ?? 1) } };
+    default:
+      return { ...m, event: 'Add To Cart' };
   }
 }

@@ -1,0 +1,54 @@
+/**
+ * `tracklake plan infer`: a draft plan from a tenant's observed schemas, so a team starts from its real
+ * traffic. Every event seen becomes a planned event; a property becomes required when every occurrence of
+ * the event carried it, and gets the JSON type(s) it was seen with. The draft accepts the traffic it was
+ * drawn from (no `additionalProperties: false`, every violation allowed): tightening it is the team's call.
+ */
+import { Document } from 'yaml';
+import { IDENTIFY, JSON_TYPES, type EventShape, type JsonType } from './observe.js';
+
+export interface InferSource {
+  tenant: string;
+  /** The days the schemas cover, for the draft's description. */
+  from: string;
+  to: string;
+  events: ReadonlyMap<string, EventShape>;
+}
+
+/** The JSON Schema of one event's observed properties. */
+export function inferSchema(shape: EventShape): Record<string, unknown> {
+  const properties: Record<string, unknown> = {};
+  const required: string[] = [];
+  for (const name of Object.keys(shape.properties).sort()) {
+    const counts = shape.properties[name]!;
+    let types = JSON_TYPES.filter((t) => (counts[t] ?? 0) > 0);
+    // An integer is a number: a property seen with both is a number.
+    if (types.includes('number')) types = types.filter((t) => t !== 'integer');
+    properties[name] = { type: types.length === 1 ? types[0]! : (types as JsonType[]) };
+    const seen = Object.values(counts).reduce((a, n) => a + (n ?? 0), 0);
+    if (seen >= shape.count && !types.includes('null')) required.push(name);
+  }
+  return { type: 'object', ...(required.length > 0 ? { required } : {}), properties };
+}
+
+/** The draft plan as YAML text. */
+export function inferPlan(src: InferSource): string {
+  const names = [...src.events.keys()].filter((n) => n !== IDENTIFY).sort();
+  const total = [...src.events.values()].reduce((a, s) => a + s.count, 0);
+  const identify = src.events.get(IDENTIFY);
+  const plan: Record<string, unknown> = {
+    version: 1,
+    description: `Drafted by tracklake plan infer from ${total} calls of tenant ${src.tenant}, ${src.from}..${src.to}`,
+    events: names.map((name) => ({ name, description: `Seen ${src.events.get(name)!.count} times`, properties: inferSchema(src.events.get(name)!) })),
+  };
+  if (identify) plan.identify = { traits: inferSchema(identify) };
+  // The built-in event-name rule applies unless replaced; seed 002's forbidden property is spelled out.
+  plan.conventions = { forbiddenProperties: { channel_id: 'episode_id' } };
+  plan.enforcement = {};
+  const doc = new Document(plan);
+  doc.commentBefore =
+    ' A draft tracking plan (README, "Tracking plans"). Review it: rename events that break the conventions,\n' +
+    ' add descriptions, add `additionalProperties: false` where the properties are complete, then set\n' +
+    ' enforcement (allow, omit or block per violation type) and attach it to the tenant with `plans`.';
+  return doc.toString({ lineWidth: 0 });
+}
