@@ -39,6 +39,7 @@ export class Collector {
   private readonly inflight = new Map<number, Promise<void>>();
   /** Counters by tenant, so counting an accepted request is not a label lookup. */
   private readonly acceptedBy = new Map<string, { inc(n: number): void }>();
+  private readonly violationsBy = new Map<string, { inc(): void }>();
   constructor(private readonly d: CollectorDeps) {}
 
   close(): void {
@@ -111,7 +112,10 @@ export class Collector {
     const kept = keep && new Set(keep);
     for (let i = 0; i < v.length; i += 3) {
       if (kept && !kept.has(v[i]!)) continue;
-      this.d.metrics.violations.inc({ tenant, ...violationOfCode(v[i + 1]!, v[i + 2]!) });
+      const key = `${tenant}\u0000${v[i + 1]}\u0000${v[i + 2]}`;
+      let counter = this.violationsBy.get(key);
+      if (!counter) this.violationsBy.set(key, (counter = this.d.metrics.violations.labels({ tenant, ...violationOfCode(v[i + 1]!, v[i + 2]!) })));
+      counter.inc();
     }
   }
 }

@@ -240,10 +240,10 @@ export function answerJobs(prepare: (req: RawRequest) => PrepareResult, takeObse
         const r = prepare(req);
         results.push(r);
         if (!r.ok) continue;
-        const frame = ownBuffer(r.value.frame);
-        const fingerprints = ownBuffer(r.value.fingerprints);
-        if (frame) moved.push(frame);
-        if (fingerprints) moved.push(fingerprints);
+        for (const view of [r.value.frame, r.value.fingerprints, r.value.violations]) {
+          const b = view && ownBuffer(view);
+          if (b) moved.push(b);
+        }
       }
       answer = { id, results };
     } catch (e) {
