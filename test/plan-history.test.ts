@@ -215,30 +215,50 @@ describe('plan infer → check → enforce', () => {
 
 describe('plan typegen', () => {
   const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
-  const example = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../plans/example.yaml');
-  const compile = (dir: string, files: string[]) => spawnSync(process.execPath, [tsc, '--noEmit', '--strict', '--target', 'es2022', '--module', 'nodenext', '--moduleResolution', 'nodenext', ...files], { cwd: dir, encoding: 'utf8' });
+  const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+  const example = path.join(root, 'plans/example.yaml');
+  const compile = (dir: string, file: string) =>
+    spawnSync(process.execPath, [tsc, '--noEmit', '--strict', '--skipLibCheck', '--esModuleInterop', '--target', 'es2022', '--module', 'nodenext', '--moduleResolution', 'nodenext', file], { cwd: dir, encoding: 'utf8' });
+  // The real SDKs' clients, as their READMEs make them.
+  const CLIENTS = {
+    browser: [
+      "import { AnalyticsBrowser } from '@segment/analytics-next';",
+      "import { RudderAnalytics } from '@rudderstack/analytics-js';",
+      "const segment = AnalyticsBrowser.load({ writeKey: 'dev', cdnURL: 'http://127.0.0.1:8080' });",
+      'const rudder = new RudderAnalytics();',
+    ],
+    node: [
+      "import { Analytics } from '@segment/analytics-node';",
+      "import RudderNode from '@rudderstack/rudder-sdk-node';",
+      "const segment = new Analytics({ writeKey: 'dev', host: 'http://127.0.0.1:8080' });",
+      "const rudder = new RudderNode('dev', { dataPlaneUrl: 'http://127.0.0.1:8080' });",
+    ],
+  };
 
   for (const client of ['browser', 'node'] as const) {
-    it(`writes a module tsc accepts, and whose types catch mistakes (${client} client)`, async () => {
+    it(`writes a module tsc accepts with the real ${client} SDKs, and whose types catch mistakes`, async () => {
       const dir = tempDir('typegen');
-      const out = path.join(dir, 'tracking.ts');
-      const r = cli(['plan', 'typegen', example, '--lang', 'ts', '--client', client, '--out', out], dir);
+      await fs.symlink(path.join(root, 'node_modules'), path.join(dir, 'node_modules'));
+      const r = cli(['plan', 'typegen', example, '--lang', 'ts', '--client', client, '--out', path.join(dir, 'tracking.ts')], dir);
       assert.equal(r.status, 0, r.stderr);
-      const calls = client === 'browser'
-        ? ['callStarted(client, { episode_id: "e1", call_id: "c1" });', 'callEnded(client, { episode_id: "e1", call_id: "c1", type: "ended_by_patient", duration_seconds: 3 });']
-        : ['callStarted(client, { userId: "u1" }, { episode_id: "e1", call_id: "c1" });', 'userSignedUp(client, { anonymousId: "a1" }, { user_type: "patient" });'];
-      const clientDecl = client === 'browser' ? 'const client = { track: (event: string, properties?: object) => [event, properties] };' : 'const client = { track: (m: { event: string }) => m };';
-      await fs.writeFile(path.join(dir, 'good.ts'), `import { callStarted, callEnded, userSignedUp } from './tracking.js';\n${clientDecl}\n${calls.join('\n')}\nvoid callEnded; void userSignedUp;\n`);
-      const good = compile(dir, ['good.ts']);
-      assert.equal(good.status, 0, good.stdout);
+      const head = ["import { callStarted, callEnded, userSignedUp } from './tracking.js';", ...CLIENTS[client]];
+      const good = client === 'browser'
+        ? ["callStarted(segment, { episode_id: 'e1', call_id: 'c1' });", "callEnded(rudder, { episode_id: 'e1', call_id: 'c1', type: 'ended_by_patient', duration_seconds: 3 });", "userSignedUp(segment, { user_type: 'patient' });"]
+        : ["callStarted(segment, { userId: 'u1' }, { episode_id: 'e1', call_id: 'c1' });", "callEnded(rudder, { anonymousId: 'a1' }, { episode_id: 'e1', call_id: 'c1', type: 'dropped' });", "userSignedUp(segment, { userId: 'u1' }, { user_type: 'patient' });"];
+      await fs.writeFile(path.join(dir, 'good.ts'), [...head, ...good, ''].join('\n'));
+      const ok = compile(dir, 'good.ts');
+      assert.equal(ok.status, 0, ok.stdout);
+      // One mistake per line: a missing required property, a value outside the enum, a misspelt event, a
+      // wrong type; (node) a call with no identity.
       const bad = client === 'browser'
-        ? ['callStarted(client, { episode_id: "e1" });', 'callEnded(client, { episode_id: "e1", call_id: "c1", type: "hung_up" });', 'callStartd(client, {});']
-        : ['callStarted(client, {}, { episode_id: "e1", call_id: "c1" });', 'userSignedUp(client, { userId: "u1" }, { user_type: 3 });', 'callStartd(client, {});'];
-      await fs.writeFile(path.join(dir, 'bad.ts'), `import { callStarted, callEnded, userSignedUp } from './tracking.js';\n${clientDecl}\n${bad.join('\n')}\nvoid callEnded; void userSignedUp;\n`);
-      const failed = compile(dir, ['bad.ts']);
+        ? ["callStarted(segment, { episode_id: 'e1' });", "callEnded(rudder, { episode_id: 'e1', call_id: 'c1', type: 'hung_up' });", 'callStartd(segment, {});', 'userSignedUp(segment, { user_type: 3 });']
+        : ["callStarted(segment, { userId: 'u1' }, { episode_id: 'e1' });", "callEnded(rudder, { anonymousId: 'a1' }, { episode_id: 'e1', call_id: 'c1', type: 'hung_up' });", "callStarted(segment, {}, { episode_id: 'e1', call_id: 'c1' });", "userSignedUp(segment, { userId: 'u1' }, { user_type: 3 });"];
+      await fs.writeFile(path.join(dir, 'bad.ts'), [...head, ...bad, 'void callEnded; void userSignedUp;', ''].join('\n'));
+      const failed = compile(dir, 'bad.ts');
       assert.notEqual(failed.status, 0);
-      const errors = failed.stdout.split('\n').filter((l) => l.startsWith('bad.ts'));
-      assert.deepEqual(errors.map((l) => /bad\.ts\((\d+),/.exec(l)![1]).filter((x, i, a) => a.indexOf(x) === i), ['3', '4', '5'], failed.stdout);
+      const lines = failed.stdout.split('\n').filter((l) => l.startsWith('bad.ts(')).map((l) => Number(/bad\.ts\((\d+),/.exec(l)![1]));
+      const first = head.length + 1;
+      assert.deepEqual([...new Set(lines)], [first, first + 1, first + 2, first + 3], failed.stdout);
     });
   }
 });

@@ -82,11 +82,13 @@ export function typegenTs(plan: Plan, source: string, client: TypegenClient = 'b
     '',
   ];
   if (client === 'browser') {
+    // The SDKs type properties each their own way (RudderStack's as ApiObject): the client side of the call is
+    // left loose, the properties each function takes are what the plan says.
     out.push('/** A client with analytics.js\'s track: Segment\'s or RudderStack\'s browser SDK, or anything alike. */');
-    out.push('export interface TrackClient {', '  track(event: string, properties?: Record<string, unknown>, options?: Record<string, unknown>): unknown;', '}', '');
+    out.push('export interface TrackClient {', '  track(event: string, properties?: any, options?: any): unknown;', '}', '');
   } else {
     out.push('/** A client with the Node SDKs\' track: one message object, with userId or anonymousId. */');
-    out.push('export interface TrackClient {', '  track(message: { event: string; properties?: Record<string, unknown>; userId?: string; anonymousId?: string; [field: string]: unknown }): unknown;', '}');
+    out.push('export interface TrackClient {', '  track(message: any): unknown;', '}');
     out.push('export type Identity = { userId: string; anonymousId?: string } | { anonymousId: string; userId?: string };', '');
   }
   const taken = new Set<string>(['TrackClient', 'Identity']);
