@@ -42,7 +42,8 @@ describe('the seed-002 conventions', () => {
 
   it('requires episode_id on every call event, planned or not', () => {
     assert.ok(types(track('call dropped', { call_id: 'c1' })).includes('Required-Missing properties.episode_id'));
-    assert.deepEqual(types(track('call started', { call_id: 'c1' })), ['Required-Missing properties.episode_id', 'Required-Missing properties.episode_id']);
+    // Required by the schema and by the convention: one violation.
+    assert.deepEqual(types(track('call started', { call_id: 'c1' })), ['Required-Missing properties.episode_id']);
   });
 });
 
@@ -85,6 +86,11 @@ describe('plan files', () => {
     refused('version: 1\nevents:\n  - name: a b\n  - name: a b\n', /^events\.1\.name/, /planned twice/);
     refused('version: 1\nevents:\n  - name: a b\n    properties: { type: objekt }\n', /^events\.0\.properties/, /not a valid JSON Schema/);
     refused('version: 1\nconventions:\n  eventName: "([a-z"\n', /^conventions\.eventName/, /not a regular expression/);
+  });
+
+  it('the README shows the example plan as it is', async () => {
+    const readme = await fs.readFile(path.resolve(path.dirname(EXAMPLE), '../README.md'), 'utf8');
+    assert.ok(readme.includes(`\`\`\`yaml\n${await fs.readFile(EXAMPLE, 'utf8')}\`\`\``), 'README.md and plans/example.yaml differ');
   });
 
   it('tracklake plan check: the example is valid, a bad file exits 2 with its place', async () => {

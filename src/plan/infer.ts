@@ -5,7 +5,7 @@
  * drawn from (no `additionalProperties: false`, every violation allowed): tightening it is the team's call.
  */
 import { Document } from 'yaml';
-import { IDENTIFY, JSON_TYPES, type EventShape, type JsonType } from './observe.js';
+import { IDENTIFY, JSON_TYPES, own, setOwn, type EventShape, type JsonType } from './observe.js';
 
 export interface InferSource {
   tenant: string;
@@ -20,11 +20,11 @@ export function inferSchema(shape: EventShape): Record<string, unknown> {
   const properties: Record<string, unknown> = {};
   const required: string[] = [];
   for (const name of Object.keys(shape.properties).sort()) {
-    const counts = shape.properties[name]!;
+    const counts = own(shape.properties, name)!;
     let types = JSON_TYPES.filter((t) => (counts[t] ?? 0) > 0);
     // An integer is a number: a property seen with both is a number.
     if (types.includes('number')) types = types.filter((t) => t !== 'integer');
-    properties[name] = { type: types.length === 1 ? types[0]! : (types as JsonType[]) };
+    setOwn(properties, name, { type: types.length === 1 ? types[0]! : (types as JsonType[]) });
     const seen = Object.values(counts).reduce((a, n) => a + (n ?? 0), 0);
     if (seen >= shape.count && !types.includes('null')) required.push(name);
   }

@@ -14,7 +14,7 @@ import { TRACK_HEADER, TRACK_TYPES } from '../jobs/tracks.js';
 import type { ObjectStore } from '../storage/store.js';
 import { buildEventMap, normalizeEventName } from '../tracking/events.js';
 import { planSql, queryDays, tenantSlot } from './history.js';
-import { IDENTIFY, mergeSchemas, readSchemas, type EventShape } from './observe.js';
+import { IDENTIFY, mergeSchemas, own, readSchemas, type EventShape } from './observe.js';
 import { parsePlan, type CompiledPlan } from './plan.js';
 
 export const FINDING_KINDS = ['naming', 'variants', 'flatten', 'family', 'forbidden', 'unplanned'] as const;
@@ -108,7 +108,7 @@ export function lintNames(tenant: string, counts: ReadonlyMap<string, number>, o
   }
   for (const [name, shape] of [...observed].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
     for (const [bad, good] of Object.entries(c.forbiddenProperties)) {
-      const seen = Object.values(shape.properties[bad] ?? {}).reduce((a, k) => a + (k ?? 0), 0);
+      const seen = Object.values(own(shape.properties, bad) ?? {}).reduce((a, k) => a + (k ?? 0), 0);
       if (seen > 0) out.push({ tenant, kind: 'forbidden', event: name, count: seen, detail: `carries "${bad}"; use "${good}"` });
     }
   }

@@ -98,12 +98,25 @@ export class ObservationCounter {
   }
 }
 
+/**
+ * An object's own entry, and setting one: event and property names come from clients, and a name such as
+ * "__proto__" or "constructor" must be data, never the object's prototype or inherited members.
+ */
+export const own = <T>(o: Record<string, T>, key: string): T | undefined => (Object.hasOwn(o, key) ? o[key] : undefined);
+export function setOwn<T>(o: Record<string, T>, key: string, value: T): T {
+  Object.defineProperty(o, key, { value, enumerable: true, writable: true, configurable: true });
+  return value;
+}
+
 /** Adds one event's counts to a shape. */
 export function addShape(into: EventShape, count: number, props: Iterable<[string, Partial<Record<JsonType, number>> | number[]]>): void {
   into.count += count;
   for (const [name, counts] of props) {
-    if (!(name in into.properties) && Object.keys(into.properties).length >= MAX_PROPERTIES) continue;
-    const p = (into.properties[name] ??= {});
+    let p = own(into.properties, name);
+    if (!p) {
+      if (Object.keys(into.properties).length >= MAX_PROPERTIES) continue;
+      p = setOwn(into.properties, name, {});
+    }
     const entries: Array<[JsonType, number]> = Array.isArray(counts) ? counts.map((n, i) => [JSON_TYPES[i]!, n]) : (Object.entries(counts) as Array<[JsonType, number]>);
     for (const [t, n] of entries) if (n > 0) p[t] = (p[t] ?? 0) + n;
   }
@@ -140,8 +153,12 @@ export class SchemaRecorder {
           file = stored ? (JSON.parse(stored.toString('utf8')) as SchemaFile) : { version: 1, day, tenant, events: {} };
           this.files.set(key, file);
         }
-        if (!(event in file.events) && Object.keys(file.events).length >= MAX_EVENTS) continue;
-        addShape((file.events[event] ??= { count: 0, properties: {} }), count, props);
+        let shape = own(file.events, event);
+        if (!shape) {
+          if (Object.keys(file.events).length >= MAX_EVENTS) continue;
+          shape = setOwn(file.events, event, { count: 0, properties: {} });
+        }
+        addShape(shape, count, props);
         this.dirty.add(key);
       }
     }

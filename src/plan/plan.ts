@@ -250,6 +250,8 @@ export function compilePlan(plan: Plan, file = '(plan)'): CompiledPlan {
         (violations ??= []).push({ type: 'Invalid-Value', field: `${bag}.user_type`, message: `"${String(values.user_type)}" is not a user type (${[...userTypes].join(', ')})` });
       }
       if (violations === undefined) return CLEAN;
+      // A property both the schema and a convention require is missing once, not twice.
+      if (violations.length > 1) violations = violations.filter((v, i, all) => v.type !== 'Required-Missing' || all.findIndex((w) => w.type === v.type && w.field === v.field) === i);
       const action = violations.reduce<Action>((a, v) => (STRENGTH[actionOf(v.type)] > STRENGTH[a] ? actionOf(v.type) : a), 'allow');
       return { violations, action, omit: action === 'omit' && omit ? [...omit].sort() : [] };
     },
