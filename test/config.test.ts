@@ -35,6 +35,18 @@ describe('configuration', () => {
     assert.equal(loadConfig({}).publicUrl, undefined);
   });
 
+  it('attaches tracking plans by tenant; a config file\'s relative paths are relative to it', () => {
+    const dir = tempDir('cfg');
+    const file = path.join(dir, 'tracklake.config.json');
+    writeFileSync(file, JSON.stringify({ sources: { k1: 'acme', k2: 'beta' }, plans: { acme: 'plans/acme.yaml', beta: '/etc/tracklake/beta.yaml' } }));
+    assert.deepEqual(loadConfig({ configFile: file }).plans, { acme: path.join(dir, 'plans/acme.yaml'), beta: '/etc/tracklake/beta.yaml' });
+    const env = loadConfig({ env: { TRACKLAKE_SOURCES: 'k1=acme,k2=beta', TRACKLAKE_PLANS: 'acme=a.yaml, beta=b.yaml' } });
+    assert.deepEqual(env.plans, { acme: 'a.yaml', beta: 'b.yaml' });
+    fails({ env: { TRACKLAKE_PLANS: 'acme' } }, /TRACKLAKE_PLANS.*"acme" is not tenant=file/);
+    fails({ env: { TRACKLAKE_PLANS: 'acme=a.yaml,acme=b.yaml', TRACKLAKE_SOURCES: 'k=acme' } }, /tenant listed twice/);
+    fails({ env: { TRACKLAKE_PLANS: 'nobody=a.yaml' } }, /"plans\.nobody".*no source sends to tenant "nobody"/);
+  });
+
   it('stops on a bad setting with a message that names it', () => {
     fails({ flags: { port: 'eighty' } }, /"port"/);
     fails({ env: { TRACKLAKE_FLUSH_INTERVAL_MS: '-5' } }, /"flushIntervalMs"/);

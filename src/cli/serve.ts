@@ -40,6 +40,7 @@ export async function serve(config: Config): Promise<number> {
   if (nightly) logger.info({ at: config.scheduleTime, timezone: config.timezone, next: nightly.nextRun()?.toISOString() }, 'nightly jobs scheduled');
   const port = app.server.address() && typeof app.server.address() === 'object' ? (app.server.address() as { port: number }).port : config.port;
   logger.info({ address, storage: store.location, walDir: config.walDir, nodeId: node.wal.nodeId, flushIntervalMs: config.flushIntervalMs }, 'collector listening');
+  if (Object.keys(config.plans).length > 0) logger.info({ plans: config.plans }, 'tracking plans checked at the door');
   if (isDevSources(config)) {
     logger.warn('no sources configured: accepting the embedded default write key "dev" for tenant "demo"; set TRACKLAKE_SOURCES or "sources" for production');
   }
