@@ -7,7 +7,8 @@
  * what it reaches without the work it does for its tracking files (mapping, enrichment, CSV).
  * Then (f) the collector with a 50-event tracking plan in block mode (bench/plan-50.ts) on the same traffic,
  * which the plan describes: target f ≥ 0.85 × a. For context, (g) the same with chats left out of the plan,
- * so about one event in twenty is blocked and quarantined. BENCH_ONLY=plan runs (a), (f) and (g) alone.
+ * so about one event in twenty is blocked and quarantined. (a), (f) and (g) run in BENCH_ROUNDS (2)
+ * interleaved rounds, best of each. BENCH_ONLY=plan runs (a), (f) and (g) alone.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -60,10 +61,12 @@ const templates = payloadTemplates(PER_BATCH);
 console.log(`bench:ingest — ${DURATION} s per target, ${CONNECTIONS} connections, ${PER_BATCH} events per request, ${os.cpus().length} cores`);
 
 const ONLY_PLAN = process.env.BENCH_ONLY === 'plan';
-const serve = (extra: string[] = []) => start([path.join(here, '../src/cli/main.js'), 'serve', '--port', '0', '--storage', path.join(dir, 'data'), '--wal-dir', path.join(dir, 'wal'), '--log-level', 'info', '--flush-interval-ms', '5000', '--no-api', '--no-scheduler', ...extra], dir);
-const fresh = () => {
-  rmSync(path.join(dir, 'data'), { recursive: true, force: true });
-  rmSync(path.join(dir, 'wal'), { recursive: true, force: true });
+// Each collector run writes to folders of its own, removed only at the end: deleting the gigabyte a run
+// wrote slows the disk for a while, and that must not be charged to the run after it.
+let runs = 0;
+const serve = (extra: string[] = []) => {
+  const run = `run-${runs++}`;
+  return start([path.join(here, '../src/cli/main.js'), 'serve', '--port', '0', '--storage', path.join(dir, run, 'data'), '--wal-dir', path.join(dir, run, 'wal'), '--log-level', 'info', '--flush-interval-ms', '5000', '--no-api', '--no-scheduler', ...extra], dir);
 };
 const skipped: Measured = { eventsPerSec: NaN, p99: NaN, non2xx: 0, cpuPerRequest: undefined };
 
@@ -74,27 +77,38 @@ if (!ONLY_PLAN) {
   await bare.stop();
 }
 
-const collector = await serve();
-const a = await measure(collector, templates);
-await collector.stop();
-// The same traffic with a 50-event plan in block mode, right after (a) so both see the same machine.
-const withPlan = async (text: string) => {
-  fresh();
-  const planFile = path.join(dir, 'plan.yaml');
-  writeFileSync(planFile, text);
-  const server = await serve(['--plans', `demo=${planFile}`]);
-  const m = await measure(server, templates);
-  await server.stop();
-  return m;
+// (a), (f) and (g) in interleaved rounds, best of each: sequential runs of one collector differ by several
+// percent on this machine, which is the size of what the plan comparison measures.
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
+const planFile = (name: string, text: string) => {
+  const file = path.join(dir, name);
+  writeFileSync(file, text);
+  return ['--plans', `demo=${file}`];
 };
-const p = await withPlan(plan50());
-const g = await withPlan(plan50({ blockChats: true }));
+const targets: Array<[string, string[]]> = [
+  ['a', []],
+  ['f', planFile('plan-50.yaml', plan50())],
+  ['g', planFile('plan-49.yaml', plan50({ blockChats: true }))],
+];
+const best = new Map<string, Measured>();
+for (let round = 0; round < ROUNDS; round++) {
+  for (const [name, extra] of targets) {
+    const server = await serve(extra);
+    const m = await measure(server, templates);
+    await server.stop();
+    const prior = best.get(name);
+    if (!prior || m.eventsPerSec > prior.eventsPerSec) best.set(name, m);
+  }
+}
+const a = best.get('a')!;
+const p = best.get('f')!;
+const g = best.get('g')!;
 let f = skipped;
 let e = skipped;
 let d = skipped;
 if (!ONLY_PLAN) {
   // The floor runs on a clean disk: freeing the gigabyte or so a run writes slows the disk for a while.
-  fresh();
+  for (let r = 0; r < runs; r++) rmSync(path.join(dir, `run-${r}`), { recursive: true, force: true });
   const floor = await start([path.join(here, 'floor-server.js'), dir, 'floor'], dir);
   f = await measure(floor, templates);
   await floor.stop();
