@@ -60,7 +60,9 @@ export async function planInfer(config: Config, o: { tenant: string; from?: stri
     const all = new Set((await store.list('schemas/')).map((x) => dayOfKey(x.key)).filter((d): d is string => d !== undefined));
     days = [...all].sort();
   }
-  const events = mergeSchemas(await readSchemas(store, days, o.tenant)).get(o.tenant);
+  const schemas = await readSchemas(store, days, o.tenant);
+  for (const k of schemas.unreadable) process.stderr.write(`skipped file ${k}: not a schema file\n`);
+  const events = mergeSchemas(schemas.files).get(o.tenant);
   if (!events || days.length === 0) {
     process.stderr.write(`tracklake: no observed schemas of tenant "${o.tenant}" in ${store.location}${days.length ? ` for ${days[0]}..${days.at(-1)}` : ''}; the collector writes them as it receives events\n`);
     return 1;

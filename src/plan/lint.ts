@@ -44,7 +44,8 @@ export interface LintOptions {
 }
 
 export async function lintHistory(o: LintOptions): Promise<{ findings: Finding[]; names: number; skipped: string[] }> {
-  const shapes = mergeSchemas(await readSchemas(o.store, o.days, o.tenant));
+  const schemas = await readSchemas(o.store, o.days, o.tenant);
+  const shapes = mergeSchemas(schemas.files);
   const tracked = await queryDays<{ tenantid: string; event: string; n: number }>(o.store, o.resources, { prefix: 'tracks', header: TRACK_HEADER, types: TRACK_TYPES }, o.days, (tracks) => planSql('event_names', { tracks, tenant: tenantSlot(o.tenant) }));
   const canonical = new Set([...buildEventMap(o.events).values(), 'load']);
   const tenants = new Set([...shapes.keys(), ...tracked.rows.map((r) => r.tenantid)]);
@@ -61,7 +62,7 @@ export async function lintHistory(o: LintOptions): Promise<{ findings: Finding[]
     names += counts.size;
     findings.push(...lintNames(tenant, counts, observed, o.plans.get(tenant) ?? SEED_CONVENTIONS, o.plans.has(tenant)));
   }
-  return { findings, names, skipped: tracked.skipped };
+  return { findings, names, skipped: [...tracked.skipped, ...schemas.unreadable.map((k) => `${k}: not a schema file`)] };
 }
 
 /** The findings for one tenant's event names (with counts) and observed shapes. */

@@ -140,19 +140,24 @@ export class SchemaRecorder {
     if (o.length > 0) this.pending.push(o);
   }
 
-  /** Writes what was added since the last flush. */
+  /**
+   * Writes what was added since the last flush. The files it needs are read first: if storage fails there,
+   * nothing is counted yet and everything stays pending for the next flush; a failed write stays dirty.
+   */
   async flush(): Promise<void> {
     const batches = this.pending;
+    for (const batch of batches) {
+      for (const [day, tenant] of batch) {
+        const key = schemaKey(day, tenant, this.node);
+        if (!this.files.has(key)) this.files.set(key, parseSchemaFile(await this.store.get(key)) ?? { version: 1, day, tenant, events: {} });
+      }
+    }
+    // Every file is at hand: from here nothing fails before the batches are counted.
     this.pending = [];
     for (const batch of batches) {
       for (const [day, tenant, event, count, props] of batch) {
         const key = schemaKey(day, tenant, this.node);
-        let file = this.files.get(key);
-        if (!file) {
-          const stored = await this.store.get(key);
-          file = stored ? (JSON.parse(stored.toString('utf8')) as SchemaFile) : { version: 1, day, tenant, events: {} };
-          this.files.set(key, file);
-        }
+        const file = this.files.get(key)!;
         let shape = own(file.events, event);
         if (!shape) {
           if (Object.keys(file.events).length >= MAX_EVENTS) continue;
@@ -166,25 +171,37 @@ export class SchemaRecorder {
       await this.store.put(key, `${JSON.stringify(this.files.get(key))}\n`);
       this.dirty.delete(key);
     }
-    // Only the newest days are still being counted; older ones leave memory.
-    if (this.files.size > 64) {
-      const keys = [...this.files.keys()].sort();
-      for (const k of keys.slice(0, keys.length - 64)) this.files.delete(k);
-    }
+    // Only the newest two days are still being counted (events arrive on their receipt day); older days
+    // leave memory once written.
+    const days = [...new Set([...this.files.values()].map((f) => f.day))].sort();
+    for (const [key, f] of this.files) if (f.day < days[days.length - 2]! && !this.dirty.has(key)) this.files.delete(key);
   }
 }
 
-/** Every schema file of the days in [from, to] (yyyy-mm-dd), optionally of one tenant. */
-export async function readSchemas(store: ObjectStore, days: readonly string[], tenant?: string): Promise<SchemaFile[]> {
-  const out: SchemaFile[] = [];
+/** A stored schema file, or undefined for none or one that is not one (statistics: it is started again). */
+function parseSchemaFile(body: Buffer | undefined): SchemaFile | undefined {
+  if (!body) return undefined;
+  try {
+    const f = JSON.parse(body.toString('utf8')) as SchemaFile;
+    return f && typeof f === 'object' && f.version === 1 && f.events && typeof f.events === 'object' ? f : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Every schema file of the given days, optionally of one tenant; files that do not parse are named apart. */
+export async function readSchemas(store: ObjectStore, days: readonly string[], tenant?: string): Promise<{ files: SchemaFile[]; unreadable: string[] }> {
+  const files: SchemaFile[] = [];
+  const unreadable: string[] = [];
   for (const day of days) {
     for (const o of await store.list(`schemas/${dayPath(day)}/${tenant ? `${tenant}/` : ''}`)) {
       if (!o.key.endsWith('.json')) continue;
-      const body = await store.get(o.key);
-      if (body) out.push(JSON.parse(body.toString('utf8')) as SchemaFile);
+      const f = parseSchemaFile(await store.get(o.key));
+      if (f) files.push(f);
+      else unreadable.push(o.key);
     }
   }
-  return out;
+  return { files, unreadable };
 }
 
 /** The shapes of several files merged per tenant and event. */

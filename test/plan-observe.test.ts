@@ -1,0 +1,65 @@
+/** Observed schemas on the request thread: merging workers' counts and writing them, through storage failures. */
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { ObservationCounter, readSchemas, SchemaRecorder, schemaKey } from '../src/plan/observe.js';
+import { LocalStore } from '../src/storage/local.js';
+import type { ObjectStore } from '../src/storage/store.js';
+import { tempDir } from './helpers.js';
+
+/** A store whose next `n` gets fail, as an unreachable bucket does. */
+function flaky(store: ObjectStore): ObjectStore & { failGets: number } {
+  const s = {
+    ...store,
+    location: store.location,
+    failGets: 0,
+    get: async (key: string) => {
+      if (s.failGets > 0) {
+        s.failGets--;
+        throw new Error('injected: storage unreachable');
+      }
+      return store.get(key);
+    },
+    put: (k: string, b: Buffer | string) => store.put(k, b),
+    putFile: (k: string, f: string) => store.putFile(k, f),
+    list: (p: string) => store.list(p),
+    delete: (k: string) => store.delete(k),
+  };
+  return s;
+}
+
+const counts = (day: string, event: string, n: number) => {
+  const c = new ObservationCounter();
+  for (let i = 0; i < n; i++) c.observe(day, 'acme', event, { id: 'x' });
+  return c.take();
+};
+
+describe('observed schemas', () => {
+  it('keeps counts through a failed read and merges with what a previous run stored', async () => {
+    const local = new LocalStore(path.join(tempDir('observe'), 'data'));
+    const first = new SchemaRecorder(local, 'n1');
+    first.add(counts('2026-03-15', 'call started', 2));
+    await first.flush();
+
+    const store = flaky(local);
+    const second = new SchemaRecorder(store, 'n1');
+    second.add(counts('2026-03-15', 'call started', 3));
+    store.failGets = 1;
+    await assert.rejects(second.flush(), /injected/);
+    await second.flush();
+    const { files } = await readSchemas(local, ['2026-03-15']);
+    assert.deepEqual(files.map((f) => f.events['call started']), [{ count: 5, properties: { id: { string: 5 } } }]);
+  });
+
+  it('starts again over a stored file that is not one, and lint and infer skip such files by name', async () => {
+    const store = new LocalStore(path.join(tempDir('observe'), 'data'));
+    await store.put(schemaKey('2026-03-15', 'acme', 'n1'), 'not json');
+    await store.put(schemaKey('2026-03-15', 'acme', 'n2'), '{"version": 1');
+    const r = new SchemaRecorder(store, 'n1');
+    r.add(counts('2026-03-15', 'call started', 1));
+    await r.flush();
+    const { files, unreadable } = await readSchemas(store, ['2026-03-15'], 'acme');
+    assert.deepEqual(files.map((f) => f.events['call started']!.count), [1]);
+    assert.deepEqual(unreadable, [schemaKey('2026-03-15', 'acme', 'n2')]);
+  });
+});
