@@ -49,7 +49,7 @@ async function timedStart(dir: string): Promise<{ seconds: number; rssMiB: numbe
   mkdirSync(dir, { recursive: true });
   const t0 = performance.now();
   const env = { ...process.env, TRACKLAKE_DEDUP_MAX_BYTES: String(Math.ceil(IDS * BYTES_PER_ID * 1.05)) };
-  const server = await start([path.join(here, '../src/cli/main.js'), 'serve', '--port', '0', '--storage', path.join(dir, 'data'), '--wal-dir', path.join(dir, 'wal'), '--log-level', 'info', '--no-scheduler'], dir, env);
+  const server = await start([path.join(here, '../src/cli/main.js'), 'serve', '--port', '0', '--storage', path.join(dir, 'data'), '--wal-dir', path.join(dir, 'wal'), '--log-level', 'info', '--no-api', '--no-scheduler'], dir, env);
   const seconds = (performance.now() - t0) / 1000;
   try {
     const rssMiB = (residentBytes(server.pid) ?? 0) / 2 ** 20;

@@ -119,7 +119,7 @@ async function run(label: string, windowSeconds: number, templates: string[]): P
   const dir = mkdtempSync(path.join(os.tmpdir(), `bench-soak-${label}-`));
   try {
     const env = { ...process.env, TRACKLAKE_DEDUP_WINDOW_HOURS: String(windowSeconds / 3600) };
-    const server = await start([path.join(here, '../src/cli/main.js'), 'serve', '--port', '0', '--storage', path.join(dir, 'data'), '--wal-dir', path.join(dir, 'wal'), '--log-level', 'info', '--flush-interval-ms', '5000', '--no-scheduler'], dir, env);
+    const server = await start([path.join(here, '../src/cli/main.js'), 'serve', '--port', '0', '--storage', path.join(dir, 'data'), '--wal-dir', path.join(dir, 'wal'), '--log-level', 'info', '--flush-interval-ms', '5000', '--no-api', '--no-scheduler'], dir, env);
     try {
       return await soak(server, templates, label);
     } finally {

@@ -93,8 +93,8 @@ describe('plan replay', () => {
     const args = ['plan', 'replay', '--storage', c.config.storage, '--plans', `demo=${lenient}`, '--from', DAY, '--to', DAY];
     const r = cli(args, dir);
     assert.equal(r.status, 0, r.stderr);
-    assert.match(r.stdout, /2 quarantined messages checked in 1 files: 2 replayed/);
-    assert.match(cli(args, dir).stdout, /0 quarantined messages checked in 1 files: 0 replayed/);
+    assert.match(r.stdout, /2 quarantined messages checked in 1 file: 2 replayed/);
+    assert.match(cli(args, dir).stdout, /0 quarantined messages checked in 1 file: 0 replayed/);
     assert.equal((await readRows(c.store)).length, 5);
   });
 });

@@ -4,7 +4,7 @@ import { Command, Option } from 'commander';
 import { aggregateCommand } from './aggregate.js';
 import { apiCommand } from './api.js';
 import { ConfigError } from '../lib/errors.js';
-import { parseSources } from '../config/config.js';
+import { plansArg } from '../config/config.js';
 import { LIMITS } from '../segment/message.js';
 import { configFromOptions, intArg, makeLogger, run, shareArg } from './common.js';
 import { serve } from './serve.js';
@@ -36,7 +36,7 @@ program
   .option('--ingest-workers <n>', 'worker threads that parse and map requests (default: cores - 1; 0: none)')
   .option('--dedup-max-bytes <n>', 'memory budget of the duplicate index (default: a quarter of the machine\'s memory)')
   .option('--node-id <id>', 'name of this collector in object keys (default: generated once, kept in the log folder)')
-  .option('--plans <tenant=file,...>', 'tracking plans by tenant (env TRACKLAKE_PLANS); a tenant without one is unchecked', (v: string) => parseSources(v, '--plans', ['tenant', 'file', 'tenant']))
+  .option('--plans <tenant=file,...>', 'tracking plans by tenant (env TRACKLAKE_PLANS); a tenant without one is unchecked', plansArg)
   .option('--trust-proxy', 'take the client address from X-Forwarded-For (and the public host from X-Forwarded-Proto/-Host)')
   .option('--public-url <url>', 'the address browsers and apps reach this collector at, e.g. https://collect.example.com')
   .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent')
@@ -158,7 +158,7 @@ function planRangeCommand(name: string, description: string): Command {
     .description(description)
     .option('--config <file>', 'JSON config file (env TRACKLAKE_CONFIG)')
     .option('--storage <where>', 'local folder or s3://bucket/prefix (default ./data)')
-    .option('--plans <tenant=file,...>', 'tracking plans by tenant (env TRACKLAKE_PLANS)', (v: string) => parseSources(v, '--plans', ['tenant', 'file', 'tenant']))
+    .option('--plans <tenant=file,...>', 'tracking plans by tenant (env TRACKLAKE_PLANS)', plansArg)
     .requiredOption('--from <YYYY-MM-DD>', 'first day')
     .requiredOption('--to <YYYY-MM-DD>', 'last day')
     .option('--tenant <id>', 'one tenant only')
@@ -201,7 +201,7 @@ plan
   .option('--client <kind>', 'browser: track(event, properties) as analytics.js; node: track({ event, properties, userId })', 'browser')
   .option('--tenant <id>', 'use this tenant\'s configured plan')
   .option('--config <file>', 'JSON config file (env TRACKLAKE_CONFIG)')
-  .option('--plans <tenant=file,...>', 'tracking plans by tenant (env TRACKLAKE_PLANS)', (v: string) => parseSources(v, '--plans', ['tenant', 'file', 'tenant']))
+  .option('--plans <tenant=file,...>', 'tracking plans by tenant (env TRACKLAKE_PLANS)', plansArg)
   .option('--out <file>', 'write the module here (default: standard output)')
   .action((file: string | undefined, o: Record<string, unknown>) =>
     run(() => {

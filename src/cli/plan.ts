@@ -47,7 +47,7 @@ export async function planReplay(config: Config, o: RangeOptions): Promise<numbe
   const r = await replayQuarantine({ store, plans: compiledPlans(config), events: config.events, days: rangeDays(o), tenant: o.tenant });
   for (const u of r.unusable) process.stderr.write(`cannot replay ${u.key}:${u.line}: ${u.reason}\n`);
   if (o.json) process.stdout.write(`${JSON.stringify(r)}\n`);
-  else process.stdout.write(`${r.checked} quarantined messages checked in ${r.files} files: ${r.replayed} replayed into the tracking files, ${r.stillBlocked} still blocked${r.unusable.length ? `, ${r.unusable.length} unusable` : ''}\n`);
+  else process.stdout.write(`${r.checked} quarantined messages checked in ${r.files} file${r.files === 1 ? '' : 's'}: ${r.replayed} replayed into the tracking files, ${r.stillBlocked} still blocked${r.unusable.length ? `, ${r.unusable.length} unusable` : ''}\n`);
   return 0;
 }
 

@@ -168,8 +168,12 @@ const ENV: Record<string, keyof z.infer<typeof configSchema>> = {
   TRACKLAKE_SESSIONS_INCLUDE_BOTS: 'sessionsIncludeBots',
 };
 
-/** "key1=tenantA,key2=tenantB" → {key1: "tenantA", key2: "tenantB"} (and "tenant=file,…" for plans). */
-export function parseSources(text: string, setting = 'sources', shape = ['key', 'tenant', 'write key']): Record<string, string> {
+/** What the pairs of a list setting are: the two sides' names, and what a repeated left side is. */
+const PAIRS = { sources: ['key', 'tenant', 'write key'], plans: ['tenant', 'file', 'tenant'] } as const;
+
+/** "key1=tenantA,key2=tenantB" → {key1: "tenantA", key2: "tenantB"} (sources; plans are "tenant=file,…"). */
+export function parsePairs(text: string, setting: string, kind: keyof typeof PAIRS): Record<string, string> {
+  const shape = PAIRS[kind];
   const out: Record<string, string> = {};
   for (const part of text.split(',').map((s) => s.trim()).filter(Boolean)) {
     const eq = part.indexOf('=');
@@ -184,8 +188,7 @@ export function parseSources(text: string, setting = 'sources', shape = ['key', 
 const BOOL: Record<string, boolean> = { true: true, '1': true, yes: true, false: false, '0': false, no: false };
 
 function envValue(name: string, setting: string, raw: string): unknown {
-  if (setting === 'sources') return parseSources(raw, name);
-  if (setting === 'plans') return parseSources(raw, name, ['tenant', 'file', 'tenant']);
+  if (setting === 'sources' || setting === 'plans') return parsePairs(raw, name, setting);
   if (setting === 'corsOrigins') return raw.split(',').map((s) => s.trim()).filter(Boolean);
   if (setting === 'trustProxy' || setting === 'scheduler' || setting === 's3ForcePathStyle' || setting === 'sessionsIncludeBots' || setting === 'api') {
     const b = BOOL[raw.trim().toLowerCase()];
@@ -250,6 +253,9 @@ export function loadConfig(input: ConfigInput = {}): Config {
   }
   return deepFreeze(cfg);
 }
+
+/** A --plans flag's value ("tenant=file,…"), for commander. */
+export const plansArg = (v: string) => parsePairs(v, '--plans', 'plans');
 
 /** Whether sources came from configuration or are the embedded dev default. */
 export const s3Settings = (cfg: Config) => ({ region: cfg.s3Region, endpoint: cfg.s3Endpoint, forcePathStyle: cfg.s3ForcePathStyle });

@@ -1,9 +1,10 @@
 /**
  * Preparing a request: everything between the body's bytes and a log payload that needs no shared state.
  * The body is decoded and parsed, the write key resolved to its tenant, each message validated, mapped to
- * rows and rendered as CSV, and the accepted ones laid out as one log payload. It is a pure function of the
- * request and the settings, so it runs on worker threads (ingest/preparer.ts) as well as inline; what needs
- * the process's state (duplicates, the log) happens afterwards in the Collector.
+ * rows and rendered as CSV, and the accepted ones laid out as one log payload; a tenant's tracking plan is
+ * applied on the way (plan/apply.ts). It is a function of the request and the settings alone (it only also
+ * counts observed schemas, handed over later), so it runs on worker threads (ingest/preparer.ts) as well as
+ * inline; what needs the process's state (duplicates, the log) happens afterwards in the Collector.
  */
 import { isUtf8 } from 'node:buffer';
 import { ERRORS, type ErrorCode } from '../lib/errors.js';

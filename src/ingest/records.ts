@@ -31,7 +31,7 @@ type RawBuffer = Buffer & { utf8Write(s: string, offset: number): number; latin1
 const MARK = 0x7e; // '~': no earlier layout starts with it (text records start with a digit, JSON with '[')
 const T = 0x74;
 const I = 0x69;
-/** Row kind ↔ byte; 0 marks a byte that is no kind. */
+/** Row kind ↔ byte (a byte that is no kind has none). */
 const KIND_BYTE: Record<RowKind, number> = { t: T, i: I, v: 0x76, q: 0x71 };
 const BYTE_KIND: Array<RowKind | undefined> = [];
 for (const [k, b] of Object.entries(KIND_BYTE)) BYTE_KIND[b] = k as RowKind;

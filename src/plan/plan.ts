@@ -204,7 +204,7 @@ export function compilePlan(plan: Plan, file = '(plan)'): CompiledPlan {
     let f = byName.get(name);
     if (f) return f;
     const violations: Violation[] = [];
-    if (!eventName.test(name)) violations.push({ type: 'Naming-Convention', field: 'event', message: `"${name}" is not an Object-Action name in lower case (${plan.conventions.eventName})` });
+    if (!eventName.test(name)) violations.push({ type: 'Naming-Convention', field: 'event', message: `"${name}" is not an Object-Action name in lower case with a past-tense action (conventions.eventName)` });
     for (const sep of plan.conventions.flatten) {
       if (name.includes(sep)) violations.push({ type: 'Naming-Convention', field: 'event', message: `"${name}": flatten it into "${name.slice(0, name.indexOf(sep))}" with a "type" property` });
     }
