@@ -1,8 +1,10 @@
-/** Observed schemas on the request thread: merging workers' counts and writing them, through storage failures. */
+/** Observed schemas on the request thread (merging workers' counts, writing them through storage failures), and drafts from them. */
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { ObservationCounter, readSchemas, SchemaRecorder, schemaKey } from '../src/plan/observe.js';
+import { inferPlan } from '../src/plan/infer.js';
+import { ObservationCounter, readSchemas, SchemaRecorder, schemaKey, type EventShape } from '../src/plan/observe.js';
+import { parsePlan } from '../src/plan/plan.js';
 import { LocalStore } from '../src/storage/local.js';
 import type { ObjectStore } from '../src/storage/store.js';
 import { tempDir } from './helpers.js';
@@ -61,5 +63,23 @@ describe('observed schemas', () => {
     const { files, unreadable } = await readSchemas(store, ['2026-03-15'], 'acme');
     assert.deepEqual(files.map((f) => f.events['call started']!.count), [1]);
     assert.deepEqual(unreadable, [schemaKey('2026-03-15', 'acme', 'n2')]);
+  });
+});
+
+describe('plan infer', () => {
+  it('drafts types and required properties from counts, without forbidden properties, marking names to fix', () => {
+    const events = new Map<string, EventShape>([
+      ['call started', { count: 3, properties: { episode_id: { string: 3 }, n: { integer: 2, number: 1 }, note: { string: 1, null: 2 }, channel_id: { string: 3 } } }],
+      ['Call Ended', { count: 1, properties: {} }],
+      ['$identify', { count: 2, properties: { user_type: { string: 2 } } }],
+    ]);
+    const text = inferPlan({ tenant: 'acme', from: '2026-03-01', to: '2026-03-15', events });
+    const plan = parsePlan(text, 'draft.yaml').plan;
+    assert.deepEqual(plan.events.map((e) => e.name), ['Call Ended', 'call started']);
+    assert.deepEqual(plan.events[1]!.properties, { type: 'object', required: ['episode_id', 'n'], properties: { episode_id: { type: 'string' }, n: { type: 'number' }, note: { type: ['string', 'null'] } } });
+    assert.deepEqual(plan.identify?.traits, { type: 'object', required: ['user_type'], properties: { user_type: { type: 'string' } } });
+    assert.deepEqual(plan.conventions.forbiddenProperties, { channel_id: 'episode_id' });
+    assert.match(text, /# Breaks the naming conventions.*\n {2}- name: Call Ended/);
+    assert.doesNotMatch(text, /# Breaks the naming conventions.*\n {2}- name: call started/);
   });
 });

@@ -6,7 +6,7 @@ import { dayOfKey } from '../lib/dates.js';
 import { ConfigError } from '../lib/errors.js';
 import { inferPlan } from '../plan/infer.js';
 import { lintHistory, lintText } from '../plan/lint.js';
-import { mergeSchemas, readSchemas } from '../plan/observe.js';
+import { IDENTIFY, mergeSchemas, readSchemas } from '../plan/observe.js';
 import { loadPlan, PlanError, tenantPlans, type CompiledPlan } from '../plan/plan.js';
 import { replayQuarantine } from '../plan/replay.js';
 import { reportText, violationReport } from '../plan/report.js';
@@ -70,7 +70,8 @@ export async function planInfer(config: Config, o: { tenant: string; from?: stri
   const yaml = inferPlan({ tenant: o.tenant, from: days[0]!, to: days.at(-1)!, events });
   if (o.out) await fs.writeFile(o.out, yaml);
   else process.stdout.write(yaml);
-  if (o.out) process.stderr.write(`wrote a draft plan of ${events.size} events to ${o.out}; check it with \`tracklake plan check ${o.out}\`\n`);
+  const planned = [...events.keys()].filter((n) => n !== IDENTIFY).length;
+  if (o.out) process.stderr.write(`wrote a draft plan of ${planned} events to ${o.out}; check it with \`tracklake plan check ${o.out}\`\n`);
   return 0;
 }
 

@@ -4,7 +4,8 @@
  * the event carried it, and gets the JSON type(s) it was seen with. The draft accepts the traffic it was
  * drawn from (no `additionalProperties: false`, every violation allowed): tightening it is the team's call.
  */
-import { Document } from 'yaml';
+import { Document, type YAMLMap, type YAMLSeq } from 'yaml';
+import { DEFAULT_EVENT_NAME } from './plan.js';
 import { IDENTIFY, JSON_TYPES, own, setOwn, type EventShape, type JsonType } from './observe.js';
 
 export interface InferSource {
@@ -15,11 +16,15 @@ export interface InferSource {
   events: ReadonlyMap<string, EventShape>;
 }
 
-/** The JSON Schema of one event's observed properties. */
+/** Seed 002's forbidden property and the one to use: the draft plans the latter, never the former. */
+const FORBIDDEN: Readonly<Record<string, string>> = { channel_id: 'episode_id' };
+
+/** The JSON Schema of one event's observed properties (forbidden ones left out: they are violations). */
 export function inferSchema(shape: EventShape): Record<string, unknown> {
   const properties: Record<string, unknown> = {};
   const required: string[] = [];
   for (const name of Object.keys(shape.properties).sort()) {
+    if (Object.hasOwn(FORBIDDEN, name)) continue;
     const counts = own(shape.properties, name)!;
     let types = JSON_TYPES.filter((t) => (counts[t] ?? 0) > 0);
     // An integer is a number: a property seen with both is a number.
@@ -43,9 +48,15 @@ export function inferPlan(src: InferSource): string {
   };
   if (identify) plan.identify = { traits: inferSchema(identify) };
   // The built-in event-name rule applies unless replaced; seed 002's forbidden property is spelled out.
-  plan.conventions = { forbiddenProperties: { channel_id: 'episode_id' } };
+  plan.conventions = { forbiddenProperties: { ...FORBIDDEN } };
   plan.enforcement = {};
   const doc = new Document(plan);
+  // Names that break the built-in event-name rule are kept (they are the traffic) and marked for renaming.
+  const rule = new RegExp(DEFAULT_EVENT_NAME);
+  const items = (doc.get('events') as YAMLSeq<YAMLMap>).items;
+  names.forEach((name, i) => {
+    if (!rule.test(name) || name.includes(' by ')) items[i]!.commentBefore = ' Breaks the naming conventions (`tracklake plan lint` says how): rename it, or flatten it with a "type".';
+  });
   doc.commentBefore =
     ' A draft tracking plan (README, "Tracking plans"). Review it: rename events that break the conventions,\n' +
     ' add descriptions, add `additionalProperties: false` where the properties are complete, then set\n' +
