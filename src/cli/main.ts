@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 /** The tracklake command line: one program, a subcommand per job. */
 import { Command, Option } from 'commander';
-import { aggregateCommand } from './aggregate.js';
+import type { Logger } from 'pino';
+import { aggregateCommand, type DaySelection } from './aggregate.js';
 import { apiCommand } from './api.js';
 import { ConfigError } from '../lib/errors.js';
 import { plansArg } from '../config/config.js';
@@ -82,15 +83,17 @@ function jobCommand(name: string, description: string, verb: string): Command {
     .option('--log-level <level>', 'log level (default info)');
 }
 
+/** A job command's action: its day selection apart, the rest of its flags as settings. */
+const jobAction = (command: (config: Config, sel: DaySelection & { force?: boolean; rebuild?: boolean }, logger: Logger) => Promise<number>) => (o: Record<string, unknown>) =>
+  run(() => {
+    const { date, from, to, pending, today, force, rebuild, ...settings } = o;
+    const config = configFromOptions(settings, process.env);
+    return command(config, { date, from, to, pending, today, force, rebuild } as DaySelection & { force?: boolean; rebuild?: boolean }, makeLogger(config.logLevel));
+  });
+
 jobCommand('aggregate', 'compute daily, monthly, yearly and overall metric files', 'aggregate')
   .option('--rebuild', 'roll every month, year and overall file up from the daily files (repairs their state)')
-  .action((o: Record<string, unknown>) =>
-    run(() => {
-      const { date, from, to, pending, today, force, rebuild, ...settings } = o;
-      const config = configFromOptions(settings, process.env);
-      return aggregateCommand(config, { date, from, to, pending, today, force, rebuild } as Parameters<typeof aggregateCommand>[1], makeLogger(config.logLevel));
-    }),
-  );
+  .action(jobAction(aggregateCommand));
 
 program
   .command('simulate')
@@ -118,13 +121,7 @@ program
 jobCommand('sessions', 'track analysis: alias map, sessions, track facts, user facts', 'analyse')
   .option('--rebuild', 'recompute everything, the alias map included')
   .option('--inactivity-minutes <n>', 'idle minutes that end a session (default 30)')
-  .action((o: Record<string, unknown>) =>
-    run(() => {
-      const { date, from, to, pending, today, force, rebuild, ...settings } = o;
-      const config = configFromOptions(settings, process.env);
-      return sessionsCommand(config, { date, from, to, pending, today, force, rebuild } as Parameters<typeof sessionsCommand>[1], makeLogger(config.logLevel));
-    }),
-  );
+  .action(jobAction(sessionsCommand));
 
 program
   .command('funnel')
