@@ -13,7 +13,7 @@ import type { ObjectStore } from '../src/storage/store.js';
 import { TRACK_COLUMNS, type Cell } from '../src/tracking/columns.js';
 import { toCsv } from '../src/tracking/csv.js';
 import { dayStartMs } from '../src/lib/dates.js';
-import { silent, tempDir } from './helpers.js';
+import { randomFileSteps, silent, tempDir } from './helpers.js';
 
 type Row = Record<(typeof TRACK_COLUMNS)[number], Cell>;
 
@@ -191,31 +191,29 @@ describe('incremental rollups', () => {
     const days = ['2025-12-30', '2025-12-31', '2026-01-01', '2026-01-02', '2026-02-27', '2026-02-28', '2026-03-01'];
     const a = new LocalStore(path.join(tempDir('incr'), 'data'));
     const b = new LocalStore(path.join(tempDir('rebuilt'), 'data'));
-    const rnd = prng(99);
-    const files = new Map<string, string[]>(days.map((d) => [d, []]));
     const modes = new Set<string>();
-    for (let step = 0; step < 14; step++) {
-      const touched = [...new Set(Array.from({ length: 1 + Math.floor(rnd() * 3) }, () => days[Math.floor(rnd() * days.length)]!))].sort();
-      for (const day of touched) {
-        const mine = files.get(day)!;
-        if (mine.length > 1 && rnd() < 0.3) {
-          // A file goes away: keys leave the day, some of them from their first day.
-          const key = mine.splice(Math.floor(rnd() * mine.length), 1)[0]!;
-          for (const store of [a, b]) await store.delete(key);
-        } else {
-          const key = `${paths.tracks(day)}n1-${String(step).padStart(12, '0')}.csv`;
-          mine.push(key);
-          const rows = generate(day, 30 + Math.floor(rnd() * 40), step * 7 + 1);
-          for (const store of [a, b]) await writeTracks(store, key, rows);
-        }
-      }
-      const run = await runAggregates(touched, { store: a, metrics, logger: silent });
-      for (const r of run.rollups) modes.add(`${r.metric}:${r.mode}`);
-      // The reference: the same days, then every level rolled up from the daily files (the way it always was).
-      await runAggregates(touched, { store: b, metrics, logger: silent });
-      await rebuildRollups({ store: b, metrics, logger: silent });
-      assert.deepEqual(await outputs(a), await outputs(b), `after step ${step} (${touched.join(', ')})`);
-    }
+    // A file going away takes keys out of the day, some of them from their first day.
+    await randomFileSteps({
+      days,
+      seed: 99,
+      steps: 14,
+      maxTouched: 3,
+      stores: [a, b],
+      add: async (day, step, rnd) => {
+        const key = `${paths.tracks(day)}n1-${String(step).padStart(12, '0')}.csv`;
+        const rows = generate(day, 30 + Math.floor(rnd() * 40), step * 7 + 1);
+        for (const store of [a, b]) await writeTracks(store, key, rows);
+        return key;
+      },
+      check: async (touched, step) => {
+        const run = await runAggregates(touched, { store: a, metrics, logger: silent });
+        for (const r of run.rollups) modes.add(`${r.metric}:${r.mode}`);
+        // The reference: the same days, then every level rolled up from the daily files (the way it always was).
+        await runAggregates(touched, { store: b, metrics, logger: silent });
+        await rebuildRollups({ store: b, metrics, logger: silent });
+        assert.deepEqual(await outputs(a), await outputs(b), `after step ${step} (${touched.join(', ')})`);
+      },
+    });
     // Both paths were taken: counts incrementally, sums (and keys that left their first day) from the files.
     assert.ok(modes.has('view:incremental') && modes.has('sales:full'), [...modes].join(' '));
   });

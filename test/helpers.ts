@@ -12,6 +12,7 @@ import { openIngest, type IngestNode } from '../src/ingest/node.js';
 import { ManualClock, type Clock } from '../src/lib/clock.js';
 import { LocalStore } from '../src/storage/local.js';
 import type { ObjectStore } from '../src/storage/store.js';
+import { prng } from '../src/segment/simulator.js';
 
 export const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../src/cli/main.js');
 
@@ -157,4 +158,35 @@ export async function listFiles(root: string): Promise<string[]> {
   };
   await walk(root);
   return out.sort();
+}
+
+/**
+ * A random sequence of late and removed tracking files over some days, the same in every store: each step
+ * touches one to `maxTouched` days; on each, a file goes away (three times in ten, when the day has two or
+ * more) or `add` writes a new one to every store and returns its key. `check` runs after every step.
+ */
+export async function randomFileSteps(o: {
+  days: readonly string[];
+  seed: number;
+  steps: number;
+  maxTouched: number;
+  stores: readonly ObjectStore[];
+  add: (day: string, step: number, rnd: () => number) => Promise<string>;
+  check: (touched: string[], step: number) => Promise<void>;
+}): Promise<void> {
+  const rnd = prng(o.seed);
+  const files = new Map<string, string[]>(o.days.map((d) => [d, []]));
+  for (let step = 0; step < o.steps; step++) {
+    const touched = [...new Set(Array.from({ length: 1 + Math.floor(rnd() * o.maxTouched) }, () => o.days[Math.floor(rnd() * o.days.length)]!))].sort();
+    for (const day of touched) {
+      const mine = files.get(day)!;
+      if (mine.length > 1 && rnd() < 0.3) {
+        const key = mine.splice(Math.floor(rnd() * mine.length), 1)[0]!;
+        for (const store of o.stores) await store.delete(key);
+      } else {
+        mine.push(await o.add(day, step, rnd));
+      }
+    }
+    await o.check(touched, step);
+  }
 }

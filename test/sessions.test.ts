@@ -10,8 +10,7 @@ import { LocalStore } from '../src/storage/local.js';
 import type { ObjectStore } from '../src/storage/store.js';
 import { IDENTITY_COLUMNS, TRACK_COLUMNS } from '../src/tracking/columns.js';
 import { toCsv } from '../src/tracking/csv.js';
-import { silent, tempDir } from './helpers.js';
-import { prng } from '../src/segment/simulator.js';
+import { randomFileSteps, silent, tempDir } from './helpers.js';
 
 const MIN = 60_000;
 const T = Date.parse('2026-04-10T08:00:00.000Z');
@@ -302,19 +301,15 @@ describe('user facts', () => {
     const days = ['2026-04-08', '2026-04-09', '2026-04-10', '2026-04-11', '2026-04-12'];
     const a = new LocalStore(path.join(tempDir('users-incr'), 'data'));
     const b = new LocalStore(path.join(tempDir('users-full'), 'data'));
-    const rnd = prng(5);
-    const files = new Map<string, string[]>(days.map((d) => [d, []]));
     const modes = new Set<string>();
-    for (let step = 0; step < 10; step++) {
-      const touched = [...new Set(Array.from({ length: 1 + Math.floor(rnd() * 2) }, () => days[Math.floor(rnd() * days.length)]!))].sort();
-      for (const day of touched) {
-        const mine = files.get(day)!;
-        if (mine.length > 1 && rnd() < 0.3) {
-          // A file goes away: some users lose their first or last day.
-          const key = mine.splice(Math.floor(rnd() * mine.length), 1)[0]!;
-          for (const store of [a, b]) await store.delete(key);
-          continue;
-        }
+    // A file going away makes some users lose their first or last day.
+    await randomFileSteps({
+      days,
+      seed: 5,
+      steps: 10,
+      maxTouched: 2,
+      stores: [a, b],
+      add: async (day, step, rnd) => {
         const start = Date.parse(`${day}T00:00:00Z`);
         const evs: Ev[] = Array.from({ length: 25 }, () => ({
           time: start + Math.floor(rnd() * 86_000_000),
@@ -323,17 +318,19 @@ describe('user facts', () => {
           event: ['load', 'view', 'chat'][Math.floor(rnd() * 3)],
         }));
         const name = `n1-${String(step).padStart(12, '0')}`;
-        mine.push(`tracks/${dayPath(day)}/${name}.csv`);
         for (const store of [a, b]) await writeEvents(store, evs, name);
-      }
-      const run = await runSessions(touched, opts(a));
-      modes.add(run.userFacts ?? 'none');
-      await b.delete('users/_state/_inputs.json'); // no record: every day's state is read
-      await runSessions(touched, opts(b));
-      for (const key of ['users/user_facts.csv', 'users/_state/user_devices.csv']) {
-        assert.equal((await a.get(key))?.toString(), (await b.get(key))?.toString(), `${key} after step ${step} (${touched.join(', ')})`);
-      }
-    }
+        return `tracks/${dayPath(day)}/${name}.csv`;
+      },
+      check: async (touched, step) => {
+        const run = await runSessions(touched, opts(a));
+        modes.add(run.userFacts ?? 'none');
+        await b.delete('users/_state/_inputs.json'); // no record: every day's state is read
+        await runSessions(touched, opts(b));
+        for (const key of ['users/user_facts.csv', 'users/_state/user_devices.csv']) {
+          assert.equal((await a.get(key))?.toString(), (await b.get(key))?.toString(), `${key} after step ${step} (${touched.join(', ')})`);
+        }
+      },
+    });
     assert.ok(modes.has('incremental') && modes.has('full'), [...modes].join(' '));
   });
 
