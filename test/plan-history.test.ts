@@ -213,6 +213,27 @@ describe('plan infer → check → enforce', () => {
   });
 });
 
+describe('plan commands with bad flags', () => {
+  it('exit 2 naming the setting', () => {
+    const dir = tempDir('plan-flags');
+    const cases: Array<[string[], RegExp]> = [
+      [['plan', 'lint', '--from', '2026-13-01', '--to', '2026-03-02'], /invalid setting "from": "2026-13-01" is not a date/],
+      [['plan', 'report', '--from', '2026-03-02', '--to', '2026-03-01'], /invalid setting "from": --from 2026-03-02 is after --to/],
+      [['plan', 'replay', '--from', '2026-03-01', '--to', '2026-03-01', '--plans', 'demo'], /invalid setting "--plans": "demo" is not tenant=file/],
+      [['plan', 'typegen', 'x.yaml', '--lang', 'py'], /invalid setting "lang"/],
+      [['plan', 'typegen', 'x.yaml', '--client', 'phone'], /invalid setting "client"/],
+      [['plan', 'typegen', '--tenant', 'demo'], /invalid setting "tenant": tenant "demo" has no plan/],
+      [['plan', 'typegen', path.join(dir, 'missing.yaml')], /invalid setting "plan": tracking plan .*missing\.yaml: cannot read it/],
+      [['simulate', '--plan-violations', '1.5'], /invalid setting "plan-violations": "1\.5" is not a share/],
+    ];
+    for (const [args, expected] of cases) {
+      const r = cli(args, dir);
+      assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, expected);
+    }
+  });
+});
+
 describe('plan typegen', () => {
   const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
   const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');

@@ -56,7 +56,7 @@ export async function planInfer(config: Config, o: { tenant: string; from?: stri
   let days: string[];
   if (o.from !== undefined || o.to !== undefined) days = rangeDays(o);
   else {
-    // Every day with schemas: their folders, not their files, are listed.
+    // Every day that has schemas, from one listing.
     const all = new Set((await store.list('schemas/')).map((x) => dayOfKey(x.key)).filter((d): d is string => d !== undefined));
     days = [...all].sort();
   }
@@ -68,10 +68,13 @@ export async function planInfer(config: Config, o: { tenant: string; from?: stri
     return 1;
   }
   const yaml = inferPlan({ tenant: o.tenant, from: days[0]!, to: days.at(-1)!, events });
-  if (o.out) await fs.writeFile(o.out, yaml);
-  else process.stdout.write(yaml);
+  if (!o.out) {
+    process.stdout.write(yaml);
+    return 0;
+  }
+  await fs.writeFile(o.out, yaml);
   const planned = [...events.keys()].filter((n) => n !== IDENTIFY).length;
-  if (o.out) process.stderr.write(`wrote a draft plan of ${planned} events to ${o.out}; check it with \`tracklake plan check ${o.out}\`\n`);
+  process.stderr.write(`wrote a draft plan of ${planned} events to ${o.out}; check it with \`tracklake plan check ${o.out}\`\n`);
   return 0;
 }
 
