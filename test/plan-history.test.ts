@@ -9,7 +9,7 @@ import { promises as fs } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { describe, it } from 'node:test';
+import { after, before, describe, it } from 'node:test';
 import { simulate } from '../src/cli/simulate.js';
 import { parseQuarantineLine } from '../src/plan/files.js';
 import { lintHistory, lintNames, type Finding } from '../src/plan/lint.js';
@@ -21,6 +21,7 @@ import type { ObjectStore } from '../src/storage/store.js';
 import { TRACK_COLUMNS } from '../src/tracking/columns.js';
 import { CLI, post, readRows, startCollector, T0, tempDir, track } from './helpers.js';
 import { MIXED, PLAN, quarantined, writePlan } from './plan-fixture.js';
+import { TestS3 } from './s3server.js';
 
 const DAY = '2026-03-15';
 const days = [DAY];
@@ -210,6 +211,32 @@ describe('plan infer → check → enforce', () => {
     }
     const violations = await readRows(store, 'violations/');
     assert.ok(violations.some((v) => v.type === 'Forbidden-Property' && v.action !== 'block'));
+  });
+});
+
+describe('tracking plans on S3', () => {
+  let s3: TestS3;
+  before(async () => (s3 = await TestS3.start()));
+  after(() => s3.down());
+
+  it('land violations, quarantine and schemas in the bucket, and report, lint and replay read them there', async () => {
+    const dir = tempDir('plan-s3');
+    const store = s3.store('plans');
+    const c = await startCollector({ plans: { demo: await writePlan(dir) } }, { dir, store });
+    await post(`${c.url}/v1/batch`, { batch: MIXED });
+    await c.close();
+    assert.equal((await quarantined(store)).length, 2);
+    assert.equal((await readRows(store, 'violations/')).length, 5);
+    assert.equal((await store.list('schemas/2026/03/15/demo/')).length, 1);
+
+    const { rows } = await violationReport(store, resources, days);
+    assert.equal(rows.reduce((n, r) => n + r.count, 0), 5);
+    const { findings } = await lintHistory({ store, resources, plans: new Map([['demo', parsePlan(PLAN)]]), events: {}, days });
+    assert.deepEqual(findings.map((f) => `${f.kind} ${f.event}`).sort(), ['naming Product Shared', 'unplanned Product Shared']);
+    const loosened = parsePlan(PLAN.replace('Required-Missing: block', 'Required-Missing: allow'));
+    assert.equal((await replayQuarantine({ store, plans: new Map([['demo', loosened]]), events: {}, days })).replayed, 1);
+    assert.equal((await replayQuarantine({ store, plans: new Map([['demo', loosened]]), events: {}, days })).replayed, 0);
+    assert.equal((await readRows(store)).length, 4);
   });
 });
 
