@@ -118,6 +118,8 @@ export interface ChildCollector {
   url: string;
   exited: Promise<number | null>;
   stderr: () => string;
+  /** Its log (pino writes to stdout). */
+  stdout: () => string;
 }
 
 export async function spawnCollector(dir: string, extra: string[] = [], env: Record<string, string> = {}): Promise<ChildCollector> {
@@ -144,7 +146,7 @@ export async function spawnCollector(dir: string, extra: string[] = [], env: Rec
     });
     proc.on('exit', (code) => reject(new Error(`collector exited ${code}: ${err}`)));
   });
-  return { proc, url, exited, stderr: () => err };
+  return { proc, url, exited, stderr: () => err, stdout: () => out };
 }
 
 export async function listFiles(root: string): Promise<string[]> {

@@ -3,6 +3,7 @@
  * blocked messages land exactly once beside the tracking files, and a bad plan stops start-up.
  */
 import assert from 'node:assert/strict';
+import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { VIOLATION_COLUMNS, parseQuarantineLine } from '../src/plan/files.js';
@@ -139,6 +140,34 @@ describe('plans at start-up', () => {
     assert.deepEqual((await readRows(store)).map((r) => r.correlationid), ['first']);
     assert.deepEqual((await quarantined(store)).map((l) => parseQuarantineLine(l).messageId), ['second']);
     assert.deepEqual((await readRows(store, 'violations/')).map((r) => `${r.messageid} ${r.action}`).sort(), ['first allow', 'second block']);
+  });
+});
+
+describe('plans reloaded on SIGHUP', () => {
+  it('put an edited plan in force without a restart, and keep the plan in force when the edit is bad', async () => {
+    const dir = tempDir('plan-reload');
+    const file = await writePlan(dir, 'version: 1\n');
+    const child = await spawnCollector(dir, ['--plans', `demo=${file}`, '--flush-interval-ms', '3600000']);
+    const send = async (id: string) => assert.equal((await post(`${child.url}/v1/track`, track({ messageId: id, event: 'thing happened', properties: { correlation_id: id } }))).status, 200);
+    const logged = async (text: string, times: number) => {
+      for (let i = 0; i < 200 && child.stdout().split(text).length - 1 < times; i++) await new Promise((r) => setTimeout(r, 25));
+      assert.equal(child.stdout().split(text).length - 1, times, child.stdout());
+    };
+    await send('before');
+    await fs.writeFile(file, 'version: 1\nenforcement: { Unplanned-Event: block }\n');
+    child.proc.kill('SIGHUP');
+    await logged('"msg":"tracking plans reloaded"', 1);
+    await send('after');
+    await fs.writeFile(file, 'version: 1\nenforcement: { Unplanned-Event: rejct }\n');
+    child.proc.kill('SIGHUP');
+    await logged('"msg":"tracking plans not reloaded: the plans in force stay"', 1);
+    assert.match(child.stdout(), /enforcement\.Unplanned-Event \(line 2\)/);
+    await send('after-bad-edit');
+    child.proc.kill('SIGTERM');
+    assert.equal(await child.exited, 0, child.stderr());
+    const store = new LocalStore(path.join(dir, 'data'));
+    assert.deepEqual((await readRows(store)).map((r) => r.correlationid), ['before']);
+    assert.deepEqual((await quarantined(store)).map((l) => parseQuarantineLine(l).messageId).sort(), ['after', 'after-bad-edit']);
   });
 });
 

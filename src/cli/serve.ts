@@ -71,6 +71,15 @@ export async function serve(config: Config): Promise<number> {
       else logger.warn('storage did not take everything in time; the rest stays in the log and ships on next start');
       resolve(shipped ? 0 : 75);
     };
+    // SIGHUP reads the plan files again: a plan edit takes effect without a restart (README, "Tracking plans").
+    process.on('SIGHUP', () => {
+      try {
+        node.reloadPlans();
+        logger.info({ plans: config.plans }, 'tracking plans reloaded');
+      } catch (e) {
+        logger.error({ err: (e as Error).message }, 'tracking plans not reloaded: the plans in force stay');
+      }
+    });
     process.once('SIGTERM', () => void stop('SIGTERM'));
     process.once('SIGINT', () => void stop('SIGINT'));
   });

@@ -27,13 +27,19 @@ export interface IngestNode {
   shipper: Shipper;
   metrics: Metrics;
   readiness: () => { ready: boolean; checks: Record<string, boolean | string> };
+  /**
+   * Reads the configured plan files again and puts them in force for the requests that follow. A plan that
+   * cannot be used is refused (the error says why) and the plans in force stay.
+   */
+  reloadPlans(): void;
   /** Stops accepting, ships everything, closes the log. True when everything reached storage. */
   close(): Promise<boolean>;
 }
 
 export async function openIngest(config: Config, deps: { store: ObjectStore; clock: Clock; logger: Logger; metrics?: Metrics }): Promise<IngestNode> {
   // A plan that cannot be used stops start-up here, before the log is opened or anything listens.
-  const plans = Object.fromEntries([...tenantPlans(config.plans)].map(([tenant, p]) => [tenant, { file: p.file, text: p.text }]));
+  const readPlans = () => Object.fromEntries([...tenantPlans(config.plans)].map(([tenant, p]) => [tenant, { file: p.file, text: p.text }]));
+  const plans = readPlans();
   const metrics = deps.metrics ?? new Metrics();
   let shipper: Shipper | undefined;
   const windowMs = config.dedupWindowHours * 3600_000;
@@ -89,6 +95,9 @@ export async function openIngest(config: Config, deps: { store: ObjectStore; clo
     clock: deps.clock,
     shipper: s,
     metrics,
+    reloadPlans() {
+      preparer.setPlans(readPlans());
+    },
     readiness() {
       const storageOk = s.storageHealthy;
       const underBudget = wal.bufferedBytes <= config.maxBufferBytes;

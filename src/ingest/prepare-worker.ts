@@ -7,4 +7,5 @@ const preparer = new RequestPreparer(workerData as PrepareSettings);
 answerJobs(
   (req) => preparer.prepare(req),
   () => preparer.observed.take(),
+  (plans) => preparer.setPlans(plans),
 );

@@ -89,9 +89,15 @@ export class RequestPreparer {
 
   constructor(private readonly settings: PrepareSettings) {
     this.eventMap = buildEventMap(settings.events);
+    this.setPlans(settings.plans ?? {});
+  }
+
+  /** Puts these plans in force for the requests prepared from now on (a reload: tracklake serve's SIGHUP). */
+  setPlans(plans: NonNullable<PrepareSettings['plans']>): void {
     // A plan shared by several tenants is compiled once.
     const byFile = new Map<string, CompiledPlan>();
-    for (const [tenant, { file, text }] of Object.entries(settings.plans ?? {})) {
+    this.plans.clear();
+    for (const [tenant, { file, text }] of Object.entries(plans)) {
       let plan = byFile.get(file);
       if (!plan) byFile.set(file, (plan = parsePlan(text, file)));
       this.plans.set(tenant, plan);

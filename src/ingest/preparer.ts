@@ -10,6 +10,8 @@ import { RequestPreparer, type PrepareResult, type PrepareSettings, type RawRequ
 
 export interface Preparer {
   prepare(req: RawRequest): Promise<PrepareResult>;
+  /** Puts new tracking plans in force (already validated: see plan/plan.ts, tenantPlans). */
+  setPlans(plans: NonNullable<PrepareSettings['plans']>): void;
   /** The observed-schema counts (plan/observe.ts) gathered since the last call. */
   takeObserved(): Observations[];
   /** Stops; counts not yet taken are kept for a last takeObserved. */
@@ -30,6 +32,10 @@ export class InlinePreparer implements Preparer {
     return Promise.resolve(this.preparer.prepare(req));
   }
 
+  setPlans(plans: NonNullable<PrepareSettings['plans']>): void {
+    this.preparer.setPlans(plans);
+  }
+
   takeObserved(): Observations[] {
     return this.preparer.observed.size > 0 ? [this.preparer.observed.take()] : [];
   }
@@ -43,6 +49,10 @@ export interface WorkerJob {
   reqs: RawRequest[];
 }
 export type WorkerAnswer = { id: number; results: PrepareResult[] } | { id: number; crash: string };
+/** Sent to a worker: the tracking plans in force from now on. */
+export interface WorkerPlans {
+  plans: NonNullable<PrepareSettings['plans']>;
+}
 /** Sent by a worker on its own: its observed-schema counts, every second it has some, and when asked to drain. */
 export interface WorkerCounts {
   observed: Observations;
@@ -99,7 +109,7 @@ export class WorkerPool implements Preparer {
    * workerUrl is the module a worker runs, one that calls answerJobs: prepare-worker.js, or in bench:ingest
    * a cut-down preparer that shows what the rest of the request path reaches.
    */
-  constructor(private readonly settings: PrepareSettings, size: number, private readonly logger: Logger, private readonly workerUrl: URL = WORKER_URL) {
+  constructor(private settings: PrepareSettings, size: number, private readonly logger: Logger, private readonly workerUrl: URL = WORKER_URL) {
     for (let i = 0; i < size; i++) this.slots.push(this.spawn());
   }
 
@@ -190,6 +200,13 @@ export class WorkerPool implements Preparer {
     });
   }
 
+  /** Each worker takes the plans before the next request it is handed; a worker started later gets them too. */
+  setPlans(plans: NonNullable<PrepareSettings['plans']>): void {
+    this.settings = { ...this.settings, plans };
+    for (const s of this.slots) s.worker.postMessage({ plans } satisfies WorkerPlans);
+    this.inline?.setPlans(plans);
+  }
+
   takeObserved(): Observations[] {
     const out = this.observed;
     this.observed = [];
@@ -223,14 +240,15 @@ export class WorkerPool implements Preparer {
  * answers with their results. The frames' and fingerprints' memory moves to the request thread instead of
  * being copied (each has a buffer of its own).
  */
-export function answerJobs(prepare: (req: RawRequest) => PrepareResult, takeObserved: () => Observations = () => []): void {
+export function answerJobs(prepare: (req: RawRequest) => PrepareResult, takeObserved: () => Observations = () => [], setPlans: (plans: WorkerPlans['plans']) => void = () => undefined): void {
   const sendCounts = (drained: boolean) => {
     const observed = takeObserved();
     if (observed.length > 0 || drained) parentPort!.postMessage({ observed, drained } satisfies WorkerCounts);
   };
   setInterval(() => sendCounts(false), 1000).unref();
-  parentPort!.on('message', (job: WorkerJob | 'drain') => {
+  parentPort!.on('message', (job: WorkerJob | WorkerPlans | 'drain') => {
     if (job === 'drain') return sendCounts(true);
+    if ('plans' in job) return setPlans(job.plans);
     const { id, reqs } = job;
     let answer: WorkerAnswer;
     const moved: ArrayBuffer[] = [];
