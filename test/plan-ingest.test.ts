@@ -98,7 +98,7 @@ describe('a tenant with a tracking plan', () => {
     const files = await c.store.list('schemas/');
     assert.deepEqual(files.map((o) => o.key.replace(/[^/]+\.json$/, 'NODE.json')), ['schemas/2026/03/15/demo/NODE.json']);
     const file = JSON.parse((await c.store.get(files[0]!.key))!.toString('utf8')) as SchemaFile;
-    assert.deepEqual(file.events['call started'], { count: 2, properties: { episode_id: { string: 1, integer: 1 }, n: { integer: 1, number: 1 }, tags: { array: 1 } } });
+    assert.deepEqual(file.events['call started'], { count: 2, properties: { episode_id: { string: 1, integer: 1 }, n: { integer: 1, number: 1 }, tags: { array: 1 }, 'tags[]': { string: 1 } } });
     assert.deepEqual(file.events.$identify, { count: 1, properties: { user_type: { string: 1 } } });
     assert.ok(Object.hasOwn(file.events, '__proto__'));
     assert.equal(JSON.stringify(Object.getOwnPropertyDescriptor(file.events, '__proto__')!.value), '{"count":1,"properties":{"constructor":{"integer":1},"__proto__":{"string":1}}}');

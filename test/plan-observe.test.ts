@@ -73,9 +73,29 @@ describe('plan infer', () => {
       ['Call Ended', { count: 1, properties: {} }],
       ['$identify', { count: 2, properties: { user_type: { string: 2 } } }],
     ]);
+    events.set('order completed', {
+      count: 2,
+      properties: {
+        products: { array: 2 },
+        'products[]': { object: 2 },
+        'products[].product_id': { string: 2 },
+        'products[].quantity': { integer: 1 },
+        meta: { object: 1, null: 1 },
+        'meta.source': { string: 1 },
+      },
+    });
     const text = inferPlan({ tenant: 'acme', from: '2026-03-01', to: '2026-03-15', events });
     const plan = parsePlan(text, 'draft.yaml').plan;
-    assert.deepEqual(plan.events.map((e) => e.name), ['Call Ended', 'call started']);
+    assert.deepEqual(plan.events.map((e) => e.name), ['Call Ended', 'call started', 'order completed']);
+    // One level down: an order's products as an array of objects, a nested object that may be null.
+    assert.deepEqual(plan.events[2]!.properties, {
+      type: 'object',
+      required: ['products'],
+      properties: {
+        meta: { type: ['object', 'null'], required: ['source'], properties: { source: { type: 'string' } } },
+        products: { type: 'array', items: { type: 'object', required: ['product_id'], properties: { product_id: { type: 'string' }, quantity: { type: 'integer' } } } },
+      },
+    });
     assert.deepEqual(plan.events[1]!.properties, { type: 'object', required: ['episode_id', 'n'], properties: { episode_id: { type: 'string' }, n: { type: 'number' }, note: { type: ['string', 'null'] } } });
     assert.deepEqual(plan.identify?.traits, { type: 'object', required: ['user_type'], properties: { user_type: { type: 'string' } } });
     assert.deepEqual(plan.conventions.forbiddenProperties, { channel_id: 'episode_id' });

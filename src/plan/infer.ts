@@ -19,21 +19,53 @@ export interface InferSource {
 /** Seed 002's forbidden property and the one to use: the draft plans the latter, never the former. */
 const FORBIDDEN: Readonly<Record<string, string>> = { channel_id: 'episode_id' };
 
-/** The JSON Schema of one event's observed properties (forbidden ones left out: they are violations). */
-export function inferSchema(shape: EventShape): Record<string, unknown> {
+type Counts = Partial<Record<JsonType, number>>;
+const seenOf = (c: Counts) => Object.values(c).reduce((a: number, n) => a + (n ?? 0), 0);
+
+/** The JSON types a property was seen with; an integer is a number, so both together are a number. */
+function typesOf(c: Counts): JsonType[] {
+  const types = JSON_TYPES.filter((t) => (c[t] ?? 0) > 0);
+  return types.includes('number') ? types.filter((t) => t !== 'integer') : types;
+}
+
+/**
+ * The schema of the object at `prefix` ('' for the properties, `products[].` for an order's items) seen
+ * `total` times: its direct keys with their types, those seen every time required, and one level down where
+ * the counts go (observe.ts counts `parent.key`, `parent[]` and `parent[].key`).
+ */
+function objectSchema(all: Record<string, Counts>, prefix: string, total: number): Record<string, unknown> {
   const properties: Record<string, unknown> = {};
   const required: string[] = [];
-  for (const name of Object.keys(shape.properties).sort()) {
-    if (Object.hasOwn(FORBIDDEN, name)) continue;
-    const counts = own(shape.properties, name)!;
-    let types = JSON_TYPES.filter((t) => (counts[t] ?? 0) > 0);
-    // An integer is a number: a property seen with both is a number.
-    if (types.includes('number')) types = types.filter((t) => t !== 'integer');
-    setOwn(properties, name, { type: types.length === 1 ? types[0]! : (types as JsonType[]) });
-    const seen = Object.values(counts).reduce((a, n) => a + (n ?? 0), 0);
-    if (seen >= shape.count && !types.includes('null')) required.push(name);
+  for (const path of Object.keys(all).sort()) {
+    if (!path.startsWith(prefix)) continue;
+    const name = path.slice(prefix.length);
+    if (name.includes('.') || name.endsWith('[]') || Object.hasOwn(FORBIDDEN, name)) continue;
+    const counts = own(all, path)!;
+    const types = typesOf(counts);
+    const schema: Record<string, unknown> = { type: types.length === 1 ? types[0]! : types };
+    if (prefix === '' && types.includes('object')) Object.assign(schema, nested(objectSchema(all, `${name}.`, counts.object ?? 0)));
+    const items = prefix === '' && types.includes('array') ? own(all, `${name}[]`) : undefined;
+    if (items) {
+      const itemTypes = typesOf(items);
+      const item: Record<string, unknown> = { type: itemTypes.length === 1 ? itemTypes[0]! : itemTypes };
+      if (itemTypes.includes('object')) Object.assign(item, nested(objectSchema(all, `${name}[].`, items.object ?? 0)));
+      schema.items = item;
+    }
+    setOwn(properties, name, schema);
+    if (seenOf(counts) >= total && !types.includes('null')) required.push(name);
   }
   return { type: 'object', ...(required.length > 0 ? { required } : {}), properties };
+}
+
+/** A nested object's required list and properties, when any were seen. */
+function nested(schema: Record<string, unknown>): Record<string, unknown> {
+  const { type: _type, ...rest } = schema;
+  return Object.keys(schema.properties as object).length > 0 ? rest : {};
+}
+
+/** The JSON Schema of one event's observed properties (forbidden ones left out: they are violations). */
+export function inferSchema(shape: EventShape): Record<string, unknown> {
+  return objectSchema(shape.properties, '', shape.count);
 }
 
 /** The draft plan as YAML text. */

@@ -34,7 +34,11 @@ export function jsonType(v: unknown): JsonType {
 }
 const TYPE_INDEX = new Map<JsonType, number>(JSON_TYPES.map((t, i) => [t, i]));
 
-/** One event's observed shape: how often it was seen, and per property the count of each JSON type. */
+/**
+ * One event's observed shape: how often it was seen, and per property the count of each JSON type. Nested
+ * values one level down are counted too: `parent.key` for an object's keys, `parent[]` for an array's first
+ * item and `parent[].key` for that item's keys (counted per occurrence of the parent).
+ */
 export interface EventShape {
   count: number;
   properties: Record<string, Partial<Record<JsonType, number>>>;
@@ -56,6 +60,31 @@ interface Counting {
   props: Map<string, number[]>;
 }
 
+const OBJECT = JSON_TYPES.indexOf('object');
+const ARRAY = JSON_TYPES.indexOf('array');
+/** Keys of one nested object counted at most: a map of ids to values would otherwise fill the bound. */
+const MAX_NESTED_KEYS = 50;
+
+/** Counts one value's JSON type under a path; returns the type's index (or -1 past the bound). */
+function count(c: Counting, path: string, v: unknown): number {
+  let counts = c.props.get(path);
+  if (!counts) {
+    if (c.props.size >= MAX_PROPERTIES) return -1;
+    c.props.set(path, (counts = [0, 0, 0, 0, 0, 0, 0]));
+  }
+  const t = TYPE_INDEX.get(jsonType(v))!;
+  counts[t]!++;
+  return t;
+}
+
+function countKeys(c: Counting, prefix: string, o: Record<string, unknown>): void {
+  let n = 0;
+  for (const k in o) {
+    if (++n > MAX_NESTED_KEYS) return;
+    count(c, prefix + k, o[k]);
+  }
+}
+
 /** Counts shapes in a request worker, cheaply: a map lookup per event and one per property. */
 export class ObservationCounter {
   private readonly events = new Map<string, Counting>();
@@ -72,12 +101,15 @@ export class ObservationCounter {
     }
     c.count++;
     for (const name in values) {
-      let counts = c.props.get(name);
-      if (!counts) {
-        if (c.props.size >= MAX_PROPERTIES) continue;
-        c.props.set(name, (counts = [0, 0, 0, 0, 0, 0, 0]));
+      const v = values[name];
+      const type = count(c, name, v);
+      // One level down, so a draft plan can describe nested objects and arrays (an order's products): an
+      // object's keys as `name.key`, an array's first item as `name[]` and its keys as `name[].key`.
+      if (type === OBJECT) countKeys(c, `${name}.`, v as Record<string, unknown>);
+      else if (type === ARRAY && (v as unknown[]).length > 0) {
+        const first = (v as unknown[])[0];
+        if (count(c, `${name}[]`, first) === OBJECT) countKeys(c, `${name}[].`, first as Record<string, unknown>);
       }
-      counts[TYPE_INDEX.get(jsonType(values[name]))!]!++;
     }
   }
 
