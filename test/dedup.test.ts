@@ -73,7 +73,10 @@ describe('the dedup index at size', () => {
     const index = new DedupIndex(windowMs, clock, { prefault: prefaulter.prefault });
     const rnd = xorshift(42);
     const h = monitorEventLoopDelay({ resolution: 1 });
-    let longestSlice = 0;
+    // The three longest slices: the pause this test guards against came at every doubling (a dozen times),
+    // while another process taking the core away (the other test files share the machine's two cores) stops
+    // a slice once or twice. The third longest tells them apart.
+    const longest = [0, 0, 0];
     // As a busy collector does: inserts in request-sized slices (a batch of 100 events), the loop turning between them.
     const run = async (n: number, spreadMs: number) => {
       const start = clock.now();
@@ -84,7 +87,11 @@ describe('the dedup index at size', () => {
           assert.equal(index.reserve(rnd(), rnd(), clock.now(), 1), -1);
         }
         if (done % 100_000 === 0) index.maintain(); // the node's tick, once a second
-        longestSlice = Math.max(longestSlice, performance.now() - t0);
+        const took = performance.now() - t0;
+        if (took > longest[2]!) {
+          longest[2] = took;
+          longest.sort((x, y) => y - x);
+        }
         await yieldToLoop();
       }
     };
@@ -98,15 +105,16 @@ describe('the dedup index at size', () => {
       await yieldToLoop();
     }
     h.disable();
-    const maxMs = h.max / 1e6;
+    // Likewise the event loop's delay: a pause at every doubling is far more than one sample in a thousand.
+    const delayMs = h.percentile(99.9) / 1e6;
     assert.ok(grownTo > 2 ** 12 * 16 * 1000, `the table grew: ${grownTo} bytes`);
     assert.ok(index.ids <= 1_500_000 + 10_000, `expired ids are not counted: ${index.ids}`);
     assert.ok(index.bytes < grownTo, `the table shrank after the window expired: ${index.bytes} < ${grownTo}`);
     // A slice of 100 inserts takes well under a millisecond alone (a few ms while a new table's pages are
     // first touched); the whole-table rebuild this replaced took about 500 ms at this size. The bounds leave
     // room for the other test files sharing the machine's two cores.
-    assert.ok(longestSlice < 150, `longest slice of 100 inserts: ${longestSlice.toFixed(1)} ms`);
-    assert.ok(maxMs < 200, `longest event-loop delay: ${maxMs.toFixed(1)} ms`);
+    assert.ok(longest[2]! < 150, `third longest slice of 100 inserts: ${longest[2]!.toFixed(1)} ms (longest ${longest.map((x) => x.toFixed(1)).join(', ')})`);
+    assert.ok(delayMs < 200, `event-loop delay at p99.9: ${delayMs.toFixed(1)} ms (max ${(h.max / 1e6).toFixed(1)})`);
   });
 
   it('keeps within its memory budget by letting the oldest ids go first, and says how long its window is', () => {
