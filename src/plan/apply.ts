@@ -6,6 +6,7 @@
 import type { SegmentMessage } from '../segment/message.js';
 import { IDENTIFY } from './observe.js';
 import type { CompiledPlan, Verdict } from './plan.js';
+import { isObject } from '../lib/json.js';
 
 export interface Judged {
   /** The message to map: the validated one, or a copy without the omitted properties. */
@@ -16,8 +17,6 @@ export interface Judged {
   observedAs: string | undefined;
   values: Record<string, unknown>;
 }
-
-const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
 
 /** raw is the message as received: identify traits are read from it (the validated message drops them). */
 export function judge(plan: CompiledPlan | undefined, message: SegmentMessage, raw: Record<string, unknown>): Judged {

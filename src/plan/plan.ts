@@ -13,6 +13,7 @@ import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { LineCounter, parseDocument } from 'yaml';
 import { z } from 'zod';
 import { ConfigError } from '../lib/errors.js';
+import { isObject } from '../lib/json.js';
 
 export const VIOLATION_TYPES = ['Unplanned-Event', 'Required-Missing', 'Datatype-Mismatch', 'Additional-Properties', 'Naming-Convention', 'Forbidden-Property', 'Invalid-Value'] as const;
 export type ViolationType = (typeof VIOLATION_TYPES)[number];
@@ -261,8 +262,6 @@ export function compilePlan(plan: Plan, file = '(plan)'): CompiledPlan {
 
 /** The verdict on a message without violations (shared: verdicts are read, never changed). */
 const CLEAN: Verdict = Object.freeze({ violations: Object.freeze([]) as unknown as Violation[], action: 'allow', omit: Object.freeze([]) as unknown as string[] });
-
-const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
 
 /** ajv's errors as the field's violation types; unplanned properties are the ones `omit` drops. */
 function schemaViolations(errors: ErrorObject[], bag: string, values: Record<string, unknown>, omit: Set<string>): Violation[] {

@@ -8,6 +8,7 @@
  */
 import { addDays, isDay } from '../lib/dates.js';
 import type { Scope } from './tokens.js';
+import { isObject } from '../lib/json.js';
 
 /** Where a metric's numbers come from: the aggregate files or the session files. */
 export type Family = 'aggregates' | 'sessions';
@@ -54,7 +55,6 @@ export interface Query {
 export type QueryResult = { ok: true; query: Query } | { ok: false; status: 400 | 403; code: 'invalid_query' | 'forbidden'; message: string };
 
 const bad = (message: string): QueryResult => ({ ok: false, status: 400, code: 'invalid_query', message });
-const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
 /** A real calendar day written YYYY-MM-DD. */
 const isDayValue = (s: unknown): s is string => typeof s === 'string' && isDay(s);
 

@@ -4,6 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { ok, reject, type Rejection, type Result } from '../lib/result.js';
+import { isObject } from '../lib/json.js';
 
 export const MESSAGE_TYPES = ['track', 'page', 'screen', 'identify', 'alias', 'group'] as const;
 export type MessageType = (typeof MESSAGE_TYPES)[number];
@@ -69,7 +70,6 @@ export const isIsoDate = (s: unknown): s is string => !Number.isNaN(isoTime(s));
  * is checked here; the fields tracklake maps are checked where they are read (tracking/map.ts). Fields are
  * checked in this order and the first failure names the rejection.
  */
-const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
 const absent = (v: unknown) => v === undefined || v === null;
 /**
  * An id field that is absent: null, undefined or "". RudderStack's browser SDK sends `"userId": ""` for
