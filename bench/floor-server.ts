@@ -30,7 +30,7 @@ const collector = new Collector({ wal, dedup: new DedupIndex(24 * 3600_000, syst
 const mode = process.argv[3] ?? 'floor';
 if (mode !== 'floor' && mode !== 'validated') throw new Error(`unknown mode ${mode}: floor or validated`);
 const preparer: Preparer = mode === 'floor'
-  ? { prepare: async (req: RawRequest) => parseOnly(req), takeObserved: () => [], setPlans: () => undefined, close: async () => {} }
+  ? { prepare: async (req: RawRequest) => parseOnly(req), takeObserved: () => [], setPlans: () => undefined, setSuppressions: async () => undefined, close: async () => {} }
   : new WorkerPool({ sources: config.sources, events: config.events }, 1, logger, new URL('./validate-worker.js', import.meta.url));
 
 const app = await buildServer({ config, collector, preparer, clock: systemClock, metrics, logger, readiness: () => ({ ready: true, checks: {} }) });

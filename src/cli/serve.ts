@@ -79,6 +79,8 @@ export async function serve(config: Config): Promise<number> {
       } catch (e) {
         logger.error({ err: (e as Error).message }, 'tracking plans not reloaded: the plans in force stay');
       }
+      // And the privacy regulations, at once rather than at the next refresh.
+      node.reloadPrivacy().catch((e: Error) => logger.warn({ err: e.message }, 'privacy regulations not read; the lists in force stay'));
     });
     process.once('SIGTERM', () => void stop('SIGTERM'));
     process.once('SIGINT', () => void stop('SIGINT'));

@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import { ConfigError } from '../lib/errors.js';
+import { IP_MODES, type Retention } from '../privacy/reduce.js';
 
 const MiB = 1024 * 1024;
 
@@ -16,6 +17,9 @@ const metricSchema = z.object({
   events: z.array(z.string().min(1)).min(1),
   measure: z.enum(['count', 'sum']),
 });
+
+const geoPrecision = z.coerce.number().int().min(0).max(8);
+const retention = { ipMode: z.enum(IP_MODES, { error: 'full, truncate, hash or drop' }), geoPrecision };
 
 const tenantId = z.string().regex(/^[A-Za-z0-9._-]{1,128}$/, 'a tenant id is 1-128 letters, digits, ".", "_" or "-"');
 
@@ -80,6 +84,22 @@ export const configSchema = z.strictObject({
   apiRateLimit: z.coerce.number().int().min(1).max(1_000_000).default(600),
   /** How often the read cache looks for new aggregate, session and tracking files. */
   apiRefreshSeconds: z.coerce.number().min(1).max(3600).default(10),
+  /**
+   * What the collector keeps of the client's address before anything is logged: full, truncate (IPv4 /24,
+   * IPv6 /48), hash (keyed, stable within a UTC day) or drop.
+   */
+  ipMode: retention.ipMode.default('full'),
+  /** Decimals kept of `long`/`lat` (unset: as sent; 2 is about a kilometre). */
+  geoPrecision: retention.geoPrecision.optional(),
+  /** Per write key, what differs from ipMode and geoPrecision: {"web-key": {"ipMode": "drop"}}. */
+  sourceRetention: z.record(z.string().min(1).max(256), z.strictObject({ ipMode: retention.ipMode.optional(), geoPrecision: geoPrecision.optional() })).default({}),
+  /**
+   * Keys the hashes of suppressed subjects and of hashed addresses (at least 32 characters). Unset: one is
+   * made once and kept in the bucket (`privacy/secret`), so every node on the bucket shares it.
+   */
+  privacySecret: z.string().min(32, 'at least 32 characters').optional(),
+  /** How often a collector reads the suppression lists from the bucket (a regulation applies within this). */
+  privacyRefreshSeconds: z.coerce.number().min(1).max(60).default(30),
   /** Window within which a repeated messageId is a duplicate. */
   dedupWindowHours: z.coerce.number().min(0).max(24 * 7).default(24),
   /**
@@ -166,6 +186,10 @@ const ENV: Record<string, keyof z.infer<typeof configSchema>> = {
   TRACKLAKE_SCRATCH_DIR: 'scratchDir',
   TRACKLAKE_INACTIVITY_MINUTES: 'inactivityMinutes',
   TRACKLAKE_SESSIONS_INCLUDE_BOTS: 'sessionsIncludeBots',
+  TRACKLAKE_IP_MODE: 'ipMode',
+  TRACKLAKE_GEO_PRECISION: 'geoPrecision',
+  TRACKLAKE_PRIVACY_SECRET: 'privacySecret',
+  TRACKLAKE_PRIVACY_REFRESH_SECONDS: 'privacyRefreshSeconds',
 };
 
 /** What the pairs of a list setting are: the two sides' names, and what a repeated left side is. */
@@ -246,6 +270,9 @@ export function loadConfig(input: ConfigInput = {}): Config {
   for (const t of Object.keys(cfg.plans)) {
     if (!tenants.has(t)) throw new ConfigError(`plans.${t}`, `no source sends to tenant "${t}" (sources name ${[...tenants].join(', ')})`);
   }
+  for (const key of Object.keys(cfg.sourceRetention)) {
+    if (!Object.hasOwn(cfg.sources, key)) throw new ConfigError(`sourceRetention.${key}`, 'no source has this write key');
+  }
   const names = new Set(['view', 'share', 'chat']);
   for (const m of cfg.metrics) {
     if (names.has(m.name)) throw new ConfigError(`metrics.${m.name}`, 'a metric of that name already exists');
@@ -259,6 +286,17 @@ export const plansArg = (v: string) => parsePairs(v, '--plans', 'plans');
 
 /** Whether sources came from configuration or are the embedded dev default. */
 export const s3Settings = (cfg: Config) => ({ region: cfg.s3Region, endpoint: cfg.s3Endpoint, forcePathStyle: cfg.s3ForcePathStyle });
+
+/** What each source keeps of addresses and positions (privacy/reduce.ts), for the request preparers. */
+export function retentionSettings(cfg: Config): { all: Retention; bySource: Record<string, Retention> } {
+  const all: Retention = { ipMode: cfg.ipMode, geoPrecision: cfg.geoPrecision };
+  const bySource: Record<string, Retention> = {};
+  for (const [key, r] of Object.entries(cfg.sourceRetention)) bySource[key] = { ipMode: r.ipMode ?? all.ipMode, geoPrecision: r.geoPrecision ?? all.geoPrecision };
+  return { all, bySource };
+}
+
+/** Whether any source hashes addresses (then the privacy secret is needed at the door). */
+export const hashesAddresses = (cfg: Config) => cfg.ipMode === 'hash' || Object.values(cfg.sourceRetention).some((r) => r.ipMode === 'hash');
 
 /** What a job run may use, from the settings. */
 export const jobResources = (cfg: Config) => ({ memoryLimitBytes: cfg.jobMemoryLimit, tmpDir: cfg.scratchDir });

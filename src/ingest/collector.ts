@@ -103,7 +103,8 @@ export class Collector {
     const accepted = p.messages - p.rejected.length;
     let counter = this.acceptedBy.get(p.tenant);
     if (!counter) this.acceptedBy.set(p.tenant, (counter = this.d.metrics.accepted.labels({ tenant: p.tenant })));
-    counter.inc(accepted - duplicates);
+    counter.inc(accepted - duplicates - (p.suppressed ?? 0));
+    if (p.suppressed) this.d.metrics.suppressed.inc({ tenant: p.tenant }, p.suppressed);
     return { accepted, duplicates, rejected: p.rejected };
   }
 

@@ -3,7 +3,9 @@
  * the configuration. `serve` and the tests both start nodes through here.
  */
 import type { Logger } from 'pino';
-import type { Config } from '../config/config.js';
+import { hashesAddresses, retentionSettings, type Config } from '../config/config.js';
+import { loadPrivacySecret } from '../privacy/secret.js';
+import { PrivacyWatcher } from '../privacy/watch.js';
 import type { Clock } from '../lib/clock.js';
 import { Metrics } from '../lib/metrics.js';
 import type { ObjectStore } from '../storage/store.js';
@@ -32,6 +34,8 @@ export interface IngestNode {
    * cannot be used is refused (the error says why) and the plans in force stay.
    */
   reloadPlans(): void;
+  /** Reads the privacy regulations now (SIGHUP); throws when storage cannot be read. */
+  reloadPrivacy(): Promise<void>;
   /** Stops accepting, ships everything, closes the log. True when everything reached storage. */
   close(): Promise<boolean>;
 }
@@ -73,7 +77,14 @@ export async function openIngest(config: Config, deps: { store: ObjectStore; clo
 
   const collector = new Collector({ wal, dedup, metrics, maxBufferBytes: config.maxBufferBytes });
   const workers = config.ingestWorkers ?? Math.min(8, os.availableParallelism() - 1);
-  const preparer = openPreparer({ sources: config.sources, events: config.events, plans }, workers, deps.logger);
+  // Hashed addresses need the privacy secret before the first request; the suppression lists can follow.
+  const privacySecret = hashesAddresses(config) ? await loadPrivacySecret(config.privacySecret, deps.store) : config.privacySecret;
+  const preparer = openPreparer({ sources: config.sources, events: config.events, plans, retention: retentionSettings(config), privacySecret }, workers, deps.logger);
+  const privacy = new PrivacyWatcher({ store: deps.store, configuredSecret: privacySecret, clock: deps.clock, logger: deps.logger, refreshMs: config.privacyRefreshSeconds * 1000, apply: (lists) => preparer.setSuppressions(lists) });
+  // Read once before the collector listens, so a restart applies every suppression at once; storage being
+  // down does not stop the collector (the shipper waits for a first read instead).
+  await privacy.refresh().catch((e: Error) => deps.logger.warn({ err: e.message }, 'privacy regulations not read at start-up; will retry (nothing ships before they are read)'));
+  privacy.start();
   const schemas = new SchemaRecorder(deps.store, wal.nodeId);
   const recordSchemas = async () => {
     for (const o of preparer.takeObserved()) schemas.add(o);
@@ -81,7 +92,7 @@ export async function openIngest(config: Config, deps: { store: ObjectStore; clo
   };
   const schemaTimer = setInterval(() => void recordSchemas(), config.flushIntervalMs);
   schemaTimer.unref();
-  shipper = new Shipper({ wal, store: deps.store, clock: deps.clock, logger: deps.logger, metrics, flushIntervalMs: config.flushIntervalMs, dedupWindowMs: windowMs });
+  shipper = new Shipper({ wal, store: deps.store, clock: deps.clock, logger: deps.logger, metrics, flushIntervalMs: config.flushIntervalMs, dedupWindowMs: windowMs, privacy });
   const pending = wal.sealed().length;
   if (pending > 0) deps.logger.info({ segments: pending, nodeId: wal.nodeId }, 'recovered log segments from a previous run; shipping them');
   shipper.start();
@@ -98,6 +109,7 @@ export async function openIngest(config: Config, deps: { store: ObjectStore; clo
     reloadPlans() {
       preparer.setPlans(readPlans());
     },
+    reloadPrivacy: () => privacy.refresh(),
     readiness() {
       const storageOk = s.storageHealthy;
       const underBudget = wal.bufferedBytes <= config.maxBufferBytes;
@@ -107,6 +119,7 @@ export async function openIngest(config: Config, deps: { store: ObjectStore; clo
     async close() {
       clearInterval(maintainTimer);
       clearInterval(schemaTimer);
+      privacy.stop();
       collector.close();
       const shipped = await s.stop(config.shutdownTimeoutMs);
       await wal.close();

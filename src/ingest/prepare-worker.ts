@@ -8,4 +8,5 @@ answerJobs(
   (req) => preparer.prepare(req),
   () => preparer.observed.take(),
   (plans) => preparer.setPlans(plans),
+  (lists) => preparer.setSuppressions(lists),
 );

@@ -15,11 +15,13 @@ import { IDENTITY_COLUMNS } from '../tracking/columns.js';
 import { csvRecord, trackCsv } from '../tracking/csv.js';
 import { UaClassifier } from '../tracking/enrich.js';
 import { buildEventMap, type EventMap } from '../tracking/events.js';
-import { eventTime, mapMessage } from '../tracking/map.js';
+import { eventTime, keptIp, mapMessage } from '../tracking/map.js';
 import { quarantineLine, violationLine } from '../plan/files.js';
 import { judge } from '../plan/apply.js';
 import { ObservationCounter } from '../plan/observe.js';
 import { parsePlan, violationCode, type CompiledPlan } from '../plan/plan.js';
+import { AddressReducer, KEEP_ALL, reduceCoordinate, type Retention } from '../privacy/reduce.js';
+import { SuppressionSet, type SuppressionLists } from '../privacy/subjects.js';
 import { fingerprintInto } from './fingerprint.js';
 import { RecordWriter } from './records.js';
 import { encodeFrame } from './wal.js';
@@ -57,6 +59,8 @@ export interface PreparedRequest {
    * action's index (plan/plan.ts, violationCode), so the request thread counts those of records it keeps.
    */
   violations?: Int32Array;
+  /** Messages acknowledged but written nowhere: their subject is suppressed (privacy/subjects.ts). */
+  suppressed?: number;
 }
 
 /** A request refused as a whole; for a batch whose every message was refused, the reasons come along. */
@@ -72,6 +76,12 @@ export interface PrepareSettings {
    * compiles the very plan that was checked at start-up.
    */
   plans?: Readonly<Record<string, { file: string; text: string }>>;
+  /** What is kept of addresses and positions: the default, and per write key. */
+  retention?: { all: Retention; bySource: Readonly<Record<string, Retention>> };
+  /** The privacy secret: keys the hashes of suppressed subjects and of addresses in `hash` mode. */
+  privacySecret?: string;
+  /** The suppression lists in force (privacy/subjects.ts). */
+  suppressions?: SuppressionLists;
 }
 
 export class RequestPreparer {
@@ -82,6 +92,8 @@ export class RequestPreparer {
   private readonly plans = new Map<string, CompiledPlan>();
   /** Observed schemas (plan/observe.ts), handed over with takeObserved. */
   readonly observed = new ObservationCounter();
+  private readonly suppressions: SuppressionSet;
+  private readonly reducer: AddressReducer;
 
   // The day of the last row, and the instants it spans: a request's rows nearly always share a day.
   private day = '';
@@ -90,6 +102,13 @@ export class RequestPreparer {
   constructor(private readonly settings: PrepareSettings) {
     this.eventMap = buildEventMap(settings.events);
     this.setPlans(settings.plans ?? {});
+    this.suppressions = new SuppressionSet(settings.suppressions);
+    this.reducer = new AddressReducer(settings.privacySecret);
+  }
+
+  /** Puts these suppression lists in force for the requests prepared from now on. */
+  setSuppressions(lists: SuppressionLists): void {
+    this.suppressions.set(lists);
   }
 
   /** Puts these plans in force for the requests prepared from now on (a reload: tracklake serve's SIGHUP). */
@@ -125,7 +144,9 @@ export class RequestPreparer {
     if (!split.ok) return split;
 
     const { messages, envelope } = split.value;
-    const mapContext = { tenant, receivedAt: req.receivedAt, clientIp: req.clientIp, eventMap: this.eventMap, uaClassifier: this.uaClassifier, mayHoldNul };
+    const retention = retentionOf(this.settings.retention, writeKey);
+    const receiptDay = this.dayOf(req.receivedAt);
+    const mapContext = { tenant, receivedAt: req.receivedAt, clientIp: req.clientIp, eventMap: this.eventMap, uaClassifier: this.uaClassifier, mayHoldNul, retention, reducer: this.reducer, receiptDay };
     const rejected: RejectedMessage[] = [];
     const records = this.records;
     records.reset();
@@ -136,11 +157,18 @@ export class RequestPreparer {
     };
     const plan = this.plans.get(tenant);
     let violations: number[] | undefined;
-    const receiptDay = this.dayOf(req.receivedAt);
+    let suppressed = 0;
     for (let index = 0; index < messages.length; index++) {
       const validated = validateMessage(messages[index], envelope);
       if (!validated.ok) {
         refuse(index, validated);
+        continue;
+      }
+      const v = validated.value;
+      // A suppressed subject's message is acknowledged like any other (so the client does not retry it) and
+      // goes nowhere: no rows, no violations, no quarantine, no observed schema, not even a dedup id.
+      if (this.suppressions.suppresses(tenant, { userId: v.userId, anonymousId: v.anonymousId, deviceId: deviceIdOf(v.context), previousId: v.previousId })) {
+        suppressed++;
         continue;
       }
       const raw = messages[index] as Record<string, unknown>;
@@ -168,7 +196,9 @@ export class RequestPreparer {
       const day = this.dayOf(time);
       if (blocked) {
         // Kept whole, out of the tracking files, until `plan replay` lets it in.
-        const entry = { tenant, receivedAt: req.receivedAt, ip: req.clientIp, messageId: msg.messageId, context: envelope.context, sentAt: envelope.sentAtMs, violations: verdict.violations, message: raw };
+        // With less kept (ipMode, geoPrecision), the message is stored as reduced as its tracking rows would be.
+        const kept = retention === KEEP_ALL ? undefined : keptMessage(raw, envelope.context, retention, mapContext);
+        const entry = { tenant, receivedAt: req.receivedAt, ip: kept?.ip ?? req.clientIp, messageId: msg.messageId, context: kept?.context ?? envelope.context, sentAt: envelope.sentAtMs, violations: verdict.violations, message: kept?.message ?? raw };
         records.row('q', day, quarantineLine(entry));
       }
       for (const v of verdict.violations) {
@@ -184,8 +214,56 @@ export class RequestPreparer {
     const frame = encodeFrame(records.payload());
     const value: PreparedRequest = { tenant, messages: messages.length, rejected, fingerprints: fingerprints.slice(0, 2 * records.records), frame };
     if (violations) value.violations = Int32Array.from(violations);
+    if (suppressed > 0) value.suppressed = suppressed;
     return { ok: true, value };
   }
+}
+
+/** The retention of a write key's source: its own, else the default, else everything kept. */
+function retentionOf(r: PrepareSettings['retention'], writeKey: string): Retention {
+  if (r === undefined) return KEEP_ALL;
+  const own = Object.hasOwn(r.bySource, writeKey) ? r.bySource[writeKey] : undefined;
+  const chosen = own ?? r.all;
+  return chosen.ipMode === 'full' && chosen.geoPrecision === undefined ? KEEP_ALL : chosen;
+}
+
+function deviceIdOf(context: Record<string, unknown>): string | undefined {
+  const device = context.device;
+  const id = device !== null && typeof device === 'object' ? (device as Record<string, unknown>).id : undefined;
+  return typeof id === 'string' || typeof id === 'number' ? String(id) : undefined;
+}
+
+type Json = Record<string, unknown>;
+
+/**
+ * A blocked message and its batch context as quarantine keeps them under a reduced retention: the address
+ * goes to the entry's `ip` reduced (a replay maps it from there) and leaves `context.ip` unless it is still
+ * an address (truncate); positions are rounded. Copies: the request's objects are not changed.
+ */
+function keptMessage(raw: Json, batchContext: Json | undefined, retention: Retention, ctx: Parameters<typeof keptIp>[1]) {
+  const reduceContext = (c: unknown): Json | undefined => {
+    if (c === null || typeof c !== 'object' || Array.isArray(c)) return undefined;
+    const out: Json = { ...(c as Json) };
+    if (typeof out.ip === 'string') {
+      if (retention.ipMode === 'truncate') out.ip = keptIp(out.ip, ctx);
+      else if (retention.ipMode !== 'full') delete out.ip;
+    }
+    const loc = out.location;
+    if (retention.geoPrecision !== undefined && loc !== null && typeof loc === 'object' && !Array.isArray(loc)) {
+      const l: Json = { ...(loc as Json) };
+      for (const k of ['latitude', 'longitude']) if (typeof l[k] === 'number') l[k] = reduceCoordinate(l[k] as number, retention.geoPrecision);
+      out.location = l;
+    }
+    return out;
+  };
+  const ownIp = (c: unknown) => (c !== null && typeof c === 'object' && typeof (c as Json).ip === 'string' ? ((c as Json).ip as string) : undefined);
+  const message: Json = { ...raw };
+  if (raw.context !== undefined) message.context = reduceContext(raw.context) ?? raw.context;
+  return {
+    ip: keptIp(ownIp(raw.context) ?? ownIp(batchContext) ?? ctx.clientIp, ctx),
+    context: batchContext === undefined ? undefined : reduceContext(batchContext),
+    message,
+  };
 }
 
 /** Strict UTF-8, then JSON; undefined for an empty body (which is refused once the key is known). */

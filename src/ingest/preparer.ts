@@ -6,12 +6,15 @@
 import { parentPort, Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import type { Observations } from '../plan/observe.js';
+import type { SuppressionLists } from '../privacy/subjects.js';
 import { RequestPreparer, type PrepareResult, type PrepareSettings, type RawRequest } from './prepare.js';
 
 export interface Preparer {
   prepare(req: RawRequest): Promise<PrepareResult>;
   /** Puts new tracking plans in force (already validated: see plan/plan.ts, tenantPlans). */
   setPlans(plans: NonNullable<PrepareSettings['plans']>): void;
+  /** Puts new suppression lists in force (tenant → keyed hashes, privacy/subjects.ts). */
+  setSuppressions(lists: SuppressionLists): Promise<void>;
   /** The observed-schema counts (plan/observe.ts) gathered since the last call. */
   takeObserved(): Observations[];
   /** Stops; counts not yet taken are kept for a last takeObserved. */
@@ -36,6 +39,10 @@ export class InlinePreparer implements Preparer {
     this.preparer.setPlans(plans);
   }
 
+  async setSuppressions(lists: SuppressionLists): Promise<void> {
+    this.preparer.setSuppressions(lists);
+  }
+
   takeObserved(): Observations[] {
     return this.preparer.observed.size > 0 ? [this.preparer.observed.take()] : [];
   }
@@ -52,6 +59,10 @@ export type WorkerAnswer = { id: number; results: PrepareResult[] } | { id: numb
 /** Sent to a worker: the tracking plans in force from now on. */
 export interface WorkerPlans {
   plans: NonNullable<PrepareSettings['plans']>;
+}
+/** Sent to a worker: the suppression lists in force from now on; it answers with `{ suppressionsSet }`. */
+export interface WorkerSuppressions {
+  suppressions: SuppressionLists;
 }
 /** Sent by a worker on its own: its observed-schema counts, every second it has some, and when asked to drain. */
 export interface WorkerCounts {
@@ -117,7 +128,8 @@ export class WorkerPool implements Preparer {
     const started = Date.now();
     const worker = new Worker(this.workerUrl, { workerData: this.settings });
     const slot: Slot = { worker, sent: new Map(), queue: [], load: 0 };
-    worker.on('message', (a: WorkerAnswer | WorkerCounts) => {
+    worker.on('message', (a: WorkerAnswer | WorkerCounts | { suppressionsSet: true }) => {
+      if ('suppressionsSet' in a) return void worker.emit('suppressionsSet');
       if ('observed' in a) {
         if (a.observed.length > 0) this.observed.push(a.observed);
         if (a.drained) worker.emit('drained');
@@ -207,6 +219,29 @@ export class WorkerPool implements Preparer {
     this.inline?.setPlans(plans);
   }
 
+  /**
+   * Resolves once every worker has the lists: from then on no request is prepared with the old ones, which
+   * is what the shipper's filter of older records relies on (ingest/node.ts).
+   */
+  async setSuppressions(suppressions: SuppressionLists): Promise<void> {
+    this.settings = { ...this.settings, suppressions };
+    await this.inline?.setSuppressions(suppressions);
+    await Promise.all(
+      this.slots.map(
+        (s) =>
+          new Promise<void>((resolve) => {
+            // A worker that dies meanwhile is replaced with the new settings; do not wait for it for ever.
+            const timer = setTimeout(resolve, 5000);
+            s.worker.once('suppressionsSet', () => {
+              clearTimeout(timer);
+              resolve();
+            });
+            s.worker.postMessage({ suppressions } satisfies WorkerSuppressions);
+          }),
+      ),
+    );
+  }
+
   takeObserved(): Observations[] {
     const out = this.observed;
     this.observed = [];
@@ -240,15 +275,24 @@ export class WorkerPool implements Preparer {
  * answers with their results. The frames' and fingerprints' memory moves to the request thread instead of
  * being copied (each has a buffer of its own).
  */
-export function answerJobs(prepare: (req: RawRequest) => PrepareResult, takeObserved: () => Observations = () => [], setPlans: (plans: WorkerPlans['plans']) => void = () => undefined): void {
+export function answerJobs(
+  prepare: (req: RawRequest) => PrepareResult,
+  takeObserved: () => Observations = () => [],
+  setPlans: (plans: WorkerPlans['plans']) => void = () => undefined,
+  setSuppressions: (lists: WorkerSuppressions['suppressions']) => void = () => undefined,
+): void {
   const sendCounts = (drained: boolean) => {
     const observed = takeObserved();
     if (observed.length > 0 || drained) parentPort!.postMessage({ observed, drained } satisfies WorkerCounts);
   };
   setInterval(() => sendCounts(false), 1000).unref();
-  parentPort!.on('message', (job: WorkerJob | WorkerPlans | 'drain') => {
+  parentPort!.on('message', (job: WorkerJob | WorkerPlans | WorkerSuppressions | 'drain') => {
     if (job === 'drain') return sendCounts(true);
     if ('plans' in job) return setPlans(job.plans);
+    if ('suppressions' in job) {
+      setSuppressions(job.suppressions);
+      return parentPort!.postMessage({ suppressionsSet: true });
+    }
     const { id, reqs } = job;
     let answer: WorkerAnswer;
     const moved: ArrayBuffer[] = [];

@@ -9,12 +9,11 @@
 import { setImmediate } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { Clock } from '../lib/clock.js';
-import { dayPath } from '../lib/dates.js';
 import type { Metrics } from '../lib/metrics.js';
 import type { ObjectStore } from '../storage/store.js';
-import { IDENTITY_COLUMNS, TRACK_COLUMNS } from '../tracking/columns.js';
-import { VIOLATION_COLUMNS } from '../plan/files.js';
+import { headerOf, keys, LAKE } from '../lake/layout.js';
 import { ID_ENTRY_BYTES, pruneIdsFiles, writeIdsFile } from './dedup.js';
+import type { ShipFilter } from '../privacy/ship-filter.js';
 import { readRecords, type RowKind } from './records.js';
 import type { WriteAheadLog } from './wal.js';
 
@@ -27,13 +26,18 @@ export interface ShipperOptions {
   flushIntervalMs: number;
   dedupWindowMs: number;
   retry?: { baseMs: number; maxMs: number };
+  /**
+   * The privacy filter in force (privacy/ship-filter.ts). Shipping waits for `ready` first: a segment must not
+   * ship before this node has read the regulations once.
+   */
+  privacy?: { filter(): ShipFilter | undefined; ready(): Promise<void> };
 }
 
 /** Each kind of row becomes its own file per day; quarantine files are JSON lines, so they have no header. */
-const KINDS: Record<RowKind, { prefix: string; header: string; ext: string; label: string }> = {
-  t: { prefix: 'tracks', header: `${TRACK_COLUMNS.join(',')}\n`, ext: 'csv', label: 'track' },
-  i: { prefix: 'identities', header: `${IDENTITY_COLUMNS.join(',')}\n`, ext: 'csv', label: 'identity' },
-  v: { prefix: 'violations', header: `${VIOLATION_COLUMNS.join(',')}\n`, ext: 'csv', label: 'violation' },
+const KINDS: Record<RowKind, { prefix: 'tracks' | 'identities' | 'violations' | 'quarantine'; header: string; ext: string; label: string }> = {
+  t: { prefix: 'tracks', header: `${headerOf(LAKE.tracks)}\n`, ext: 'csv', label: 'track' },
+  i: { prefix: 'identities', header: `${headerOf(LAKE.identities)}\n`, ext: 'csv', label: 'identity' },
+  v: { prefix: 'violations', header: `${headerOf(LAKE.violations)}\n`, ext: 'csv', label: 'violation' },
   q: { prefix: 'quarantine', header: '', ext: 'jsonl', label: 'quarantine' },
 };
 
@@ -45,6 +49,8 @@ export interface SegmentContent {
   records: number;
   oldest: number;
   newest: number;
+  /** Records left out by the privacy filter, per tenant. */
+  dropped: Record<string, number>;
 }
 
 /** Work between two yields to the event loop while cutting a segment: about a millisecond of it. */
@@ -57,7 +63,7 @@ const SLICE_ROWS = 4096;
  * event loop every millisecond or so: a segment of a minute's traffic is millions of rows, and requests
  * must not wait while it is cut (measured: stalls of 50-150 ms every flush under bench:ingest before).
  */
-export async function segmentObjects(payloads: readonly Buffer[], nodeId: string, seq: number): Promise<SegmentContent> {
+export async function segmentObjects(payloads: readonly Buffer[], nodeId: string, seq: number, filter?: ShipFilter): Promise<SegmentContent> {
   // Each row is kept as (payload index, start, end) in a typed array: a segment has millions of rows, and an
   // array of them was a large object the garbage collector had to walk.
   type Group = { kind: RowKind; day: string; ranges: Int32Array; bytes: number; rows: number };
@@ -68,10 +74,42 @@ export async function segmentObjects(payloads: readonly Buffer[], nodeId: string
   let records = 0;
   let oldest = Infinity;
   let newest = 0;
+  const add = (kind: RowKind, day: string, payload: number, start: number, end: number) => {
+    let group = last !== undefined && last.kind === kind && last.day === day ? last : groups.get(kind + day);
+    if (!group) groups.set(kind + day, (group = { kind, day, ranges: new Int32Array(3 * 1024), bytes: 0, rows: 0 }));
+    last = group;
+    if (start < 0) return; // a left-out row still makes its (kind, day) object, so a re-ship overwrites it
+    if (3 * group.rows + 3 > group.ranges.length) {
+      const more = new Int32Array(group.ranges.length * 2);
+      more.set(group.ranges);
+      group.ranges = more;
+    }
+    const r = 3 * group.rows++;
+    group.ranges[r] = payload;
+    group.ranges[r + 1] = start;
+    group.ranges[r + 2] = end;
+    group.bytes += end - start + 1;
+  };
+  // With a privacy filter, the rows of a record it must look at wait until the record ends.
+  let held: Array<{ kind: RowKind; day: string; payload: number; start: number; end: number }> | undefined;
+  let heldAt = 0;
+  const settle = () => {
+    if (held === undefined) return;
+    const tenant = filter!.drops(heldAt, held.map((h) => ({ kind: h.kind, line: payloads[h.payload]!.subarray(h.start, h.end) })));
+    if (tenant !== undefined) (dropped[tenant] = (dropped[tenant] ?? 0) + 1);
+    for (const h of held) add(h.kind, h.day, h.payload, tenant === undefined ? h.start : -1, h.end);
+    held = undefined;
+  };
+  const dropped: Record<string, number> = {};
   for (let payload = 0; payload < payloads.length; payload++) {
     if (payload > 0 && payload % SLICE_PAYLOADS === 0) await setImmediate();
     readRecords(payloads[payload]!, {
       record: (hi, lo, at) => {
+        settle();
+        if (filter?.looksAt(at)) {
+          held = [];
+          heldAt = at;
+        }
         if ((records + 1) * ID_ENTRY_BYTES > ids.length) {
           const more = Buffer.allocUnsafe(ids.length * 2);
           ids.copy(more);
@@ -85,21 +123,11 @@ export async function segmentObjects(payloads: readonly Buffer[], nodeId: string
         if (at > newest) newest = at;
       },
       row: (kind, day, _buf, start, end) => {
-        let group = last !== undefined && last.kind === kind && last.day === day ? last : groups.get(kind + day);
-        if (!group) groups.set(kind + day, (group = { kind, day, ranges: new Int32Array(3 * 1024), bytes: 0, rows: 0 }));
-        last = group;
-        if (3 * group.rows + 3 > group.ranges.length) {
-          const more = new Int32Array(group.ranges.length * 2);
-          more.set(group.ranges);
-          group.ranges = more;
-        }
-        const r = 3 * group.rows++;
-        group.ranges[r] = payload;
-        group.ranges[r + 1] = start;
-        group.ranges[r + 2] = end;
-        group.bytes += end - start + 1;
+        if (held !== undefined) held.push({ kind, day, payload, start, end });
+        else add(kind, day, payload, start, end);
       },
     });
+    settle();
   }
   const name = `${nodeId}-${String(seq).padStart(12, '0')}`;
   const objects: SegmentContent['objects'] = [];
@@ -112,10 +140,10 @@ export async function segmentObjects(payloads: readonly Buffer[], nodeId: string
       off += payloads[ranges[i]!]!.copy(body, off, ranges[i + 1], ranges[i + 2]);
       body[off++] = 0x0a;
     }
-    objects.push({ key: `${k.prefix}/${dayPath(day)}/${name}.${k.ext}`, body, rows, label: k.label });
+    objects.push({ key: keys.shipped(k.prefix, day, name, k.ext), body, rows, label: k.label });
   }
   objects.sort((a, b) => (a.key < b.key ? -1 : 1));
-  return { objects, ids: ids.subarray(0, records * ID_ENTRY_BYTES), records, oldest, newest };
+  return { objects, ids: ids.subarray(0, records * ID_ENTRY_BYTES), records, oldest, newest, dropped };
 }
 
 export class Shipper {
@@ -194,7 +222,9 @@ export class Shipper {
   }
 
   private async shipSegment(seq: number): Promise<void> {
-    const { objects, ids, records, oldest, newest } = await segmentObjects(await this.o.wal.read(seq), this.o.wal.nodeId, seq);
+    await this.o.privacy?.ready();
+    const { objects, ids, records, oldest, newest, dropped } = await segmentObjects(await this.o.wal.read(seq), this.o.wal.nodeId, seq, this.o.privacy?.filter());
+    for (const [tenant, n] of Object.entries(dropped)) this.o.metrics.shipFiltered.inc({ tenant }, n);
     if (records > 0) this.oldestPendingAt = Math.min(this.oldestPendingAt ?? Infinity, oldest);
     for (const obj of objects) {
       await this.o.store.put(obj.key, obj.body);

@@ -1,14 +1,9 @@
 /** How the jobs read tracking files in DuckDB: the seed-003 columns with their types, bad rows set aside. */
-import { TRACK_COLUMNS, type TrackColumn } from '../tracking/columns.js';
+import { IDENTITY_TYPES, LAKE, TRACK_TYPES as TYPES, headerOf } from '../lake/layout.js';
+import type { TrackColumn } from '../tracking/columns.js';
 import { sqlList, sqlString } from './engine.js';
 
-const TYPES: Record<TrackColumn, string> = {
-  time: 'BIGINT', tenantid: 'VARCHAR', correlationid: 'VARCHAR', deviceid: 'VARCHAR', accountid: 'VARCHAR', merchantid: 'VARCHAR',
-  productid: 'VARCHAR', page: 'VARCHAR', event: 'VARCHAR', value: 'DOUBLE', ip: 'VARCHAR', long: 'DOUBLE', lat: 'DOUBLE',
-  referer: 'VARCHAR', bot: 'BOOLEAN', ua: 'VARCHAR', url: 'VARCHAR', impressions: 'VARCHAR', devicetype: 'VARCHAR', source: 'VARCHAR',
-};
-
-export const TRACK_HEADER = TRACK_COLUMNS.join(',');
+export const TRACK_HEADER = headerOf(LAKE.tracks);
 
 export function columnsStruct(columns: Record<string, string>): string {
   return `{${Object.entries(columns).map(([k, t]) => `${sqlString(k)}: ${sqlString(t)}`).join(', ')}}`;
@@ -52,5 +47,5 @@ export function relationSql(files: readonly string[], columns: Record<string, st
 }
 
 export const TRACK_TYPES: Readonly<Record<TrackColumn, string>> = TYPES;
-export const IDENTITY_TYPES = { time: 'BIGINT', tenantid: 'VARCHAR', deviceid: 'VARCHAR', accountid: 'VARCHAR', previousid: 'VARCHAR' } as const;
-export const IDENTITY_HEADER = Object.keys(IDENTITY_TYPES).join(',');
+export { IDENTITY_TYPES };
+export const IDENTITY_HEADER = headerOf(LAKE.identities);

@@ -31,6 +31,7 @@ export const ERRORS = {
   expired_token: { status: 401, retry: false, message: 'The token has expired.' },
   forbidden: { status: 403, retry: false, message: 'This token may not read that.' },
   invalid_query: { status: 400, retry: false, message: 'The query is not valid.' },
+  invalid_regulation: { status: 400, retry: false, message: 'The regulation is not valid.' },
   rate_limited: { status: 429, retry: true, message: 'Too many requests for this token; retry after the time in Retry-After.' },
 
   // message-level (one message of a request is rejected; the others may be accepted)

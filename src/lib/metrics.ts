@@ -14,6 +14,8 @@ export class Metrics {
   readonly duplicates = new Counter({ name: 'tracklake_events_duplicate_total', help: 'Messages acknowledged but not written again (messageId seen within the window)', registers: [this.registry] });
   readonly requests = new Counter({ name: 'tracklake_http_requests_total', help: 'HTTP requests by route and status', labelNames: ['route', 'status'], registers: [this.registry] });
   readonly clientMetrics = new Counter({ name: 'tracklake_client_metrics_requests_total', help: "Requests of analytics.js's own usage metrics (POST /v1/m), counted and not stored", registers: [this.registry] });
+  readonly suppressed = new Counter({ name: 'tracklake_events_suppressed_total', help: 'Messages acknowledged and written nowhere: their subject is suppressed (privacy regulations)', labelNames: ['tenant'], registers: [this.registry] });
+  readonly shipFiltered = new Counter({ name: 'tracklake_records_erased_at_ship_total', help: 'Logged messages left out when their segment shipped: a suppression or deletion arrived after they were acknowledged', labelNames: ['tenant'], registers: [this.registry] });
   readonly violations = new Counter({ name: 'tracklake_plan_violations_total', help: "Tracking-plan violations, by tenant, violation type and the action taken on the message", labelNames: ['tenant', 'type', 'action'], registers: [this.registry] });
   readonly rowsWritten = new Counter({ name: 'tracklake_rows_written_total', help: 'Rows written to storage', labelNames: ['kind'], registers: [this.registry] });
   readonly uploadFailures = new Counter({ name: 'tracklake_upload_failures_total', help: 'Failed uploads to storage (each is retried)', registers: [this.registry] });

@@ -3,12 +3,13 @@
  * violation) and the quarantine files (JSON lines, one blocked message each, whole). Both are written by the
  * collector's log shipper, so they are exactly once like the tracking files; this module is their format.
  */
+import { VIOLATION_TYPES } from '../lake/layout.js';
 import type { Envelope } from '../segment/message.js';
 import { csvLine } from '../tracking/csv.js';
 import type { Action, Violation } from './plan.js';
 
 /** The violation file's columns, in order (the issue's contract). */
-export const VIOLATION_COLUMNS = ['time', 'tenantid', 'messageid', 'event', 'type', 'field', 'message', 'action'] as const;
+export const VIOLATION_COLUMNS = Object.keys(VIOLATION_TYPES) as Array<keyof typeof VIOLATION_TYPES>;
 
 /**
  * One violation as a CSV line. `time` is the event's time in epoch ms, as in the tracking files, and the

@@ -5,7 +5,7 @@
  * (SchemaRecorder). `plan infer` and `plan lint` read them. Counts are statistics, not events: they are
  * written every flush interval, and a crash loses at most that interval's counts.
  */
-import { dayPath } from '../lib/dates.js';
+import { keys } from '../lake/layout.js';
 import type { ObjectStore } from '../storage/store.js';
 
 export const JSON_TYPES = ['string', 'integer', 'number', 'boolean', 'object', 'array', 'null'] as const;
@@ -154,7 +154,7 @@ export function addShape(into: EventShape, count: number, props: Iterable<[strin
   }
 }
 
-export const schemaKey = (day: string, tenant: string, node: string) => `schemas/${dayPath(day)}/${tenant}/${node}.json`;
+export const schemaKey = keys.schemas;
 
 /**
  * Merges workers' counts on the request thread and writes them to storage: one file per day, tenant and
@@ -226,7 +226,7 @@ export async function readSchemas(store: ObjectStore, days: readonly string[], t
   const files: SchemaFile[] = [];
   const unreadable: string[] = [];
   for (const day of days) {
-    for (const o of await store.list(`schemas/${dayPath(day)}/${tenant ? `${tenant}/` : ''}`)) {
+    for (const o of await store.list(keys.schemasDay(day, tenant))) {
       if (!o.key.endsWith('.json')) continue;
       const f = parseSchemaFile(await store.get(o.key));
       if (f) files.push(f);

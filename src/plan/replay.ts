@@ -7,7 +7,8 @@
  * in a finished entry is never replayed again; an unfinished entry (a crash in between) has its objects
  * deleted and is done again. So a re-run writes nothing new, and a message is in the tracking files once.
  */
-import { dayOf, dayPath } from '../lib/dates.js';
+import { keys as lakeKeys } from '../lake/layout.js';
+import { dayOf } from '../lib/dates.js';
 import { validateMessage } from '../segment/message.js';
 import type { ObjectStore } from '../storage/store.js';
 import { IDENTITY_COLUMNS, TRACK_COLUMNS } from '../tracking/columns.js';
@@ -50,7 +51,7 @@ export async function replayQuarantine(o: ReplayOptions): Promise<ReplayReport> 
   const eventMap = buildEventMap(o.events);
   const uaClassifier = new UaClassifier();
   for (const day of o.days) {
-    for (const file of await o.store.list(`quarantine/${dayPath(day)}/`)) {
+    for (const file of await o.store.list(lakeKeys.quarantineDay(day))) {
       if (!file.key.endsWith('.jsonl')) continue;
       report.files++;
       const stem = file.key.slice(0, -'.jsonl'.length);
@@ -95,8 +96,8 @@ export async function replayQuarantine(o: ReplayOptions): Promise<ReplayReport> 
           unusable(rows.message);
           continue;
         }
-        const add = (prefix: string, time: number, line: string) => {
-          const key = `${prefix}/${dayPath(dayOf(time))}/${name}-replay-${k}.csv`;
+        const add = (prefix: 'tracks' | 'identities', time: number, line: string) => {
+          const key = lakeKeys.shipped(prefix, dayOf(time), `${name}-replay-${k}`, 'csv');
           let g = groups.get(key);
           if (!g) groups.set(key, (g = []));
           g.push(line);

@@ -1,14 +1,10 @@
 /** `tracklake plan report`: violations per tenant, event and type over a range of days, with a sample each. */
 import type { JobResources } from '../jobs/context.js';
 import type { ObjectStore } from '../storage/store.js';
-import { VIOLATION_COLUMNS } from './files.js';
+import { headerOf, LAKE } from '../lake/layout.js';
 import { planSql, queryDays, tenantSlot } from './history.js';
 
-export const VIOLATION_KIND = {
-  prefix: 'violations',
-  header: VIOLATION_COLUMNS.join(','),
-  types: { time: 'BIGINT', tenantid: 'VARCHAR', messageid: 'VARCHAR', event: 'VARCHAR', type: 'VARCHAR', field: 'VARCHAR', message: 'VARCHAR', action: 'VARCHAR' },
-};
+export const VIOLATION_KIND = { prefix: 'violations', header: headerOf(LAKE.violations), types: LAKE.violations.columns };
 
 export interface ReportRow {
   tenant: string;

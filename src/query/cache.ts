@@ -9,6 +9,7 @@
  * Refreshes run in the background (single-flight, in transactions); queries read a consistent snapshot
  * from their own connections meanwhile.
  */
+import { headerOf, keys, LAKE, SESSION_TYPES } from '../lake/layout.js';
 import { createHash } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
@@ -23,7 +24,7 @@ import { AGG_COLUMNS } from '../jobs/aggregates/rollup.js';
 import { listCsv, type StagedFile, Stager } from '../jobs/staging.js';
 import { readCsvSql, TRACK_HEADER, TRACK_TYPES } from '../jobs/tracks.js';
 import type { Clock } from '../lib/clock.js';
-import { addDays, dayOf, dayOfKey, daysBetween, dayPath } from '../lib/dates.js';
+import { addDays, dayOf, dayOfKey, daysBetween } from '../lib/dates.js';
 import { ConfigError } from '../lib/errors.js';
 import { LocalStore } from '../storage/local.js';
 import { overlayStore } from '../storage/overlay.js';
@@ -40,12 +41,7 @@ const DAYS_PER_LOAD = 31;
 const TAIL_FILES_PER_LOAD = 500;
 const READERS = 4;
 
-const SESSION_TYPES = {
-  session_id: 'VARCHAR', tenantid: 'VARCHAR', userid: 'VARCHAR', deviceid: 'VARCHAR', start: 'BIGINT', end: 'BIGINT', duration: 'BIGINT',
-  events: 'BIGINT', views: 'BIGINT', shares: 'BIGINT', chats: 'BIGINT', orders: 'BIGINT', page: 'VARCHAR', url: 'VARCHAR', referer: 'VARCHAR',
-  source: 'VARCHAR', devicetype: 'VARCHAR', bounce: 'BOOLEAN',
-};
-const SESSION_HEADER = Object.keys(SESSION_TYPES).join(',');
+const SESSION_HEADER = headerOf(LAKE.sessions);
 
 export interface ReadCacheOptions {
   store: ObjectStore;
@@ -215,7 +211,7 @@ export class ReadCache {
     // Both tails list the newest days' tracking files: once per refresh.
     const listings = new Map<string, Promise<ObjectInfo[]>>();
     const tracksOf = (day: string) => {
-      if (!listings.has(day)) listings.set(day, listCsv(store, `tracks/${dayPath(day)}/`));
+      if (!listings.has(day)) listings.set(day, listCsv(store, keys.tracksDay(day)));
       return listings.get(day)!;
     };
     report.tailFiles = await this.refreshTail(loaded, tracksOf);
@@ -273,7 +269,7 @@ export class ReadCache {
     // Throttled while only new files arrive; a day the sessions job has since computed goes at once.
     if (sameDays && now - this.sessionTail.at < Math.max(SESSION_TAIL_MS, 10 * this.sessionTail.tookMs)) return 0;
     const started = performance.now();
-    const withData = days.filter((d) => listed.some((f) => f.key.startsWith(`tracks/${dayPath(d)}/`)));
+    const withData = days.filter((d) => listed.some((f) => f.key.startsWith(keys.tracksDay(d))));
     await fs.rm(s.dir, { recursive: true, force: true });
     const top = new LocalStore(s.dir);
     if (withData.length > 0) {

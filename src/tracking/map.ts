@@ -10,6 +10,7 @@ import { ok, reject, type Result } from '../lib/result.js';
 import type { IdentityRow, TrackRow } from './columns.js';
 import { deviceType, trafficSource, type UaClassifier } from './enrich.js';
 import { canonicalEvent, type EventMap } from './events.js';
+import { reduceCoordinate, type AddressReducer, type Retention } from '../privacy/reduce.js';
 
 export interface MapContext {
   tenant: string;
@@ -23,6 +24,11 @@ export interface MapContext {
    * per-field NUL checks are skipped. Raw NUL bytes cannot reach a string: JSON refuses them.
    */
   mayHoldNul?: boolean;
+  /** What the source keeps of addresses and positions (privacy/reduce.ts); unset keeps everything. */
+  retention?: Retention;
+  reducer?: AddressReducer;
+  /** The receipt's UTC day: a hashed address is stable within it. */
+  receiptDay?: string;
 }
 
 export interface MappedRows {
@@ -167,9 +173,9 @@ function mapUnchecked(m: SegmentMessage, ctx: MapContext): Result<MappedRows> {
     value: event === 'order'
       ? (num(p.revenue, 'revenue') ?? num(p.total, 'total') ?? num(p.value, 'value') ?? num(p.price, 'price'))
       : (num(p.value, 'value') ?? num(p.revenue, 'revenue') ?? num(p.total, 'total') ?? num(p.price, 'price')),
-    ip: contextIp ?? ctx.clientIp,
-    long: num(get(location, 'longitude'), 'location.longitude', -180, 180),
-    lat: num(get(location, 'latitude'), 'location.latitude', -90, 90),
+    ip: keptIp(contextIp ?? ctx.clientIp, ctx),
+    long: reduceCoordinate(num(get(location, 'longitude'), 'location.longitude', -180, 180), ctx.retention?.geoPrecision),
+    lat: reduceCoordinate(num(get(location, 'latitude'), 'location.latitude', -90, 90), ctx.retention?.geoPrecision),
     referer,
     bot: uaFacts.bot,
     ua: ua ?? null,
@@ -191,6 +197,13 @@ function mapUnchecked(m: SegmentMessage, ctx: MapContext): Result<MappedRows> {
   };
   if (event !== 'order') return ok({ tracks: [row], identities: [] });
   return ok({ tracks: [row, ...salesRows(row, p, nul)], identities: [] });
+}
+
+/** The address as the source's ipMode keeps it. */
+export function keptIp(ip: string | null, ctx: MapContext): string | null {
+  const mode = ctx.retention?.ipMode ?? 'full';
+  if (mode === 'full' || ip === null) return ip;
+  return ctx.reducer!.reduce(ip, mode, ctx.receiptDay ?? new Date(ctx.receivedAt).toISOString().slice(0, 10));
 }
 
 /** An order also yields one `sales` row per product: value = price × quantity (quantity defaults to 1). */

@@ -3,6 +3,7 @@
  * view, share and chat are built in (seed 003); the config file's `metrics` adds more, e.g.
  * {"name": "sales", "events": ["sales"], "measure": "sum"}.
  */
+import { AGGREGATE_TYPES, headerOf, LAKE } from '../../lake/layout.js';
 import { createHash } from 'node:crypto';
 
 export interface MetricDef {
@@ -26,5 +27,5 @@ export function metricFingerprint(m: MetricDef): string {
   return createHash('sha1').update(JSON.stringify([1, m.name, [...m.events].sort(), m.measure])).digest('hex').slice(0, 12);
 }
 
-export const AGGREGATE_COLUMNS = ['time', 'tenantid', 'merchantid', 'productid', 'value'] as const;
-export const AGGREGATE_HEADER = AGGREGATE_COLUMNS.join(',');
+export const AGGREGATE_COLUMNS = Object.keys(AGGREGATE_TYPES) as Array<keyof typeof AGGREGATE_TYPES>;
+export const AGGREGATE_HEADER = headerOf(LAKE.aggregatesDaily);

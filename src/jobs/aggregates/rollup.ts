@@ -10,6 +10,7 @@
  * with a value has an occurrence, which the first-day rule relies on), and few days changed; otherwise,
  * and with --rebuild, it is rolled up from all its files as before. Both paths give the same bytes.
  */
+import { AGGREGATE_TYPES, keys } from '../../lake/layout.js';
 import { dayPath, dayStartMs } from '../../lib/dates.js';
 import type { ObjectInfo, ObjectStore } from '../../storage/store.js';
 import { allSettled } from '../context.js';
@@ -25,19 +26,19 @@ export const INCREMENTAL_DAYS = 7;
 const CONCAT_LIMIT = 8 * 1024 * 1024;
 /** Aggregate files have short rows: 8 MiB read buffers instead of DuckDB's 32 (a merge reads three files at once). */
 const MERGE_READ = { bufferBytes: 8 * 2 ** 20 };
-export const AGG_COLUMNS = { time: 'BIGINT', tenantid: 'VARCHAR', merchantid: 'VARCHAR', productid: 'VARCHAR', value: 'DOUBLE' };
+export const AGG_COLUMNS = AGGREGATE_TYPES;
 
 export const paths = {
-  tracks: (day: string) => `tracks/${dayPath(day)}/`,
-  daily: (day: string, metric: string) => `aggregates/daily/${dayPath(day)}/${metric}.csv`,
-  manifest: (day: string) => `aggregates/_state/daily/${dayPath(day)}/manifest.json`,
-  monthly: (month: string, metric: string) => `aggregates/monthly/${month.replace('-', '/')}/${metric}.csv`,
+  tracks: keys.tracksDay,
+  daily: keys.daily,
+  manifest: keys.aggregateManifest,
+  monthly: keys.monthly,
   monthlyState: (month: string, metric: string) => `aggregates/_state/monthly/${month.replace('-', '/')}/${metric}.csv`,
   monthlyInputs: (month: string) => `aggregates/_state/monthly/${month.replace('-', '/')}/_inputs.json`,
-  yearly: (year: string, metric: string) => `aggregates/yearly/${year}/${metric}.csv`,
+  yearly: keys.yearly,
   yearlyState: (year: string, metric: string) => `aggregates/_state/yearly/${year}/${metric}.csv`,
   yearlyInputs: (year: string) => `aggregates/_state/yearly/${year}/_inputs.json`,
-  overall: (metric: string) => `aggregates/overall/${metric}.csv`,
+  overall: keys.overall,
   overallInputs: 'aggregates/_state/overall_inputs.json',
 };
 
@@ -102,7 +103,7 @@ export async function rollUp(ctx: RollContext, changedDays: readonly string[], d
   // The days' files as they are now, staged once for every level (in place on a local store).
   const now = new Map<string, string>();
   for (const month of ctx.rebuild ? [] : months) {
-    const listed = (await ctx.store.list(`aggregates/daily/${month.replace('-', '/')}/`)).filter((o) => changedDays.some((d) => o.key.startsWith(`aggregates/daily/${dayPath(d)}/`)));
+    const listed = (await ctx.store.list(`aggregates/daily/${month.replace('-', '/')}/`)).filter((o) => changedDays.some((d) => o.key.startsWith(keys.dailyDay(d))));
     for (const f of (await ctx.keep.objects(listed, AGGREGATE_HEADER)).files) now.set(f.key, f.file);
   }
   const deltas = (ds: readonly string[]): Delta[] =>

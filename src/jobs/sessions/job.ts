@@ -11,6 +11,7 @@
 import type { Logger } from 'pino';
 import { addDays, dayPath, dayStartMs, daysBetween } from '../../lib/dates.js';
 import type { ObjectInfo, ObjectStore } from '../../storage/store.js';
+import { ALIAS_TYPES, keys, SESSION_STATE_TYPES, TRACK_FACT_TYPES, USER_DEVICE_TYPES } from '../../lake/layout.js';
 import { TRACK_COLUMNS } from '../../tracking/columns.js';
 import { type Engine, sql, sqlString } from '../engine.js';
 import { allSettled, type JobContext, type JobResources, withJob } from '../context.js';
@@ -19,28 +20,24 @@ import { listCsv, type Snapshot, snapshotFiles, type StagedFile, type Stager } f
 import { IDENTITY_HEADER, IDENTITY_TYPES, readCsvSql, relationSql, TRACK_HEADER, TRACK_TYPES } from '../tracks.js';
 import { factInputs, writeTrackFacts } from './track-facts.js';
 
-export const ALIAS_COLUMNS = ['tenantid', 'deviceid', 'userid', 'time'] as const;
-export const TRACK_FACT_COLUMNS = [...TRACK_COLUMNS, 'userid', 'session_id', 'sequence'] as const;
-/** The track facts' columns with their DuckDB types, for reading them back. */
-export const TRACK_FACT_TYPES: Record<string, string> = { ...TRACK_TYPES, userid: 'VARCHAR', session_id: 'VARCHAR', sequence: 'BIGINT' };
-
-const STATE_TYPES = { day: 'VARCHAR', kind: 'VARCHAR', tenantid: 'VARCHAR', userid: 'VARCHAR', deviceid: 'VARCHAR', first_seen: 'BIGINT', last_seen: 'BIGINT', events: 'BIGINT', sessions: 'BIGINT' };
-const ALIAS_TYPES = { tenantid: 'VARCHAR', deviceid: 'VARCHAR', userid: 'VARCHAR', time: 'BIGINT' };
+export const ALIAS_COLUMNS = Object.keys(ALIAS_TYPES) as Array<keyof typeof ALIAS_TYPES>;
+export const TRACK_FACT_COLUMNS = Object.keys(TRACK_FACT_TYPES) as Array<keyof typeof TRACK_FACT_TYPES>;
+export { TRACK_FACT_TYPES };
+const STATE_TYPES = SESSION_STATE_TYPES;
 
 export const sessionPaths = {
-  aliasMap: 'aliases/alias_map.csv',
-  sessions: (day: string) => `sessions/${dayPath(day)}/sessions.csv`,
-  trackFacts: (day: string) => `track_facts/${dayPath(day)}/track_facts.csv`,
-  state: (day: string) => `sessions/_state/${dayPath(day)}/state.csv`,
-  manifest: (day: string) => `sessions/_state/${dayPath(day)}/manifest.json`,
-  userFacts: 'users/user_facts.csv',
-  userDevices: 'users/_state/user_devices.csv',
-  userInputs: 'users/_state/_inputs.json',
+  aliasMap: keys.aliasMap,
+  sessions: keys.sessions,
+  trackFacts: keys.trackFacts,
+  state: keys.sessionState,
+  manifest: keys.sessionManifest,
+  userFacts: keys.userFacts,
+  userDevices: keys.userDevices,
+  userInputs: keys.userInputs,
 };
 
 /** Days recomputed in a run up to which the user facts are updated by their change; more reads every day's state. */
 const INCREMENTAL_DAYS = 7;
-const USER_DEVICE_TYPES = { tenantid: 'VARCHAR', userid: 'VARCHAR', deviceid: 'VARCHAR', first_seen: 'BIGINT', last_seen: 'BIGINT', events: 'BIGINT', sessions: 'BIGINT' };
 
 export interface SessionOptions extends JobResources {
   store: ObjectStore;
@@ -77,7 +74,7 @@ const botFilter = (o: SessionOptions, alias = '') => (o.includeBots ? '' : `AND 
 /** The tracking files a day's results depend on: its own and its two neighbours'. */
 async function windowInputs(store: ObjectStore, day: string): Promise<ObjectInfo[]> {
   const out: ObjectInfo[] = [];
-  for (const d of [addDays(day, -1), day, addDays(day, 1)]) out.push(...(await listCsv(store, `tracks/${dayPath(d)}/`)));
+  for (const d of [addDays(day, -1), day, addDays(day, 1)]) out.push(...(await listCsv(store, keys.tracksDay(d))));
   return out;
 }
 
@@ -89,7 +86,7 @@ export async function staleSessionDays(store: ObjectStore, days: readonly string
     const inputs = await windowInputs(store, day);
     if (!manifest) {
       // Never computed: due when the day itself has tracking files (its neighbours' alone make no sessions).
-      const own = `tracks/${dayPath(day)}/`;
+      const own = keys.tracksDay(day);
       if (inputs.some((x) => x.key.startsWith(own))) out.push(day);
     } else if (manifest.definition !== definitionOf(o) || !sameInputs(manifest.inputs, inputs)) out.push(day);
   }
@@ -111,8 +108,8 @@ export async function runSessions(days: readonly string[], o: SessionOptions): P
     let windows = 0;
     const load = (day: string) => loadWindow(engine, stager, o, day, `session_rejects_${windows++}`);
     const preloaded = linkDays.length === 1 && asked.includes(linkDays[0]!) ? await load(linkDays[0]!) : undefined;
-    const linkTracks = preloaded ? undefined : await stager.objects((await Promise.all(linkDays.map((d) => listCsv(o.store, `tracks/${dayPath(d)}/`)))).flat(), TRACK_HEADER);
-    const identities = await stager.objects((await Promise.all(days.map((d) => listCsv(o.store, `identities/${dayPath(d)}/`)))).flat(), IDENTITY_HEADER);
+    const linkTracks = preloaded ? undefined : await stager.objects((await Promise.all(linkDays.map((d) => listCsv(o.store, keys.tracksDay(d))))).flat(), TRACK_HEADER);
+    const identities = await stager.objects((await Promise.all(days.map((d) => listCsv(o.store, keys.identitiesDay(d))))).flat(), IDENTITY_HEADER);
     const previous = await stager.objects(previousInfo, ALIAS_COLUMNS.join(','));
     run.report.skippedFiles.push(...(linkTracks?.skipped ?? []), ...identities.skipped, ...previous.skipped);
     await engine.run(

@@ -1,0 +1,65 @@
+/**
+ * Who a regulation is about, and how tracklake recognises them without keeping a plain copy of their ids.
+ *
+ * A subject is a `USER_ID` (the tracking rows' `accountid`, a message's `userId`) or an `ANONYMOUS_ID` (the
+ * rows' `deviceid`: a message's `context.device.id` or `anonymousId`, and an alias call's `previousId`).
+ * Suppression lists and finished regulations keep only a keyed hash of each id: HMAC-SHA256 under the privacy
+ * secret (privacy/secret.ts) of tenant, type and id. Whoever reads the bucket cannot list the people who
+ * asked to be forgotten, and cannot test a guess without the secret.
+ */
+import { createHmac } from 'node:crypto';
+
+export const SUBJECT_TYPES = ['USER_ID', 'ANONYMOUS_ID'] as const;
+export type SubjectType = (typeof SUBJECT_TYPES)[number];
+
+/** The keyed hash of one subject: 128 bits of HMAC-SHA256, hex. */
+export function subjectHash(secret: string, tenant: string, type: SubjectType, id: string): string {
+  return createHmac('sha256', secret).update(`${tenant}\0${type}\0${id}`).digest('hex').slice(0, 32);
+}
+
+/** The ids a message names, by subject type (plain data read off a validated message). */
+export interface MessageIds {
+  userId?: string | undefined;
+  anonymousId?: string | undefined;
+  deviceId?: string | undefined;
+  previousId?: string | undefined;
+}
+
+/**
+ * The door's view of the suppression lists: per tenant, the hashes of its suppressed subjects. A tenant
+ * without suppressions costs one map lookup per message; with some, one HMAC per id the message carries.
+ */
+/** The suppression lists as they travel to the request workers: the hashes' key, and tenant → hashes. */
+export interface SuppressionLists {
+  secret: string;
+  byTenant: Readonly<Record<string, readonly string[]>>;
+}
+
+export class SuppressionSet {
+  private readonly byTenant = new Map<string, Set<string>>();
+  private secret: string | undefined;
+
+  constructor(lists?: SuppressionLists) {
+    if (lists) this.set(lists);
+  }
+
+  set(lists: SuppressionLists): void {
+    this.secret = lists.secret;
+    this.byTenant.clear();
+    for (const [tenant, hashes] of Object.entries(lists.byTenant)) if (hashes.length > 0) this.byTenant.set(tenant, new Set(hashes));
+  }
+
+  get size(): number {
+    let n = 0;
+    for (const s of this.byTenant.values()) n += s.size;
+    return n;
+  }
+
+  /** Whether any id of the message is suppressed for the tenant. */
+  suppresses(tenant: string, ids: MessageIds): boolean {
+    const set = this.byTenant.get(tenant);
+    if (set === undefined || this.secret === undefined) return false;
+    const has = (type: SubjectType, id: string | undefined) => id !== undefined && id !== '' && set.has(subjectHash(this.secret!, tenant, type, id));
+    return has('USER_ID', ids.userId) || has('ANONYMOUS_ID', ids.anonymousId) || (ids.deviceId !== ids.anonymousId && has('ANONYMOUS_ID', ids.deviceId)) || has('ANONYMOUS_ID', ids.previousId);
+  }
+}
