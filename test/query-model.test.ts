@@ -5,8 +5,8 @@ import { parseQuery, resolveRange, type QueryResult } from '../src/query/model.j
 
 const METRICS = ['view', 'share', 'chat', 'sales'];
 const TODAY = '2026-03-15';
-const tenantScope = { tenant: 'shop', exp: 0 };
-const merchantScope = { tenant: 'shop', merchant: 'm1', exp: 0 };
+const tenantScope = { tenant: 'shop', exp: 0, access: 'read' as const };
+const merchantScope = { tenant: 'shop', merchant: 'm1', exp: 0, access: 'read' as const };
 const parse = (body: unknown, scope = tenantScope) => parseQuery(body, scope, METRICS, TODAY);
 const refused = (r: QueryResult, status: number, pattern: RegExp) => {
   assert.ok(!r.ok, 'refused');

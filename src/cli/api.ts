@@ -14,6 +14,8 @@ import { WebAssets } from '../query/web.js';
 import { openStore } from '../storage/open.js';
 import type { ObjectStore } from '../storage/store.js';
 import { makeLogger } from './common.js';
+import { Regulations } from '../privacy/regulations.js';
+import { loadPrivacySecret } from '../privacy/secret.js';
 
 export interface ReadSide {
   app: FastifyInstance;
@@ -41,7 +43,9 @@ export async function startReadSide(config: Config, store: ObjectStore, logger: 
     // The first load before the first answer: a dashboard on an empty cache would show zeros that are not.
     await cache.refresh();
     cache.start(config.apiRefreshSeconds * 1000);
-    const app = await buildReadServer({ config, cache, secret, clock, logger, web: WebAssets.load() });
+    const privacySecret = await loadPrivacySecret(config.privacySecret, store);
+    const privacy = { regulations: new Regulations(store, privacySecret, clock), secret: privacySecret };
+    const app = await buildReadServer({ config, cache, secret, clock, logger, web: WebAssets.load(), privacy });
     const address = await app.listen({ port: config.apiPort, host: config.apiHost }).catch((e: NodeJS.ErrnoException) => {
       throw new ConfigError(e.code === 'EADDRINUSE' || e.code === 'EACCES' ? 'apiPort' : 'apiHost', `the read side cannot listen on ${config.apiHost}:${config.apiPort} (${e.code})`);
     });

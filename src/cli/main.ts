@@ -12,6 +12,7 @@ import { serve } from './serve.js';
 import { funnelCommand, sessionsCommand } from './sessions.js';
 import { simulate } from './simulate.js';
 import { tokenCreate } from './token.js';
+import { regulateCommand, regulationsList, regulationsRun, regulationsShow, type RegulateOptions } from './regulations.js';
 import { planCheck, planInfer, planLint, planReplay, planReport, planTypegen, type RangeOptions } from './plan.js';
 import type { Config } from '../config/config.js';
 
@@ -218,13 +219,54 @@ program
   .requiredOption('--tenant <id>', 'the tenant the token may read')
   .option('--merchant <id>', 'only this merchant\'s rows')
   .option('--expires <duration>', 'lifetime: 30d, 12h, 90m, 3600s (default 30d)')
+  .option('--scope <scope>', 'read (the query API and dashboard; the default) or privacy (the regulations API only)')
   .action((o: Record<string, unknown>) =>
     run(async () => {
-      const { tenant, merchant, expires, ...settings } = o;
-      const token = await tokenCreate(configFromOptions(settings, process.env), { tenant, merchant, expires } as Parameters<typeof tokenCreate>[1]);
+      const { tenant, merchant, expires, scope, ...settings } = o;
+      const token = await tokenCreate(configFromOptions(settings, process.env), { tenant, merchant, expires, scope } as Parameters<typeof tokenCreate>[1]);
       process.stdout.write(`${token}\n`);
     }),
   );
+
+const collect = (v: string, prev: string[] = []) => [...prev, v];
+program
+  .command('regulate')
+  .description('file a privacy regulation: suppress, delete, or both, for users or devices of a tenant')
+  .option('--config <file>', 'JSON config file (env TRACKLAKE_CONFIG)')
+  .option('--storage <where>', 'local folder or s3://bucket/prefix (default ./data)')
+  .option('--tenant <id>', 'the tenant the subjects belong to')
+  .option('--delete', 'remove every row about them (by the next erasure run: nightly, or `regulations run`)')
+  .option('--suppress', 'store nothing more from them (within privacyRefreshSeconds on every collector)')
+  .option('--unsuppress', 'lift a suppression for what comes after')
+  .option('--user <id>', 'a user id (accountid); repeat for more', collect)
+  .option('--device <id>', 'a device or anonymous id (deviceid); repeat for more', collect)
+  .action((o: Record<string, unknown>) =>
+    run(() => {
+      const { tenant, delete: del, suppress, unsuppress, user, device, ...settings } = o;
+      return regulateCommand(configFromOptions(settings, process.env), { tenant, delete: del, suppress, unsuppress, user, device } as RegulateOptions);
+    }),
+  );
+
+const regulations = program.command('regulations').description('privacy regulations: list, show, and run the pending deletions');
+const storageOptions = (c: Command) => c.option('--config <file>', 'JSON config file (env TRACKLAKE_CONFIG)').option('--storage <where>', 'local folder or s3://bucket/prefix (default ./data)');
+storageOptions(regulations.command('list').description('every regulation, oldest first (one JSON line each)').option('--tenant <id>', 'one tenant only'))
+  .action((o: Record<string, unknown>) => run(() => {
+    const { tenant, ...settings } = o;
+    return regulationsList(configFromOptions(settings, process.env), { tenant: tenant as string | undefined });
+  }));
+storageOptions(regulations.command('show').description('one regulation: its status and what it did').argument('<id>', 'the regulateId').requiredOption('--tenant <id>', 'its tenant'))
+  .action((id: string, o: Record<string, unknown>) => run(() => {
+    const { tenant, ...settings } = o;
+    return regulationsShow(configFromOptions(settings, process.env), { tenant: tenant as string, id });
+  }));
+storageOptions(regulations.command('run').description('run the pending deletions now, all in one pass (as the nightly run does)').argument('[id]', 'only this regulation')
+  .option('--job-memory-limit <bytes>', 'memory DuckDB may use when recomputing the days (default: a quarter of the machine\'s)')
+  .option('--scratch-dir <dir>', 'where DuckDB stages and spills (default: the system\'s temp folder)')
+  .option('--log-level <level>', 'log level (default info)'))
+  .action((id: string | undefined, o: Record<string, unknown>) => run(() => {
+    const config = configFromOptions(o, process.env);
+    return regulationsRun(config, { id }, makeLogger(config.logLevel));
+  }));
 
 // Through run(): a flag refused while commander parses (intArg) gets the same message and exit code as one
 // refused in an action.

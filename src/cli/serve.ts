@@ -8,6 +8,7 @@ import { openStore } from '../storage/open.js';
 import { startNightly } from '../jobs/scheduler.js';
 import { aggregateTask } from './aggregate.js';
 import { sessionsTask } from './sessions.js';
+import { erasureTask } from './regulations.js';
 import { ConfigError } from '../lib/errors.js';
 import { makeLogger } from './common.js';
 import { dashboardHint, startReadSide, type ReadSide } from './api.js';
@@ -35,7 +36,7 @@ export async function serve(config: Config): Promise<number> {
   }
   // Only once the collector is up: a process that cannot listen runs no jobs either.
   const nightly = config.scheduler
-    ? startNightly({ time: config.scheduleTime, timezone: config.timezone, clock: systemClock, logger, tasks: [aggregateTask(config, store, logger), sessionsTask(config, store, logger)] })
+    ? startNightly({ time: config.scheduleTime, timezone: config.timezone, clock: systemClock, logger, tasks: [erasureTask(config, store, logger), aggregateTask(config, store, logger), sessionsTask(config, store, logger)] })
     : undefined;
   if (nightly) logger.info({ at: config.scheduleTime, timezone: config.timezone, next: nightly.nextRun()?.toISOString() }, 'nightly jobs scheduled');
   const port = app.server.address() && typeof app.server.address() === 'object' ? (app.server.address() as { port: number }).port : config.port;

@@ -21,6 +21,8 @@ import { compileQuery, factsRelation, familyOf } from './compile.js';
 import { type Filter, type FunnelQuery, parseFlow, parseFunnel, parseQuery, type Query, SESSION_METRICS } from './model.js';
 import { type Scope, verifyBearer } from './tokens.js';
 import type { WebAssets } from './web.js';
+import type { Regulations } from '../privacy/regulations.js';
+import { registerRegulationRoutes } from './regulations.js';
 
 export interface ReadServerDeps {
   config: Config;
@@ -30,6 +32,8 @@ export interface ReadServerDeps {
   logger: Logger;
   /** The dashboard's files; absent, / answers that the build did not make them. */
   web?: WebAssets;
+  /** The regulations API (privacy tokens); absent, its routes are not served. */
+  privacy?: { regulations: Regulations; secret: string };
 }
 
 declare module 'fastify' {
@@ -39,6 +43,7 @@ declare module 'fastify' {
 }
 
 const NO_STORE = 'no-store';
+const PRIVACY_ROUTE = /^\/api\/v1\/(regulations|suppressions)(\/|\?|$)/;
 /** Plot styles its SVG inline (a style element and attributes): styles may be inline, scripts never. */
 const PAGE_CSP = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
 
@@ -85,6 +90,10 @@ export async function buildReadServer(deps: ReadServerDeps): Promise<FastifyInst
     if (!r.ok) return sendError(reply, r.code, r.message);
     // A token signed here for a tenant this configuration no longer has reads nothing.
     if (!tenants.has(r.scope.tenant)) return sendError(reply, 'forbidden', `Tenant "${r.scope.tenant}" is not served here.`);
+    // Each kind of token reaches its own routes only: reading the data and regulating it are different jobs.
+    const privacyRoute = PRIVACY_ROUTE.test(req.url);
+    if (privacyRoute && r.scope.access !== 'privacy') return sendError(reply, 'forbidden', 'Only a privacy token (tracklake token create --scope privacy) may use the regulations API.');
+    if (!privacyRoute && r.scope.access !== 'read') return sendError(reply, 'forbidden', 'A privacy token may use the regulations API only.');
     req.scope = r.scope;
   });
 
@@ -149,6 +158,8 @@ export async function buildReadServer(deps: ReadServerDeps): Promise<FastifyInst
       computed_through: cache.computedThrough,
     };
   });
+
+  if (deps.privacy) registerRegulationRoutes(app, deps.privacy.regulations, deps.privacy.secret);
 
   app.get('/health', async () => ({ status: 'ok' }));
 

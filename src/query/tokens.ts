@@ -21,7 +21,15 @@ export interface Scope {
   merchant?: string;
   /** Expiry, epoch seconds. */
   exp: number;
+  /**
+   * What the token is for: `read` (the query API and dashboard) or `privacy` (the regulations API only: a
+   * privacy officer's system needs no read access to the data, and a read token may not erase it).
+   */
+  access: Access;
 }
+
+export const ACCESS = ['read', 'privacy'] as const;
+export type Access = (typeof ACCESS)[number];
 
 /** Why a token was refused; every one of them is a 401 for the caller. */
 export type TokenFailure = { ok: false; code: 'missing_token' | 'invalid_token' | 'expired_token'; message: string };
@@ -33,10 +41,11 @@ const ISSUER = 'tracklake';
 export const MIN_SECRET_BYTES = 32;
 const ID = /^[A-Za-z0-9._-]{1,256}$/;
 
-export async function createToken(scope: { tenant: string; merchant?: string }, expiresInSeconds: number, secret: Uint8Array, clock: Clock): Promise<string> {
+export async function createToken(scope: { tenant: string; merchant?: string; access?: Access }, expiresInSeconds: number, secret: Uint8Array, clock: Clock): Promise<string> {
   const now = Math.floor(clock.now() / 1000);
   const claims: Record<string, string> = { tenant: scope.tenant };
   if (scope.merchant !== undefined) claims.merchant = scope.merchant;
+  if (scope.access === 'privacy') claims.scope = 'privacy';
   return new SignJWT(claims).setProtectedHeader({ alg: ALG, typ: 'JWT' }).setIssuer(ISSUER).setIssuedAt(now).setExpirationTime(now + expiresInSeconds).sign(secret);
 }
 
@@ -46,12 +55,14 @@ export async function verifyBearer(header: string | undefined, secret: Uint8Arra
   if (!m) return { ok: false, code: 'missing_token', message: 'Send "Authorization: Bearer <token>" (tracklake token create).' };
   try {
     const { payload } = await jwtVerify(m[1]!, secret, { algorithms: [ALG], issuer: ISSUER, currentDate: new Date(clock.now()), requiredClaims: ['exp', 'tenant'] });
-    const { tenant, merchant, exp } = payload as { tenant?: unknown; merchant?: unknown; exp?: number };
+    const { tenant, merchant, exp, scope } = payload as { tenant?: unknown; merchant?: unknown; exp?: number; scope?: unknown };
     if (typeof tenant !== 'string' || !ID.test(tenant)) return { ok: false, code: 'invalid_token', message: 'The token names no valid tenant.' };
     if (merchant !== undefined && (typeof merchant !== 'string' || merchant === '' || merchant.length > 256)) {
       return { ok: false, code: 'invalid_token', message: 'The token names no valid merchant.' };
     }
-    return { ok: true, scope: { tenant, merchant: merchant as string | undefined, exp: exp! } };
+    if (scope !== undefined && scope !== 'privacy') return { ok: false, code: 'invalid_token', message: 'The token names no valid scope.' };
+    if (scope === 'privacy' && merchant !== undefined) return { ok: false, code: 'invalid_token', message: 'A privacy token is for a whole tenant.' };
+    return { ok: true, scope: { tenant, merchant: merchant as string | undefined, exp: exp!, access: scope === 'privacy' ? 'privacy' : 'read' } };
   } catch (e) {
     if (e instanceof errors.JWTExpired) return { ok: false, code: 'expired_token', message: 'The token has expired; create a new one.' };
     if (e instanceof errors.JOSEError) return { ok: false, code: 'invalid_token', message: 'The token is malformed or its signature does not match.' };

@@ -1,0 +1,345 @@
+/**
+ * The erasure run: every pending deletion (DELETE, SUPPRESS_WITH_DELETE) at once, so a thousand requests
+ * cost one pass. On the nightly schedule and with `tracklake regulations run`.
+ *
+ * 1. The subjects of every pending regulation, by tenant. A USER_ID also takes the devices linked to it
+ *    (tracking rows and identity links carrying its account id, alias-map rows naming it): their anonymous
+ *    rows, before the login, are the same person's.
+ * 2. The files that may hold them, from the per-file subject index (privacy/index.ts); files without a
+ *    current index are read and indexed on the way.
+ * 3. Each such file is filtered and replaced atomically (one put), its index with it: tracking files,
+ *    identity links, quarantine (a subject's line is blanked, so replay's ledger line numbers hold), the
+ *    violations of the blanked messages, and the alias map. Other rows keep their bytes.
+ * 4. What is derived is computed again from the remaining files: the aggregate and session days that were
+ *    computed from a changed day (sessions with their neighbours), and with them the track facts, user facts
+ *    and their state. The read caches reload those days when their manifests change.
+ * 5. The regulation is FINISHED with what it did, and its plain ids are dropped (the hashes stay).
+ *
+ * Filtering is idempotent, so a run killed at any point is finished by the next one: a file already
+ * filtered loses nothing more, and a regulation is marked FINISHED only after every step. A failure leaves
+ * it RUNNING with the reason.
+ */
+import type { Logger } from 'pino';
+import type { JobResources } from '../jobs/context.js';
+import type { MetricDef } from '../jobs/aggregates/metrics.js';
+import { runAggregates } from '../jobs/aggregates/job.js';
+import { runSessions, type SessionOptions } from '../jobs/sessions/job.js';
+import { keys, LAKE, type KindName } from '../lake/layout.js';
+import type { Clock } from '../lib/clock.js';
+import { addDays, dayOfKey } from '../lib/dates.js';
+import type { ObjectInfo, ObjectStore } from '../storage/store.js';
+import { IndexBuilder, readIndexes, subjectPrint, type SubjectIndex } from './index.js';
+import { deletes, type ErasureReport, type Regulation, Regulations } from './regulations.js';
+import { csvFields } from './ship-filter.js';
+import { subjectHash } from './subjects.js';
+
+export interface ErasureOptions extends JobResources {
+  store: ObjectStore;
+  clock: Clock;
+  logger: Logger;
+  secret: string;
+  metrics: readonly MetricDef[];
+  sessions: Pick<SessionOptions, 'inactivityMinutes' | 'includeBots' | 'lookbackDays'>;
+  /** Only this regulation (tracklake regulations run ID); default every pending one. */
+  only?: string;
+}
+
+export interface ErasureRun {
+  regulations: string[];
+  report: ErasureReport;
+  /** Files indexed on the way (written before their index existed, or since the last run). */
+  indexed: number;
+}
+
+/** Per tenant: the ids whose rows go. */
+interface Subjects {
+  users: Set<string>;
+  anons: Set<string>;
+  /** Devices linked to a user subject: their rows without an account id go too. */
+  linked: Set<string>;
+}
+
+const SUBJECT_KINDS = ['tracks', 'identities', 'quarantine'] as const satisfies readonly KindName[];
+
+export async function runErasure(o: ErasureOptions): Promise<ErasureRun> {
+  const regulations = new Regulations(o.store, o.secret, o.clock);
+  const pending = (await regulations.list()).filter((r) => deletes(r.regulationType) && (r.status === 'INITIALIZED' || r.status === 'RUNNING') && (o.only === undefined || r.id === o.only));
+  const report: ErasureReport = { rowsRemoved: {}, filesRewritten: 0, filesRead: 0, daysRecomputed: [], linkedDevices: 0 };
+  const startedAt = o.clock.now();
+  for (const r of pending) {
+    r.status = 'RUNNING';
+    r.startedAt ??= startedAt;
+    await regulations.save(r);
+  }
+  try {
+    const run = await erase(o, pending, report);
+    const finishedAt = o.clock.now();
+    for (const r of pending) {
+      if (r.subjectType === 'USER_ID') {
+        // The linked devices' hashes stay with the regulation: a SUPPRESS_WITH_DELETE suppresses them too.
+        r.linked = [...run.linkedOf(r)].map((d) => subjectHash(o.secret, r.tenant, 'ANONYMOUS_ID', d));
+      }
+      delete r.subjectIds;
+      delete r.lastError;
+      r.status = 'FINISHED';
+      r.finishedAt = finishedAt;
+      r.report = report;
+      await regulations.save(r);
+    }
+    return { regulations: pending.map((r) => r.id), report, indexed: run.indexed };
+  } catch (e) {
+    for (const r of pending) {
+      r.lastError = (e as Error).message;
+      await regulations.save(r).catch(() => undefined);
+    }
+    throw e;
+  }
+}
+
+async function erase(o: ErasureOptions, pending: readonly Regulation[], report: ErasureReport) {
+  const subjects = new Map<string, Subjects>();
+  const of = (tenant: string) => {
+    let s = subjects.get(tenant);
+    if (!s) subjects.set(tenant, (s = { users: new Set(), anons: new Set(), linked: new Set() }));
+    return s;
+  };
+  for (const r of pending) for (const id of r.subjectIds ?? []) (r.subjectType === 'USER_ID' ? of(r.tenant).users : of(r.tenant).anons).add(id);
+
+  const files = new Map<string, ObjectInfo[]>();
+  for (const kind of SUBJECT_KINDS) files.set(kind, (await o.store.list(`${kind}/`)).filter((f) => f.key.endsWith(LAKE[kind].format === 'csv' ? '.csv' : '.jsonl')));
+  const all = [...files.values()].flat();
+  const indexes = await readIndexes(o.store, all);
+  let indexed = 0;
+  const wasRead = new Set<string>();
+  /** Reads a file, indexing it when it has no current index. */
+  const read = async (f: ObjectInfo, kind: (typeof SUBJECT_KINDS)[number]) => {
+    const body = (await o.store.get(f.key)) ?? Buffer.alloc(0);
+    report.filesRead++;
+    if (!indexes.has(f.key) && !wasRead.has(f.key)) {
+      await o.store.put(keys.subjectIndex(f.key), indexOf(kind, body).encode(f.etag));
+      indexed++;
+    }
+    wasRead.add(f.key);
+    return body;
+  };
+
+  // 1. Devices linked to user subjects.
+  const userPrints = (s: Subjects, tenant: string) => [...s.users].map((u) => subjectPrint(tenant, 'USER_ID', u));
+  const wantsUsers = (idx: SubjectIndex | undefined) => idx === undefined || [...subjects].some(([t, s]) => idx.hasAny(userPrints(s, t)));
+  for (const kind of ['tracks', 'identities'] as const) {
+    for (const f of files.get(kind)!) {
+      if (!wantsUsers(indexes.get(f.key))) continue;
+      forEachRecord(await read(f, kind), (line) => {
+        const c = csvFields(line, 5);
+        const s = subjects.get(c[1] ?? '');
+        if (kind === 'tracks' && s?.users.has(c[4] ?? '') && c[3]) s.linked.add(c[3]);
+        if (kind === 'identities' && s?.users.has(c[3] ?? '')) for (const d of [c[2], c[4]]) if (d) s.linked.add(d);
+      });
+    }
+  }
+  const alias = await o.store.get(keys.aliasMap);
+  if (alias) forEachRecord(alias, (line) => {
+    const c = csvFields(line, 3);
+    const s = subjects.get(c[0] ?? '');
+    if (s?.users.has(c[2] ?? '') && c[1] && c[1] !== c[2]) s.linked.add(c[1]);
+  });
+  for (const s of subjects.values()) {
+    for (const u of s.users) s.linked.delete(u);
+    report.linkedDevices += s.linked.size;
+  }
+
+  // 2. Every file that may hold a subject, filtered.
+  const prints = new Map<string, bigint[]>();
+  for (const [t, s] of subjects) prints.set(t, [...userPrints(s, t), ...[...s.anons, ...s.linked].map((d) => subjectPrint(t, 'ANONYMOUS_ID', d))]);
+  const mayHold = (idx: SubjectIndex | undefined) => idx === undefined || [...prints.values()].some((p) => idx.hasAny(p));
+  const changedDays = new Set<string>();
+  const blanked = new Map<string, Set<string>>(); // day → tenant\0messageId of the quarantine lines blanked
+  const removed = (kind: KindName, n: number) => (report.rowsRemoved[kind] = (report.rowsRemoved[kind] ?? 0) + n);
+  for (const kind of SUBJECT_KINDS) {
+    for (const f of files.get(kind)!) {
+      if (!mayHold(indexes.get(f.key))) continue;
+      const body = await read(f, kind);
+      const day = dayOfKey(f.key)!;
+      const drop = kind === 'quarantine'
+        ? (line: Buffer) => {
+            const q = quarantineSubject(line);
+            const gone = q !== undefined && isSubject(subjects.get(q.tenant), q.user, q.devices);
+            if (gone) {
+              let set = blanked.get(day);
+              if (!set) blanked.set(day, (set = new Set()));
+              set.add(`${q!.tenant}\0${q!.messageId}`);
+            }
+            return gone;
+          }
+        : (line: Buffer) => {
+            const c = csvFields(line, 5);
+            return kind === 'tracks' ? isSubject(subjects.get(c[1] ?? ''), c[4] ?? '', [c[3] ?? '']) : isSubject(subjects.get(c[1] ?? ''), c[3] ?? '', [c[2] ?? '', c[4] ?? '']);
+          };
+      const { out, n } = filterRecords(body, drop, kind === 'quarantine' ? 'blank' : 'remove', kind === 'quarantine' ? 'jsonl' : 'csv');
+      if (n === 0) continue;
+      await replace(o.store, f.key, out, indexOf(kind, out));
+      removed(kind, n);
+      report.filesRewritten++;
+      if (kind !== 'quarantine') changedDays.add(day);
+    }
+  }
+
+  // 3. The violations of the blanked quarantine lines, on the same days.
+  for (const [day, ids] of blanked) {
+    for (const f of (await o.store.list(keys.violationsDay(day))).filter((x) => x.key.endsWith('.csv'))) {
+      const body = (await o.store.get(f.key)) ?? Buffer.alloc(0);
+      report.filesRead++;
+      const { out, n } = filterRecords(body, (line) => {
+        const c = csvFields(line, 3);
+        return ids.has(`${c[1]}\0${c[2]}`);
+      }, 'remove', 'csv');
+      if (n === 0) continue;
+      await o.store.put(f.key, out);
+      removed('violations', n);
+      report.filesRewritten++;
+    }
+  }
+
+  // 4. The alias map.
+  if (alias) {
+    const { out, n } = filterRecords(alias, (line) => {
+      const c = csvFields(line, 3);
+      const s = subjects.get(c[0] ?? '');
+      return s !== undefined && (s.users.has(c[2] ?? '') || s.anons.has(c[1] ?? '') || s.linked.has(c[1] ?? '') || s.anons.has(c[2] ?? '') || s.linked.has(c[2] ?? ''));
+    }, 'remove', 'csv');
+    if (n > 0) {
+      await o.store.put(keys.aliasMap, out);
+      removed('aliasMap', n);
+      report.filesRewritten++;
+    }
+  }
+
+  // 5. What is derived from the changed days, where it was computed: the jobs' own runs, forced.
+  if (changedDays.size > 0) {
+    const aggregated = await computedDays(o.store, 'aggregates/_state/daily/');
+    const aggDays = [...changedDays].filter((d) => aggregated.has(d)).sort();
+    if (aggDays.length > 0) await runAggregates(aggDays, { ...o, force: true });
+    const analysed = await computedDays(o.store, 'sessions/_state/');
+    const sessionDays = [...new Set([...changedDays].flatMap((d) => [addDays(d, -1), d, addDays(d, 1)]))].filter((d) => analysed.has(d)).sort();
+    if (sessionDays.length > 0) await runSessions(sessionDays, { ...o, ...o.sessions, force: true });
+    report.daysRecomputed = [...new Set([...aggDays, ...sessionDays])].sort();
+  }
+
+  // Files not read above and without a current index are indexed now, so the next deletion reads little:
+  // the first run reads every file once, later runs the files written since.
+  for (const kind of SUBJECT_KINDS) for (const f of files.get(kind)!) if (!indexes.has(f.key) && !wasRead.has(f.key)) await read(f, kind);
+  const linkedOf = (r: Regulation) => (r.subjectType === 'USER_ID' ? subjects.get(r.tenant)?.linked ?? new Set<string>() : new Set<string>());
+  return { subjects, indexed, linkedOf };
+}
+
+/** Whether a row with this account id and these device ids is about one of the tenant's subjects. */
+function isSubject(s: Subjects | undefined, account: string, devices: readonly string[]): boolean {
+  if (s === undefined) return false;
+  if (account !== '' && s.users.has(account)) return true;
+  for (const d of devices) {
+    if (d === '') continue;
+    if (s.anons.has(d)) return true;
+    if (account === '' && s.linked.has(d)) return true;
+  }
+  return false;
+}
+
+function quarantineSubject(line: Buffer): { tenant: string; messageId: string; user: string; devices: string[] } | undefined {
+  try {
+    const e = JSON.parse(line.toString('utf8')) as { tenant: string; messageId: string; message: Record<string, unknown> };
+    const m = e.message;
+    const s = (v: unknown) => (typeof v === 'string' || typeof v === 'number' ? String(v) : '');
+    const device = (m.context as { device?: { id?: unknown } } | undefined)?.device?.id;
+    return { tenant: e.tenant, messageId: e.messageId, user: s(m.userId), devices: [s(m.anonymousId), s(device), s(m.previousId)] };
+  } catch {
+    return undefined;
+  }
+}
+
+/** The subject ids of a file, for its index. */
+function indexOf(kind: (typeof SUBJECT_KINDS)[number], body: Buffer): IndexBuilder {
+  const b = new IndexBuilder();
+  forEachRecord(body, (line) => {
+    if (kind === 'quarantine') {
+      const q = quarantineSubject(line);
+      if (!q) return;
+      b.add(q.tenant, 'USER_ID', q.user);
+      for (const d of q.devices) b.add(q.tenant, 'ANONYMOUS_ID', d);
+      return;
+    }
+    const c = csvFields(line, 5);
+    const tenant = c[1] ?? '';
+    if (kind === 'tracks') {
+      b.add(tenant, 'USER_ID', c[4] ?? '');
+      b.add(tenant, 'ANONYMOUS_ID', c[3] ?? '');
+    } else {
+      b.add(tenant, 'USER_ID', c[3] ?? '');
+      b.add(tenant, 'ANONYMOUS_ID', c[2] ?? '');
+      b.add(tenant, 'ANONYMOUS_ID', c[4] ?? '');
+    }
+  }, kind === 'quarantine' ? 'jsonl' : 'csv');
+  return b;
+}
+
+/** The file and its index, each replaced in one put; the index names the file's new ETag. */
+async function replace(store: ObjectStore, key: string, body: Buffer, index: IndexBuilder): Promise<void> {
+  await store.put(key, body);
+  const info = (await store.list(key)).find((x) => x.key === key);
+  if (info) await store.put(keys.subjectIndex(key), index.encode(info.etag));
+}
+
+/** Days with a manifest under the prefix: the days a job has computed. */
+async function computedDays(store: ObjectStore, prefix: string): Promise<Set<string>> {
+  return new Set((await store.list(prefix)).filter((x) => x.key.endsWith('/manifest.json')).map((x) => dayOfKey(x.key)).filter((d): d is string => d !== undefined));
+}
+
+/**
+ * Calls f with each record's bytes (without its newline): a record ends at a newline outside double quotes
+ * (RFC 4180). With a header, the first record is skipped.
+ */
+export function forEachRecord(body: Buffer, f: (line: Buffer) => void, format: Format = 'csv'): void {
+  for (const [s, e] of recordBounds(body, format)) f(body.subarray(s, e));
+}
+
+/** CSV with a header line, or JSON lines (no header; a JSON line never holds a raw newline, nor quotes in pairs). */
+type Format = 'csv' | 'jsonl';
+
+function* recordBounds(body: Buffer, format: Format): Generator<[number, number]> {
+  const header = format === 'csv';
+  let start = 0;
+  let first = true;
+  while (start < body.length) {
+    let end = body.indexOf(0x0a, start);
+    // A newline inside quotes is part of the value: count quotes up to it, and go on while they are odd.
+    for (;;) {
+      if (end < 0) end = body.length;
+      if (format === 'jsonl') break;
+      let quotes = 0;
+      for (let i = body.indexOf(0x22, start); i >= 0 && i < end; i = body.indexOf(0x22, i + 1)) quotes++;
+      if (quotes % 2 === 0 || end === body.length) break;
+      end = body.indexOf(0x0a, end + 1);
+    }
+    if (!(first && header)) yield [start, end];
+    first = false;
+    start = end + 1;
+  }
+}
+
+/**
+ * The body without the records `drop` says go ('remove'), or with them emptied ('blank': the line stays, so
+ * line numbers hold); every other byte as it was. n: records dropped.
+ */
+export function filterRecords(body: Buffer, drop: (line: Buffer) => boolean, mode: 'remove' | 'blank', format: Format): { out: Buffer; n: number } {
+  const parts: Buffer[] = [];
+  let n = 0;
+  let kept = 0; // the first byte not yet copied
+  for (const [s, e] of recordBounds(body, format)) {
+    if (!drop(body.subarray(s, e))) continue;
+    n++;
+    parts.push(body.subarray(kept, s));
+    kept = mode === 'remove' ? Math.min(e + 1, body.length) : e;
+  }
+  if (n === 0) return { out: body, n };
+  parts.push(body.subarray(kept));
+  return { out: Buffer.concat(parts), n };
+}
