@@ -22,7 +22,9 @@ describe('read-side tokens', () => {
   it('carry the tenant, the merchant when given, and the expiry', async () => {
     const clock = new ManualClock(T0);
     const t = await createToken({ tenant: 'shop', merchant: 'm1' }, 3600, secret, clock);
-    assert.deepEqual(await verifyBearer(bearer(t), secret, clock), { ok: true, scope: { tenant: 'shop', merchant: 'm1', exp: T0 / 1000 + 3600 } });
+    assert.deepEqual(await verifyBearer(bearer(t), secret, clock), { ok: true, scope: { tenant: 'shop', merchant: 'm1', exp: T0 / 1000 + 3600, access: 'read' } });
+    const privacy = await verifyBearer(bearer(await createToken({ tenant: 'shop', access: 'privacy' }, 60, secret, clock)), secret, clock);
+    assert.ok(privacy.ok && privacy.scope.access === 'privacy', 'a privacy token says so');
     const tenantOnly = await verifyBearer(bearer(await createToken({ tenant: 'shop' }, 60, secret, clock)), secret, clock);
     assert.ok(tenantOnly.ok && tenantOnly.scope.merchant === undefined);
   });

@@ -31,7 +31,7 @@ import type { ObjectInfo, ObjectStore } from '../storage/store.js';
 import { IndexBuilder, readIndexes, subjectPrint, type SubjectIndex } from './index.js';
 import { deletes, type ErasureReport, type Regulation, Regulations } from './regulations.js';
 import { csvFields } from './ship-filter.js';
-import { subjectHash } from './subjects.js';
+import { quarantineSubject, subjectHash } from './subjects.js';
 
 export interface ErasureOptions extends JobResources {
   store: ObjectStore;
@@ -242,18 +242,6 @@ function isSubject(s: Subjects | undefined, account: string, devices: readonly s
     if (account === '' && s.linked.has(d)) return true;
   }
   return false;
-}
-
-function quarantineSubject(line: Buffer): { tenant: string; messageId: string; user: string; devices: string[] } | undefined {
-  try {
-    const e = JSON.parse(line.toString('utf8')) as { tenant: string; messageId: string; message: Record<string, unknown> };
-    const m = e.message;
-    const s = (v: unknown) => (typeof v === 'string' || typeof v === 'number' ? String(v) : '');
-    const device = (m.context as { device?: { id?: unknown } } | undefined)?.device?.id;
-    return { tenant: e.tenant, messageId: e.messageId, user: s(m.userId), devices: [s(m.anonymousId), s(device), s(m.previousId)] };
-  } catch {
-    return undefined;
-  }
 }
 
 /** The subject ids of a file, for its index. */

@@ -8,7 +8,7 @@
  * together. Its subject is read off its rows (lake/layout.ts names the columns).
  */
 import type { SuppressionState } from './regulations.js';
-import { subjectHash, type SubjectType } from './subjects.js';
+import { quarantineSubject, subjectHash, type SubjectType } from './subjects.js';
 
 /** A row of a log record: its kind byte's letter and its line's bytes. */
 export interface RowView {
@@ -58,15 +58,8 @@ function idsOf(row: RowView): { tenant: string; subjects: Array<[SubjectType, st
     return { tenant: f[1] ?? '', subjects: [['USER_ID', f[3] ?? ''], ['ANONYMOUS_ID', f[2] ?? ''], ['ANONYMOUS_ID', f[4] ?? '']] };
   }
   if (row.kind === 'q') {
-    try {
-      const e = JSON.parse(row.line.toString('utf8')) as { tenant: string; message: Record<string, unknown> };
-      const m = e.message;
-      const device = (m.context as { device?: { id?: unknown } } | undefined)?.device?.id;
-      const s = (v: unknown) => (typeof v === 'string' || typeof v === 'number' ? String(v) : '');
-      return { tenant: e.tenant, subjects: [['USER_ID', s(m.userId)], ['ANONYMOUS_ID', s(m.anonymousId)], ['ANONYMOUS_ID', s(device)], ['ANONYMOUS_ID', s(m.previousId)]] };
-    } catch {
-      return undefined;
-    }
+    const q = quarantineSubject(row.line);
+    return q && { tenant: q.tenant, subjects: [['USER_ID', q.user], ...q.devices.map((d): [SubjectType, string] => ['ANONYMOUS_ID', d])] };
   }
   return undefined;
 }

@@ -25,6 +25,19 @@ export interface MessageIds {
   previousId?: string | undefined;
 }
 
+/** A quarantine line's tenant, message id and subject ids (user id; device, anonymous and previous ids). */
+export function quarantineSubject(line: Buffer | string): { tenant: string; messageId: string; user: string; devices: string[] } | undefined {
+  try {
+    const e = JSON.parse(typeof line === 'string' ? line : line.toString('utf8')) as { tenant: string; messageId: string; message: Record<string, unknown> };
+    const m = e.message;
+    const s = (v: unknown) => (typeof v === 'string' || typeof v === 'number' ? String(v) : '');
+    const device = (m.context as { device?: { id?: unknown } } | undefined)?.device?.id;
+    return { tenant: e.tenant, messageId: e.messageId, user: s(m.userId), devices: [s(m.anonymousId), s(device), s(m.previousId)] };
+  } catch {
+    return undefined; // a line that is not a quarantine entry names nobody
+  }
+}
+
 /**
  * The door's view of the suppression lists: per tenant, the hashes of its suppressed subjects. A tenant
  * without suppressions costs one map lookup per message; with some, one HMAC per id the message carries.
