@@ -14,6 +14,9 @@ import { aggregateTask } from '../src/cli/aggregate.js';
 import { sessionsTask } from '../src/cli/sessions.js';
 import { loadConfig } from '../src/config/config.js';
 import { silent, tempDir } from './helpers.js';
+import { ManualClock } from '../src/lib/clock.js';
+import { runErasure } from '../src/privacy/erase.js';
+import { Regulations } from '../src/privacy/regulations.js';
 import { TestS3 } from './s3server.js';
 import { api, startReadWorld } from './read-fixture.js';
 
@@ -35,7 +38,7 @@ async function seed(store: ObjectStore): Promise<void> {
 async function snapshot(store: ObjectStore): Promise<Record<string, string>> {
   const out: Record<string, string> = {};
   // Manifests and input records hold ETags, which differ between stores.
-  for (const o of await store.list('')) if (!o.key.startsWith('tracks/') && !o.key.endsWith('.json')) out[o.key] = (await store.get(o.key))!.toString();
+  for (const o of await store.list('')) if (!o.key.endsWith('.json') && !o.key.endsWith('.idx')) out[o.key] = (await store.get(o.key))!.toString();
   return out;
 }
 
@@ -57,6 +60,34 @@ describe('the jobs on S3', () => {
     const b = await snapshot(remote);
     assert.ok(Object.keys(a).some((k) => k.startsWith('aggregates/overall/')) && Object.keys(a).some((k) => k.startsWith('track_facts/')));
     assert.deepEqual(b, a);
+  });
+
+  it('erase a user to the same files on S3 as in a local folder', async () => {
+    const local = new LocalStore(path.join(tempDir('erase'), 'data'));
+    const remote = s3.store('erase');
+    const days = ['2026-06-01', '2026-06-02'];
+    const clock = new ManualClock(T + 2 * 86_400_000);
+    const secret = 'p'.repeat(40);
+    const results = [];
+    for (const store of [local, remote]) {
+      await seed(store);
+      await runAggregates(days, { store, metrics: metricSet(), logger: silent });
+      await runSessions(days, { store, logger: silent, inactivityMinutes: 30, includeBots: false, lookbackDays: 35 });
+      const before = await snapshot(store);
+      await new Regulations(store, secret, clock).create('t2', { regulationType: 'DELETE', subjectType: 'USER_ID', subjectIds: ['u0'] });
+      const run = await runErasure({ store, clock, logger: silent, secret, metrics: metricSet(), sessions: { inactivityMinutes: 30, includeBots: false, lookbackDays: 35 } });
+      results.push(run.report);
+      const after = await snapshot(store);
+      assert.notDeepEqual(after, before);
+      // u0 of tenant t2 is gone from the tracking files and the track facts (t1 has a u0 of its own, who stays).
+      const rows = Object.entries(after).filter(([k]) => k.startsWith('tracks/') || k.startsWith('track_facts/')).flatMap(([, v]) => v.split('\n'));
+      assert.ok(!rows.some((l) => /^\d+,t2,[^,]*,[^,]*,u0,/.test(l)), 'no row of t2\'s u0 left');
+      assert.ok(rows.some((l) => /^\d+,t1,[^,]*,[^,]*,u0,/.test(l)), 't1\'s u0 stays');
+    }
+    assert.ok(results[0]!.rowsRemoved.tracks! > 0);
+    assert.deepEqual(results[1], results[0]);
+    const strip = (x: Record<string, string>) => Object.fromEntries(Object.entries(x).filter(([k]) => !k.startsWith('privacy/')));
+    assert.deepEqual(strip(await snapshot(remote)), strip(await snapshot(local)));
   });
 
   it('runs the nightly tasks in order, catching up the days since the last run', async () => {
