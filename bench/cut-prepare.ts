@@ -4,7 +4,7 @@
  * write key `dev`, so neither handles refusals beyond what it checks.
  */
 import type { PrepareResult, RawRequest } from '../src/ingest/prepare.js';
-import { fingerprintInto } from '../src/ingest/fingerprint.js';
+import { fingerprintInto } from '../src/lib/fingerprint.js';
 import { encodeFrame } from '../src/ingest/wal.js';
 import { reject } from '../src/lib/result.js';
 import { splitBody, validateMessage } from '../src/segment/message.js';

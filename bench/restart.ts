@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BYTES_PER_ID, ID_ENTRY_BYTES, writeIdsFile } from '../src/ingest/dedup.js';
-import { fingerprint } from '../src/ingest/fingerprint.js';
+import { fingerprint } from '../src/lib/fingerprint.js';
 import { residentBytes, start } from './load.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));

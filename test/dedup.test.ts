@@ -9,7 +9,7 @@ import path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { after, describe, it } from 'node:test';
 import { BYTES_PER_ID, DedupIndex, writeIdsFile } from '../src/ingest/dedup.js';
-import { fingerprint } from '../src/ingest/fingerprint.js';
+import { fingerprint } from '../src/lib/fingerprint.js';
 import { Prefaulter } from '../src/ingest/prefault.js';
 import { ManualClock } from '../src/lib/clock.js';
 import { pino } from 'pino';

@@ -3,7 +3,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { describe, it } from 'node:test';
-import { fingerprint } from '../src/ingest/fingerprint.js';
+import { fingerprint } from '../src/lib/fingerprint.js';
 import { decodeRecords, encodeRecords, readRecords, type WalRecord } from '../src/ingest/records.js';
 import { segmentObjects } from '../src/ingest/shipper.js';
 import { WriteAheadLog, decodeSegment, encodeFrame } from '../src/ingest/wal.js';

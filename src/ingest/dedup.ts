@@ -3,7 +3,7 @@
  * not written again. The index lives in memory and is rebuilt at start from the log's pending segments and
  * the small id files written when a segment is shipped, so it holds across restarts.
  *
- * The index keeps the 64-bit fingerprint of (tenant, messageId) (ingest/fingerprint.ts), its receipt time
+ * The index keeps the 64-bit fingerprint of (tenant, messageId) (lib/fingerprint.ts), its receipt time
  * (whole seconds, rounded up) and the ticket of the request that logged it, in typed arrays (an
  * open-addressing table with linear probing): 16 bytes a slot, and nothing for the garbage collector to walk
  * (bench:ingest measured a Map of strings at a tenth of the collector's CPU, most of it in GC).
@@ -28,7 +28,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Clock } from '../lib/clock.js';
 import { writeFileAtomic } from '../storage/local.js';
-import { fingerprint } from './fingerprint.js';
+import { fingerprint } from '../lib/fingerprint.js';
 import type { Prefault } from './prefault.js';
 
 /** A slot's time: 0 is a slot never used, 1 one whose id was released or moved; ids hold seconds since 1970. */

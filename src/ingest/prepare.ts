@@ -15,14 +15,14 @@ import { IDENTITY_COLUMNS } from '../tracking/columns.js';
 import { csvRecord, trackCsv } from '../tracking/csv.js';
 import { UaClassifier } from '../tracking/enrich.js';
 import { buildEventMap, type EventMap } from '../tracking/events.js';
-import { eventTime, keptIp, mapMessage } from '../tracking/map.js';
+import { eventTime, mapMessage, type MapContext } from '../tracking/map.js';
 import { quarantineLine, violationLine } from '../plan/files.js';
 import { judge } from '../plan/apply.js';
 import { ObservationCounter } from '../plan/observe.js';
 import { parsePlan, violationCode, type CompiledPlan } from '../plan/plan.js';
 import { AddressReducer, KEEP_ALL, reduceCoordinate, type Retention } from '../privacy/reduce.js';
 import { SuppressionSet, type SuppressionLists } from '../privacy/subjects.js';
-import { fingerprintInto } from './fingerprint.js';
+import { fingerprintInto } from '../lib/fingerprint.js';
 import { RecordWriter } from './records.js';
 import { encodeFrame } from './wal.js';
 
@@ -50,7 +50,7 @@ export interface PreparedRequest {
   /** Messages in the request, accepted or not. */
   messages: number;
   rejected: RejectedMessage[];
-  /** The dedup fingerprints (ingest/fingerprint.ts) of the records in frame, in order: two int32 each. */
+  /** The dedup fingerprints (lib/fingerprint.ts) of the records in frame, in order: two int32 each. */
   fingerprints: Int32Array;
   /** The records of the accepted messages that have rows, as one log frame (ingest/wal.ts, encodeFrame). */
   frame: Uint8Array;
@@ -146,7 +146,11 @@ export class RequestPreparer {
     const { messages, envelope } = split.value;
     const retention = retentionOf(this.settings.retention, writeKey);
     const receiptDay = this.dayOf(req.receivedAt);
-    const mapContext = { tenant, receivedAt: req.receivedAt, clientIp: req.clientIp, eventMap: this.eventMap, uaClassifier: this.uaClassifier, mayHoldNul, retention, reducer: this.reducer, receiptDay };
+    const keep = retention === KEEP_ALL ? undefined : {
+      ip: (ip: string) => this.reducer.reduce(ip, retention.ipMode, receiptDay),
+      coordinate: (v: number) => reduceCoordinate(v, retention.geoPrecision)!,
+    };
+    const mapContext: MapContext = { tenant, receivedAt: req.receivedAt, clientIp: req.clientIp, eventMap: this.eventMap, uaClassifier: this.uaClassifier, mayHoldNul, keep };
     const rejected: RejectedMessage[] = [];
     const records = this.records;
     records.reset();
@@ -197,7 +201,7 @@ export class RequestPreparer {
       if (blocked) {
         // Kept whole, out of the tracking files, until `plan replay` lets it in.
         // With less kept (ipMode, geoPrecision), the message is stored as reduced as its tracking rows would be.
-        const kept = retention === KEEP_ALL ? undefined : keptMessage(raw, envelope.context, retention, mapContext);
+        const kept = keep === undefined ? undefined : keptMessage(raw, envelope.context, retention, keep.ip, req.clientIp);
         const entry = { tenant, receivedAt: req.receivedAt, ip: kept?.ip ?? req.clientIp, messageId: msg.messageId, context: kept?.context ?? envelope.context, sentAt: envelope.sentAtMs, violations: verdict.violations, message: kept?.message ?? raw };
         records.row('q', day, quarantineLine(entry));
       }
@@ -240,12 +244,12 @@ type Json = Record<string, unknown>;
  * goes to the entry's `ip` reduced (a replay maps it from there) and leaves `context.ip` unless it is still
  * an address (truncate); positions are rounded. Copies: the request's objects are not changed.
  */
-function keptMessage(raw: Json, batchContext: Json | undefined, retention: Retention, ctx: Parameters<typeof keptIp>[1]) {
+function keptMessage(raw: Json, batchContext: Json | undefined, retention: Retention, keptIp: (ip: string) => string | null, clientIp: string | null) {
   const reduceContext = (c: unknown): Json | undefined => {
     if (c === null || typeof c !== 'object' || Array.isArray(c)) return undefined;
     const out: Json = { ...(c as Json) };
     if (typeof out.ip === 'string') {
-      if (retention.ipMode === 'truncate') out.ip = keptIp(out.ip, ctx);
+      if (retention.ipMode === 'truncate') out.ip = keptIp(out.ip);
       else if (retention.ipMode !== 'full') delete out.ip;
     }
     const loc = out.location;
@@ -260,7 +264,7 @@ function keptMessage(raw: Json, batchContext: Json | undefined, retention: Reten
   const message: Json = { ...raw };
   if (raw.context !== undefined) message.context = reduceContext(raw.context) ?? raw.context;
   return {
-    ip: keptIp(ownIp(raw.context) ?? ownIp(batchContext) ?? ctx.clientIp, ctx),
+    ip: ((ip) => (ip === null ? null : keptIp(ip)))(ownIp(raw.context) ?? ownIp(batchContext) ?? clientIp),
     context: batchContext === undefined ? undefined : reduceContext(batchContext),
     message,
   };

@@ -3,7 +3,7 @@
  *
  * The layout is binary, so preparing a request writes it straight into one buffer and shipping cuts
  * tracking files out of it without turning anything back into a string. A payload is the byte `~`, then
- * per record: the fingerprint of its dedup key (ingest/fingerprint.ts, two int32 LE), its receipt time
+ * per record: the fingerprint of its dedup key (lib/fingerprint.ts, two int32 LE), its receipt time
  * (float64 LE) and its row count (uint32 LE); then per row the kind (1 byte: `t` a tracking row, `i` an
  * identity link, `v` a tracking-plan violation, `q` a blocked message for quarantine), the UTC day
  * (10 bytes), the line's length in bytes (uint32 LE) and the line (CSV, or for `q` one line of JSON).
@@ -12,7 +12,7 @@
  * <rows>:` then `<kind><day><bytes>:<line>` per row) or of tracklake 0.1's JSON array. Their ids are
  * fingerprinted as they are read.
  */
-import { fingerprint } from './fingerprint.js';
+import { fingerprint } from '../lib/fingerprint.js';
 
 export type RowKind = 't' | 'i' | 'v' | 'q';
 

@@ -11,7 +11,10 @@
  */
 import { dayPath } from '../lib/dates.js';
 import { IDENTITY_COLUMNS, TRACK_COLUMNS } from '../tracking/columns.js';
-import type { SubjectType } from '../privacy/subjects.js';
+
+/** The two ids a privacy regulation can name a person by (privacy/subjects.ts). */
+export const SUBJECT_TYPES = ['USER_ID', 'ANONYMOUS_ID'] as const;
+export type SubjectType = (typeof SUBJECT_TYPES)[number];
 
 export type ColumnTypes = Readonly<Record<string, string>>;
 

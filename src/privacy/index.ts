@@ -1,7 +1,7 @@
 /**
  * Finding a person without reading the year: a small index per stored file of the kinds whose rows name
  * people (tracking files, identity links, quarantine), kept under `privacy/index/<key>.idx`. It holds the
- * sorted 64-bit fingerprints (ingest/fingerprint.ts) of every subject id in the file, by type: `u` for an
+ * sorted 64-bit fingerprints (lib/fingerprint.ts) of every subject id in the file, by type: `u` for an
  * account id, `d` for a device, anonymous or previous id. A deletion looks its subjects up in the indexes
  * and reads only the files that may hold them (a fingerprint shared by chance costs a read, never a row).
  *
@@ -13,7 +13,7 @@
  * 40 hex characters, padded), then the entries: (high uint32 LE, low uint32 LE), sorted unsigned.
  */
 import { createHash } from 'node:crypto';
-import { fingerprint, fingerprintInto } from '../ingest/fingerprint.js';
+import { fingerprint, fingerprintInto } from '../lib/fingerprint.js';
 import { keys } from '../lake/layout.js';
 import type { ObjectInfo, ObjectStore } from '../storage/store.js';
 import type { SubjectType } from './subjects.js';

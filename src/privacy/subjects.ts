@@ -9,8 +9,9 @@
  */
 import { createHmac } from 'node:crypto';
 
-export const SUBJECT_TYPES = ['USER_ID', 'ANONYMOUS_ID'] as const;
-export type SubjectType = (typeof SUBJECT_TYPES)[number];
+import { SUBJECT_TYPES, type SubjectType } from '../lake/layout.js';
+
+export { SUBJECT_TYPES, type SubjectType };
 
 /** The keyed hash of one subject: 128 bits of HMAC-SHA256, hex. */
 export function subjectHash(secret: string, tenant: string, type: SubjectType, id: string): string {

@@ -10,7 +10,6 @@ import { ok, reject, type Result } from '../lib/result.js';
 import type { IdentityRow, TrackRow } from './columns.js';
 import { deviceType, trafficSource, type UaClassifier } from './enrich.js';
 import { canonicalEvent, type EventMap } from './events.js';
-import { reduceCoordinate, type AddressReducer, type Retention } from '../privacy/reduce.js';
 
 export interface MapContext {
   tenant: string;
@@ -24,11 +23,11 @@ export interface MapContext {
    * per-field NUL checks are skipped. Raw NUL bytes cannot reach a string: JSON refuses them.
    */
   mayHoldNul?: boolean;
-  /** What the source keeps of addresses and positions (privacy/reduce.ts); unset keeps everything. */
-  retention?: Retention;
-  reducer?: AddressReducer;
-  /** The receipt's UTC day: a hashed address is stable within it. */
-  receiptDay?: string;
+  /**
+   * What the source keeps of addresses and positions (privacy/reduce.ts, set up by the request preparer):
+   * unset keeps everything.
+   */
+  keep?: { ip(ip: string): string | null; coordinate(v: number): number };
 }
 
 export interface MappedRows {
@@ -174,8 +173,8 @@ function mapUnchecked(m: SegmentMessage, ctx: MapContext): Result<MappedRows> {
       ? (num(p.revenue, 'revenue') ?? num(p.total, 'total') ?? num(p.value, 'value') ?? num(p.price, 'price'))
       : (num(p.value, 'value') ?? num(p.revenue, 'revenue') ?? num(p.total, 'total') ?? num(p.price, 'price')),
     ip: keptIp(contextIp ?? ctx.clientIp, ctx),
-    long: reduceCoordinate(num(get(location, 'longitude'), 'location.longitude', -180, 180), ctx.retention?.geoPrecision),
-    lat: reduceCoordinate(num(get(location, 'latitude'), 'location.latitude', -90, 90), ctx.retention?.geoPrecision),
+    long: keptCoordinate(num(get(location, 'longitude'), 'location.longitude', -180, 180), ctx),
+    lat: keptCoordinate(num(get(location, 'latitude'), 'location.latitude', -90, 90), ctx),
     referer,
     bot: uaFacts.bot,
     ua: ua ?? null,
@@ -200,10 +199,12 @@ function mapUnchecked(m: SegmentMessage, ctx: MapContext): Result<MappedRows> {
 }
 
 /** The address as the source's ipMode keeps it. */
-export function keptIp(ip: string | null, ctx: MapContext): string | null {
-  const mode = ctx.retention?.ipMode ?? 'full';
-  if (mode === 'full' || ip === null) return ip;
-  return ctx.reducer!.reduce(ip, mode, ctx.receiptDay ?? new Date(ctx.receivedAt).toISOString().slice(0, 10));
+function keptIp(ip: string | null, ctx: MapContext): string | null {
+  return ip === null || ctx.keep === undefined ? ip : ctx.keep.ip(ip);
+}
+
+function keptCoordinate(v: number | null, ctx: MapContext): number | null {
+  return v === null || ctx.keep === undefined ? v : ctx.keep.coordinate(v);
 }
 
 /** An order also yields one `sales` row per product: value = price × quantity (quantity defaults to 1). */
