@@ -132,31 +132,43 @@ describe('suppression at the door, on every node of a bucket', () => {
   });
 });
 
+const SECRET = 'e'.repeat(40);
+const LAKE_DAYS = ['2026-03-11', '2026-03-12', '2026-03-13', '2026-03-14', '2026-03-15'];
+const jobOptions = (store: ObjectStore) => ({ store, logger: silent, metrics: metricSet([]), inactivityMinutes: 30, includeBots: false, lookbackDays: 35 });
+const erasure = (store: ObjectStore, clock: ManualClock) => ({ store, clock, logger: silent, secret: SECRET, metrics: metricSet([]), sessions: { inactivityMinutes: 30, includeBots: false, lookbackDays: 35 } });
+
+/**
+ * A small lake in dir/data, through a real collector and the real jobs: u1 browses anonymously as d1 on day 3,
+ * logs in on day 2, comes back on another device on day 1; 30 other events around, and a1 anonymous.
+ */
+async function buildLake(dir: string, clock: ManualClock): Promise<void> {
+  const c = await startCollector({ storage: path.join(dir, 'data'), walDir: path.join(dir, 'wal'), privacySecret: SECRET }, { clock });
+  const msgs: unknown[] = [];
+  msgs.push(track({ anonymousId: 'd1', timestamp: day(3) }), track({ anonymousId: 'd1', timestamp: day(3), event: 'Product Shared' }));
+  msgs.push({ type: 'identify', userId: 'u1', anonymousId: 'd1', timestamp: day(2) }, track({ userId: 'u1', anonymousId: 'd1', timestamp: day(2) }));
+  msgs.push(track({ userId: 'u1', anonymousId: 'd9', timestamp: day(1), event: 'Chat Started' }));
+  for (let i = 0; i < 30; i++) msgs.push(track({ userId: `x${i % 5}`, anonymousId: `dx${i % 7}`, timestamp: day(i % 4), properties: { product_id: `p${i % 3}`, merchant_id: 'm1', page: 'say "hi",\nthere' } }));
+  msgs.push(track({ anonymousId: 'a1', timestamp: day(2) }));
+  const r = await post(`${c.url}/v1/batch`, { batch: msgs });
+  assert.equal(r.status, 200);
+  await flushed(c);
+  await c.close();
+  const store = new LocalStore(path.join(dir, 'data'));
+  await runAggregates(LAKE_DAYS, jobOptions(store));
+  await runSessions(LAKE_DAYS, { ...jobOptions(store), force: true });
+}
+
 describe('erasure', () => {
   const dir = tempDir();
   const data = path.join(dir, 'data');
-  const secret = 'e'.repeat(40);
+  const secret = SECRET;
   let store: LocalStore;
   const clock = new ManualClock(T0);
-  const jobs = () => ({ store, logger: silent, metrics: metricSet([]), inactivityMinutes: 30, includeBots: false, lookbackDays: 35 });
+  const jobs = () => jobOptions(store);
 
   before(async () => {
-    const c = await startCollector({ storage: data, walDir: path.join(dir, 'wal'), privacySecret: secret }, { clock });
-    const msgs: unknown[] = [];
-    // u1 browses anonymously as d1 on day 3, logs in on day 2, comes back on day 1; others around.
-    msgs.push(track({ anonymousId: 'd1', timestamp: day(3) }), track({ anonymousId: 'd1', timestamp: day(3), event: 'Product Shared' }));
-    msgs.push({ type: 'identify', userId: 'u1', anonymousId: 'd1', timestamp: day(2) }, track({ userId: 'u1', anonymousId: 'd1', timestamp: day(2) }));
-    msgs.push(track({ userId: 'u1', anonymousId: 'd9', timestamp: day(1), event: 'Chat Started' }));
-    for (let i = 0; i < 30; i++) msgs.push(track({ userId: `x${i % 5}`, anonymousId: `dx${i % 7}`, timestamp: day(i % 4), properties: { product_id: `p${i % 3}`, merchant_id: 'm1', page: 'say "hi",\nthere' } }));
-    msgs.push(track({ anonymousId: 'a1', timestamp: day(2) }));
-    const r = await post(`${c.url}/v1/batch`, { batch: msgs });
-    assert.equal(r.status, 200);
-    await flushed(c);
-    await c.close();
+    await buildLake(dir, clock);
     store = new LocalStore(data);
-    const days = ['2026-03-11', '2026-03-12', '2026-03-13', '2026-03-14', '2026-03-15'];
-    await runAggregates(days, jobs());
-    await runSessions(days, { ...jobs(), force: true });
   });
 
   it('removes every row of a user and of their linked devices, and derived files equal a rebuild', async () => {
@@ -181,9 +193,8 @@ describe('erasure', () => {
     const fresh = tempDir();
     cpSync(path.join(data, 'tracks'), path.join(fresh, 'tracks'), { recursive: true });
     const rebuilt = new LocalStore(fresh);
-    const days = ['2026-03-11', '2026-03-12', '2026-03-13', '2026-03-14', '2026-03-15'];
-    await runAggregates(days, { ...jobs(), store: rebuilt });
-    await runSessions(days, { ...jobs(), store: rebuilt, force: true });
+    await runAggregates(LAKE_DAYS, { ...jobs(), store: rebuilt });
+    await runSessions(LAKE_DAYS, { ...jobs(), store: rebuilt, force: true });
     for (const prefix of ['aggregates/daily/', 'aggregates/overall/', 'sessions/', 'track_facts/', 'users/user_facts.csv']) {
       assert.deepEqual(await allLines(store, prefix), await allLines(rebuilt, prefix), prefix);
     }
@@ -205,6 +216,32 @@ describe('erasure', () => {
     const none = await runErasure({ store, clock, logger: silent, secret, metrics: metricSet([]), sessions: { inactivityMinutes: 30, includeBots: false, lookbackDays: 35 } });
     assert.equal(none.report.filesRead, 0, 'an id never seen reads no file');
     assert.deepEqual(none.report.rowsRemoved, {});
+  });
+
+  it('stays RUNNING with the reason when storage fails mid-deletion, and the next run finishes it exactly', async () => {
+    const template = tempDir();
+    await buildLake(template, clock);
+    // Where a put fails (after the two regulations are marked RUNNING): early, in the middle, late (the recomputed days).
+    for (const failAt of [3, 6, 10, 20]) {
+      const copy = tempDir();
+      cpSync(path.join(template, 'data'), path.join(copy, 'data'), { recursive: true });
+      const local = new LocalStore(path.join(copy, 'data'));
+      const expected = (await allLines(local, 'tracks/')).filter((l) => l.split(',')[4] !== 'u1' && !(['d1', 'a1'].includes(l.split(',')[3]!) && l.split(',')[4] === ''));
+      const regs = new Regulations(local, SECRET, clock);
+      const a = await regs.create('demo', { regulationType: 'DELETE', subjectType: 'USER_ID', subjectIds: ['u1'] });
+      await regs.create('demo', { regulationType: 'DELETE', subjectType: 'ANONYMOUS_ID', subjectIds: ['a1'] });
+      let puts = 0;
+      // The storage failing: a put refused as S3 refuses one when it is down.
+      const failing: ObjectStore = { ...local, location: local.location, put: async (k, b) => { if (++puts === failAt) throw new Error('storage down'); return local.put(k, b); }, putFile: (k, f) => local.putFile(k, f), get: (k) => local.get(k), list: (p) => local.list(p), delete: (k) => local.delete(k), localPath: (k) => local.localPath(k) };
+      await assert.rejects(runErasure(erasure(failing, clock)), /storage down/);
+      const stuck = (await regs.get('demo', a.id))!;
+      assert.equal(stuck.status, 'RUNNING', `failing at put ${failAt}`);
+      assert.equal(stuck.lastError, 'storage down');
+      assert.deepEqual(stuck.subjectIds, ['u1'], 'the ids stay until the deletion is done');
+      await runErasure(erasure(local, clock));
+      assert.deepEqual(await allLines(local, 'tracks/'), expected, `failing at put ${failAt}`);
+      assert.equal((await regs.get('demo', a.id))!.status, 'FINISHED');
+    }
   });
 });
 
