@@ -9,7 +9,8 @@ import { describe, it } from 'node:test';
 import { ManualClock } from '../src/lib/clock.js';
 import { Regulations } from '../src/privacy/regulations.js';
 import { LocalStore } from '../src/storage/local.js';
-import { CLI, post, flushed, startCollector, T0, tempDir, track } from './helpers.js';
+import { systemClock } from '../src/lib/clock.js';
+import { basic, CLI, post, flushed, readRows, spawnCollector, startCollector, T0, tempDir, track } from './helpers.js';
 
 async function tracked(store: LocalStore): Promise<string[]> {
   const out: string[] = [];
@@ -47,5 +48,56 @@ describe('a deletion killed with SIGKILL', () => {
     assert.deepEqual(await tracked(store), expected);
     const done = (await new Regulations(store, secret, clock).get('demo', reg.id))!;
     assert.equal(done.status, 'FINISHED');
+  });
+});
+
+/** Sends batches of 10 events of one subject (userId), tagged by correlation id; the ids acknowledged. */
+async function send(url: string, user: string, batches: number, tag: string): Promise<string[]> {
+  const acked: string[] = [];
+  for (let b = 0; b < batches; b++) {
+    const batch = Array.from({ length: 10 }, (_, i) => ({ type: 'track', event: 'view', userId: user, properties: { correlation_id: `${tag}-${b}-${i}`, product_id: 'p' } }));
+    try {
+      const res = await fetch(`${url}/v1/batch`, { method: 'POST', headers: { authorization: basic('dev'), 'content-type': 'application/json' }, body: JSON.stringify({ batch }) });
+      if (res.status === 200) acked.push(...batch.map((m) => m.properties.correlation_id));
+      await res.arrayBuffer();
+    } catch {
+      // killed mid-request: not acknowledged
+    }
+  }
+  return acked;
+}
+
+describe('a collector killed with SIGKILL while a deletion is pending', () => {
+  it('ships none of the subject\'s logged messages after the restart, and everyone else\'s exactly once', async () => {
+    const dir = tempDir('erase-ship');
+    // Nothing ships before the kill (a long flush interval): the whole log is recovered and shipped after it.
+    const args = ['--flush-interval-ms', '3600000', '--node-id', 'n1'];
+    const first = await spawnCollector(dir, args);
+    const victim = await send(first.url, 'victim', 20, 'v');
+    const others = await send(first.url, 'other', 20, 'o');
+    assert.equal(victim.length, 200);
+    // The deletion arrives in the bucket (from any node) after these were acknowledged; then the node dies.
+    const store = new LocalStore(path.join(dir, 'data'));
+    const secret = (await store.get('privacy/secret'))!.toString().trim();
+    await new Regulations(store, secret, systemClock).create('demo', { regulationType: 'DELETE', subjectType: 'USER_ID', subjectIds: ['victim'] });
+    const more = send(first.url, 'other', 30, 'm');
+    await new Promise((r) => setTimeout(r, 150));
+    first.proc.kill('SIGKILL');
+    others.push(...(await more));
+    await first.exited;
+
+    // Killed again while it ships what it recovered, then stopped cleanly.
+    const second = await spawnCollector(dir, args);
+    second.proc.kill('SIGKILL');
+    await second.exited;
+    const third = await spawnCollector(dir, args);
+    third.proc.kill('SIGTERM');
+    assert.equal(await third.exited, 0);
+    assert.equal((await store.list('tracks/')).length > 0, true);
+    const rows = await readRows(store);
+    const stored = new Map<string, number>();
+    for (const r of rows) stored.set(r.correlationid!, (stored.get(r.correlationid!) ?? 0) + 1);
+    assert.deepEqual(rows.filter((r) => r.accountid === 'victim').map((r) => r.correlationid), [], 'the subject\'s rows were logged before the deletion: none ships');
+    assert.deepEqual(others.filter((id) => stored.get(id) !== 1), [], 'everyone else\'s acknowledged events exactly once');
   });
 });
