@@ -9,8 +9,12 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { parse } from 'csv-parse/sync';
 import type { Browser, Page } from 'puppeteer-core';
-import { readRows, tempDir } from './helpers.js';
+import { readRows, silent, tempDir } from './helpers.js';
 import { launchBrowser, UA } from './chromium.js';
+import { metricSet } from '../src/jobs/aggregates/metrics.js';
+import { runErasure } from '../src/privacy/erase.js';
+import { Regulations } from '../src/privacy/regulations.js';
+import { loadPrivacySecret } from '../src/privacy/secret.js';
 import { expectedCounts, type ReadWorld, sessionRows, simulatedStore, startReadWorld } from './read-fixture.js';
 
 async function open(browser: Browser, url: string): Promise<Page> {
@@ -122,6 +126,31 @@ describe('the dashboard in a real browser', () => {
     const leaked = [...others].filter((x) => words.has(x));
     assert.deepEqual(leaked, []);
     assert.ok((await tableKeys(page, 'products')).length > 0);
+    await page.close();
+  });
+
+  // Last: it erases a user from the world the tests above read.
+  it('no longer shows a user\'s sessions or views once a deletion has run', async () => {
+    const sessions = (await sessionRows(w.store)).filter((r) => r.tenantid === 'demo');
+    const accounts = new Set((await readRows(w.store)).filter((r) => r.accountid).map((r) => r.accountid));
+    const perUser = new Map<string, number>();
+    for (const r of sessions) if (accounts.has(r.userid!)) perUser.set(r.userid!, (perUser.get(r.userid!) ?? 0) + 1);
+    const [subject, theirs] = [...perUser].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1))[0]!;
+    assert.ok(theirs >= 2, 'a user with sessions to erase');
+    const page = await open(browser, `${w.url}/?token=${await w.token()}`);
+    assert.equal(await stat(page, 'sessions'), sessions.length);
+
+    const secret = await loadPrivacySecret(undefined, w.store);
+    await new Regulations(w.store, secret, w.clock).create('demo', { regulationType: 'DELETE', subjectType: 'USER_ID', subjectIds: [subject] });
+    await runErasure({ store: w.store, clock: w.clock, logger: silent, secret, metrics: metricSet(), sessions: { inactivityMinutes: 30, includeBots: false, lookbackDays: 35 } });
+    await w.cache.refresh();
+    await page.reload();
+    await ready(page);
+    const left = (await sessionRows(w.store)).filter((r) => r.tenantid === 'demo');
+    assert.equal(left.filter((r) => r.userid === subject).length, 0);
+    assert.equal(left.length, sessions.length - theirs, 'exactly the subject\'s sessions are gone');
+    assert.equal(await stat(page, 'sessions'), left.length);
+    assert.equal(await stat(page, 'view'), (await expectedCounts(w.store, () => 'all')).get('all')!.view, 'views as the remaining files count them');
     await page.close();
   });
 });
