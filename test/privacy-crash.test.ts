@@ -1,11 +1,13 @@
 /**
- * A deletion killed with SIGKILL at any point is finished by the next run: no row of anyone else lost or
- * doubled, no row of the subject left. The run is the real CLI in a child process.
+ * Privacy through real child processes: a deletion killed with SIGKILL at any point is finished by the next
+ * run (no row of anyone else lost or doubled, no row of the subject left); a collector killed while a
+ * deletion is pending ships none of the subject's logged messages; the commands and their bad flags.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { describe, it } from 'node:test';
+import { loadConfig } from '../src/config/config.js';
 import { ManualClock } from '../src/lib/clock.js';
 import { Regulations } from '../src/privacy/regulations.js';
 import { LocalStore } from '../src/storage/local.js';
@@ -99,5 +101,41 @@ describe('a collector killed with SIGKILL while a deletion is pending', () => {
     for (const r of rows) stored.set(r.correlationid!, (stored.get(r.correlationid!) ?? 0) + 1);
     assert.deepEqual(rows.filter((r) => r.accountid === 'victim').map((r) => r.correlationid), [], 'the subject\'s rows were logged before the deletion: none ships');
     assert.deepEqual(others.filter((id) => stored.get(id) !== 1), [], 'everyone else\'s acknowledged events exactly once');
+  });
+});
+
+describe('the privacy commands and settings', () => {
+  const cli = (args: string[], cwd: string) => spawnSync(process.execPath, [CLI, ...args], { cwd, encoding: 'utf8', env: { PATH: process.env.PATH ?? '' }, timeout: 60_000 });
+
+  it('file, list and show a regulation; refuse bad flags with exit 2 naming them', () => {
+    const dir = tempDir('regulate');
+    const made = cli(['regulate', '--tenant', 'demo', '--delete', '--suppress', '--user', 'u1', '--user', 'u2'], dir);
+    assert.equal(made.status, 0, made.stderr);
+    const reg = JSON.parse(made.stdout) as { regulateId: string; regulationType: string; status: string; subjects: number };
+    assert.deepEqual([reg.regulationType, reg.status, reg.subjects], ['SUPPRESS_WITH_DELETE', 'INITIALIZED', 2]);
+    const listed = cli(['regulations', 'list'], dir);
+    assert.equal(listed.status, 0);
+    assert.match(listed.stdout, new RegExp(reg.regulateId));
+    assert.equal(cli(['regulations', 'show', reg.regulateId, '--tenant', 'demo'], dir).status, 0);
+    for (const [args, setting] of [
+      [['regulate', '--tenant', 'demo', '--delete'], 'user'],
+      [['regulate', '--tenant', 'demo', '--delete', '--unsuppress', '--user', 'u1'], 'regulate'],
+      [['regulate', '--tenant', 'nope', '--delete', '--user', 'u1'], 'tenant'],
+      [['regulate', '--tenant', 'demo', '--suppress', '--user', 'x'.repeat(256)], 'user'],
+      [['token', 'create', '--tenant', 'demo', '--scope', 'admin'], 'scope'],
+      [['token', 'create', '--tenant', 'demo', '--scope', 'privacy', '--merchant', 'm1'], 'merchant'],
+      [['serve', '--no-api', '--port', '0'], 'ipMode'],
+    ] as const) {
+      const env = setting === 'ipMode' ? { TRACKLAKE_IP_MODE: 'mask' } : {};
+      const r = spawnSync(process.execPath, [CLI, ...args], { cwd: dir, encoding: 'utf8', env: { PATH: process.env.PATH ?? '', ...env }, timeout: 60_000 });
+      assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, new RegExp(`"${setting}"`), args.join(' '));
+    }
+  });
+
+  it('refuse a per-source retention for a write key no source has', () => {
+    assert.throws(() => loadConfig({ flags: { sources: { web: 'demo' }, sourceRetention: { app: { ipMode: 'drop' } } } }), /sourceRetention\.app/);
+    assert.throws(() => loadConfig({ flags: { geoPrecision: 12 } }), /geoPrecision/);
+    assert.throws(() => loadConfig({ flags: { privacyRefreshSeconds: 600 } }), /privacyRefreshSeconds/);
   });
 });

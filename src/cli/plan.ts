@@ -1,4 +1,7 @@
 /** `tracklake plan …`: check, replay, infer, lint, report and typegen (README, "Tracking plans"). */
+import { RegulationReader, statesByTenant } from '../privacy/regulations.js';
+import { loadPrivacySecret } from '../privacy/secret.js';
+import { ShipFilter } from '../privacy/ship-filter.js';
 import { promises as fs } from 'node:fs';
 import type { Config } from '../config/config.js';
 import { jobResources, s3Settings } from '../config/config.js';
@@ -44,10 +47,14 @@ const rangeDays = (o: { from?: string; to?: string }) => selectDays({ from: o.fr
 
 export async function planReplay(config: Config, o: RangeOptions): Promise<number> {
   const store = await openStore(config.storage, s3Settings(config));
-  const r = await replayQuarantine({ store, plans: compiledPlans(config), events: config.events, days: rangeDays(o), tenant: o.tenant });
+  // A suppressed or erased subject's blocked messages stay out, as the collector's shipper keeps them out.
+  const secret = await loadPrivacySecret(config.privacySecret, store);
+  const filter = new ShipFilter(secret, statesByTenant((await new RegulationReader(store).read()).byTenant), Infinity);
+  const erased = (line: string, receivedAt: number) => filter.drops(receivedAt, [{ kind: 'q', line: Buffer.from(line) }]) !== undefined;
+  const r = await replayQuarantine({ store, plans: compiledPlans(config), events: config.events, days: rangeDays(o), tenant: o.tenant, erased });
   for (const u of r.unusable) process.stderr.write(`cannot replay ${u.key}:${u.line}: ${u.reason}\n`);
   if (o.json) process.stdout.write(`${JSON.stringify(r)}\n`);
-  else process.stdout.write(`${r.checked} quarantined messages checked in ${r.files} file${r.files === 1 ? '' : 's'}: ${r.replayed} replayed into the tracking files, ${r.stillBlocked} still blocked${r.unusable.length ? `, ${r.unusable.length} unusable` : ''}\n`);
+  else process.stdout.write(`${r.checked} quarantined messages checked in ${r.files} file${r.files === 1 ? '' : 's'}: ${r.replayed} replayed into the tracking files, ${r.stillBlocked} still blocked${r.erased ? `, ${r.erased} of suppressed or erased subjects left alone` : ''}${r.unusable.length ? `, ${r.unusable.length} unusable` : ''}\n`);
   return 0;
 }
 

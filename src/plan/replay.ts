@@ -28,6 +28,11 @@ export interface ReplayOptions {
   events: Readonly<Record<string, string>>;
   days: readonly string[];
   tenant?: string;
+  /**
+   * Whether a quarantined line is about a suppressed or erased subject (privacy regulations): such a line
+   * is never replayed, even while the erasure that will blank it has not run yet.
+   */
+  erased?: (line: string, receivedAt: number) => boolean;
 }
 
 export interface ReplayReport {
@@ -36,6 +41,8 @@ export interface ReplayReport {
   checked: number;
   replayed: number;
   stillBlocked: number;
+  /** Lines left alone because their subject is suppressed or erased. */
+  erased: number;
   /** Lines that cannot be replayed at all (not a quarantine entry, or no longer a valid message), with why. */
   unusable: Array<{ key: string; line: number; reason: string }>;
   written: string[];
@@ -47,7 +54,7 @@ interface Ledger {
 }
 
 export async function replayQuarantine(o: ReplayOptions): Promise<ReplayReport> {
-  const report: ReplayReport = { files: 0, checked: 0, replayed: 0, stillBlocked: 0, unusable: [], written: [] };
+  const report: ReplayReport = { files: 0, checked: 0, replayed: 0, stillBlocked: 0, erased: 0, unusable: [], written: [] };
   const eventMap = buildEventMap(o.events);
   const uaClassifier = new UaClassifier();
   for (const day of o.days) {
@@ -81,6 +88,10 @@ export async function replayQuarantine(o: ReplayOptions): Promise<ReplayReport> 
         }
         if (o.tenant !== undefined && entry.tenant !== o.tenant) continue;
         report.checked++;
+        if (o.erased?.(lines[i]!, entry.receivedAt)) {
+          report.erased++;
+          continue;
+        }
         const validated = validateMessage(entry.message, entryEnvelope(entry));
         if (!validated.ok) {
           unusable(validated.message);

@@ -2,9 +2,10 @@
  * The erasure run: every pending deletion (DELETE, SUPPRESS_WITH_DELETE) at once, so a thousand requests
  * cost one pass. On the nightly schedule and with `tracklake regulations run`.
  *
- * 1. The subjects of every pending regulation, by tenant. A USER_ID also takes the devices linked to it
- *    (tracking rows and identity links carrying its account id, alias-map rows naming it): their anonymous
- *    rows, before the login, are the same person's.
+ * 1. The subjects of every pending regulation, by tenant. A USER_ID also takes the devices that are the
+ *    user's: those the alias map gives the user (the account a device was first seen with), and those seen
+ *    with the user's account (tracking rows, identity links) that the alias map does not know yet. Their
+ *    anonymous rows, before the login, are the same person's.
  * 2. The files that may hold them, from the per-file subject index (privacy/index.ts); files without a
  *    current index are read and indexed on the way.
  * 3. Each such file is filtered and replaced atomically (one put), its index with it: tracking files,
@@ -19,6 +20,7 @@
  * filtered loses nothing more, and a regulation is marked FINISHED only after every step. A failure leaves
  * it RUNNING with the reason.
  */
+import { setImmediate } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { JobResources } from '../jobs/context.js';
 import type { MetricDef } from '../jobs/aggregates/metrics.js';
@@ -49,6 +51,11 @@ export interface ErasureRun {
   report: ErasureReport;
   /** Files indexed on the way (written before their index existed, or since the last run). */
   indexed: number;
+  /**
+   * Where the time went: finding the files (listings, indexes, lookups), reading them for linked devices,
+   * rewriting them, recomputing the derived days, indexing the files no deletion needed.
+   */
+  seconds: { find: number; link: number; rewrite: number; recompute: number; index: number };
 }
 
 /** Per tenant: the ids whose rows go. */
@@ -86,7 +93,7 @@ export async function runErasure(o: ErasureOptions): Promise<ErasureRun> {
       r.report = report;
       await regulations.save(r);
     }
-    return { regulations: pending.map((r) => r.id), report, indexed: run.indexed };
+    return { regulations: pending.map((r) => r.id), report, indexed: run.indexed, seconds: run.seconds };
   } catch (e) {
     for (const r of pending) {
       r.lastError = (e as Error).message;
@@ -105,6 +112,13 @@ async function erase(o: ErasureOptions, pending: readonly Regulation[], report: 
   };
   for (const r of pending) for (const id of r.subjectIds ?? []) (r.subjectType === 'USER_ID' ? of(r.tenant).users : of(r.tenant).anons).add(id);
 
+  const seconds = { find: 0, link: 0, rewrite: 0, recompute: 0, index: 0 };
+  let mark = performance.now();
+  const lap = (phase: keyof typeof seconds) => {
+    const now = performance.now();
+    seconds[phase] += (now - mark) / 1000;
+    mark = now;
+  };
   const files = new Map<string, ObjectInfo[]>();
   for (const kind of SUBJECT_KINDS) files.set(kind, (await o.store.list(`${kind}/`)).filter((f) => f.key.endsWith(LAKE[kind].format === 'csv' ? '.csv' : '.jsonl')));
   const all = [...files.values()].flat();
@@ -116,7 +130,7 @@ async function erase(o: ErasureOptions, pending: readonly Regulation[], report: 
     const body = (await o.store.get(f.key)) ?? Buffer.alloc(0);
     report.filesRead++;
     if (!indexes.has(f.key) && !wasRead.has(f.key)) {
-      await o.store.put(keys.subjectIndex(f.key), indexOf(kind, body).encode(f.etag));
+      await o.store.put(keys.subjectIndex(f.key), (await indexOf(kind, body)).encode(f.etag));
       indexed++;
     }
     wasRead.add(f.key);
@@ -124,40 +138,45 @@ async function erase(o: ErasureOptions, pending: readonly Regulation[], report: 
   };
 
   // 1. Devices linked to user subjects.
-  const userPrints = (s: Subjects, tenant: string) => [...s.users].map((u) => subjectPrint(tenant, 'USER_ID', u));
-  const wantsUsers = (idx: SubjectIndex | undefined) => idx === undefined || [...subjects].some(([t, s]) => idx.hasAny(userPrints(s, t)));
-  for (const kind of ['tracks', 'identities'] as const) {
-    for (const f of files.get(kind)!) {
-      if (!wantsUsers(indexes.get(f.key))) continue;
-      forEachRecord(await read(f, kind), (line) => {
-        const c = csvFields(line, 5);
-        const s = subjects.get(c[1] ?? '');
-        if (kind === 'tracks' && s?.users.has(c[4] ?? '') && c[3]) s.linked.add(c[3]);
-        if (kind === 'identities' && s?.users.has(c[3] ?? '')) for (const d of [c[2], c[4]]) if (d) s.linked.add(d);
-      });
-    }
+  // The fingerprints carry their tenant, so every tenant's subjects are looked up together.
+  const userPrints = [...subjects].flatMap(([t, s]) => [...s.users].map((u) => subjectPrint(t, 'USER_ID', u)));
+  const wantsUsers = (idx: SubjectIndex | undefined) => idx === undefined || idx.hasAny(userPrints);
+  const linking = (['tracks', 'identities'] as const).flatMap((kind) => (userPrints.length === 0 ? [] : files.get(kind)!.filter((f) => wantsUsers(indexes.get(f.key))).map((f) => ({ f, kind }))));
+  lap('find');
+  for (const { f, kind } of linking) {
+    await forEachRecord(await read(f, kind), (line) => {
+      const c = csvFields(line, 5);
+      const s = subjects.get(c[1] ?? '');
+      if (kind === 'tracks' && s?.users.has(c[4] ?? '') && c[3]) s.linked.add(c[3]);
+      if (kind === 'identities' && s?.users.has(c[3] ?? '')) for (const d of [c[2], c[4]]) if (d) s.linked.add(d);
+    });
   }
+  // The alias map says whose a device is (the account it was first seen with): a device seen with the user
+  // but first with someone else stays that person's; one the map gives the user is the user's.
   const alias = await o.store.get(keys.aliasMap);
-  if (alias) forEachRecord(alias, (line) => {
+  if (alias) await forEachRecord(alias, (line) => {
     const c = csvFields(line, 3);
     const s = subjects.get(c[0] ?? '');
-    if (s?.users.has(c[2] ?? '') && c[1] && c[1] !== c[2]) s.linked.add(c[1]);
+    if (s === undefined || !c[1] || c[1] === c[2]) return;
+    if (s.users.has(c[2] ?? '')) s.linked.add(c[1]);
+    else s.linked.delete(c[1]);
   });
   for (const s of subjects.values()) {
     for (const u of s.users) s.linked.delete(u);
     report.linkedDevices += s.linked.size;
   }
+  lap('link');
 
   // 2. Every file that may hold a subject, filtered.
-  const prints = new Map<string, bigint[]>();
-  for (const [t, s] of subjects) prints.set(t, [...userPrints(s, t), ...[...s.anons, ...s.linked].map((d) => subjectPrint(t, 'ANONYMOUS_ID', d))]);
-  const mayHold = (idx: SubjectIndex | undefined) => idx === undefined || [...prints.values()].some((p) => idx.hasAny(p));
+  const prints = [...userPrints, ...[...subjects].flatMap(([t, s]) => [...s.anons, ...s.linked].map((d) => subjectPrint(t, 'ANONYMOUS_ID', d)))];
+  const mayHold = (idx: SubjectIndex | undefined) => idx === undefined || idx.hasAny(prints);
+  const holding = new Map(SUBJECT_KINDS.map((kind) => [kind, prints.length === 0 ? [] : files.get(kind)!.filter((f) => mayHold(indexes.get(f.key)))]));
+  lap('find');
   const changedDays = new Set<string>();
   const blanked = new Map<string, Set<string>>(); // day → tenant\0messageId of the quarantine lines blanked
   const removed = (kind: KindName, n: number) => (report.rowsRemoved[kind] = (report.rowsRemoved[kind] ?? 0) + n);
   for (const kind of SUBJECT_KINDS) {
-    for (const f of files.get(kind)!) {
-      if (!mayHold(indexes.get(f.key))) continue;
+    for (const f of holding.get(kind)!) {
       const body = await read(f, kind);
       const day = dayOfKey(f.key)!;
       const drop = kind === 'quarantine'
@@ -175,9 +194,9 @@ async function erase(o: ErasureOptions, pending: readonly Regulation[], report: 
             const c = csvFields(line, 5);
             return kind === 'tracks' ? isSubject(subjects.get(c[1] ?? ''), c[4] ?? '', [c[3] ?? '']) : isSubject(subjects.get(c[1] ?? ''), c[3] ?? '', [c[2] ?? '', c[4] ?? '']);
           };
-      const { out, n } = filterRecords(body, drop, kind === 'quarantine' ? 'blank' : 'remove', kind === 'quarantine' ? 'jsonl' : 'csv');
+      const { out, n } = await filterRecords(body, drop, kind === 'quarantine' ? 'blank' : 'remove', kind === 'quarantine' ? 'jsonl' : 'csv');
       if (n === 0) continue;
-      await replace(o.store, f.key, out, indexOf(kind, out));
+      await replace(o.store, f.key, out, await indexOf(kind, out));
       removed(kind, n);
       report.filesRewritten++;
       if (kind !== 'quarantine') changedDays.add(day);
@@ -189,7 +208,7 @@ async function erase(o: ErasureOptions, pending: readonly Regulation[], report: 
     for (const f of (await o.store.list(keys.violationsDay(day))).filter((x) => x.key.endsWith('.csv'))) {
       const body = (await o.store.get(f.key)) ?? Buffer.alloc(0);
       report.filesRead++;
-      const { out, n } = filterRecords(body, (line) => {
+      const { out, n } = await filterRecords(body, (line) => {
         const c = csvFields(line, 3);
         return ids.has(`${c[1]}\0${c[2]}`);
       }, 'remove', 'csv');
@@ -202,7 +221,7 @@ async function erase(o: ErasureOptions, pending: readonly Regulation[], report: 
 
   // 4. The alias map.
   if (alias) {
-    const { out, n } = filterRecords(alias, (line) => {
+    const { out, n } = await filterRecords(alias, (line) => {
       const c = csvFields(line, 3);
       const s = subjects.get(c[0] ?? '');
       return s !== undefined && (s.users.has(c[2] ?? '') || s.anons.has(c[1] ?? '') || s.linked.has(c[1] ?? '') || s.anons.has(c[2] ?? '') || s.linked.has(c[2] ?? ''));
@@ -214,6 +233,8 @@ async function erase(o: ErasureOptions, pending: readonly Regulation[], report: 
     }
   }
 
+  lap('rewrite');
+
   // 5. What is derived from the changed days, where it was computed: the jobs' own runs, forced.
   if (changedDays.size > 0) {
     const aggregated = await computedDays(o.store, 'aggregates/_state/daily/');
@@ -224,12 +245,14 @@ async function erase(o: ErasureOptions, pending: readonly Regulation[], report: 
     if (sessionDays.length > 0) await runSessions(sessionDays, { ...o, ...o.sessions, force: true });
     report.daysRecomputed = [...new Set([...aggDays, ...sessionDays])].sort();
   }
+  lap('recompute');
 
   // Files not read above and without a current index are indexed now, so the next deletion reads little:
   // the first run reads every file once, later runs the files written since.
   for (const kind of SUBJECT_KINDS) for (const f of files.get(kind)!) if (!indexes.has(f.key) && !wasRead.has(f.key)) await read(f, kind);
+  lap('index');
   const linkedOf = (r: Regulation) => (r.subjectType === 'USER_ID' ? subjects.get(r.tenant)?.linked ?? new Set<string>() : new Set<string>());
-  return { subjects, indexed, linkedOf };
+  return { subjects, indexed, linkedOf, seconds };
 }
 
 /** Whether a row with this account id and these device ids is about one of the tenant's subjects. */
@@ -245,9 +268,9 @@ function isSubject(s: Subjects | undefined, account: string, devices: readonly s
 }
 
 /** The subject ids of a file, for its index. */
-function indexOf(kind: (typeof SUBJECT_KINDS)[number], body: Buffer): IndexBuilder {
+async function indexOf(kind: (typeof SUBJECT_KINDS)[number], body: Buffer): Promise<IndexBuilder> {
   const b = new IndexBuilder();
-  forEachRecord(body, (line) => {
+  await forEachRecord(body, (line) => {
     if (kind === 'quarantine') {
       const q = quarantineSubject(line);
       if (!q) return;
@@ -285,9 +308,19 @@ async function computedDays(store: ObjectStore, prefix: string): Promise<Set<str
  * Calls f with each record's bytes (without its newline): a record ends at a newline outside double quotes
  * (RFC 4180). With a header, the first record is skipped.
  */
-export function forEachRecord(body: Buffer, f: (line: Buffer) => void, format: Format = 'csv'): void {
-  for (const [s, e] of recordBounds(body, format)) f(body.subarray(s, e));
+export async function forEachRecord(body: Buffer, f: (line: Buffer) => void, format: Format = 'csv'): Promise<void> {
+  let n = 0;
+  for (const [s, e] of recordBounds(body, format)) {
+    f(body.subarray(s, e));
+    if (++n % SLICE_RECORDS === 0) await setImmediate();
+  }
 }
+
+/**
+ * Records between two yields to the event loop: the nightly erasure runs inside `serve`, beside the
+ * collector, and a file of a minute's traffic is hundreds of thousands of records.
+ */
+const SLICE_RECORDS = 2048;
 
 /** CSV with a header line, or JSON lines (no header; a JSON line never holds a raw newline, nor quotes in pairs). */
 type Format = 'csv' | 'jsonl';
@@ -296,14 +329,19 @@ function* recordBounds(body: Buffer, format: Format): Generator<[number, number]
   const header = format === 'csv';
   let start = 0;
   let first = true;
+  // The next double quote at or after the current position: found once per quote, never searched for again
+  // (a search per line would scan to the end of a file without quotes for every line).
+  let quote = format === 'csv' ? body.indexOf(0x22) : -1;
   while (start < body.length) {
     let end = body.indexOf(0x0a, start);
     // A newline inside quotes is part of the value: count quotes up to it, and go on while they are odd.
+    let quotes = 0;
     for (;;) {
       if (end < 0) end = body.length;
-      if (format === 'jsonl') break;
-      let quotes = 0;
-      for (let i = body.indexOf(0x22, start); i >= 0 && i < end; i = body.indexOf(0x22, i + 1)) quotes++;
+      while (quote >= 0 && quote < end) {
+        quotes++;
+        quote = body.indexOf(0x22, quote + 1);
+      }
       if (quotes % 2 === 0 || end === body.length) break;
       end = body.indexOf(0x0a, end + 1);
     }
@@ -317,11 +355,13 @@ function* recordBounds(body: Buffer, format: Format): Generator<[number, number]
  * The body without the records `drop` says go ('remove'), or with them emptied ('blank': the line stays, so
  * line numbers hold); every other byte as it was. n: records dropped.
  */
-export function filterRecords(body: Buffer, drop: (line: Buffer) => boolean, mode: 'remove' | 'blank', format: Format): { out: Buffer; n: number } {
+export async function filterRecords(body: Buffer, drop: (line: Buffer) => boolean, mode: 'remove' | 'blank', format: Format): Promise<{ out: Buffer; n: number }> {
   const parts: Buffer[] = [];
   let n = 0;
   let kept = 0; // the first byte not yet copied
+  let seen = 0;
   for (const [s, e] of recordBounds(body, format)) {
+    if (++seen % SLICE_RECORDS === 0) await setImmediate();
     if (!drop(body.subarray(s, e))) continue;
     n++;
     parts.push(body.subarray(kept, s));

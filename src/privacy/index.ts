@@ -61,24 +61,28 @@ export class IndexBuilder {
 
 /** A stored index, read: whether it describes this version of its file, and lookups. */
 export class SubjectIndex {
-  private constructor(private readonly buf: Buffer, private readonly count: number) {}
+  private constructor(private readonly etag: string, private readonly prints: BigUint64Array) {}
 
   static parse(buf: Buffer): SubjectIndex | undefined {
     if (buf.length < HEAD || buf.toString('latin1', 0, 8) !== MAGIC) return undefined;
     const count = Number(buf.readBigUInt64LE(8));
-    return buf.length === HEAD + count * 8 ? new SubjectIndex(buf, count) : undefined;
+    if (buf.length !== HEAD + count * 8) return undefined;
+    // Copied into an aligned array of its own (the entries are little-endian, as this machine is).
+    const prints = new BigUint64Array(buf.buffer.slice(buf.byteOffset + HEAD, buf.byteOffset + HEAD + count * 8));
+    return new SubjectIndex(buf.toString('latin1', 16, 56), prints);
   }
 
   describes(etag: string): boolean {
-    return this.buf.toString('latin1', 16, 56) === etagDigest(etag);
+    return this.etag === etagDigest(etag);
   }
 
   has(print: bigint): boolean {
+    const a = this.prints;
     let lo = 0;
-    let hi = this.count - 1;
+    let hi = a.length - 1;
     while (lo <= hi) {
       const mid = (lo + hi) >>> 1;
-      const v = this.buf.readBigUInt64LE(HEAD + mid * 8);
+      const v = a[mid]!;
       if (v === print) return true;
       if (v < print) lo = mid + 1;
       else hi = mid - 1;
@@ -86,7 +90,7 @@ export class SubjectIndex {
     return false;
   }
 
-  hasAny(prints: readonly bigint[]): boolean {
+  hasAny(prints: Iterable<bigint>): boolean {
     for (const p of prints) if (this.has(p)) return true;
     return false;
   }

@@ -97,7 +97,11 @@ function newId(now: number): string {
 }
 
 export class Regulations {
-  constructor(private readonly store: ObjectStore, private readonly secret: string, private readonly clock: Clock) {}
+  private readonly reader: RegulationReader;
+
+  constructor(private readonly store: ObjectStore, private readonly secret: string, private readonly clock: Clock) {
+    this.reader = new RegulationReader(store);
+  }
 
   async create(tenant: string, r: RegulationRequest): Promise<Regulation> {
     const now = this.clock.now();
@@ -128,14 +132,14 @@ export class Regulations {
     return body === undefined ? undefined : parseRegulation(body);
   }
 
-  /** A tenant's regulations (every tenant's without one), oldest first. */
+  /**
+   * A tenant's regulations (every tenant's without one), oldest first. A listing each time; only the
+   * regulations whose ETag changed since the last call are read again.
+   */
   async list(tenant?: string): Promise<Regulation[]> {
-    const out: Regulation[] = [];
-    for (const o of await this.store.list(keys.regulations(tenant))) {
-      const body = await this.store.get(o.key);
-      if (body !== undefined) out.push(parseRegulation(body));
-    }
-    return out.sort(byCreation);
+    const { byTenant } = await this.reader.read();
+    const regs = tenant === undefined ? [...byTenant.values()].flat() : (byTenant.get(tenant) ?? []);
+    return [...regs].sort(byCreation);
   }
 }
 
@@ -165,6 +169,16 @@ export function suppressionState(regs: readonly Regulation[]): SuppressionState 
     if (deletes(r.regulationType)) for (const h of subjects) state.erased.set(h, Math.max(state.erased.get(h) ?? 0, r.createdAt));
   }
   return state;
+}
+
+/** Per tenant with any, what its regulations say (the ship filter's and replay's input). */
+export function statesByTenant(byTenant: ReadonlyMap<string, readonly Regulation[]>): Map<string, SuppressionState> {
+  const states = new Map<string, SuppressionState>();
+  for (const [tenant, regs] of byTenant) {
+    const state = suppressionState(regs);
+    if (state.suppressed.size > 0 || state.erased.size > 0) states.set(tenant, state);
+  }
+  return states;
 }
 
 /**

@@ -7,7 +7,7 @@
 import type { Logger } from 'pino';
 import type { Clock } from '../lib/clock.js';
 import type { ObjectStore } from '../storage/store.js';
-import { RegulationReader, suppressionState, type SuppressionState } from './regulations.js';
+import { RegulationReader, statesByTenant } from './regulations.js';
 import { loadPrivacySecret } from './secret.js';
 import { ShipFilter } from './ship-filter.js';
 import type { SuppressionLists } from './subjects.js';
@@ -44,13 +44,9 @@ export class PrivacyWatcher {
     this.secret ??= await loadPrivacySecret(this.o.configuredSecret, this.o.store);
     const { byTenant, changed } = await this.reader.read();
     if (this.loaded && !changed) return;
-    const states = new Map<string, SuppressionState>();
+    const states = statesByTenant(byTenant);
     const lists: Record<string, string[]> = {};
-    for (const [tenant, regs] of byTenant) {
-      const state = suppressionState(regs);
-      if (state.suppressed.size > 0 || state.erased.size > 0) states.set(tenant, state);
-      if (state.suppressed.size > 0) lists[tenant] = [...state.suppressed.keys()];
-    }
+    for (const [tenant, state] of states) if (state.suppressed.size > 0) lists[tenant] = [...state.suppressed.keys()];
     await this.o.apply({ secret: this.secret, byTenant: lists });
     // From this instant every request is judged by the door with these lists; older records by the shipper.
     this.shipFilter = new ShipFilter(this.secret, states, this.o.clock.now());
