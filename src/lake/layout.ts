@@ -108,6 +108,5 @@ export const keys = {
   suppressions: (tenant: string) => `privacy/suppressions/${tenant}.json`,
   suppressionsAll: 'privacy/suppressions/',
   privacySecret: 'privacy/secret',
-  /** The subject index of a shipped object: beside it in a tree of its own, so no job lists it as data. */
-  subjectIndex: (objectKey: string) => `privacy/index/${objectKey}.idx`,
+
 } as const;

@@ -30,7 +30,7 @@ import { keys, LAKE, type KindName } from '../lake/layout.js';
 import type { Clock } from '../lib/clock.js';
 import { addDays, dayOfKey } from '../lib/dates.js';
 import type { ObjectInfo, ObjectStore } from '../storage/store.js';
-import { IndexBuilder, readIndexes, subjectPrint, type SubjectIndex } from './index.js';
+import { IndexBuilder, packKey, readIndexes, subjectPrint, writePacks, type SubjectIndex } from './index.js';
 import { deletes, type ErasureReport, type Regulation, Regulations } from './regulations.js';
 import { csvFields } from './ship-filter.js';
 import { quarantineSubject, subjectHash } from './subjects.js';
@@ -122,15 +122,16 @@ async function erase(o: ErasureOptions, pending: readonly Regulation[], report: 
   const files = new Map<string, ObjectInfo[]>();
   for (const kind of SUBJECT_KINDS) files.set(kind, (await o.store.list(`${kind}/`)).filter((f) => f.key.endsWith(LAKE[kind].format === 'csv' ? '.csv' : '.jsonl')));
   const all = [...files.values()].flat();
-  const indexes = await readIndexes(o.store, all);
+  const state = await readIndexes(o.store, all);
+  const indexes = state.indexes;
   let indexed = 0;
   const wasRead = new Set<string>();
-  /** Reads a file, indexing it when it has no current index. */
+  /** Reads a file, indexing it when it has no current index (its month's pack is written at the end). */
   const read = async (f: ObjectInfo, kind: (typeof SUBJECT_KINDS)[number]) => {
     const body = (await o.store.get(f.key)) ?? Buffer.alloc(0);
     report.filesRead++;
     if (!indexes.has(f.key) && !wasRead.has(f.key)) {
-      await o.store.put(keys.subjectIndex(f.key), (await indexOf(kind, body)).encode(f.etag));
+      indexes.set(f.key, (await indexOf(kind, body)).build(f.etag));
       indexed++;
     }
     wasRead.add(f.key);
@@ -196,7 +197,14 @@ async function erase(o: ErasureOptions, pending: readonly Regulation[], report: 
           };
       const { out, n } = await filterRecords(body, drop, kind === 'quarantine' ? 'blank' : 'remove', kind === 'quarantine' ? 'jsonl' : 'csv');
       if (n === 0) continue;
-      await replace(o.store, f.key, out, await indexOf(kind, out));
+      await o.store.put(f.key, out);
+      // The file's new index, under its new ETag, goes into its month's pack at the end of the run.
+      const info = (await o.store.list(f.key)).find((x) => x.key === f.key);
+      if (info) {
+        indexes.set(f.key, (await indexOf(kind, out)).build(info.etag));
+        all[all.findIndex((x) => x.key === f.key)] = info;
+        state.stalePacks.add(packKey(f.key)!);
+      } else indexes.delete(f.key);
       removed(kind, n);
       report.filesRewritten++;
       if (kind !== 'quarantine') changedDays.add(day);
@@ -250,6 +258,7 @@ async function erase(o: ErasureOptions, pending: readonly Regulation[], report: 
   // Files not read above and without a current index are indexed now, so the next deletion reads little:
   // the first run reads every file once, later runs the files written since.
   for (const kind of SUBJECT_KINDS) for (const f of files.get(kind)!) if (!indexes.has(f.key) && !wasRead.has(f.key)) await read(f, kind);
+  await writePacks(o.store, all, state);
   lap('index');
   const linkedOf = (r: Regulation) => (r.subjectType === 'USER_ID' ? subjects.get(r.tenant)?.linked ?? new Set<string>() : new Set<string>());
   return { subjects, indexed, linkedOf, seconds };
@@ -290,13 +299,6 @@ async function indexOf(kind: (typeof SUBJECT_KINDS)[number], body: Buffer): Prom
     }
   }, kind === 'quarantine' ? 'jsonl' : 'csv');
   return b;
-}
-
-/** The file and its index, each replaced in one put; the index names the file's new ETag. */
-async function replace(store: ObjectStore, key: string, body: Buffer, index: IndexBuilder): Promise<void> {
-  await store.put(key, body);
-  const info = (await store.list(key)).find((x) => x.key === key);
-  if (info) await store.put(keys.subjectIndex(key), index.encode(info.etag));
 }
 
 /** Days with a manifest under the prefix: the days a job has computed. */
