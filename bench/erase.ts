@@ -93,7 +93,7 @@ try {
   delay.disable();
   const s = run.seconds;
   console.log(`tracklake: ${JSON.stringify({ ...run.report, daysRecomputed: run.report.daysRecomputed.length })}`);
-  console.log(`tracklake: total ${fmt(total)} s: find ${fmt(s.find)} s, link ${fmt(s.link)} s, rewrite ${fmt(s.rewrite)} s; event loop max ${fmt(delay.max / 1e6)} ms`);
+  console.log(`tracklake: total ${fmt(total)} s: find ${fmt(s.find)} s (listing ${fmt(s.findParts.list)}, indexes ${fmt(s.findParts.indexes)}, lookups ${fmt(s.findParts.lookup)}), link ${fmt(s.link)} s, rewrite ${fmt(s.rewrite)} s; event loop max ${fmt(delay.max / 1e6)} ms`);
   console.log(`find vs full scan: ${fmt(s.find)} / ${fmt(scanSeconds)} = ${(100 * s.find / scanSeconds).toFixed(1)}% (target ≤ 5%)`);
   console.log(`rewrite vs raw DuckDB: ${fmt(s.rewrite)} / ${fmt(duckRewrite)} = ${fmt(s.rewrite / duckRewrite)} (target ≤ 1.3); with the link pass ${fmt((s.link + s.rewrite) / duckRewrite)}`);
   if (run.report.rowsRemoved.tracks! < subjectRows) throw new Error(`removed ${run.report.rowsRemoved.tracks} rows, fewer than the ${subjectRows} of the subjects' accounts`);

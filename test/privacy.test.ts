@@ -235,6 +235,8 @@ describe('erasure', () => {
     assert.equal(done.subjectIds, undefined, 'the plain ids are gone once done');
     assert.equal(done.report!.rowsRemoved.tracks, 6);
     assert.equal(done.report!.linkedDevices, 2);
+    assert.equal(done.linked?.length, 2, 'u1\'s devices d1 and d9, kept hashed with the regulation');
+    assert.equal((await regs.get('demo', anon.id))!.linked, undefined);
     assert.ok(done.report!.daysRecomputed.length > 0);
     const text = (await store.get(`privacy/regulations/demo/${reg.id}.json`))!.toString();
     assert.ok(!text.includes('u1'));
@@ -247,6 +249,17 @@ describe('erasure', () => {
     const none = await runErasure({ store, clock, logger: silent, secret, metrics: metricSet([]), sessions: { inactivityMinutes: 30, includeBots: false, lookbackDays: 35 } });
     assert.equal(none.report.filesRead, 0, 'an id never seen reads no file');
     assert.deepEqual(none.report.rowsRemoved, {});
+  });
+
+  it('fails a deletion that holds no ids, saying why', async () => {
+    const regs = new Regulations(store, secret, clock);
+    const reg = await regs.create('demo', { regulationType: 'DELETE', subjectType: 'USER_ID', subjectIds: ['x1'] });
+    delete reg.subjectIds;
+    await regs.save(reg); // as a copy edited by hand would be
+    await runErasure(erasure(store, clock));
+    const failed = (await regs.get('demo', reg.id))!;
+    assert.equal(failed.status, 'FAILED');
+    assert.match(failed.lastError!, /no subject ids/);
   });
 
   it('stays RUNNING with the reason when storage fails mid-deletion, and the next run finishes it exactly', async () => {

@@ -30,7 +30,7 @@ import { keys, LAKE, type KindName } from '../lake/layout.js';
 import type { Clock } from '../lib/clock.js';
 import { addDays, dayOfKey } from '../lib/dates.js';
 import type { ObjectInfo, ObjectStore } from '../storage/store.js';
-import { IndexBuilder, packKey, readIndexes, subjectPrint, writePacks, type SubjectIndex } from './index.js';
+import { IndexBuilder, packKey, readIndexes, sortedPrints, subjectPrint, writePacks, type SubjectIndex } from './index.js';
 import { deletes, type ErasureReport, type Regulation, Regulations } from './regulations.js';
 import { csvFields } from './ship-filter.js';
 import { quarantineSubject, subjectHash } from './subjects.js';
@@ -55,22 +55,32 @@ export interface ErasureRun {
    * Where the time went: finding the files (listings, indexes, lookups), reading them for linked devices,
    * rewriting them, recomputing the derived days, indexing the files no deletion needed.
    */
-  seconds: { find: number; link: number; rewrite: number; recompute: number; index: number };
+  seconds: { find: number; link: number; rewrite: number; recompute: number; index: number; findParts: { list: number; indexes: number; lookup: number } };
 }
 
 /** Per tenant: the ids whose rows go. */
 interface Subjects {
   users: Set<string>;
   anons: Set<string>;
-  /** Devices linked to a user subject: their rows without an account id go too. */
+  /** Devices that are a user subject's: their rows without an account id go too. */
   linked: Set<string>;
+  /** The same devices by user, for each regulation's record of them. */
+  linkedBy: Map<string, Set<string>>;
 }
 
 const SUBJECT_KINDS = ['tracks', 'identities', 'quarantine'] as const satisfies readonly KindName[];
 
 export async function runErasure(o: ErasureOptions): Promise<ErasureRun> {
   const regulations = new Regulations(o.store, o.secret, o.clock);
-  const pending = (await regulations.list()).filter((r) => deletes(r.regulationType) && (r.status === 'INITIALIZED' || r.status === 'RUNNING') && (o.only === undefined || r.id === o.only));
+  const open = (await regulations.list()).filter((r) => deletes(r.regulationType) && (r.status === 'INITIALIZED' || r.status === 'RUNNING') && (o.only === undefined || r.id === o.only));
+  // A deletion whose ids are gone (a file edited by hand, a copy from a finished one) can never be done.
+  for (const r of open.filter((x) => !x.subjectIds?.length)) {
+    r.status = 'FAILED';
+    r.lastError = 'the regulation holds no subject ids to delete; file it again';
+    r.finishedAt = o.clock.now();
+    await regulations.save(r);
+  }
+  const pending = open.filter((r) => r.subjectIds?.length);
   const report: ErasureReport = { rowsRemoved: {}, filesRewritten: 0, filesRead: 0, daysRecomputed: [], linkedDevices: 0 };
   const startedAt = o.clock.now();
   for (const r of pending) {
@@ -107,23 +117,26 @@ async function erase(o: ErasureOptions, pending: readonly Regulation[], report: 
   const subjects = new Map<string, Subjects>();
   const of = (tenant: string) => {
     let s = subjects.get(tenant);
-    if (!s) subjects.set(tenant, (s = { users: new Set(), anons: new Set(), linked: new Set() }));
+    if (!s) subjects.set(tenant, (s = { users: new Set(), anons: new Set(), linked: new Set(), linkedBy: new Map() }));
     return s;
   };
   for (const r of pending) for (const id of r.subjectIds ?? []) (r.subjectType === 'USER_ID' ? of(r.tenant).users : of(r.tenant).anons).add(id);
 
-  const seconds = { find: 0, link: 0, rewrite: 0, recompute: 0, index: 0 };
+  const seconds = { find: 0, link: 0, rewrite: 0, recompute: 0, index: 0, findParts: { list: 0, indexes: 0, lookup: 0 } };
   let mark = performance.now();
-  const lap = (phase: keyof typeof seconds) => {
+  const lap = (phase: Exclude<keyof typeof seconds, 'findParts'>, part?: keyof typeof seconds.findParts) => {
     const now = performance.now();
     seconds[phase] += (now - mark) / 1000;
+    if (part) seconds.findParts[part] += (now - mark) / 1000;
     mark = now;
   };
   const files = new Map<string, ObjectInfo[]>();
   for (const kind of SUBJECT_KINDS) files.set(kind, (await o.store.list(`${kind}/`)).filter((f) => f.key.endsWith(LAKE[kind].format === 'csv' ? '.csv' : '.jsonl')));
   const all = [...files.values()].flat();
+  lap('find', 'list');
   const state = await readIndexes(o.store, all);
   const indexes = state.indexes;
+  lap('find', 'indexes');
   let indexed = 0;
   const wasRead = new Set<string>();
   /** Reads a file, indexing it when it has no current index (its month's pack is written at the end). */
@@ -139,17 +152,23 @@ async function erase(o: ErasureOptions, pending: readonly Regulation[], report: 
   };
 
   // 1. Devices linked to user subjects.
+  const link = (s: Subjects, user: string, device: string) => {
+    let devices = s.linkedBy.get(user);
+    if (!devices) s.linkedBy.set(user, (devices = new Set()));
+    devices.add(device);
+  };
   // The fingerprints carry their tenant, so every tenant's subjects are looked up together.
   const userPrints = [...subjects].flatMap(([t, s]) => [...s.users].map((u) => subjectPrint(t, 'USER_ID', u)));
-  const wantsUsers = (idx: SubjectIndex | undefined) => idx === undefined || idx.hasAny(userPrints);
+  const sortedUsers = sortedPrints(userPrints);
+  const wantsUsers = (idx: SubjectIndex | undefined) => idx === undefined || idx.hasAny(sortedUsers);
   const linking = (['tracks', 'identities'] as const).flatMap((kind) => (userPrints.length === 0 ? [] : files.get(kind)!.filter((f) => wantsUsers(indexes.get(f.key))).map((f) => ({ f, kind }))));
-  lap('find');
+  lap('find', 'lookup');
   for (const { f, kind } of linking) {
     await forEachRecord(await read(f, kind), (line) => {
       const c = csvFields(line, 5);
       const s = subjects.get(c[1] ?? '');
-      if (kind === 'tracks' && s?.users.has(c[4] ?? '') && c[3]) s.linked.add(c[3]);
-      if (kind === 'identities' && s?.users.has(c[3] ?? '')) for (const d of [c[2], c[4]]) if (d) s.linked.add(d);
+      if (kind === 'tracks' && s?.users.has(c[4] ?? '') && c[3]) link(s, c[4]!, c[3]);
+      if (kind === 'identities' && s?.users.has(c[3] ?? '')) for (const d of [c[2], c[4]]) if (d) link(s, c[3]!, d);
     });
   }
   // The alias map says whose a device is (the account it was first seen with): a device seen with the user
@@ -159,20 +178,21 @@ async function erase(o: ErasureOptions, pending: readonly Regulation[], report: 
     const c = csvFields(line, 3);
     const s = subjects.get(c[0] ?? '');
     if (s === undefined || !c[1] || c[1] === c[2]) return;
-    if (s.users.has(c[2] ?? '')) s.linked.add(c[1]);
-    else s.linked.delete(c[1]);
+    for (const devices of s.linkedBy.values()) devices.delete(c[1]);
+    if (s.users.has(c[2] ?? '')) link(s, c[2]!, c[1]);
   });
   for (const s of subjects.values()) {
-    for (const u of s.users) s.linked.delete(u);
+    for (const [user, devices] of s.linkedBy) for (const d of devices) if (d !== user && !s.users.has(d)) s.linked.add(d);
     report.linkedDevices += s.linked.size;
   }
   lap('link');
 
   // 2. Every file that may hold a subject, filtered.
   const prints = [...userPrints, ...[...subjects].flatMap(([t, s]) => [...s.anons, ...s.linked].map((d) => subjectPrint(t, 'ANONYMOUS_ID', d)))];
-  const mayHold = (idx: SubjectIndex | undefined) => idx === undefined || idx.hasAny(prints);
+  const sortedAll = sortedPrints(prints);
+  const mayHold = (idx: SubjectIndex | undefined) => idx === undefined || idx.hasAny(sortedAll);
   const holding = new Map(SUBJECT_KINDS.map((kind) => [kind, prints.length === 0 ? [] : files.get(kind)!.filter((f) => mayHold(indexes.get(f.key)))]));
-  lap('find');
+  lap('find', 'lookup');
   const changedDays = new Set<string>();
   const blanked = new Map<string, Set<string>>(); // day → tenant\0messageId of the quarantine lines blanked
   const removed = (kind: KindName, n: number) => (report.rowsRemoved[kind] = (report.rowsRemoved[kind] ?? 0) + n);
@@ -260,7 +280,13 @@ async function erase(o: ErasureOptions, pending: readonly Regulation[], report: 
   for (const kind of SUBJECT_KINDS) for (const f of files.get(kind)!) if (!indexes.has(f.key) && !wasRead.has(f.key)) await read(f, kind);
   await writePacks(o.store, all, state);
   lap('index');
-  const linkedOf = (r: Regulation) => (r.subjectType === 'USER_ID' ? subjects.get(r.tenant)?.linked ?? new Set<string>() : new Set<string>());
+  /** The devices found to be a USER_ID regulation's users'. */
+  const linkedOf = (r: Regulation) => {
+    const s = subjects.get(r.tenant);
+    const out = new Set<string>();
+    if (s && r.subjectType === 'USER_ID') for (const u of r.subjectIds ?? []) for (const d of s.linkedBy.get(u) ?? []) if (s.linked.has(d)) out.add(d);
+    return out;
+  };
   return { subjects, indexed, linkedOf, seconds };
 }
 

@@ -12,8 +12,9 @@
  * before this existed are indexed by the first run, and the collector's hot path does none of this work),
  * and writes again each pack that does not match its month's files (a new, changed or removed file).
  *
- * A pack: `TLPACK02`, the file count (uint32 LE), then per file: its key's length (uint16 LE) and key, its
- * ETag hashed to 40 hex characters, the entry count (uint32 LE) and the entries (uint32 LE, sorted).
+ * A pack: `TLPACK02`, the file count (uint32 LE), then per file: its key's length (uint16 LE) and key, zero
+ * to three zero bytes (so the entries start at a multiple of 4), its ETag hashed to 40 hex characters, the
+ * entry count (uint32 LE) and the entries (uint32 LE, sorted).
  */
 import { createHash } from 'node:crypto';
 import { fingerprintInto } from '../lib/fingerprint.js';
@@ -24,6 +25,9 @@ const PACK = 'TLPACK02';
 const DIGEST = 40;
 
 const one = new Int32Array(2);
+
+/** Fingerprints to look up, sorted as hasAny wants them. */
+export const sortedPrints = (prints: readonly number[]) => Uint32Array.from(prints).sort();
 
 /** The fingerprint of a subject id within a tenant, as the indexes hold it. */
 export function subjectPrint(tenant: string, type: SubjectType, id: string): number {
@@ -55,15 +59,29 @@ export class SubjectIndex {
     return false;
   }
 
-  hasAny(prints: readonly number[]): boolean {
-    for (const p of prints) if (this.has(p)) return true;
+  /** Whether any of the prints (sorted ascending, see sortedPrints) is in the file: one merge of two sorted lists. */
+  hasAny(prints: Uint32Array): boolean {
+    const a = this.prints;
+    let i = 0;
+    let j = 0;
+    while (i < a.length && j < prints.length) {
+      const x = a[i]!;
+      const y = prints[j]!;
+      if (x === y) return true;
+      if (x < y) i++;
+      else j++;
+    }
     return false;
   }
 }
 
-/** count uint32 LE entries at offset, copied into an aligned array (this machine is little-endian too). */
+/**
+ * count uint32 LE entries at offset (this machine is little-endian too): a view of the pack's bytes where
+ * they are aligned (they are written so), else a copy.
+ */
 function entries(buf: Buffer, offset: number, count: number): Uint32Array {
-  return new Uint32Array(buf.buffer.slice(buf.byteOffset + offset, buf.byteOffset + offset + count * 4));
+  const at = buf.byteOffset + offset;
+  return at % 4 === 0 ? new Uint32Array(buf.buffer, at, count) : new Uint32Array(buf.buffer.slice(at, at + count * 4));
 }
 
 /** Collects a file's subject ids while it is read; `build` gives its index. */
@@ -97,11 +115,15 @@ export function packKey(fileKey: string): string | undefined {
 
 export function encodePack(files: ReadonlyArray<{ key: string; index: SubjectIndex }>): Buffer {
   const parts: Buffer[] = [Buffer.from(PACK, 'latin1'), u32(files.length)];
+  let at = 12;
   for (const { key, index } of files) {
     const k = Buffer.from(key, 'utf8');
     const len = Buffer.alloc(2);
     len.writeUInt16LE(k.length);
-    parts.push(len, k, Buffer.from(index.digest, 'latin1'), u32(index.prints.length), Buffer.from(index.prints.buffer, index.prints.byteOffset, index.prints.byteLength));
+    // Zeros after the key, so the entries start at a multiple of 4 and are read in place.
+    const pad = Buffer.alloc((4 - ((at + 2 + k.length + DIGEST + 4) % 4)) % 4);
+    parts.push(len, k, pad, Buffer.from(index.digest, 'latin1'), u32(index.prints.length), Buffer.from(index.prints.buffer, index.prints.byteOffset, index.prints.byteLength));
+    at += 2 + k.length + pad.length + DIGEST + 4 + index.prints.byteLength;
   }
   return Buffer.concat(parts);
 }
@@ -122,6 +144,7 @@ export function parsePack(buf: Buffer): Map<string, SubjectIndex> | undefined {
       const len = buf.readUInt16LE(at);
       const key = buf.toString('utf8', at + 2, at + 2 + len);
       at += 2 + len;
+      at += (4 - ((at + DIGEST + 4) % 4)) % 4;
       const digest = buf.toString('latin1', at, at + DIGEST);
       const count = buf.readUInt32LE(at + DIGEST);
       at += DIGEST + 4;
