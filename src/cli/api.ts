@@ -22,6 +22,8 @@ export interface ReadSide {
   cache: ReadCache;
   /** http://host:port of the dashboard. */
   url: string;
+  /** The cache's first load: queries that arrive before it wait for it. */
+  loaded: Promise<void>;
   close(): Promise<void>;
 }
 
@@ -40,22 +42,29 @@ export async function startReadSide(config: Config, store: ObjectStore, logger: 
     },
   });
   try {
-    // The first load before the first answer: a dashboard on an empty cache would show zeros that are not.
-    await cache.refresh();
-    cache.start(config.apiRefreshSeconds * 1000);
-    const privacySecret = await loadPrivacySecret(config.privacySecret, store);
-    const privacy = { regulations: new Regulations(store, privacySecret, clock), secret: privacySecret };
-    const app = await buildReadServer({ config, cache, secret, clock, logger, web: WebAssets.load(), privacy });
-    const address = await app.listen({ port: config.apiPort, host: config.apiHost }).catch((e: NodeJS.ErrnoException) => {
+    const privacy = await regulationsApi(config, store, clock, logger);
+    // The port is bound before the cache's first load (which can take a while on a year of files), so a port
+    // that is taken stops the start-up at once; a query that arrives meanwhile waits for the load, since a
+    // dashboard on an empty cache would show zeros that are not.
+    let firstLoad: Promise<void> | undefined;
+    const app = await buildReadServer({ config, cache, secret, clock, logger, web: WebAssets.load(), privacy, firstLoad: () => firstLoad });
+    const address = await app.listen({ port: config.apiPort, host: config.apiHost }).catch(async (e: NodeJS.ErrnoException) => {
+      await app.close();
       throw new ConfigError(e.code === 'EADDRINUSE' || e.code === 'EACCES' ? 'apiPort' : 'apiHost', `the read side cannot listen on ${config.apiHost}:${config.apiPort} (${e.code})`);
     });
+    firstLoad = cache.refresh().then(
+      () => undefined,
+      (e: Error) => void logger.error({ err: e.message }, 'read cache: first load failed; serving what is loaded, retrying every refresh'),
+    );
+    cache.start(config.apiRefreshSeconds * 1000);
     const port = (app.server.address() as { port: number }).port;
     const host = config.apiHost === '0.0.0.0' || config.apiHost === '::' ? '127.0.0.1' : config.apiHost;
-    logger.info({ address, computedThrough: cache.computedThrough }, 'read side listening');
+    logger.info({ address }, 'read side listening');
     return {
       app,
       cache,
       url: `http://${host}:${port}`,
+      loaded: firstLoad,
       async close() {
         await app.close();
         await cache.close();
@@ -64,6 +73,22 @@ export async function startReadSide(config: Config, store: ObjectStore, logger: 
   } catch (e) {
     await cache.close();
     throw e;
+  }
+}
+
+/**
+ * The regulations API, when the privacy secret can be read (it lives in the bucket unless configured).
+ * Storage being down at start-up does not keep the dashboard from starting: the API is then left out, and
+ * the log says so.
+ */
+async function regulationsApi(config: Config, store: ObjectStore, clock: Clock, logger: Logger) {
+  try {
+    const secret = await loadPrivacySecret(config.privacySecret, store);
+    return { regulations: new Regulations(store, secret, clock), secret };
+  } catch (e) {
+    if (e instanceof ConfigError) throw e;
+    logger.error({ err: (e as Error).message }, 'the privacy secret could not be read: the regulations API is off until a restart');
+    return undefined;
   }
 }
 

@@ -10,37 +10,88 @@ import { aggregateTask } from './aggregate.js';
 import { sessionsTask } from './sessions.js';
 import { erasureTask } from './regulations.js';
 import { ConfigError } from '../lib/errors.js';
+import type { Cron } from 'croner';
+import type { FastifyInstance } from 'fastify';
 import { makeLogger } from './common.js';
 import { dashboardHint, startReadSide, type ReadSide } from './api.js';
 
 export async function serve(config: Config): Promise<number> {
   const logger = makeLogger(config.logLevel);
   const store = await openStore(config.storage, s3Settings(config));
+  // 1. Recover the log (and the duplicate window): nothing listens yet.
   const node = await openIngest(config, { store, clock: systemClock, logger });
-  const app = await buildServer({ config, collector: node.collector, preparer: node.preparer, clock: node.clock, metrics: node.metrics, logger, readiness: node.readiness });
-  const address = await app.listen({ port: config.port, host: config.host }).catch(async (e: NodeJS.ErrnoException) => {
-    await node.close();
-    const where = `cannot listen on ${config.host}:${config.port} (${e.code})`;
-    if (e.code === 'EADDRINUSE' || e.code === 'EACCES') throw new ConfigError('port', where);
-    // Not an address of this machine, or a name that does not resolve.
-    if (e.code === 'EADDRNOTAVAIL' || e.code === 'ENOTFOUND' || e.code === 'EAI_AGAIN') throw new ConfigError('host', where);
-    throw e;
-  });
+  node.collector.hold();
+
+  // 2. Signal handlers, before any port is bound: from here on SIGTERM ships everything, whatever is running.
+  let app: FastifyInstance | undefined;
   let readSide: ReadSide | undefined;
-  if (config.api) {
-    readSide = await startReadSide(config, store, logger).catch(async (e: unknown) => {
-      await app.close();
-      await node.close();
+  let nightly: Cron | undefined;
+  let stopping: Promise<number> | undefined;
+  const stop = (signal: string) =>
+    (stopping ??= (async () => {
+      logger.info({ signal }, 'stopping: no new requests, flushing the log to storage');
+      nightly?.stop();
+      node.collector.close();
+      // The log ships while the servers close: a read cache in its first load stops at its next batch.
+      const [shipped] = await Promise.all([node.close(), app?.close(), readSide?.close()]);
+      if (shipped) logger.info('everything shipped; bye');
+      else logger.warn('storage did not take everything in time; the rest stays in the log and ships on next start');
+      return shipped ? 0 : 75;
+    })());
+  let stopped: (code: number) => void = () => undefined;
+  const exit = new Promise<number>((resolve) => (stopped = resolve));
+  const onSignal = (signal: string) => void stop(signal).then(stopped);
+  process.once('SIGTERM', () => onSignal('SIGTERM'));
+  process.once('SIGINT', () => onSignal('SIGINT'));
+  // SIGHUP reads the plan files again: a plan edit takes effect without a restart (README, "Tracking plans").
+  process.on('SIGHUP', () => {
+    try {
+      node.reloadPlans();
+      logger.info({ plans: config.plans }, 'tracking plans reloaded');
+    } catch (e) {
+      logger.error({ err: (e as Error).message }, 'tracking plans not reloaded: the plans in force stay');
+    }
+    // And the privacy regulations, at once rather than at the next refresh.
+    node.reloadPrivacy().catch((e: Error) => logger.warn({ err: e.message }, 'privacy regulations not read; the lists in force stay'));
+  });
+  logger.info({ segments: node.wal.sealed().length }, 'log recovered; SIGTERM now ships everything');
+
+  // 3. Every port bound: requests that arrive meanwhile are refused with a retryable 503 (`starting`), so a
+  //    start-up that fails here has acknowledged nothing.
+  let listening = '';
+  try {
+    app = await buildServer({ config, collector: node.collector, preparer: node.preparer, clock: node.clock, metrics: node.metrics, logger, readiness: node.readiness });
+    const bound = app;
+    listening = await bound.listen({ port: config.port, host: config.host }).catch((e: NodeJS.ErrnoException) => {
+      const where = `cannot listen on ${config.host}:${config.port} (${e.code})`;
+      if (e.code === 'EADDRINUSE' || e.code === 'EACCES') throw new ConfigError('port', where);
+      // Not an address of this machine, or a name that does not resolve.
+      if (e.code === 'EADDRNOTAVAIL' || e.code === 'ENOTFOUND' || e.code === 'EAI_AGAIN') throw new ConfigError('host', where);
       throw e;
     });
+    if (config.api && !stopping) {
+      const side = await startReadSide(config, store, logger);
+      // A SIGTERM that came while it started finds no read side to close: close it here.
+      if (stopping) await side.close();
+      else readSide = side;
+    }
+  } catch (e) {
+    if (!stopping) {
+      await stop('start-up failed');
+      throw e;
+    }
   }
-  // Only once the collector is up: a process that cannot listen runs no jobs either.
-  const nightly = config.scheduler
+  if (stopping) return exit;
+
+  // 4. Open: requests are accepted and /ready answers 200. Only now: a process that cannot listen runs no jobs.
+  node.collector.open();
+  nightly = config.scheduler
     ? startNightly({ time: config.scheduleTime, timezone: config.timezone, clock: systemClock, logger, tasks: [erasureTask(config, store, logger), aggregateTask(config, store, logger), sessionsTask(config, store, logger)] })
     : undefined;
   if (nightly) logger.info({ at: config.scheduleTime, timezone: config.timezone, next: nightly.nextRun()?.toISOString() }, 'nightly jobs scheduled');
-  const port = app.server.address() && typeof app.server.address() === 'object' ? (app.server.address() as { port: number }).port : config.port;
-  logger.info({ address, storage: store.location, walDir: config.walDir, nodeId: node.wal.nodeId, flushIntervalMs: config.flushIntervalMs }, 'collector listening');
+  const address = app!.server.address();
+  const port = address && typeof address === 'object' ? address.port : config.port;
+  logger.info({ address: listening, storage: store.location, walDir: config.walDir, nodeId: node.wal.nodeId, flushIntervalMs: config.flushIntervalMs }, 'collector listening');
   if (Object.keys(config.plans).length > 0) logger.info({ plans: config.plans }, 'tracking plans checked at the door');
   if (isDevSources(config)) {
     logger.warn('no sources configured: accepting the embedded default write key "dev" for tenant "demo"; set TRACKLAKE_SOURCES or "sources" for production');
@@ -57,33 +108,5 @@ export async function serve(config: Config): Promise<number> {
       `  http://${host}:${port}/analytics.js/v1/${key}/analytics.min.js\n\n` +
       (readSide ? `${await dashboardHint(config, readSide.url)}\n` : ''),
   );
-
-  return new Promise<number>((resolve) => {
-    let stopping = false;
-    const stop = async (signal: string) => {
-      if (stopping) return;
-      stopping = true;
-      logger.info({ signal }, 'stopping: no new requests, flushing the log to storage');
-      nightly?.stop();
-      await readSide?.close();
-      await app.close();
-      const shipped = await node.close();
-      if (shipped) logger.info('everything shipped; bye');
-      else logger.warn('storage did not take everything in time; the rest stays in the log and ships on next start');
-      resolve(shipped ? 0 : 75);
-    };
-    // SIGHUP reads the plan files again: a plan edit takes effect without a restart (README, "Tracking plans").
-    process.on('SIGHUP', () => {
-      try {
-        node.reloadPlans();
-        logger.info({ plans: config.plans }, 'tracking plans reloaded');
-      } catch (e) {
-        logger.error({ err: (e as Error).message }, 'tracking plans not reloaded: the plans in force stay');
-      }
-      // And the privacy regulations, at once rather than at the next refresh.
-      node.reloadPrivacy().catch((e: Error) => logger.warn({ err: e.message }, 'privacy regulations not read; the lists in force stay'));
-    });
-    process.once('SIGTERM', () => void stop('SIGTERM'));
-    process.once('SIGINT', () => void stop('SIGINT'));
-  });
+  return exit;
 }

@@ -42,13 +42,32 @@ export class Collector {
   private readonly violationsBy = new Map<string, { inc(): void }>();
   constructor(private readonly d: CollectorDeps) {}
 
+  /**
+   * Until open(), requests are refused with a retryable 503: `serve` binds every port before it acknowledges
+   * anything, so a start-up that fails half way has acknowledged nothing.
+   */
+  private starting = false;
+
+  hold(): void {
+    this.starting = true;
+  }
+
+  open(): void {
+    this.starting = false;
+  }
+
+  get accepting(): boolean {
+    return !this.starting && !this.closed;
+  }
+
   close(): void {
     this.closed = true;
   }
 
-  /** Throws when no request should be taken now (shutting down, over the buffer budget). */
+  /** Throws when no request should be taken now (starting, shutting down, over the buffer budget). */
   checkOpen(): void {
     if (this.closed) throw new TracklakeError('shutting_down');
+    if (this.starting) throw new TracklakeError('starting');
     if (this.d.wal.bufferedBytes > this.d.maxBufferBytes) throw new TracklakeError('overloaded');
   }
 

@@ -114,7 +114,8 @@ export async function openIngest(config: Config, deps: { store: ObjectStore; clo
       const storageOk = s.storageHealthy;
       const underBudget = wal.bufferedBytes <= config.maxBufferBytes;
       const log = !wal.writable ? 'not writable' : underBudget ? true : 'over --max-buffer-bytes';
-      return { ready: storageOk && log === true, checks: { log, storage: storageOk ? true : (s.lastError ?? 'no recent upload') } };
+      const accepting = collector.accepting ? true : 'not accepting requests (starting or stopping)';
+      return { ready: storageOk && log === true && accepting === true, checks: { accepting, log, storage: storageOk ? true : (s.lastError ?? 'no recent upload') } };
     },
     async close() {
       clearInterval(maintainTimer);

@@ -23,6 +23,7 @@ export const ERRORS = {
   overloaded: { status: 503, retry: true, message: 'The collector is over its buffer budget; retry later.' },
   log_unavailable: { status: 503, retry: true, message: 'The local log could not be written; retry later.' },
   shutting_down: { status: 503, retry: true, message: 'The collector is shutting down; retry later.' },
+  starting: { status: 503, retry: true, message: 'The collector is starting; retry in a moment.' },
   internal: { status: 500, retry: true, message: 'Internal error.' },
 
   // the read side (query API and dashboard)

@@ -107,6 +107,8 @@ export class ReadCache {
   private sessionTail = { fingerprint: '', at: 0, days: '', tookMs: 0 };
   private timer: NodeJS.Timeout | undefined;
   private readonly metricNames: ReadonlySet<string>;
+  /** Set by close(): a refresh under way stops at its next batch instead of holding the shutdown up. */
+  private closing = false;
 
   private constructor(private readonly o: ReadCacheOptions, private readonly instance: DuckDBInstance, private readonly conn: DuckDBConnection) {
     this.metricNames = new Set(o.metrics.map((m) => m.name));
@@ -182,7 +184,10 @@ export class ReadCache {
         const day = dayOfKey(f.key);
         return day !== undefined && wanted.has(day) && this.metricNames.has(path.posix.basename(f.key, '.csv'));
       });
-      for (const days of chunks(aggStale, DAYS_PER_LOAD)) await this.loadAggregateDays(days, files, aggDays);
+      for (const days of chunks(aggStale, DAYS_PER_LOAD)) {
+        this.stopIfClosing();
+        await this.loadAggregateDays(days, files, aggDays);
+      }
       report.aggregateDays = aggStale.length;
     }
     const sessStale = stale('sess', sessDays);
@@ -192,7 +197,10 @@ export class ReadCache {
       const [sessions, facts] = await Promise.all([listCsv(store, 'sessions/'), listCsv(store, 'track_facts/')]);
       const sessionFiles = inDays(sessions.filter((f) => f.key.endsWith('/sessions.csv') && !f.key.startsWith('sessions/_state/')));
       const factFiles = inDays(facts);
-      for (const days of chunks(sessStale, DAYS_PER_LOAD)) await this.loadSessionDays(days, sessionFiles, factFiles, sessDays);
+      for (const days of chunks(sessStale, DAYS_PER_LOAD)) {
+        this.stopIfClosing();
+        await this.loadSessionDays(days, sessionFiles, factFiles, sessDays);
+      }
       report.sessionDays = sessStale.length;
     }
     const aggGone = gone('agg', aggDays);
@@ -214,7 +222,9 @@ export class ReadCache {
       if (!listings.has(day)) listings.set(day, listCsv(store, keys.tracksDay(day)));
       return listings.get(day)!;
     };
+    this.stopIfClosing();
     report.tailFiles = await this.refreshTail(loaded, tracksOf);
+    this.stopIfClosing();
     report.tailSessionDays = await this.refreshSessionTail(tracksOf);
     report.ms = Math.round(performance.now() - started);
     if (report.aggregateDays + report.sessionDays + report.tailFiles + report.tailSessionDays + report.removed > 0) this.o.logger.info({ ...report, computedThrough: this.computedThrough }, 'read cache refreshed');
@@ -396,7 +406,13 @@ export class ReadCache {
     return this.readers.use(async (conn) => (await conn.runAndReadAll(statement, values, types)).getRowObjects() as T[]);
   }
 
+  private stopIfClosing(): void {
+    // Each batch is its own transaction, so what was loaded stays loaded and the next start goes on from it.
+    if (this.closing) throw new Error('read cache closing');
+  }
+
   async close(): Promise<void> {
+    this.closing = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     await this.running?.catch(() => undefined);

@@ -34,6 +34,8 @@ export interface ReadServerDeps {
   web?: WebAssets;
   /** The regulations API (privacy tokens); absent, its routes are not served. */
   privacy?: { regulations: Regulations; secret: string };
+  /** The read cache's first load, once it has begun: API requests wait for it. */
+  firstLoad?: () => Promise<void> | undefined;
 }
 
 declare module 'fastify' {
@@ -95,6 +97,7 @@ export async function buildReadServer(deps: ReadServerDeps): Promise<FastifyInst
     if (privacyRoute && r.scope.access !== 'privacy') return sendError(reply, 'forbidden', 'Only a privacy token (tracklake token create --scope privacy) may use the regulations API.');
     if (!privacyRoute && r.scope.access !== 'read') return sendError(reply, 'forbidden', 'A privacy token may use the regulations API only.');
     req.scope = r.scope;
+    await deps.firstLoad?.();
   });
 
   const today = () => dayOf(clock.now());
