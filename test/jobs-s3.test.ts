@@ -38,7 +38,7 @@ async function seed(store: ObjectStore): Promise<void> {
 async function snapshot(store: ObjectStore): Promise<Record<string, string>> {
   const out: Record<string, string> = {};
   // Manifests and input records hold ETags, which differ between stores.
-  for (const o of await store.list('')) if (!o.key.endsWith('.json') && !o.key.endsWith('.idx')) out[o.key] = (await store.get(o.key))!.toString();
+  for (const o of await store.list('')) if (!o.key.endsWith('.json') && !o.key.endsWith('.pack')) out[o.key] = (await store.get(o.key))!.toString();
   return out;
 }
 

@@ -21,7 +21,8 @@ export type ColumnTypes = Readonly<Record<string, string>>;
 export interface FileKind {
   /** The path pattern as the README writes it. */
   pattern: string;
-  format: 'csv' | 'jsonl' | 'json';
+  /** `binary` for tracklake's own layouts (the index packs). */
+  format: 'csv' | 'jsonl' | 'json' | 'binary';
   /** CSV columns in order with their DuckDB types (undefined for JSON files). */
   columns?: ColumnTypes;
   /** The columns (CSV) or fields (JSON lines) that hold a subject's id, by subject type. */
@@ -71,6 +72,10 @@ export const LAKE = {
   userFacts: { pattern: 'users/user_facts.csv', format: 'csv', columns: USER_FACT_TYPES, subjects: { USER_ID: ['userid'], ANONYMOUS_ID: ['userid'] }, erasure: 'derived' },
   sessionState: { pattern: 'sessions/_state/<yyyy>/<mm>/<dd>/state.csv', format: 'csv', columns: SESSION_STATE_TYPES, subjects: analysed, erasure: 'derived' },
   userDevices: { pattern: 'users/_state/user_devices.csv', format: 'csv', columns: USER_DEVICE_TYPES, subjects: analysed, erasure: 'derived' },
+  // Privacy's own files. A regulation keeps its subjects as keyed hashes, and its plain ids only until the
+  // deletion that needed them is done; an index pack holds fingerprints and is written again with its files.
+  regulations: { pattern: 'privacy/regulations/<tenant>/<id>.json', format: 'json', subjects: {}, erasure: 'none' },
+  indexPacks: { pattern: 'privacy/packs/<kind>/<yyyy>/<mm>.pack', format: 'binary', subjects: {}, erasure: 'derived' },
 } as const satisfies Record<string, FileKind>;
 
 export type KindName = keyof typeof LAKE;

@@ -6,11 +6,12 @@
  *    user's: those the alias map gives the user (the account a device was first seen with), and those seen
  *    with the user's account (tracking rows, identity links) that the alias map does not know yet. Their
  *    anonymous rows, before the login, are the same person's.
- * 2. The files that may hold them, from the per-file subject index (privacy/index.ts); files without a
- *    current index are read and indexed on the way.
- * 3. Each such file is filtered and replaced atomically (one put), its index with it: tracking files,
- *    identity links, quarantine (a subject's line is blanked, so replay's ledger line numbers hold), the
- *    violations of the blanked messages, and the alias map. Other rows keep their bytes.
+ * 2. The files that may hold them, from the subject index (privacy/index.ts); files without a current
+ *    index are read and indexed on the way.
+ * 3. Each such file is filtered and replaced atomically (one put): tracking files, identity links,
+ *    quarantine (a subject's line is blanked, so replay's ledger line numbers hold), the violations of the
+ *    blanked messages, and the alias map. Other rows keep their bytes. The index packs of the months that
+ *    changed are written at the end (a crash before that leaves them stale: the next run reads those files).
  * 4. What is derived is computed again from the remaining files: the aggregate and session days that were
  *    computed from a changed day (sessions with their neighbours), and with them the track facts, user facts
  *    and their state. The read caches reload those days when their manifests change.
