@@ -33,8 +33,7 @@ import { addDays, dayOfKey } from '../lib/dates.js';
 import type { ObjectInfo, ObjectStore } from '../storage/store.js';
 import { IndexBuilder, packKey, readIndexes, sortedPrints, subjectPrint, writePacks, type SubjectIndex } from './index.js';
 import { deletes, type ErasureReport, type Regulation, Regulations } from './regulations.js';
-import { csvFields } from './ship-filter.js';
-import { quarantineSubject, subjectHash } from './subjects.js';
+import { fieldReader, rowSubject, subjectHash } from './subjects.js';
 
 export interface ErasureOptions extends JobResources {
   store: ObjectStore;
@@ -70,6 +69,8 @@ interface Subjects {
 }
 
 const SUBJECT_KINDS = ['tracks', 'identities', 'quarantine'] as const satisfies readonly KindName[];
+const aliasRow = fieldReader(LAKE.aliasMap.columns, ['tenantid', 'deviceid', 'userid']);
+const violationMessage = fieldReader(LAKE.violations.columns, ['tenantid', 'messageid']);
 
 export async function runErasure(o: ErasureOptions): Promise<ErasureRun> {
   const regulations = new Regulations(o.store, o.secret, o.clock);
@@ -166,21 +167,20 @@ async function erase(o: ErasureOptions, pending: readonly Regulation[], report: 
   lap('find', 'lookup');
   for (const { f, kind } of linking) {
     await forEachRecord(await read(f, kind), (line) => {
-      const c = csvFields(line, 5);
-      const s = subjects.get(c[1] ?? '');
-      if (kind === 'tracks' && s?.users.has(c[4] ?? '') && c[3]) link(s, c[4]!, c[3]);
-      if (kind === 'identities' && s?.users.has(c[3] ?? '')) for (const d of [c[2], c[4]]) if (d) link(s, c[3]!, d);
+      const r = rowSubject(kind, line)!;
+      const s = subjects.get(r.tenant);
+      if (s?.users.has(r.user)) for (const d of r.devices) if (d) link(s, r.user, d);
     });
   }
   // The alias map says whose a device is (the account it was first seen with): a device seen with the user
   // but first with someone else stays that person's; one the map gives the user is the user's.
   const alias = await o.store.get(keys.aliasMap);
   if (alias) await forEachRecord(alias, (line) => {
-    const c = csvFields(line, 3);
-    const s = subjects.get(c[0] ?? '');
-    if (s === undefined || !c[1] || c[1] === c[2]) return;
-    for (const devices of s.linkedBy.values()) devices.delete(c[1]);
-    if (s.users.has(c[2] ?? '')) link(s, c[2]!, c[1]);
+    const [tenant, device, user] = aliasRow(line) as [string, string, string];
+    const s = subjects.get(tenant);
+    if (s === undefined || !device || device === user) return;
+    for (const devices of s.linkedBy.values()) devices.delete(device);
+    if (s.users.has(user)) link(s, user, device);
   });
   for (const s of subjects.values()) {
     for (const [user, devices] of s.linkedBy) for (const d of devices) if (d !== user && !s.users.has(d)) s.linked.add(d);
@@ -201,21 +201,17 @@ async function erase(o: ErasureOptions, pending: readonly Regulation[], report: 
     for (const f of holding.get(kind)!) {
       const body = await read(f, kind);
       const day = dayOfKey(f.key)!;
-      const drop = kind === 'quarantine'
-        ? (line: Buffer) => {
-            const q = quarantineSubject(line);
-            const gone = q !== undefined && isSubject(subjects.get(q.tenant), q.user, q.devices);
-            if (gone) {
-              let set = blanked.get(day);
-              if (!set) blanked.set(day, (set = new Set()));
-              set.add(`${q!.tenant}\0${q!.messageId}`);
-            }
-            return gone;
-          }
-        : (line: Buffer) => {
-            const c = csvFields(line, 5);
-            return kind === 'tracks' ? isSubject(subjects.get(c[1] ?? ''), c[4] ?? '', [c[3] ?? '']) : isSubject(subjects.get(c[1] ?? ''), c[3] ?? '', [c[2] ?? '', c[4] ?? '']);
-          };
+      const drop = (line: Buffer) => {
+        const r = rowSubject(kind, line);
+        const gone = r !== undefined && isSubject(subjects.get(r.tenant), r.user, r.devices);
+        // A blanked quarantine line takes its message's violation rows with it (step 3).
+        if (gone && r.messageId !== undefined) {
+          let set = blanked.get(day);
+          if (!set) blanked.set(day, (set = new Set()));
+          set.add(`${r.tenant}\0${r.messageId}`);
+        }
+        return gone;
+      };
       const { out, n } = await filterRecords(body, drop, kind === 'quarantine' ? 'blank' : 'remove', kind === 'quarantine' ? 'jsonl' : 'csv');
       if (n === 0) continue;
       await o.store.put(f.key, out);
@@ -237,10 +233,7 @@ async function erase(o: ErasureOptions, pending: readonly Regulation[], report: 
     for (const f of (await o.store.list(keys.violationsDay(day))).filter((x) => x.key.endsWith('.csv'))) {
       const body = (await o.store.get(f.key)) ?? Buffer.alloc(0);
       report.filesRead++;
-      const { out, n } = await filterRecords(body, (line) => {
-        const c = csvFields(line, 3);
-        return ids.has(`${c[1]}\0${c[2]}`);
-      }, 'remove', 'csv');
+      const { out, n } = await filterRecords(body, (line) => ids.has(violationMessage(line).join('\0')), 'remove', 'csv');
       if (n === 0) continue;
       await o.store.put(f.key, out);
       removed('violations', n);
@@ -251,9 +244,9 @@ async function erase(o: ErasureOptions, pending: readonly Regulation[], report: 
   // 4. The alias map.
   if (alias) {
     const { out, n } = await filterRecords(alias, (line) => {
-      const c = csvFields(line, 3);
-      const s = subjects.get(c[0] ?? '');
-      return s !== undefined && (s.users.has(c[2] ?? '') || s.anons.has(c[1] ?? '') || s.linked.has(c[1] ?? '') || s.anons.has(c[2] ?? '') || s.linked.has(c[2] ?? ''));
+      const [tenant, device, user] = aliasRow(line) as [string, string, string];
+      const s = subjects.get(tenant);
+      return s !== undefined && (s.users.has(user) || s.anons.has(device) || s.linked.has(device) || s.anons.has(user) || s.linked.has(user));
     }, 'remove', 'csv');
     if (n > 0) {
       await o.store.put(keys.aliasMap, out);
@@ -307,23 +300,10 @@ function isSubject(s: Subjects | undefined, account: string, devices: readonly s
 async function indexOf(kind: (typeof SUBJECT_KINDS)[number], body: Buffer): Promise<IndexBuilder> {
   const b = new IndexBuilder();
   await forEachRecord(body, (line) => {
-    if (kind === 'quarantine') {
-      const q = quarantineSubject(line);
-      if (!q) return;
-      b.add(q.tenant, 'USER_ID', q.user);
-      for (const d of q.devices) b.add(q.tenant, 'ANONYMOUS_ID', d);
-      return;
-    }
-    const c = csvFields(line, 5);
-    const tenant = c[1] ?? '';
-    if (kind === 'tracks') {
-      b.add(tenant, 'USER_ID', c[4] ?? '');
-      b.add(tenant, 'ANONYMOUS_ID', c[3] ?? '');
-    } else {
-      b.add(tenant, 'USER_ID', c[3] ?? '');
-      b.add(tenant, 'ANONYMOUS_ID', c[2] ?? '');
-      b.add(tenant, 'ANONYMOUS_ID', c[4] ?? '');
-    }
+    const r = rowSubject(kind, line);
+    if (!r) return;
+    b.add(r.tenant, 'USER_ID', r.user);
+    for (const d of r.devices) b.add(r.tenant, 'ANONYMOUS_ID', d);
   }, kind === 'quarantine' ? 'jsonl' : 'csv');
   return b;
 }

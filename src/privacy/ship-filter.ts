@@ -8,7 +8,7 @@
  * together. Its subject is read off its rows (lake/layout.ts names the columns).
  */
 import type { SuppressionState } from './regulations.js';
-import { quarantineSubject, subjectHash, type SubjectType } from './subjects.js';
+import { rowSubject, subjectHash, type PersonKind, type SubjectType } from './subjects.js';
 
 /** A row of a log record: its kind byte's letter and its line's bytes. */
 export interface RowView {
@@ -48,55 +48,12 @@ export class ShipFilter {
   }
 }
 
+/** The ids a row names, by subject type: tracking rows, identity links and quarantine lines name people. */
 function idsOf(row: RowView): { tenant: string; subjects: Array<[SubjectType, string]> } | undefined {
-  if (row.kind === 't') {
-    const f = csvFields(row.line, 5);
-    return { tenant: f[1] ?? '', subjects: [['USER_ID', f[4] ?? ''], ['ANONYMOUS_ID', f[3] ?? '']] };
-  }
-  if (row.kind === 'i') {
-    const f = csvFields(row.line, 5);
-    return { tenant: f[1] ?? '', subjects: [['USER_ID', f[3] ?? ''], ['ANONYMOUS_ID', f[2] ?? ''], ['ANONYMOUS_ID', f[4] ?? '']] };
-  }
-  if (row.kind === 'q') {
-    const q = quarantineSubject(row.line);
-    return q && { tenant: q.tenant, subjects: [['USER_ID', q.user], ...q.devices.map((d): [SubjectType, string] => ['ANONYMOUS_ID', d])] };
-  }
-  return undefined;
+  const kind = ROW_KINDS[row.kind];
+  const r = kind && rowSubject(kind, row.line);
+  return r && { tenant: r.tenant, subjects: [['USER_ID', r.user], ...r.devices.map((d): [SubjectType, string] => ['ANONYMOUS_ID', d])] };
 }
 
-/** The first n fields of one RFC 4180 line (tracklake's own writing: quotes doubled inside quoted fields). */
-export function csvFields(line: Buffer | string, n: number): string[] {
-  const text = typeof line === 'string' ? line : line.toString('utf8');
-  const out: string[] = [];
-  let i = 0;
-  while (out.length < n && i <= text.length) {
-    if (text[i] === '"') {
-      let v = '';
-      i++;
-      for (;;) {
-        const q = text.indexOf('"', i);
-        if (q < 0) {
-          v += text.slice(i);
-          i = text.length;
-          break;
-        }
-        v += text.slice(i, q);
-        if (text[q + 1] === '"') {
-          v += '"';
-          i = q + 2;
-        } else {
-          i = q + 1;
-          break;
-        }
-      }
-      out.push(v);
-      i++; // the comma
-    } else {
-      const c = text.indexOf(',', i);
-      const end = c < 0 ? text.length : c;
-      out.push(text.slice(i, end));
-      i = end + 1;
-    }
-  }
-  return out;
-}
+/** The log's row kinds (ingest/records.ts) that name a person, as the bucket's kinds of file. */
+const ROW_KINDS: Record<RowView['kind'], PersonKind | undefined> = { t: 'tracks', i: 'identities', v: undefined, q: 'quarantine' };

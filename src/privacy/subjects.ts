@@ -9,7 +9,7 @@
  */
 import { createHmac } from 'node:crypto';
 
-import { SUBJECT_TYPES, type SubjectType } from '../lake/layout.js';
+import { LAKE, SUBJECT_TYPES, type ColumnTypes, type SubjectType } from '../lake/layout.js';
 
 export { SUBJECT_TYPES, type SubjectType };
 
@@ -26,8 +26,54 @@ export interface MessageIds {
   previousId?: string | undefined;
 }
 
+/** The kinds of file whose rows name people (lake/layout.ts), and who a row names. */
+export type PersonKind = 'tracks' | 'identities' | 'quarantine';
+export interface RowSubject {
+  tenant: string;
+  /** The account id, or ''. */
+  user: string;
+  /** Device, anonymous and previous ids ('' where absent). */
+  devices: string[];
+  /** A quarantine line's message id. */
+  messageId?: string;
+}
+
+/**
+ * A reader of some columns of a CSV kind's lines, by name: the positions come from the columns lake/layout.ts
+ * gives the kind, and only the fields up to the last one wanted are split.
+ */
+export function fieldReader(columns: ColumnTypes, names: readonly string[]): (line: Buffer | string) => string[] {
+  const all = Object.keys(columns);
+  const at = names.map((n) => {
+    const i = all.indexOf(n);
+    if (i < 0) throw new Error(`no column ${n}`);
+    return i;
+  });
+  const width = Math.max(...at) + 1;
+  return (line) => {
+    const f = csvFields(line, width);
+    return at.map((i) => f[i] ?? '');
+  };
+}
+
+/** Per CSV kind naming people: its tenant, its account id, then its device ids (lake/layout.ts's subjects). */
+const READERS = {
+  tracks: fieldReader(LAKE.tracks.columns, ['tenantid', ...LAKE.tracks.subjects.USER_ID, ...LAKE.tracks.subjects.ANONYMOUS_ID]),
+  identities: fieldReader(LAKE.identities.columns, ['tenantid', ...LAKE.identities.subjects.USER_ID, ...LAKE.identities.subjects.ANONYMOUS_ID]),
+};
+
+/**
+ * Who a row of a tracking file, an identity file or a quarantine file names: the one reading of it that the
+ * door's filter, the index and the erasure share. Undefined for a line that names nobody.
+ */
+export function rowSubject(kind: PersonKind, line: Buffer | string): RowSubject | undefined {
+  if (kind === 'quarantine') return quarantineSubject(line);
+  const [tenant, user, ...devices] = READERS[kind](line);
+  return { tenant: tenant!, user: user!, devices };
+}
+
 /** A quarantine line's tenant, message id and subject ids (user id; device, anonymous and previous ids). */
-export function quarantineSubject(line: Buffer | string): { tenant: string; messageId: string; user: string; devices: string[] } | undefined {
+function quarantineSubject(line: Buffer | string): Required<RowSubject> | undefined {
   try {
     const e = JSON.parse(typeof line === 'string' ? line : line.toString('utf8')) as { tenant: string; messageId: string; message: Record<string, unknown> };
     const m = e.message;
@@ -76,4 +122,41 @@ export class SuppressionSet {
     const has = (type: SubjectType, id: string | undefined) => id !== undefined && id !== '' && set.has(subjectHash(this.secret!, tenant, type, id));
     return has('USER_ID', ids.userId) || has('ANONYMOUS_ID', ids.anonymousId) || (ids.deviceId !== ids.anonymousId && has('ANONYMOUS_ID', ids.deviceId)) || has('ANONYMOUS_ID', ids.previousId);
   }
+}
+
+/** The first n fields of one RFC 4180 line (tracklake's own writing: quotes doubled inside quoted fields). */
+export function csvFields(line: Buffer | string, n: number): string[] {
+  const text = typeof line === 'string' ? line : line.toString('utf8');
+  const out: string[] = [];
+  let i = 0;
+  while (out.length < n && i <= text.length) {
+    if (text[i] === '"') {
+      let v = '';
+      i++;
+      for (;;) {
+        const q = text.indexOf('"', i);
+        if (q < 0) {
+          v += text.slice(i);
+          i = text.length;
+          break;
+        }
+        v += text.slice(i, q);
+        if (text[q + 1] === '"') {
+          v += '"';
+          i = q + 2;
+        } else {
+          i = q + 1;
+          break;
+        }
+      }
+      out.push(v);
+      i++; // the comma
+    } else {
+      const c = text.indexOf(',', i);
+      const end = c < 0 ? text.length : c;
+      out.push(text.slice(i, end));
+      i = end + 1;
+    }
+  }
+  return out;
 }
