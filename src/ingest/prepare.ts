@@ -9,6 +9,7 @@
 import { isUtf8 } from 'node:buffer';
 import { ERRORS, type ErrorCode } from '../lib/errors.js';
 import { DAY_MS, dayOf } from '../lib/dates.js';
+import { isObject } from '../lib/json.js';
 import { reject, type Rejection } from '../lib/result.js';
 import { splitBody, validateMessage, type MessageType } from '../segment/message.js';
 import { IDENTITY_COLUMNS } from '../tracking/columns.js';
@@ -232,8 +233,7 @@ function retentionOf(r: PrepareSettings['retention'], writeKey: string): Retenti
 }
 
 function deviceIdOf(context: Record<string, unknown>): string | undefined {
-  const device = context.device;
-  const id = device !== null && typeof device === 'object' ? (device as Record<string, unknown>).id : undefined;
+  const id = isObject(context.device) ? context.device.id : undefined;
   return typeof id === 'string' || typeof id === 'number' ? String(id) : undefined;
 }
 
@@ -246,25 +246,26 @@ type Json = Record<string, unknown>;
  */
 function keptMessage(raw: Json, batchContext: Json | undefined, retention: Retention, keptIp: (ip: string) => string | null, clientIp: string | null) {
   const reduceContext = (c: unknown): Json | undefined => {
-    if (c === null || typeof c !== 'object' || Array.isArray(c)) return undefined;
-    const out: Json = { ...(c as Json) };
+    if (!isObject(c)) return undefined;
+    const out: Json = { ...c };
     if (typeof out.ip === 'string') {
       if (retention.ipMode === 'truncate') out.ip = keptIp(out.ip);
       else if (retention.ipMode !== 'full') delete out.ip;
     }
     const loc = out.location;
-    if (retention.geoPrecision !== undefined && loc !== null && typeof loc === 'object' && !Array.isArray(loc)) {
-      const l: Json = { ...(loc as Json) };
+    if (retention.geoPrecision !== undefined && isObject(loc)) {
+      const l: Json = { ...loc };
       for (const k of ['latitude', 'longitude']) if (typeof l[k] === 'number') l[k] = reduceCoordinate(l[k] as number, retention.geoPrecision);
       out.location = l;
     }
     return out;
   };
-  const ownIp = (c: unknown) => (c !== null && typeof c === 'object' && typeof (c as Json).ip === 'string' ? ((c as Json).ip as string) : undefined);
+  const ownIp = (c: unknown) => (isObject(c) && typeof c.ip === 'string' ? c.ip : undefined);
+  const address = ownIp(raw.context) ?? ownIp(batchContext) ?? clientIp;
   const message: Json = { ...raw };
   if (raw.context !== undefined) message.context = reduceContext(raw.context) ?? raw.context;
   return {
-    ip: ((ip) => (ip === null ? null : keptIp(ip)))(ownIp(raw.context) ?? ownIp(batchContext) ?? clientIp),
+    ip: address === null ? null : keptIp(address),
     context: batchContext === undefined ? undefined : reduceContext(batchContext),
     message,
   };
