@@ -12,6 +12,7 @@
  */
 import { createHmac } from 'node:crypto';
 import { isIP } from 'node:net';
+import ipaddr from 'ipaddr.js';
 
 export const IP_MODES = ['full', 'truncate', 'hash', 'drop'] as const;
 export type IpMode = (typeof IP_MODES)[number];
@@ -53,28 +54,12 @@ export class AddressReducer {
 
 /** IPv4 to its /24 (a.b.c.0), IPv6 to its /48 (a:b:c::); anything else (already reduced, or not an address) as is. */
 export function truncateIp(ip: string): string {
-  const v = isIP(ip);
-  if (v === 4) return ip.slice(0, ip.lastIndexOf('.')) + '.0';
-  if (v !== 6) return ip;
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
-  if (mapped) return truncateIp(mapped[1]!);
-  const groups = expandIpv6(ip);
-  return `${groups.slice(0, 3).map((g) => g.replace(/^0+(?=.)/, '')).join(':')}::`;
-}
-
-/** The eight groups of an IPv6 address (an embedded IPv4 tail becomes two groups). */
-function expandIpv6(ip: string): string[] {
-  let text = ip.replace(/%.*$/, '');
-  const v4 = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text);
-  if (v4) {
-    const [a, b, c, d] = v4.slice(1).map(Number) as [number, number, number, number];
-    text = text.slice(0, v4.index) + `${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
-  }
-  const [head, tail] = text.split('::') as [string, string | undefined];
-  const h = head === '' ? [] : head.split(':');
-  if (tail === undefined) return h;
-  const t = tail === '' ? [] : tail.split(':');
-  return [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t];
+  if (isIP(ip) === 0) return ip;
+  let addr = ipaddr.parse(ip);
+  // An IPv4 address written as IPv6 (::ffff:a.b.c.d) is an IPv4 client, cut as one.
+  if (addr.kind() === 'ipv6' && (addr as ipaddr.IPv6).isIPv4MappedAddress()) addr = (addr as ipaddr.IPv6).toIPv4Address();
+  if (addr.kind() === 'ipv4') return `${(addr as ipaddr.IPv4).octets.slice(0, 3).join('.')}.0`;
+  return `${(addr as ipaddr.IPv6).parts.slice(0, 3).map((p) => p.toString(16)).join(':')}::`;
 }
 
 /** A coordinate with `decimals` kept (undefined: as sent). */
