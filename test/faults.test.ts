@@ -4,32 +4,10 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import type { ObjectStore } from '../src/storage/store.js';
-import { basic, post, readRows, spawnCollector, startCollector, tempDir, track } from './helpers.js';
+import { post, readRows, sendTagged, spawnCollector, startCollector, tempDir, track } from './helpers.js';
 import { TestS3 } from './s3server.js';
 
-let seq = 0;
-/** Sends `n` batches of 10 track events; returns the ids acknowledged with 200 and the statuses seen. */
-async function send(url: string, n: number, tag: string): Promise<{ acked: string[]; statuses: number[]; retryAfter: string[] }> {
-  const acked: string[] = [];
-  const statuses: number[] = [];
-  const retryAfter: string[] = [];
-  for (let b = 0; b < n; b++) {
-    const batch = Array.from({ length: 10 }, () => {
-      const id = `${tag}-${seq++}`;
-      return { type: 'track', event: 'view', messageId: id, anonymousId: 'dev', properties: { correlation_id: id, product_id: 'p' } };
-    });
-    try {
-      const res = await fetch(`${url}/v1/batch`, { method: 'POST', headers: { authorization: basic('dev'), 'content-type': 'application/json' }, body: JSON.stringify({ batch }) });
-      statuses.push(res.status);
-      if (res.status === 200) acked.push(...batch.map((m) => m.messageId));
-      if (res.headers.get('retry-after')) retryAfter.push(res.headers.get('retry-after')!);
-      await res.arrayBuffer();
-    } catch {
-      statuses.push(0);
-    }
-  }
-  return { acked, statuses, retryAfter };
-}
+const send = (url: string, n: number, tag: string) => sendTagged(url, { batches: n, tag });
 
 async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;

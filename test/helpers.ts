@@ -93,6 +93,37 @@ export async function post(url: string, body: unknown, headers: Record<string, s
   return { status: res.status, json, text, headers: res.headers };
 }
 
+let tagged = 0;
+/**
+ * Sends batches of 10 track events to a collector, each event's messageId and correlation id `<tag>-<n>`:
+ * `batches` of them, or until `until` settles. Returns the ids acknowledged with 200, every status seen (0
+ * for no answer: not listening yet, or killed mid-request) and the Retry-After values.
+ */
+export async function sendTagged(url: string, o: { tag: string; batches?: number; until?: Promise<unknown>; userId?: string }): Promise<{ acked: string[]; statuses: number[]; retryAfter: string[] }> {
+  let done = false;
+  void o.until?.then(() => (done = true));
+  const acked: string[] = [];
+  const statuses: number[] = [];
+  const retryAfter: string[] = [];
+  for (let b = 0; o.until ? !done : b < (o.batches ?? 1); b++) {
+    const batch = Array.from({ length: 10 }, () => {
+      const id = `${o.tag}-${tagged++}`;
+      return { type: 'track', event: 'view', messageId: id, ...(o.userId ? { userId: o.userId } : { anonymousId: 'dev' }), properties: { correlation_id: id, product_id: 'p' } };
+    });
+    try {
+      const res = await fetch(`${url}/v1/batch`, { method: 'POST', headers: { authorization: basic('dev'), 'content-type': 'application/json' }, body: JSON.stringify({ batch }) });
+      statuses.push(res.status);
+      if (res.status === 200) acked.push(...batch.map((m) => m.messageId));
+      if (res.headers.get('retry-after')) retryAfter.push(res.headers.get('retry-after')!);
+      await res.arrayBuffer();
+    } catch {
+      statuses.push(0);
+      if (o.until) await new Promise((r) => setTimeout(r, 5)); // not listening yet: try again shortly
+    }
+  }
+  return { acked, statuses, retryAfter };
+}
+
 /** Every row of every CSV under prefix (state files aside), as objects keyed by header. */
 export async function readRows(store: ObjectStore, prefix = 'tracks/'): Promise<Array<Record<string, string>>> {
   const rows: Array<Record<string, string>> = [];

@@ -8,11 +8,10 @@ import { spawn, spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { loadConfig } from '../src/config/config.js';
-import { ManualClock } from '../src/lib/clock.js';
+import { ManualClock, systemClock } from '../src/lib/clock.js';
 import { Regulations } from '../src/privacy/regulations.js';
 import { LocalStore } from '../src/storage/local.js';
-import { systemClock } from '../src/lib/clock.js';
-import { basic, CLI, post, flushed, readRows, spawnCollector, startCollector, T0, tempDir, track } from './helpers.js';
+import { CLI, post, flushed, readRows, sendTagged, spawnCollector, startCollector, T0, tempDir, track } from './helpers.js';
 
 async function tracked(store: LocalStore): Promise<string[]> {
   const out: string[] = [];
@@ -53,21 +52,8 @@ describe('a deletion killed with SIGKILL', () => {
   });
 });
 
-/** Sends batches of 10 events of one subject (userId), tagged by correlation id; the ids acknowledged. */
-async function send(url: string, user: string, batches: number, tag: string): Promise<string[]> {
-  const acked: string[] = [];
-  for (let b = 0; b < batches; b++) {
-    const batch = Array.from({ length: 10 }, (_, i) => ({ type: 'track', event: 'view', userId: user, properties: { correlation_id: `${tag}-${b}-${i}`, product_id: 'p' } }));
-    try {
-      const res = await fetch(`${url}/v1/batch`, { method: 'POST', headers: { authorization: basic('dev'), 'content-type': 'application/json' }, body: JSON.stringify({ batch }) });
-      if (res.status === 200) acked.push(...batch.map((m) => m.properties.correlation_id));
-      await res.arrayBuffer();
-    } catch {
-      // killed mid-request: not acknowledged
-    }
-  }
-  return acked;
-}
+/** Batches of 10 events of one user; the ids acknowledged. */
+const send = async (url: string, userId: string, batches: number, tag: string) => (await sendTagged(url, { batches, tag, userId })).acked;
 
 describe('a collector killed with SIGKILL while a deletion is pending', () => {
   it('ships none of the subject\'s logged messages after the restart, and everyone else\'s exactly once', async () => {
