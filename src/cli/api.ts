@@ -22,8 +22,6 @@ export interface ReadSide {
   cache: ReadCache;
   /** http://host:port of the dashboard. */
   url: string;
-  /** The cache's first load: queries that arrive before it wait for it. */
-  loaded: Promise<void>;
   close(): Promise<void>;
 }
 
@@ -64,7 +62,6 @@ export async function startReadSide(config: Config, store: ObjectStore, logger: 
       app,
       cache,
       url: `http://${host}:${port}`,
-      loaded: firstLoad,
       async close() {
         await app.close();
         await cache.close();

@@ -56,6 +56,13 @@ export const shareArg = (name: string) => (v: string) => {
   return n;
 };
 
+/** A --tenant flag's value, checked against the tenants the configuration's sources send to. */
+export function configuredTenant(config: Config, tenant: string | undefined): string {
+  const tenants = new Set(Object.values(config.sources));
+  if (tenant === undefined || !tenants.has(tenant)) throw new ConfigError('tenant', `${tenant === undefined ? 'give --tenant' : `"${tenant}" is no tenant of this configuration`} (${[...tenants].join(', ')})`);
+  return tenant;
+}
+
 /** Prints what a job run skipped (malformed rows, files without the expected header) on stderr. */
 export function printSkipped(report: { badRows: Array<{ key: string; line: number; error: string }>; skippedFiles: Array<{ key: string; reason: string }> }, prefix = ''): void {
   for (const b of report.badRows) process.stderr.write(`${prefix}skipped malformed row ${b.key}:${b.line}: ${b.error}\n`);

@@ -12,17 +12,12 @@ import { loadPrivacySecret } from '../privacy/secret.js';
 import { regulationView } from '../query/regulations.js';
 import { openStore } from '../storage/open.js';
 import type { ObjectStore } from '../storage/store.js';
+import { configuredTenant } from './common.js';
 
 async function open(config: Config) {
   const store = await openStore(config.storage, s3Settings(config));
   const secret = await loadPrivacySecret(config.privacySecret, store);
   return { store, secret, regulations: new Regulations(store, secret, systemClock) };
-}
-
-function tenantOf(config: Config, tenant: string | undefined): string {
-  const tenants = new Set(Object.values(config.sources));
-  if (tenant === undefined || !tenants.has(tenant)) throw new ConfigError('tenant', `${tenant === undefined ? 'give --tenant' : `"${tenant}" is no tenant of this configuration`} (${[...tenants].join(', ')})`);
-  return tenant;
 }
 
 export interface RegulateOptions {
@@ -35,7 +30,7 @@ export interface RegulateOptions {
 }
 
 export async function regulateCommand(config: Config, o: RegulateOptions): Promise<number> {
-  const tenant = tenantOf(config, o.tenant);
+  const tenant = configuredTenant(config, o.tenant);
   const what = [o.delete && 'delete', o.suppress && 'suppress', o.unsuppress && 'unsuppress'].filter(Boolean);
   if (what.length === 0 || (o.unsuppress && what.length > 1)) throw new ConfigError('regulate', 'give --delete, --suppress (both together: suppress with delete) or --unsuppress');
   const type: RegulationType = o.unsuppress ? 'UNSUPPRESS' : o.delete && o.suppress ? 'SUPPRESS_WITH_DELETE' : o.delete ? 'DELETE' : 'SUPPRESS';
@@ -50,14 +45,14 @@ export async function regulateCommand(config: Config, o: RegulateOptions): Promi
 
 export async function regulationsList(config: Config, o: { tenant?: string }): Promise<number> {
   const { regulations } = await open(config);
-  const tenant = o.tenant === undefined ? undefined : tenantOf(config, o.tenant);
+  const tenant = o.tenant === undefined ? undefined : configuredTenant(config, o.tenant);
   for (const r of await regulations.list(tenant)) process.stdout.write(`${JSON.stringify({ tenant: r.tenant, ...regulationView(r) })}\n`);
   return 0;
 }
 
 export async function regulationsShow(config: Config, o: { tenant?: string; id: string }): Promise<number> {
   const { regulations } = await open(config);
-  const reg = await regulations.get(tenantOf(config, o.tenant), o.id);
+  const reg = await regulations.get(configuredTenant(config, o.tenant), o.id);
   if (!reg) throw new ConfigError('id', `no regulation ${o.id} for tenant ${o.tenant}`);
   process.stdout.write(`${JSON.stringify(regulationView(reg), null, 2)}\n`);
   return 0;

@@ -2,11 +2,11 @@
 import type { Config } from '../config/config.js';
 import { systemClock, type Clock } from '../lib/clock.js';
 import { ConfigError } from '../lib/errors.js';
+import { configuredTenant } from './common.js';
 import { ACCESS, createToken, loadSecret, parseDuration, type Access } from '../query/tokens.js';
 
 export async function tokenCreate(config: Config, opts: { tenant: string; merchant?: string; expires?: string; scope?: string }, clock: Clock = systemClock): Promise<string> {
-  const tenants = new Set(Object.values(config.sources));
-  if (!tenants.has(opts.tenant)) throw new ConfigError('tenant', `"${opts.tenant}" is no tenant of this configuration (${[...tenants].join(', ')})`);
+  configuredTenant(config, opts.tenant);
   if (opts.merchant !== undefined && (opts.merchant === '' || opts.merchant.length > 256)) throw new ConfigError('merchant', 'a merchant id is 1-256 characters');
   const access = opts.scope ?? 'read';
   if (!(ACCESS as readonly string[]).includes(access)) throw new ConfigError('scope', `"${access}" is not a scope: read (the query API and dashboard) or privacy (the regulations API)`);
