@@ -9,15 +9,23 @@ export interface Server {
   stop: () => Promise<void>;
 }
 
-/** Starts a server process and resolves once it logs the address it listens on. */
-export function start(args: string[], cwd: string, env: NodeJS.ProcessEnv = process.env): Promise<Server> {
+/** Starts a server process and resolves once it logs the address it listens on; onLog sees every log line. */
+export function start(args: string[], cwd: string, env: NodeJS.ProcessEnv = process.env, onLog?: (line: string) => void): Promise<Server> {
   const proc = spawn(process.execPath, args, { cwd, env, stdio: ['ignore', 'pipe', 'ignore'] });
   return new Promise((resolve, reject) => {
     let out = '';
+    let partial = '';
+    let found = false;
     proc.stdout!.on('data', (d: Buffer) => {
+      if (onLog) {
+        const lines = (partial + d.toString()).split('\n');
+        partial = lines.pop()!;
+        for (const line of lines) onLog(line);
+      }
+      if (found) return;
       out += d.toString();
       const m = /"address":"(http:\/\/[^"]+)"/.exec(out);
-      if (m) resolve({ url: m[1]!, pid: proc.pid, stop: () => new Promise<void>((r) => { proc.on('exit', () => r()); proc.kill('SIGTERM'); }) });
+      if (m) (found = true), resolve({ url: m[1]!, pid: proc.pid, stop: () => new Promise<void>((r) => { proc.on('exit', () => r()); proc.kill('SIGTERM'); }) });
     });
     proc.on('exit', (code) => reject(new Error(`exited ${code}`)));
   });
@@ -44,10 +52,10 @@ export function cpuSeconds(pid: number | undefined): number | undefined {
   }
 }
 
-/** A process's resident memory in bytes (Linux /proc; undefined elsewhere). */
-export function residentBytes(pid: number | undefined): number | undefined {
+/** A process's resident memory in bytes, or its peak so far with `peak` (Linux /proc; undefined elsewhere). */
+export function residentBytes(pid: number | undefined, peak = false): number | undefined {
   try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    const m = new RegExp(`${peak ? 'VmHWM' : 'VmRSS'}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
     return m ? Number(m[1]) * 1024 : undefined;
   } catch {
     return undefined;

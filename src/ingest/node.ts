@@ -8,6 +8,7 @@ import { loadPrivacySecret } from '../privacy/secret.js';
 import { PrivacyWatcher } from '../privacy/watch.js';
 import type { Clock } from '../lib/clock.js';
 import { Metrics } from '../lib/metrics.js';
+import { watchPauses } from '../lib/pauses.js';
 import type { ObjectStore } from '../storage/store.js';
 import os from 'node:os';
 import { Collector } from './collector.js';
@@ -73,6 +74,8 @@ export async function openIngest(config: Config, deps: { store: ObjectStore; clo
     }
   }, 1000);
   maintainTimer.unref();
+  // A request-thread pause of 100 ms or more is logged with its collections and the index's size then.
+  const pauses = watchPauses(100, (p) => deps.logger.warn({ ...p, dedupIds: dedup.ids, dedupBytes: dedup.bytes, dedupCompacting: dedup.compacting, rssBytes: process.memoryUsage.rss() }, 'event loop paused'));
   metrics.dedupState = () => ({ windowSeconds: dedup.effectiveWindowMs() / 1000, ids: dedup.ids, bytes: dedup.bytes });
 
   const collector = new Collector({ wal, dedup, metrics, maxBufferBytes: config.maxBufferBytes });
@@ -119,6 +122,7 @@ export async function openIngest(config: Config, deps: { store: ObjectStore; clo
     },
     async close() {
       clearInterval(maintainTimer);
+      pauses.stop();
       clearInterval(schemaTimer);
       privacy.stop();
       collector.close();
