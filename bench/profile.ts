@@ -9,7 +9,11 @@
  * that V8 does not profile (the log's writes on libuv's threads, the garbage collector's helpers) are
  * reported from /proc as the rest. The bare node:http server of bench:ingest runs first, as the baseline.
  *
- * BENCH_SECONDS (15), BENCH_CONNECTIONS (32), BENCH_INTERVAL_US (sampling interval, 250).
+ * Sampling costs the collector a share of its speed (the events/s printed are the profiled run's); the µs
+ * per event are its CPU, which is what the stages divide.
+ *
+ * BENCH_SECONDS (15), BENCH_CONNECTIONS (32), BENCH_INTERVAL_US (sampling interval, 1000), BENCH_TOP
+ * (functions with the most self time listed per thread, 0).
  */
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -21,8 +25,9 @@ import { cpuSeconds, payloadTemplates, start, type Server } from './load.js';
 const here = path.dirname(fileURLToPath(import.meta.url));
 const DURATION = Number(process.env.BENCH_SECONDS ?? 15);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
-const INTERVAL_US = Number(process.env.BENCH_INTERVAL_US ?? 250);
+const INTERVAL_US = Number(process.env.BENCH_INTERVAL_US ?? 1000);
 const PER_BATCH = 20;
+const TOP = Number(process.env.BENCH_TOP ?? 0);
 
 interface CallFrame {
   functionName: string;
@@ -41,25 +46,29 @@ interface Profile {
 }
 
 /**
- * Stages, matched against a frame's script (url) in order; the first frame from the leaf up that matches
- * one decides. Frames of Node's own modules and V8's builtins (JSON.parse aside) are walked past, so a
- * Buffer copy made by the CSV writer is charged to CSV; when nothing else matches, the first of them is.
+ * Stages, matched against a frame's script (url) and function name, in order; the first frame from the leaf
+ * up that matches one decides. Frames of Node's own modules and V8's builtins are walked past, so a Buffer
+ * copy made by the CSV writer is charged to CSV; when nothing else matches, the first of them is, as
+ * "Node internals". JSON.parse has no frame of its own: its time is its caller's, parseBody's.
  */
-const STAGES: Array<[string, RegExp]> = [
+const STAGES: Array<[string, RegExp, RegExp?]> = [
+  ['faulting in index tables (prefault threads)', /\[worker eval\]/],
   ['shipping to storage', /\/src\/(ingest\/shipper|storage|privacy\/ship-filter)/],
-  ['logging, metrics', /\/node_modules\/(pino|prom-client|sonic-boom|thread-stream)\//],
-  ['duplicates (index)', /\/src\/ingest\/dedup|\/src\/lib\/fingerprint/],
+  ['logging, metrics', /\/node_modules\/(pino|prom-client|sonic-boom|thread-stream)\/|\/src\/lib\/(metrics|pauses)/],
+  ['duplicates (index, fingerprint)', /\/src\/ingest\/dedup|\/src\/lib\/fingerprint/],
+  ['log records (layout, framing, CRC)', /\/src\/ingest\/(records|wal)/, /^(encodeFrame|crcHex|framePayload)$/],
   ['log write, group commit', /\/src\/ingest\/wal/],
+  ['parsing (UTF-8 check, JSON.parse)', /\/src\/ingest\/prepare\./, /^parseBody$/],
   ['CSV', /\/src\/tracking\/csv/],
   ['mapping, enrichment', /\/src\/tracking\/|\/node_modules\/(ua-parser-js|isbot)\//],
   ['validation', /\/src\/segment\/message/],
   ['tracking plan, observed schemas', /\/src\/plan\//],
   ['privacy (addresses, suppression)', /\/src\/privacy\//],
-  ['log records', /\/src\/ingest\/records/],
-  ['preparing (the rest)', /\/src\/ingest\/prepare\.|\/src\/lib\//],
+  ['log records (layout, framing, CRC)', /\/src\/ingest\/records/],
+  ['preparing (the loop, the rest)', /\/src\/ingest\/prepare\.|\/src\/lib\//],
   ['hand-off between threads', /\/src\/ingest\/preparer|\/src\/ingest\/prepare-worker|node:internal\/worker|node:worker_threads|messageport/],
   ['collector (accept)', /\/src\/ingest\/collector/],
-  ['HTTP (Fastify, routes)', /\/src\/api\/|\/node_modules\/(fastify|find-my-way|avvio|@fastify|fast-json-stringify|light-my-request|secure-json-parse|fast-querystring)\//],
+  ['HTTP (Fastify, routes, body)', /\/src\/api\/|\/node_modules\/(fastify|find-my-way|avvio|@fastify|fast-json-stringify|light-my-request|secure-json-parse|fast-querystring|abstract-logging|process-warning|toad-cache|rfdc|fast-decode-uri-component)\//],
   ['HTTP (node)', /^node:(_http|http|net|stream|internal\/(http|streams|stream_base|net|js_stream|timers)|events|internal\/process\/task_queues|timers)/],
 ];
 
@@ -69,12 +78,27 @@ function stageOf(stack: CallFrame[]): string {
     if (f.functionName === '(garbage collector)') return 'garbage collection';
     if (f.functionName === '(idle)') return 'idle';
     if (f.functionName === '(program)') return 'V8 and Node outside JS';
-    if (f.url === '' && f.functionName === 'parse' && !fallback) return 'JSON parsing';
-    const stage = STAGES.find(([, re]) => re.test(f.url))?.[0];
+    const stage = STAGES.find(([, url, fn]) => url.test(f.url) && (!fn || fn.test(f.functionName)))?.[0];
     if (stage && !f.url.startsWith('node:')) return stage;
-    if (f.url.startsWith('node:')) fallback ??= stage ?? `node (${f.url.replace(/^node:(internal\/)?/, '')})`;
+    if (f.url.startsWith('node:')) fallback ??= stage ?? 'Node internals (other)';
   }
   return fallback ?? 'other';
+}
+
+/** Self time per function (name and script) in a profile, in the window: the top of where to look next. */
+function hottest(profile: Profile, from: number, to: number, n: number): Array<[string, number]> {
+  const byId = new Map(profile.nodes.map((x) => [x.id, x]));
+  const self = new Map<string, number>();
+  let t = profile.startTime;
+  for (let i = 0; i < profile.samples.length; i++) {
+    t += profile.timeDeltas[i]!;
+    if (t < from || t > to) continue;
+    const f = byId.get(profile.samples[i]!)!.callFrame;
+    if (f.functionName === '(idle)') continue;
+    const key = `${f.functionName || '(anonymous)'} ${f.url.replace(/^.*\/(src|node_modules)\//, '$1/')}`;
+    self.set(key, (self.get(key) ?? 0) + (profile.timeDeltas[i + 1] ?? INTERVAL_US));
+  }
+  return [...self].sort((a, b) => b[1] - a[1]).slice(0, n);
 }
 
 /** CPU µs per stage in a profile, counting only samples taken between from and to (µs, monotonic). */
@@ -146,21 +170,28 @@ try {
   console.log(`bare node:http + JSON.parse: ${Math.round(b.events / DURATION)} events/s, ${((b.cpu * 1e6) / b.events).toFixed(2)} µs of CPU per event`);
   console.log(`collector: ${Math.round(a.events / DURATION)} events/s (${(a.events / b.events).toFixed(2)} of bare), ${((a.cpu * 1e6) / a.events).toFixed(2)} µs of CPU per event, all threads`);
   let profiled = 0;
+  // CPU.<date>.<time>.<pid>.<thread id>.<n>.cpuprofile: thread 0 is the main one. Threads that fault index
+  // tables in come and go (ingest/prefault.ts): they are summed into one line.
+  let prefaultUs = 0;
   const files = readdirSync(profDir).filter((f) => f.endsWith('.cpuprofile')).sort();
   for (const file of files) {
     const profile = JSON.parse(readFileSync(path.join(profDir, file), 'utf8')) as Profile;
     const byStage = stages(profile, a.from, a.to);
     const busy = [...byStage].filter(([s]) => s !== 'idle').reduce((x, [, us]) => x + us, 0);
-    if (busy < 0.01 * (a.to - a.from)) continue; // a thread that did next to nothing (the prefault helper)
     profiled += busy;
-    // CPU.<date>.<time>.<pid>.<thread id>.<n>.cpuprofile: thread 0 is the main one.
-    const thread = /\.\d+\.0\.\d+\.cpuprofile$/.test(file) ? 'request thread' : 'worker thread';
+    if (!/\.\d+\.0\.\d+\.cpuprofile$/.test(file) && !profile.nodes.some((n) => /prepare-worker/.test(n.callFrame.url))) {
+      prefaultUs += busy;
+      continue;
+    }
+    const thread = /\.\d+\.0\.\d+\.cpuprofile$/.test(file) ? 'request thread' : 'worker thread (preparing)';
     console.log(`\n${thread}: busy ${((100 * busy) / (a.to - a.from)).toFixed(0)}% of the time, ${perEvent(busy).toFixed(2)} µs per event`);
     for (const [s, us] of [...byStage].sort((x, y) => y[1] - x[1])) {
-      if (s === 'idle') continue;
-      console.log(`  ${s.padEnd(36)} ${perEvent(us).toFixed(2).padStart(6)} µs/event  ${((100 * us) / busy).toFixed(1).padStart(5)}%`);
+      if (s === 'idle' || us / busy < 0.005) continue;
+      console.log(`  ${s.padEnd(44)} ${perEvent(us).toFixed(2).padStart(6)} µs/event  ${((100 * us) / busy).toFixed(1).padStart(5)}%`);
     }
+    for (const [fn, us] of hottest(profile, a.from, a.to, TOP)) console.log(`    ${perEvent(us).toFixed(2).padStart(6)} µs/event  ${fn}`);
   }
+  console.log(`\nthreads faulting in index tables: ${perEvent(prefaultUs).toFixed(2)} µs per event`);
   console.log(`\nthreads V8 does not profile (log writes on libuv's threads, GC helpers): ${perEvent(a.cpu * 1e6 - profiled).toFixed(2)} µs per event`);
 } finally {
   rmSync(dir, { recursive: true, force: true });

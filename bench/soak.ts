@@ -6,7 +6,8 @@
  * Each phase reports the load's events/s and request latency (p50, p99, p99.9, max, from autocannon), a
  * probe's latency (one small request every 20 ms on its own connection: what a browser sees while the
  * collector is busy), the collector's resident memory and its index (ids, bytes, effective window), and from
- * the collector itself the event loop's longest delay and its garbage collections over 50 ms.
+ * the collector itself the event loop's longest delay, its garbage collections and its log's durable writes
+ * (the disk) over 50 ms.
  * Target: in every phase, p99.9 within 2× of the floor's and max latency under 250 ms.
  *
  * BENCH_SIZE=production is the size a production node sees: the real 24 h window and the default budget,
@@ -58,6 +59,9 @@ interface Phase {
   /** Collections of more than 50 ms in the phase, and the upper bound of the longest one's bucket (ms). */
   gcOver50: number;
   gcLongestMs: number;
+  /** The log's durable writes of more than 50 ms, and the bound of the longest one's bucket (ms): the disk. */
+  writesOver50: number;
+  writeLongestMs: number;
 }
 
 /** A pause the collector logged (lib/pauses.ts), with when it happened in the run. */
@@ -71,6 +75,7 @@ interface LoggedPause {
   dedupBytes: number;
   dedupCompacting: boolean;
   rssBytes: number;
+  heapBytes: number;
 }
 
 const quantile = (sorted: number[], q: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]! : 0);
@@ -102,24 +107,37 @@ interface Scrape {
   bytes: number;
   window: number;
   loopMax: number;
-  /** Cumulative GC counts by bucket bound (seconds), all kinds together. */
+  /** Cumulative counts by bucket bound (seconds), all labels together: collections and the log's writes. */
   gc: Map<number, number>;
+  logWrites: Map<number, number>;
+}
+
+/** A histogram's cumulative bucket counts by bound, summed over its labels. */
+function buckets(text: string, name: string): Map<number, number> {
+  const out = new Map<number, number>();
+  for (const m of text.matchAll(new RegExp(`^${name}_bucket\\{(?:[^}]*,)?le="([^"]+)"[^}]*\\} (\\S+)$`, 'gm'))) {
+    const le = m[1] === '+Inf' ? Number.POSITIVE_INFINITY : Number(m[1]);
+    out.set(le, (out.get(le) ?? 0) + Number(m[2]));
+  }
+  return out;
 }
 
 async function scrape(url: string): Promise<Scrape> {
   const text = await (await fetch(`${url}/metrics`)).text();
   const value = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
-  const gc = new Map<number, number>();
-  for (const m of text.matchAll(/^nodejs_gc_duration_seconds_bucket\{le="([^"]+)",kind="[^"]+"\} (\S+)$/gm)) {
-    const le = m[1] === '+Inf' ? Number.POSITIVE_INFINITY : Number(m[1]);
-    gc.set(le, (gc.get(le) ?? 0) + Number(m[2]));
-  }
   // The event loop's longest delay since the previous scrape (prom-client resets its histogram per scrape).
-  return { ids: value('tracklake_dedup_ids'), bytes: value('tracklake_dedup_bytes'), window: value('tracklake_dedup_window_seconds'), loopMax: value('nodejs_eventloop_lag_max_seconds'), gc };
+  return {
+    ids: value('tracklake_dedup_ids'),
+    bytes: value('tracklake_dedup_bytes'),
+    window: value('tracklake_dedup_window_seconds'),
+    loopMax: value('nodejs_eventloop_lag_max_seconds'),
+    gc: buckets(text, 'nodejs_gc_duration_seconds'),
+    logWrites: buckets(text, 'tracklake_log_write_seconds'),
+  };
 }
 
-/** GC pauses of more than 50 ms between two scrapes, and the bound of the bucket of the longest (ms). */
-function gcBetween(before: Map<number, number>, after: Map<number, number>): { over50: number; longestMs: number } {
+/** Observations over 50 ms between two scrapes of a histogram, and the bound of the longest one's bucket (ms). */
+function slowBetween(before: Map<number, number>, after: Map<number, number>): { over50: number; longestMs: number } {
   const delta = (le: number) => (after.get(le) ?? 0) - (before.get(le) ?? 0);
   const bounds = [...after.keys()].sort((a, b) => a - b);
   const total = delta(Number.POSITIVE_INFINITY);
@@ -132,7 +150,7 @@ async function soak(server: Server, templates: string[], label: string, phases: 
   let n = 0;
   let sent = 0;
   const t0 = performance.now();
-  let before = (await scrape(server.url)).gc;
+  let before = await scrape(server.url);
   const more = (i: number) => {
     if (phases !== 'production') return i <= phases;
     const minutes = (performance.now() - t0) / 60_000;
@@ -153,8 +171,9 @@ async function soak(server: Server, templates: string[], label: string, phases: 
     });
     const probed = (await p.stop()).sort((a, b) => a - b);
     const s = await scrape(server.url);
-    const gc = gcBetween(before, s.gc);
-    before = s.gc;
+    const gc = slowBetween(before.gc, s.gc);
+    const writes = slowBetween(before.logWrites, s.logWrites);
+    before = s;
     const rss = residentBytes(server.pid);
     sent += (r.requests.total - r.non2xx) * PER_BATCH;
     const phase: Phase = {
@@ -173,13 +192,15 @@ async function soak(server: Server, templates: string[], label: string, phases: 
       loopMaxMs: s.loopMax * 1000,
       gcOver50: gc.over50,
       gcLongestMs: gc.longestMs,
+      writesOver50: writes.over50,
+      writeLongestMs: writes.longestMs,
     };
     if (i > 0) out.push(phase);
     console.log(
       `${label} ${i === 0 ? 'warm-up ' : `phase ${String(i).padStart(2)}`} (${phase.endSec.toFixed(0).padStart(4)} s): ${Math.round(phase.eventsPerSec).toString().padStart(7)} events/s  ` +
         `latency p50 ${phase.p50} p99 ${phase.p99} p99.9 ${phase.p999} max ${phase.max} ms  ` +
         `probe p50 ${phase.probe.p50.toFixed(1)} p99.9 ${phase.probe.p999.toFixed(1)} max ${phase.probe.max.toFixed(1)} ms  ` +
-        `loop max ${phase.loopMaxMs.toFixed(0)} ms  gc>50ms ${phase.gcOver50} (longest ≤ ${phase.gcLongestMs} ms)  ` +
+        `loop max ${phase.loopMaxMs.toFixed(0)} ms  gc>50ms ${phase.gcOver50} (longest ≤ ${phase.gcLongestMs} ms)  log writes>50ms ${phase.writesOver50} (longest ≤ ${phase.writeLongestMs} ms)  ` +
         `rss ${phase.rssMiB?.toFixed(0) ?? '?'} MiB  index ${phase.ids} ids ${phase.indexMiB.toFixed(0)} MiB window ${phase.windowSeconds} s  non-2xx ${phase.non2xx}`,
     );
   }
@@ -220,7 +241,7 @@ const templates = payloadTemplates(PER_BATCH);
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const describe = (p: LoggedPause) =>
   `${p.delayMs} ms at ${p.atSec.toFixed(0)} s (collections in that second ${p.gcMs} ms, longest ${p.longestGcMs} ms ${p.longestGcKind ?? ''}; ` +
-  `index ${p.dedupIds} ids, ${(p.dedupBytes / 2 ** 20).toFixed(0)} MiB${p.dedupCompacting ? ', compacting' : ''}; rss ${(p.rssBytes / 2 ** 20).toFixed(0)} MiB)`;
+  `index ${p.dedupIds} ids, ${(p.dedupBytes / 2 ** 20).toFixed(0)} MiB${p.dedupCompacting ? ', compacting' : ''}; rss ${(p.rssBytes / 2 ** 20).toFixed(0)} MiB, JS heap ${(p.heapBytes / 2 ** 20).toFixed(0)} MiB)`;
 
 if (PRODUCTION) {
   console.log(`bench:soak, production size — ${PHASE_SECONDS} s phases until ${IDS} ids are sent (${MIN_MINUTES}–${MAX_MINUTES} min), duplicate window ${WINDOW_SECONDS / 3600} h, default budget, ${CONNECTIONS} connections, ${PER_BATCH} events per request, ${os.cpus().length} cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB`);
@@ -232,6 +253,7 @@ if (PRODUCTION) {
   console.log(`floor (dedup off): median phase p99.9 ${median(floor.phases.map((p) => p.p999))} ms, probe's worst p99.9 ${Math.max(...floor.phases.map((p) => p.probe.p999)).toFixed(1)} max ${Math.max(...floor.phases.map((p) => p.probe.max)).toFixed(1)} ms, events/s ${Math.round(median(floor.phases.map((p) => p.eventsPerSec)))}, peak rss ${floor.peakRssMiB?.toFixed(0)} MiB`);
   console.log(`collector: ${collector.phases.reduce((a, p) => a + p.eventsPerSec * PHASE_SECONDS, 0).toFixed(0)} events in ${collector.phases.length} phases; index peak ${Math.max(...collector.phases.map((p) => p.ids))} ids, ${Math.max(...collector.phases.map((p) => p.indexMiB)).toFixed(0)} MiB; peak resident ${collector.peakRssMiB?.toFixed(0)} MiB`);
   console.log(`collector: pauses of 100 ms or more: ${collector.pauses.length}; longest ${longest ? describe(longest) : 'none'}`);
+  for (const p of collector.pauses) console.log(`  pause ${describe(p)}`);
   const okP999 = worstProbeP999 < 100;
   const okMax = worstMax < 250;
   console.log(`collector: probe's worst phase p99.9 ${worstProbeP999.toFixed(1)} ms (target < 100 ms) ${okP999 ? 'PASS' : 'FAIL'}; slowest answer ${worstMax.toFixed(1)} ms (target < 250 ms) ${okMax ? 'PASS' : 'FAIL'}`);

@@ -128,10 +128,14 @@ export interface DedupOptions {
    * Without it the inserts fault them in, which stalls them on machines where page faults are slow.
    */
   prefault?: Prefault;
+  /** Tables of this many bytes or more are cleared and used again rather than freed (with prefault only). */
+  recycleFromBytes?: number;
 }
 
 /** A table is made ready (its pages faulted in) once the current one is this full, and used once it is half full. */
 const PREPARE_AT = 0.35;
+/** Share of a core the thread faulting a table made ahead may take (ingest/prefault.ts). */
+const PREFAULT_DUTY = 0.25;
 /** Past this the next table is used whether or not it is ready: probing a fuller table costs more than faults. */
 const FORCE_AT = 0.7;
 
@@ -140,9 +144,22 @@ export class DedupIndex {
   /** The table being compacted into cur, and how far the move has got. */
   private old: Table | undefined;
   private cursor = 0;
-  /** The table cur will be compacted into, made ahead so its pages are faulted in off the request thread. */
-  private next: { table: Table; ready: boolean } | undefined;
+  /**
+   * The table cur will be compacted into, made ahead so its pages are faulted in off the request thread; a
+   * recycled one (the spare below, being cleared) must not be used before it is ready.
+   */
+  private next: { table: Table; ready: boolean; recycled: boolean } | undefined;
+  /**
+   * The table the last compaction emptied, kept to be cleared and used as the next one when its size fits.
+   * Once the window is full the tables keep one size, so a node at its budget frees and faults in nothing:
+   * freeing a table of gigabytes stalled the request thread for tens of milliseconds (the kernel unmapping
+   * its pages), and faulting one in took a core for seconds.
+   */
+  private spare: Table | undefined;
+  /** Tables used again (cleared spares), since start. */
+  recycled = 0;
   private readonly prefault: Prefault | undefined;
+  private readonly recycleFrom: number;
   /** Ids held at the last compaction and inserts since: how fast the window is growing. */
   private liveAtCompact = 0;
   private insertsSinceCompact = 0;
@@ -168,6 +185,7 @@ export class DedupIndex {
     const windowSec = Math.ceil(windowMs / 1000);
     this.maxIds = Math.min(options.maxIds ?? MAX_IDS, MAX_IDS);
     this.prefault = options.prefault;
+    this.recycleFrom = options.recycleFromBytes ?? 256 * 2 ** 20;
     this.sliceSec = Math.max(1, Math.ceil(windowSec / SLICES));
     this.ring = Math.ceil(windowSec / this.sliceSec) + 3;
     this.sliceOf = new Float64Array(this.ring).fill(-1);
@@ -279,6 +297,7 @@ export class DedupIndex {
     if (this.old || want <= this.cur.capacity || this.cur.used > 0) return;
     this.cur = new Table(want);
     this.next = undefined;
+    this.spare = undefined;
     await this.prefault?.(this.cur.buffer);
   }
 
@@ -311,9 +330,22 @@ export class DedupIndex {
       const growth = Math.min(1, Math.max(0, (this.live - this.liveAtCompact) / Math.max(1, this.insertsSinceCompact)));
       const arriving = shrink ? 0 : growth * Math.max(0, Math.floor(cur.capacity / 2) - cur.used);
       const capacity = Math.min(MAX_CAPACITY, Math.max(MIN_CAPACITY, Math.ceil(3 * (Math.min(this.live + arriving, this.maxIds) + cur.capacity / MOVE_PER_INSERT))));
-      const next = { table: new Table(capacity), ready: !this.prefault };
-      this.next = next;
-      void this.prefault?.(next.table.buffer).then(() => (next.ready = true));
+      const spare = this.spare;
+      this.spare = undefined;
+      // A quarter of a core: the table is made at 35% of the current one's capacity and due at 50%, time
+      // enough at any rate the request thread sustains, and the cores stay with the requests.
+      if (spare && this.prefault && spare.capacity >= capacity && spare.capacity <= 1.25 * capacity) {
+        const next = { table: spare, ready: false, recycled: true };
+        this.next = next;
+        void this.prefault(spare.buffer, PREFAULT_DUTY, true).then((cleared) => {
+          if (cleared) (spare.used = 0), (next.ready = true), this.recycled++;
+          else if (this.next === next) this.next = undefined; // not cleared: never used; the next grow makes one
+        });
+      } else {
+        const next = { table: new Table(capacity), ready: !this.prefault, recycled: false };
+        this.next = next;
+        void this.prefault?.(next.table.buffer, PREFAULT_DUTY).then(() => (next.ready = true));
+      }
     }
     const due = shrink || cur.used * 2 > cur.capacity;
     if ((due && this.next.ready) || cur.used > FORCE_AT * cur.capacity) this.compact();
@@ -322,10 +354,12 @@ export class DedupIndex {
   /** Starts moving the live ids into the next table. */
   private compact(): void {
     const cur = this.cur;
-    let next = this.next!.table;
+    const made = this.next!;
+    let next = made.table;
     // Made for fewer ids than there are now (the budget rose, or a shrink was overtaken by traffic): too small.
+    // A recycled table not yet cleared still holds the ids it gave up: a fresh one instead.
     const need = 2 * (Math.min(this.live, this.maxIds) + cur.capacity / MOVE_PER_INSERT);
-    if (next.capacity < need && next.capacity < MAX_CAPACITY) next = new Table(Math.min(MAX_CAPACITY, Math.ceil(1.5 * need)));
+    if ((next.capacity < need && next.capacity < MAX_CAPACITY) || (made.recycled && !made.ready)) next = new Table(Math.min(MAX_CAPACITY, Math.max(next.capacity, Math.ceil(1.5 * need))));
     this.next = undefined;
     this.old = cur;
     this.cursor = 0;
@@ -352,7 +386,13 @@ export class DedupIndex {
       moved++;
     }
     this.cursor = i;
-    if (i === old.capacity) this.old = undefined;
+    if (i === old.capacity) {
+      this.old = undefined;
+      // Kept when the next table will be about its size: at one size, as when the window is full. A table left
+      // by growth is too small for the next, and one left by a shrink too large to keep: they go.
+      // Small tables are freed and made again: cheap, and a spare would double their memory for nothing.
+      if (this.prefault && old.capacity * SLOT_BYTES >= this.recycleFrom && old.capacity >= cur.capacity && old.capacity <= 1.25 * cur.capacity) this.spare = old;
+    }
   }
 
   /** Ids held within the effective window (a slice partly past it counts whole). */
@@ -360,9 +400,9 @@ export class DedupIndex {
     return this.live;
   }
 
-  /** Bytes of the tables (the current one, the one being moved out or the next one made ahead). */
+  /** Bytes of the tables (the current one, and the one being moved out, the spare or the next one made ahead). */
   get bytes(): number {
-    return SLOT_BYTES * (this.cur.capacity + (this.old?.capacity ?? 0) + (this.next?.table.capacity ?? 0));
+    return SLOT_BYTES * (this.cur.capacity + (this.old?.capacity ?? 0) + (this.next?.table.capacity ?? 0) + (this.spare?.capacity ?? 0));
   }
 
   /** The window in force: the configured one, or shorter when the budget cut the oldest ids off. */

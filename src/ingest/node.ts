@@ -59,6 +59,7 @@ export async function openIngest(config: Config, deps: { store: ObjectStore; clo
     maxSegmentBytes: config.maxSegmentBytes,
     nodeId: config.nodeId,
     onSegmentFull: () => void shipper?.flush(),
+    onWrite: (ms) => metrics.logWrites.observe(ms / 1000),
     onRecovered: (payload) => readRecords(payload, { record: (hi, lo, at) => dedup.load(hi, lo, at, startedAt) }),
   });
   await readIdsFiles(config.walDir, startedAt - windowMs, (hi, lo, at) => dedup.load(hi, lo, at, startedAt));
@@ -75,7 +76,7 @@ export async function openIngest(config: Config, deps: { store: ObjectStore; clo
   }, 1000);
   maintainTimer.unref();
   // A request-thread pause of 100 ms or more is logged with its collections and the index's size then.
-  const pauses = watchPauses(100, (p) => deps.logger.warn({ ...p, dedupIds: dedup.ids, dedupBytes: dedup.bytes, dedupCompacting: dedup.compacting, rssBytes: process.memoryUsage.rss() }, 'event loop paused'));
+  const pauses = watchPauses(100, (p) => deps.logger.warn({ ...p, dedupIds: dedup.ids, dedupBytes: dedup.bytes, dedupCompacting: dedup.compacting, rssBytes: process.memoryUsage.rss(), heapBytes: process.memoryUsage().heapUsed }, 'event loop paused'));
   metrics.dedupState = () => ({ windowSeconds: dedup.effectiveWindowMs() / 1000, ids: dedup.ids, bytes: dedup.bytes });
 
   const collector = new Collector({ wal, dedup, metrics, maxBufferBytes: config.maxBufferBytes });

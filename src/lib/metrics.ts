@@ -1,5 +1,5 @@
 /** The collector's Prometheus metrics, in a registry of its own (no process-wide default registry). */
-import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 export interface LogState {
   bytes: number;
@@ -19,6 +19,8 @@ export class Metrics {
   readonly violations = new Counter({ name: 'tracklake_plan_violations_total', help: "Tracking-plan violations, by tenant, violation type and the action taken on the message", labelNames: ['tenant', 'type', 'action'], registers: [this.registry] });
   readonly rowsWritten = new Counter({ name: 'tracklake_rows_written_total', help: 'Rows written to storage', labelNames: ['kind'], registers: [this.registry] });
   readonly uploadFailures = new Counter({ name: 'tracklake_upload_failures_total', help: 'Failed uploads to storage (each is retried)', registers: [this.registry] });
+  /** How long each durable write to the log took: an acknowledgement waits for one (group commit). */
+  readonly logWrites = new Histogram({ name: 'tracklake_log_write_seconds', help: 'Durable writes to the local log (each acknowledges every request in it), by duration', buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5], registers: [this.registry] });
   /** The duplicate index's state, read at each scrape (set by the ingest node). */
   dedupState: () => { windowSeconds: number; ids: number; bytes: number } = () => ({ windowSeconds: 0, ids: 0, bytes: 0 });
   readonly dedupWindow: Gauge = new Gauge({ name: 'tracklake_dedup_window_seconds', help: 'Effective duplicate window: the configured one, or shorter when the memory budget cut the oldest ids off', registers: [this.registry], collect: (): void => this.dedupWindow.set(this.dedupState().windowSeconds) });
