@@ -53,6 +53,26 @@ describe('read-side tokens', () => {
     assert.equal(await code(bearer(good)), 'ok');
   });
 
+  it("accept a token a team's backend signs by following the README alone, and name a missing claim", async () => {
+    // The README's example, run as written: Node's crypto, no JWT library.
+    const readme = await fs.readFile(new URL('../../README.md', import.meta.url), 'utf8');
+    const example = /```js\n(\/\/ make-token\.mjs[\s\S]*?)```/.exec(readme)?.[1];
+    assert.ok(example, 'the README shows how to make a token by hand');
+    const apiSecret = 'a secret of at least thirty-two characters';
+    const made = await run(process.execPath, ['--input-type=module', '-e', example], { env: { ...process.env, TRACKLAKE_API_SECRET: apiSecret } });
+    const token = made.stdout.trim();
+    const key = new TextEncoder().encode(apiSecret);
+    // Signed with the wall clock's now, so checked against it.
+    const now = new ManualClock(Date.now());
+    const r = await verifyBearer(bearer(token), key, now);
+    assert.ok(r.ok, JSON.stringify(r));
+    assert.deepEqual({ tenant: r.scope.tenant, merchant: r.scope.merchant, access: r.scope.access }, { tenant: 'demo', merchant: 'm12', access: 'read' });
+    // The same without "iss": refused, and the answer says which claim and what it must be.
+    const noIss = await new SignJWT({ tenant: 'demo' }).setProtectedHeader({ alg: 'HS256' }).setExpirationTime(T0 / 1000 + 60).sign(key);
+    const refused = await verifyBearer(bearer(noIss), key, new ManualClock(T0));
+    assert.ok(!refused.ok && refused.code === 'invalid_token' && /"iss" claim is missing \(it must be "tracklake"\)/.test(refused.message), JSON.stringify(refused));
+  });
+
   it('read lifetimes as 30d, 12h, 90m or seconds, and refuse anything else', () => {
     assert.equal(parseDuration('30d'), 30 * 86_400);
     assert.equal(parseDuration('12h'), 43_200);
@@ -61,16 +81,16 @@ describe('read-side tokens', () => {
     for (const bad of ['0d', '5y', '-1d', '1.5d', '', '9999d']) assert.throws(() => parseDuration(bad), ConfigError, bad);
   });
 
-  it('are signed with the configured secret, else one made once and kept beside the log (mode 0600)', async () => {
+  it('are signed with the configured secret, else one made once and kept in the state folder (mode 0600)', async () => {
     const dir = tempDir('secret');
-    const walDir = path.join(dir, 'state', 'wal');
-    const first = await loadSecret(undefined, walDir);
-    const again = await loadSecret(undefined, walDir);
+    const file = path.join(dir, 'state', 'api-secret');
+    const first = await loadSecret(undefined, file);
+    const again = await loadSecret(undefined, file);
     assert.deepEqual(again, first);
     const stat = await fs.stat(path.join(dir, 'state', 'api-secret'));
     assert.equal(stat.mode & 0o777, 0o600);
-    assert.deepEqual(await loadSecret('x'.repeat(32), walDir), new TextEncoder().encode('x'.repeat(32)));
-    await assert.rejects(loadSecret('short', walDir), /apiSecret/);
+    assert.deepEqual(await loadSecret('x'.repeat(32), file), new TextEncoder().encode('x'.repeat(32)));
+    await assert.rejects(loadSecret('short', file), /apiSecret/);
   });
 });
 
@@ -79,7 +99,7 @@ describe('tracklake token create', () => {
     const dir = tempDir('token-cli');
     const env = { PATH: process.env.PATH ?? '', TRACKLAKE_SOURCES: 'k1=shop' };
     const { stdout } = await run(process.execPath, [CLI, 'token', 'create', '--tenant', 'shop', '--merchant', 'm7', '--expires', '7d'], { cwd: dir, env });
-    const r = await verifyBearer(bearer(stdout.trim()), await loadSecret(undefined, path.join(dir, '.tracklake', 'wal')), new ManualClock(Date.now()));
+    const r = await verifyBearer(bearer(stdout.trim()), await loadSecret(undefined, path.join(dir, '.tracklake', 'api-secret')), new ManualClock(Date.now()));
     assert.ok(r.ok, JSON.stringify(r));
     assert.equal(r.scope.tenant, 'shop');
     assert.equal(r.scope.merchant, 'm7');

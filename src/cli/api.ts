@@ -1,5 +1,4 @@
 /** The read side as a part of a process: `tracklake api` alone, or beside the collector in `tracklake serve`. */
-import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Config } from '../config/config.js';
@@ -14,6 +13,7 @@ import { WebAssets } from '../query/web.js';
 import { openStore } from '../storage/open.js';
 import type { ObjectStore } from '../storage/store.js';
 import { makeLogger } from './common.js';
+import { openState, type StatePaths } from './state.js';
 import { Regulations } from '../privacy/regulations.js';
 import { loadPrivacySecret } from '../privacy/secret.js';
 
@@ -25,15 +25,13 @@ export interface ReadSide {
   close(): Promise<void>;
 }
 
-/** The cache lies in the state folder, beside the log (as the API secret does). */
-export const cacheFile = (config: Config) => path.join(path.dirname(path.resolve(config.walDir)), 'read-cache.duckdb');
-
-export async function startReadSide(config: Config, store: ObjectStore, logger: Logger, clock: Clock = systemClock): Promise<ReadSide> {
-  const secret = await loadSecret(config.apiSecret, config.walDir);
+/** The cache and the token secret lie in the node's state folder (cli/state.ts), opened by the caller. */
+export async function startReadSide(config: Config, state: StatePaths, store: ObjectStore, logger: Logger, clock: Clock = systemClock): Promise<ReadSide> {
+  const secret = await loadSecret(config.apiSecret, state.secret);
   const cache = await ReadCache.open({
-    store, file: cacheFile(config), metrics: metricSet(config.metrics), clock, logger, tailDays: config.lookbackDays, tmpDir: config.scratchDir,
+    store, file: state.readCache, metrics: metricSet(config.metrics), clock, logger, tailDays: config.lookbackDays, tmpDir: config.scratchDir,
     sessions: {
-      dir: path.join(path.dirname(cacheFile(config)), 'read-cache-sessions'),
+      dir: state.readCacheSessions,
       inactivityMinutes: config.inactivityMinutes,
       includeBots: config.sessionsIncludeBots,
       memoryLimitBytes: config.jobMemoryLimit,
@@ -90,18 +88,19 @@ async function regulationsApi(config: Config, store: ObjectStore, clock: Clock, 
 }
 
 /** What to open to see the data: the dashboard with a token for the first tenant (a day's token). */
-export async function dashboardHint(config: Config, url: string, clock: Clock = systemClock): Promise<string> {
+export async function dashboardHint(config: Config, state: StatePaths, url: string, clock: Clock = systemClock): Promise<string> {
   const tenant = Object.values(config.sources)[0]!;
-  const token = await createToken({ tenant }, 86_400, await loadSecret(config.apiSecret, config.walDir), clock);
+  const token = await createToken({ tenant }, 86_400, await loadSecret(config.apiSecret, state.secret), clock);
   return `Dashboard and query API for tenant "${tenant}" (this link's token lasts a day; \`tracklake token create\` makes more):\n  ${url}/?token=${token}\n`;
 }
 
 /** `tracklake api`: the read side alone (any number of read nodes can serve one bucket). */
 export async function apiCommand(config: Config): Promise<number> {
   const logger = makeLogger(config.logLevel);
+  const state = await openState(config, (msg, details) => logger.info(details, msg), 'api');
   const store = await openStore(config.storage, s3Settings(config));
-  const side = await startReadSide(config, store, logger);
-  process.stderr.write(`\ntracklake read side on ${side.url} (storage: ${store.location})\n${await dashboardHint(config, side.url)}\n`);
+  const side = await startReadSide(config, state, store, logger);
+  process.stderr.write(`\ntracklake read side on ${side.url} (storage: ${store.location})\n${await dashboardHint(config, state, side.url)}\n`);
   return new Promise<number>((resolve) => {
     const stop = async () => {
       await side.close();

@@ -14,9 +14,12 @@ import type { Cron } from 'croner';
 import type { FastifyInstance } from 'fastify';
 import { makeLogger } from './common.js';
 import { dashboardHint, startReadSide, type ReadSide } from './api.js';
+import { openState } from './state.js';
 
 export async function serve(config: Config): Promise<number> {
   const logger = makeLogger(config.logLevel);
+  // The state folder first: a second node on it is refused before anything else is touched.
+  const state = await openState(config, (msg, details) => logger.warn(details, msg), 'serve');
   const store = await openStore(config.storage, s3Settings(config));
   // 1. Recover the log (and the duplicate window): nothing listens yet.
   const node = await openIngest(config, { store, clock: systemClock, logger });
@@ -70,7 +73,7 @@ export async function serve(config: Config): Promise<number> {
       throw e;
     });
     if (config.api && !stopping) {
-      const side = await startReadSide(config, store, logger);
+      const side = await startReadSide(config, state, store, logger);
       // A SIGTERM that came while it started finds no read side to close: close it here.
       if (stopping) await side.close();
       else readSide = side;
@@ -106,7 +109,7 @@ export async function serve(config: Config): Promise<number> {
       `It reaches ${store.location}/tracks/<yyyy>/<mm>/<dd>/ within ${config.flushIntervalMs / 1000} s, or at once on Ctrl-C.\n` +
       `Browsers and apps: point Segment's or RudderStack's SDKs here (README, "Clients"); analytics.js is served at\n` +
       `  http://${host}:${port}/analytics.js/v1/${key}/analytics.min.js\n\n` +
-      (readSide ? `${await dashboardHint(config, readSide.url)}\n` : ''),
+      (readSide ? `${await dashboardHint(config, state, readSide.url)}\n` : ''),
   );
   return exit;
 }

@@ -33,8 +33,13 @@ export const configSchema = z.strictObject({
   s3Region: z.string().min(1).optional(),
   s3Endpoint: z.url().optional(),
   s3ForcePathStyle: z.boolean().default(false),
-  /** The local write-ahead log; stays on local disk even when storage is S3. */
-  walDir: z.string().min(1).default('./.tracklake/wal'),
+  /**
+   * The node's state folder: everything it keeps on its own disk (its log unless walDir says otherwise, the
+   * API secret, the read cache). One long-running process per folder.
+   */
+  stateDir: z.string().min(1).default('./.tracklake'),
+  /** The local write-ahead log; stays on local disk even when storage is S3. Unset: `<stateDir>/wal`. */
+  walDir: z.string().min(1).optional(),
   /** Longest time an accepted event waits in the log before it is shipped to storage. */
   flushIntervalMs: z.coerce.number().int().min(10).max(3_600_000).default(60_000),
   /** A log segment is shipped early once it reaches this size. */
@@ -72,7 +77,7 @@ export const configSchema = z.strictObject({
   events: z.record(z.string().min(1), z.string().min(1)).default({}),
   /**
    * The read side's token signing secret (HS256, at least 32 bytes). Unset: one is made once and kept in
-   * the state folder beside the log (`<walDir>/../api-secret`).
+   * the state folder (`<stateDir>/api-secret`).
    */
   apiSecret: z.string().min(32, 'at least 32 characters').optional(),
   /** The read side (query API and dashboard) listens here, never on the collector's port. */
@@ -146,13 +151,15 @@ export const configSchema = z.strictObject({
   lookbackDays: z.coerce.number().int().min(1).max(3660).default(35),
 });
 
-export type Config = Readonly<z.infer<typeof configSchema>>;
+/** The parsed configuration; the log's folder is resolved (its default lies in the state folder). */
+export type Config = Readonly<Omit<z.infer<typeof configSchema>, 'walDir'> & { walDir: string }>;
 
 /** Environment variable → setting; list-valued ones are parsed below. */
 const ENV: Record<string, keyof z.infer<typeof configSchema>> = {
   TRACKLAKE_HOST: 'host',
   TRACKLAKE_PORT: 'port',
   TRACKLAKE_STORAGE: 'storage',
+  TRACKLAKE_STATE_DIR: 'stateDir',
   TRACKLAKE_WAL_DIR: 'walDir',
   AWS_REGION: 's3Region',
   AWS_ENDPOINT_URL: 's3Endpoint',
@@ -264,7 +271,7 @@ export function loadConfig(input: ConfigInput = {}): Config {
     const setting = issue.path.join('.') || (issue.code === 'unrecognized_keys' ? issue.keys.join(', ') : 'config');
     throw new ConfigError(setting, issue.message);
   }
-  const cfg = parsed.data;
+  const cfg = { ...parsed.data, walDir: parsed.data.walDir ?? path.join(parsed.data.stateDir, 'wal') };
   if (Object.keys(cfg.sources).length === 0) cfg.sources = { dev: 'demo' };
   const tenants = new Set(Object.values(cfg.sources));
   for (const t of Object.keys(cfg.plans)) {

@@ -19,7 +19,7 @@ import path from 'node:path';
 import { setImmediate } from 'node:timers/promises';
 import { crc32 } from 'node:zlib';
 import { ConfigError } from '../lib/errors.js';
-import { makeDir, syncDir, writeFileAtomic } from '../storage/local.js';
+import { lockFolder, makeDir, syncDir, writeFileAtomic } from '../storage/local.js';
 
 export interface WalOptions {
   /** Called when the active segment passes this size, so the owner can seal and ship early. */
@@ -134,7 +134,8 @@ export class WriteAheadLog {
     await makeDir(dir).catch((e: NodeJS.ErrnoException) => {
       throw new ConfigError('walDir', `cannot make the log folder ${dir} (${e.code ?? e.message})`);
     });
-    await takeLock(dir);
+    // One process per log: a second collector on the same folder would interleave segments.
+    await lockFolder(dir, 'walDir', (pid) => `the log in ${dir} is in use by process ${pid}; give each collector its own --wal-dir`);
     const meta = await readMeta(dir);
     const nodeId = opts.nodeId ?? meta?.nodeId ?? randomBytes(4).toString('hex');
     if (!/^[A-Za-z0-9_-]{1,64}$/.test(nodeId)) throw new Error(`invalid node id ${JSON.stringify(nodeId)}`);
@@ -356,25 +357,3 @@ async function readMeta(dir: string): Promise<Meta | undefined> {
 
 const writeMeta = (dir: string, meta: Meta) => writeFileAtomic(path.join(dir, 'meta.json'), JSON.stringify(meta));
 
-/** One process per log: a second collector on the same --wal-dir would interleave segments. */
-async function takeLock(dir: string): Promise<void> {
-  const lock = path.join(dir, 'LOCK');
-  try {
-    const pid = Number(await fs.readFile(lock, 'utf8'));
-    if (pid && pid !== process.pid && isAlive(pid)) {
-      throw new ConfigError('walDir', `the log in ${dir} is in use by process ${pid}; give each collector its own --wal-dir`);
-    }
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-  }
-  await fs.writeFile(lock, String(process.pid));
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}

@@ -126,8 +126,8 @@ export class ReadCache {
     const instance = await DuckDBInstance.create(o.file, config).catch((e: Error) => {
       // Two processes on one state folder (a collector with its read side, and `tracklake api`) cannot share it.
       throw /lock/i.test(e.message)
-        ? new ConfigError('walDir', `the read cache ${o.file} is in use by another tracklake process; give this one its own --wal-dir (or --no-api on the other)`)
-        : new ConfigError('walDir', `cannot open the read cache ${o.file}: ${e.message}`);
+        ? new ConfigError('stateDir', `the read cache ${o.file} is in use by another tracklake process; give this one its own --state-dir (or --no-api on the other)`)
+        : new ConfigError('stateDir', `cannot open the read cache ${o.file}: ${e.message}`);
     });
     const conn = await instance.connect();
     const cache = new ReadCache(o, instance, conn);

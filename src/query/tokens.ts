@@ -4,7 +4,7 @@
  * it is shown: the query layer adds the tenant (and merchant) to every query whatever the request says.
  *
  * The secret comes from `apiSecret` / TRACKLAKE_API_SECRET; without one, a random secret is made once and
- * kept beside the write-ahead log (`<walDir>/../api-secret`, mode 0600), so tokens survive restarts.
+ * kept in the state folder (`<stateDir>/api-secret`, mode 0600, cli/state.ts), so tokens survive restarts.
  */
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
@@ -65,6 +65,11 @@ export async function verifyBearer(header: string | undefined, secret: Uint8Arra
     return { ok: true, scope: { tenant, merchant: merchant as string | undefined, exp: exp!, access: scope === 'privacy' ? 'privacy' : 'read' } };
   } catch (e) {
     if (e instanceof errors.JWTExpired) return { ok: false, code: 'expired_token', message: 'The token has expired; create a new one.' };
+    // Signed right but a claim is wrong: say which, so a token made by a team's own backend can be fixed.
+    if (e instanceof errors.JWTClaimValidationFailed) {
+      const want = e.claim === 'iss' ? ` (it must be "${ISSUER}")` : '';
+      return { ok: false, code: 'invalid_token', message: `The token's "${e.claim}" claim is ${e.reason === 'missing' ? 'missing' : 'not accepted'}${want}; README, "Tokens".` };
+    }
     if (e instanceof errors.JOSEError) return { ok: false, code: 'invalid_token', message: 'The token is malformed or its signature does not match.' };
     throw e;
   }
@@ -82,16 +87,15 @@ export function parseDuration(text: string, setting = 'expires'): number {
 }
 
 /**
- * The signing secret: the configured one (at least 32 bytes), else the one kept in the state folder,
- * made on first use.
+ * The signing secret: the configured one (at least 32 bytes), else the one kept in `file` (in the state
+ * folder), made on first use.
  */
-export async function loadSecret(configured: string | undefined, walDir: string): Promise<Uint8Array> {
+export async function loadSecret(configured: string | undefined, file: string): Promise<Uint8Array> {
   if (configured !== undefined) {
     const bytes = new TextEncoder().encode(configured);
     if (bytes.length < MIN_SECRET_BYTES) throw new ConfigError('apiSecret', `must be at least ${MIN_SECRET_BYTES} bytes`);
     return bytes;
   }
-  const file = path.join(path.dirname(path.resolve(walDir)), 'api-secret');
   const kept = await fs.readFile(file, 'utf8').catch((e: NodeJS.ErrnoException) => {
     if (e.code === 'ENOENT') return undefined;
     throw new ConfigError('apiSecret', `cannot read ${file}: ${e.message}`);

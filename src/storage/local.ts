@@ -132,6 +132,30 @@ export async function makeDir(dir: string): Promise<void> {
 }
 
 /**
+ * Takes a folder for this process (a LOCK file holding its pid): refused, as `setting`, while another live
+ * process holds it, with `inUse(pid)` as the reason. A lock left by a process that died is taken over.
+ */
+export async function lockFolder(dir: string, setting: string, inUse: (pid: number) => string): Promise<void> {
+  const lock = path.join(dir, 'LOCK');
+  try {
+    const pid = Number(await fs.readFile(lock, 'utf8'));
+    if (pid && pid !== process.pid && isAlive(pid)) throw new ConfigError(setting, inUse(pid));
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+  }
+  await fs.writeFile(lock, String(process.pid));
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
  * Refuses, as `setting`, a folder tracklake could never write to: one that is a file, or under one, or
  * not accessible. A folder that does not exist yet is fine: it is made on first write.
  */

@@ -1,0 +1,84 @@
+/**
+ * A node's state folder (`--state-dir`): each node keeps its secret and read cache in a folder of its own, a
+ * second process on a held folder is refused by name, a read node starts in an empty folder, and a secret
+ * kept where versions before the state folder put it is carried over. Real child processes.
+ */
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { ManualClock } from '../src/lib/clock.js';
+import { loadSecret, verifyBearer } from '../src/query/tokens.js';
+import { CLI, spawnCollector, tempDir } from './helpers.js';
+
+const env = { PATH: process.env.PATH ?? '' };
+
+/** `tracklake api` in dir: resolves with its dashboard link once it serves, or with its exit code. */
+function readNode(dir: string, args: string[]) {
+  const proc = spawn(process.execPath, [CLI, 'api', '--storage', 'data', '--api-port', '0', '--log-level', 'warn', ...args], { cwd: dir, env, stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
+  const serving = new Promise<{ url: string; token: string }>((resolve) => {
+    proc.stderr!.on('data', (d: Buffer) => {
+      err += d.toString();
+      const m = /(http:\/\/127\.0\.0\.1:\d+)\/\?token=(\S+)\n/.exec(err);
+      if (m) resolve({ url: m[1]!, token: m[2]! });
+    });
+  });
+  return { proc, exited, serving, stderr: () => err, stop: () => (proc.kill('SIGTERM'), exited) };
+}
+
+describe('the state folder', () => {
+  it('lets a read node start in an empty folder, and answer with a token of its own secret', async () => {
+    const dir = tempDir('state-empty');
+    const node = readNode(dir, []);
+    try {
+      const first = await Promise.race([node.serving, node.exited.then((code) => assert.fail(`exited ${code}: ${node.stderr()}`))]);
+      const res = await fetch(`${first.url}/api/v1/meta`, { headers: { authorization: `Bearer ${first.token}` } });
+      assert.equal(res.status, 200, await res.text());
+      // Made where the README says: ./.tracklake, the secret mode 0600 and the cache beside it.
+      assert.equal((await fs.stat(path.join(dir, '.tracklake', 'api-secret'))).mode & 0o777, 0o600);
+      await fs.access(path.join(dir, '.tracklake', 'read-cache.duckdb'));
+    } finally {
+      await node.stop();
+    }
+  });
+
+  it('keeps sibling nodes apart, and refuses a second process on a held folder by name', async () => {
+    const dir = tempDir('state-siblings');
+    // Two collectors with the read side, their state folders side by side (the case that used to share one).
+    const a = await spawnCollector(dir, ['--state-dir', 'node-a', '--wal-dir', 'node-a/wal', '--api-port', '0', '--no-scheduler']);
+    const b = await spawnCollector(dir, ['--state-dir', 'node-b', '--wal-dir', 'node-b/wal', '--api-port', '0', '--no-scheduler']);
+    try {
+      for (const n of ['node-a', 'node-b']) await fs.access(path.join(dir, n, 'read-cache.duckdb'));
+      const secretA = await fs.readFile(path.join(dir, 'node-a', 'api-secret'), 'utf8');
+      const secretB = await fs.readFile(path.join(dir, 'node-b', 'api-secret'), 'utf8');
+      assert.notEqual(secretA, secretB, 'each node made its own secret');
+      // A read node on a collector's folder is refused, naming the setting, the folder and the holder.
+      const third = readNode(dir, ['--state-dir', 'node-a']);
+      assert.equal(await third.exited, 2);
+      assert.match(third.stderr(), new RegExp(`invalid setting "stateDir": the state folder ${path.join(dir, 'node-a')} is in use by process ${a.proc.pid}`));
+    } finally {
+      for (const c of [a, b]) {
+        c.proc.kill('SIGTERM');
+        assert.equal(await c.exited, 0);
+      }
+    }
+  });
+
+  it('carries a secret kept beside the log by older versions over, so tokens handed out stay valid', async () => {
+    const dir = tempDir('state-old');
+    // The layout before the state folder: --wal-dir /srv/x/wal kept the secret in /srv/x.
+    const old = path.join(dir, 'srv');
+    await fs.mkdir(path.join(old, 'wal'), { recursive: true });
+    await fs.writeFile(path.join(old, 'api-secret'), `${'ab'.repeat(32)}\n`, { mode: 0o600 });
+    const oldSecret = await loadSecret(undefined, path.join(old, 'api-secret'));
+    const made = spawnSync(process.execPath, [CLI, 'token', 'create', '--tenant', 'demo', '--wal-dir', path.join(old, 'wal')], { cwd: dir, env, encoding: 'utf8' });
+    assert.equal(made.status, 0, made.stderr);
+    assert.match(made.stderr, /copied into the state folder/);
+    const r = await verifyBearer(`Bearer ${made.stdout.trim()}`, oldSecret, new ManualClock(Date.now()));
+    assert.ok(r.ok, 'the token is signed with the secret of the old place');
+    assert.equal(await fs.readFile(path.join(dir, '.tracklake', 'api-secret'), 'utf8'), `${'ab'.repeat(32)}\n`);
+  });
+});
