@@ -12,6 +12,7 @@ import { serve } from './serve.js';
 import { funnelCommand, sessionsCommand } from './sessions.js';
 import { simulate } from './simulate.js';
 import { tokenCreate } from './token.js';
+import { warehouseDdl } from './warehouse.js';
 import { regulateCommand, regulationsList, regulationsRun, regulationsShow, type RegulateOptions } from './regulations.js';
 import { planCheck, planInfer, planLint, planReplay, planReport, planTypegen, type RangeOptions } from './plan.js';
 import type { Config } from '../config/config.js';
@@ -38,6 +39,7 @@ program
   .option('--max-buffer-bytes <n>', 'answer 503 once this much is waiting for storage (default 1 GiB)')
   .option('--ingest-workers <n>', 'worker threads that parse and map requests (default: cores - 1; 0: none)')
   .option('--dedup-max-bytes <n>', 'memory budget of the duplicate index (default: a quarter of the machine\'s memory)')
+  .option('--dedup-redis-url <url>', 'Redis or Valkey shared by the collectors on one bucket: exactly once across them, one nightly run (env TRACKLAKE_DEDUP_REDIS_URL)')
   .option('--node-id <id>', 'name of this collector in object keys (default: generated once, kept in the log folder)')
   .option('--plans <tenant=file,...>', 'tracking plans by tenant (env TRACKLAKE_PLANS); a tenant without one is unchecked', plansArg)
   .option('--trust-proxy', 'take the client address from X-Forwarded-For (and the public host from X-Forwarded-Proto/-Host)')
@@ -208,6 +210,22 @@ plan
       const { lang, client, tenant, out, ...settings } = o;
       const config = file === undefined ? configFromOptions(settings, process.env) : undefined;
       return planTypegen(config, { file, tenant, lang, client, out } as Parameters<typeof planTypegen>[1]);
+    }),
+  );
+
+program
+  .command('warehouse')
+  .description('the bucket on other engines')
+  .command('ddl')
+  .description('print the DDL that exposes the bucket\'s files as tables of another engine')
+  .requiredOption('--engine <engine>', 'duckdb, athena, trino, clickhouse, bigquery or snowflake')
+  .option('--config <file>', 'JSON config file (env TRACKLAKE_CONFIG)')
+  .option('--storage <where>', 'local folder or s3://bucket/prefix (default ./data)')
+  .action((o: Record<string, unknown>) =>
+    run(async () => {
+      const { engine, ...settings } = o;
+      process.stdout.write(await warehouseDdl(configFromOptions(settings, process.env), String(engine)));
+      return 0;
     }),
   );
 

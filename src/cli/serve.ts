@@ -16,6 +16,9 @@ import { makeLogger } from './common.js';
 import { dashboardHint, startReadSide, type ReadSide } from './api.js';
 import { openState } from './state.js';
 
+/** A node that dies mid-run leaves the nightly lease this long before another node takes the night over. */
+const NIGHTLY_LEASE_MS = 60_000;
+
 export async function serve(config: Config): Promise<number> {
   const logger = makeLogger(config.logLevel);
   // The state folder first: a second node on it is refused before anything else is touched.
@@ -89,7 +92,12 @@ export async function serve(config: Config): Promise<number> {
   // 4. Open: requests are accepted and /ready answers 200. Only now: a process that cannot listen runs no jobs.
   node.collector.open();
   nightly = config.scheduler
-    ? startNightly({ time: config.scheduleTime, timezone: config.timezone, clock: systemClock, logger, tasks: [erasureTask(config, store, logger), aggregateTask(config, store, logger), sessionsTask(config, store, logger)] })
+    ? startNightly({
+        time: config.scheduleTime, timezone: config.timezone, clock: systemClock, logger,
+        tasks: [erasureTask(config, store, logger), aggregateTask(config, store, logger), sessionsTask(config, store, logger)],
+        // With shared state, one node of the bucket runs the night (the lease's holder, renewed while it works).
+        lease: node.shared && { leases: node.shared, holder: node.wal.nodeId, ttlMs: NIGHTLY_LEASE_MS },
+      })
     : undefined;
   if (nightly) logger.info({ at: config.scheduleTime, timezone: config.timezone, next: nightly.nextRun()?.toISOString() }, 'nightly jobs scheduled');
   const address = app!.server.address();

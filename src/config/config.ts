@@ -108,6 +108,11 @@ export const configSchema = z.strictObject({
   /** Window within which a repeated messageId is a duplicate. */
   dedupWindowHours: z.coerce.number().min(0).max(24 * 7).default(24),
   /**
+   * Redis (≥ 6) or Valkey shared by the collectors on one bucket: a message id is claimed there when it
+   * ships, so a retry that reached another node is stored once, and one node runs the nightly jobs.
+   */
+  dedupRedisUrl: z.string().regex(/^rediss?:\/\/\S+$/, 'a redis:// or rediss:// URL').optional(),
+  /**
    * Memory budget of the duplicate index (120 bytes per id at its peak). Over it the oldest ids leave
    * first and the effective window shrinks. Unset: a quarter of the machine's memory.
    */
@@ -175,6 +180,7 @@ const ENV: Record<string, keyof z.infer<typeof configSchema>> = {
   TRACKLAKE_NODE_ID: 'nodeId',
   TRACKLAKE_DEDUP_WINDOW_HOURS: 'dedupWindowHours',
   TRACKLAKE_DEDUP_MAX_BYTES: 'dedupMaxBytes',
+  TRACKLAKE_DEDUP_REDIS_URL: 'dedupRedisUrl',
   TRACKLAKE_API_SECRET: 'apiSecret',
   TRACKLAKE_API_HOST: 'apiHost',
   TRACKLAKE_API_PORT: 'apiPort',

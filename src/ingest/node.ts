@@ -17,6 +17,7 @@ import { readRecords } from './records.js';
 import { Prefaulter } from './prefault.js';
 import { openPreparer, type Preparer } from './preparer.js';
 import { Shipper } from './shipper.js';
+import { RedisState } from '../storage/redis.js';
 import { WriteAheadLog } from './wal.js';
 import { SchemaRecorder } from '../plan/observe.js';
 import { tenantPlans } from '../plan/plan.js';
@@ -29,6 +30,8 @@ export interface IngestNode {
   clock: Clock;
   shipper: Shipper;
   metrics: Metrics;
+  /** The state shared with the other collectors on the bucket (dedupRedisUrl), when configured. */
+  shared: RedisState | undefined;
   readiness: () => { ready: boolean; checks: Record<string, boolean | string> };
   /**
    * Reads the configured plan files again and puts them in force for the requests that follow. A plan that
@@ -96,7 +99,11 @@ export async function openIngest(config: Config, deps: { store: ObjectStore; clo
   };
   const schemaTimer = setInterval(() => void recordSchemas(), config.flushIntervalMs);
   schemaTimer.unref();
-  shipper = new Shipper({ wal, store: deps.store, clock: deps.clock, logger: deps.logger, metrics, flushIntervalMs: config.flushIntervalMs, dedupWindowMs: windowMs, privacy });
+  // Shared with the other collectors on the bucket, when configured: Redis being down does not stop the
+  // start (shipping waits for it, as for storage); a URL that can never work does.
+  const shared = config.dedupRedisUrl ? await RedisState.open(config.dedupRedisUrl) : undefined;
+  if (shared) deps.logger.info({ redis: shared.where }, 'duplicates removed across collectors through shared state');
+  shipper = new Shipper({ wal, store: deps.store, clock: deps.clock, logger: deps.logger, metrics, flushIntervalMs: config.flushIntervalMs, dedupWindowMs: windowMs, privacy, claims: windowMs > 0 ? shared : undefined });
   const pending = wal.sealed().length;
   if (pending > 0) deps.logger.info({ segments: pending, nodeId: wal.nodeId }, 'recovered log segments from a previous run; shipping them');
   shipper.start();
@@ -110,6 +117,7 @@ export async function openIngest(config: Config, deps: { store: ObjectStore; clo
     clock: deps.clock,
     shipper: s,
     metrics,
+    shared,
     reloadPlans() {
       preparer.setPlans(readPlans());
     },
@@ -132,6 +140,7 @@ export async function openIngest(config: Config, deps: { store: ObjectStore; clo
       await preparer.close();
       await recordSchemas();
       await prefaulter.close();
+      await shared?.close();
       return shipped;
     },
   };

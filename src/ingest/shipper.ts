@@ -16,6 +16,28 @@ import { ID_ENTRY_BYTES, pruneIdsFiles, writeIdsFile } from './dedup.js';
 import type { ShipFilter } from '../privacy/ship-filter.js';
 import { readRecords, type RowKind } from './records.js';
 import type { WriteAheadLog } from './wal.js';
+import type { IdClaims } from '../storage/redis.js';
+
+/** The fingerprints of a segment's records, in order (two int32 each). */
+function fingerprintsOf(payloads: readonly Buffer[]): Int32Array {
+  let out = new Int32Array(2 * 1024);
+  let n = 0;
+  for (const p of payloads) {
+    readRecords(p, {
+      record: (hi, lo) => {
+        if (2 * n + 2 > out.length) {
+          const more = new Int32Array(out.length * 2);
+          more.set(out);
+          out = more;
+        }
+        out[2 * n] = hi;
+        out[2 * n + 1] = lo;
+        n++;
+      },
+    });
+  }
+  return out.subarray(0, 2 * n);
+}
 
 export interface ShipperOptions {
   wal: WriteAheadLog;
@@ -31,6 +53,11 @@ export interface ShipperOptions {
    * ship before this node has read the regulations once.
    */
   privacy?: { filter(): ShipFilter | undefined; ready(): Promise<void> };
+  /**
+   * Claims shared by the collectors on one bucket (storage/redis.ts): a segment's ids are claimed for the
+   * duplicate window before it ships, and a record whose id another segment holds is left out.
+   */
+  claims?: IdClaims;
 }
 
 /** Each kind of row becomes its own file per day; quarantine files are JSON lines, so they have no header. */
@@ -51,6 +78,8 @@ export interface SegmentContent {
   newest: number;
   /** Records left out by the privacy filter, per tenant. */
   dropped: Record<string, number>;
+  /** Records left out because another node shipped them first (their ids claimed by another segment). */
+  duplicates: number;
 }
 
 /** Work between two yields to the event loop while cutting a segment: about a millisecond of it. */
@@ -63,7 +92,7 @@ const SLICE_ROWS = 4096;
  * event loop every millisecond or so: a segment of a minute's traffic is millions of rows, and requests
  * must not wait while it is cut (measured: stalls of 50-150 ms every flush under bench:ingest before).
  */
-export async function segmentObjects(payloads: readonly Buffer[], nodeId: string, seq: number, filter?: ShipFilter): Promise<SegmentContent> {
+export async function segmentObjects(payloads: readonly Buffer[], nodeId: string, seq: number, filter?: ShipFilter, keep?: Uint8Array): Promise<SegmentContent> {
   // Each row is kept as (payload index, start, end) in a typed array: a segment has millions of rows, and an
   // array of them was a large object the garbage collector had to walk.
   type Group = { kind: RowKind; day: string; ranges: Int32Array; bytes: number; rows: number };
@@ -101,12 +130,18 @@ export async function segmentObjects(payloads: readonly Buffer[], nodeId: string
     held = undefined;
   };
   const dropped: Record<string, number> = {};
+  // A record another node shipped first (keep[i] 0: its id is claimed by another segment) leaves all its
+  // rows out, as the privacy filter's do.
+  let duplicate = false;
+  let duplicates = 0;
   for (let payload = 0; payload < payloads.length; payload++) {
     if (payload > 0 && payload % SLICE_PAYLOADS === 0) await setImmediate();
     readRecords(payloads[payload]!, {
       record: (hi, lo, at) => {
         settle();
-        if (filter?.looksAt(at)) {
+        duplicate = keep !== undefined && keep[records] === 0;
+        if (duplicate) duplicates++;
+        else if (filter?.looksAt(at)) {
           held = [];
           heldAt = at;
         }
@@ -124,7 +159,7 @@ export async function segmentObjects(payloads: readonly Buffer[], nodeId: string
       },
       row: (kind, day, _buf, start, end) => {
         if (held !== undefined) held.push({ kind, day, payload, start, end });
-        else add(kind, day, payload, start, end);
+        else add(kind, day, payload, duplicate ? -1 : start, end);
       },
     });
     settle();
@@ -143,7 +178,7 @@ export async function segmentObjects(payloads: readonly Buffer[], nodeId: string
     objects.push({ key: keys.shipped(k.prefix, day, name, k.ext), body, rows, label: k.label });
   }
   objects.sort((a, b) => (a.key < b.key ? -1 : 1));
-  return { objects, ids: ids.subarray(0, records * ID_ENTRY_BYTES), records, oldest, newest, dropped };
+  return { objects, ids: ids.subarray(0, records * ID_ENTRY_BYTES), records, oldest, newest, dropped, duplicates };
 }
 
 export class Shipper {
@@ -223,8 +258,13 @@ export class Shipper {
 
   private async shipSegment(seq: number): Promise<void> {
     await this.o.privacy?.ready();
-    const { objects, ids, records, oldest, newest, dropped } = await segmentObjects(await this.o.wal.read(seq), this.o.wal.nodeId, seq, this.o.privacy?.filter());
+    const payloads = await this.o.wal.read(seq);
+    // Claimed before anything is stored; a segment shipped again (after a crash) gets its own claims back,
+    // so it is cut the same way and overwrites the same objects with the same bytes.
+    const keep = this.o.claims && (await this.o.claims.claim(fingerprintsOf(payloads), `${this.o.wal.nodeId}-${seq}`, this.o.dedupWindowMs / 1000));
+    const { objects, ids, records, oldest, newest, dropped, duplicates } = await segmentObjects(payloads, this.o.wal.nodeId, seq, this.o.privacy?.filter(), keep);
     for (const [tenant, n] of Object.entries(dropped)) this.o.metrics.shipFiltered.inc({ tenant }, n);
+    if (duplicates > 0) this.o.metrics.crossNodeDuplicates.inc(duplicates);
     if (records > 0) this.oldestPendingAt = Math.min(this.oldestPendingAt ?? Infinity, oldest);
     for (const obj of objects) {
       await this.o.store.put(obj.key, obj.body);

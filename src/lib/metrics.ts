@@ -11,6 +11,7 @@ export class Metrics {
   readonly registry = new Registry();
   readonly accepted = new Counter({ name: 'tracklake_events_accepted_total', help: 'Messages accepted and logged', labelNames: ['tenant'], registers: [this.registry] });
   readonly rejected = new Counter({ name: 'tracklake_events_rejected_total', help: 'Messages rejected, by reason code', labelNames: ['reason'], registers: [this.registry] });
+  readonly crossNodeDuplicates = new Counter({ name: 'tracklake_events_duplicate_across_nodes_total', help: 'Messages left out when their segment shipped: another collector on the bucket shipped the same messageId first (dedupRedisUrl)', registers: [this.registry] });
   readonly duplicates = new Counter({ name: 'tracklake_events_duplicate_total', help: 'Messages acknowledged but not written again (messageId seen within the window)', registers: [this.registry] });
   readonly requests = new Counter({ name: 'tracklake_http_requests_total', help: 'HTTP requests by route and status', labelNames: ['route', 'status'], registers: [this.registry] });
   readonly clientMetrics = new Counter({ name: 'tracklake_client_metrics_requests_total', help: "Requests of analytics.js's own usage metrics (POST /v1/m), counted and not stored", registers: [this.registry] });
