@@ -36,14 +36,36 @@ async function copies(bucket: string): Promise<Map<string, number>> {
   return out;
 }
 
+/**
+ * A Redis, a bucket, and a way to start a collector on them: each node its own state folder, short flushes
+ * so segments ship (and claim) while the test runs.
+ */
+async function cluster(name: string) {
+  const redis = await startRedis();
+  after(() => redis.stop());
+  const dir = tempDir(name);
+  const bucket = path.join(dir, 'bucket');
+  const node = (id: string) => {
+    mkdirSync(path.join(dir, id), { recursive: true });
+    return spawnCollector(path.join(dir, id), ['--storage', bucket, '--node-id', id, '--dedup-redis-url', redis.url, '--flush-interval-ms', '200', '--no-scheduler']);
+  };
+  return { redis, bucket, node };
+}
+
+/** Stops the nodes (SIGTERM ships everything, exit 0), then: every acknowledged message is in the bucket once. */
+async function stoppedOnce(nodes: ChildCollector[], bucket: string, acked: Set<string>): Promise<void> {
+  for (const n of nodes) {
+    n.proc.kill('SIGTERM');
+    assert.equal(await n.exited, 0, n.stderr());
+  }
+  const stored = await copies(bucket);
+  assert.deepEqual([...acked].filter((id) => stored.get(id) !== 1), [], 'every acknowledged message stored exactly once');
+  assert.equal(stored.size, acked.size, 'and nothing else');
+}
+
 describe('collectors sharing a Redis', () => {
   it('store a message sent to all three, and retries spread over them through a kill -9, exactly once', async () => {
-    const redis = await startRedis();
-    after(() => redis.stop());
-    const dir = tempDir('nodes');
-    const bucket = path.join(dir, 'bucket');
-    // Each node its own state folder; one bucket; short flushes so segments ship while the test runs.
-    const node = (name: string) => (mkdirSync(path.join(dir, name), { recursive: true }), spawnCollector(path.join(dir, name), ['--storage', bucket, '--node-id', name, '--dedup-redis-url', redis.url, '--flush-interval-ms', '200', '--no-scheduler']));
+    const { redis, bucket, node } = await cluster('nodes');
     const nodes: ChildCollector[] = [await node('a'), await node('b'), await node('c')];
     try {
       const acked = new Set<string>();
@@ -63,24 +85,14 @@ describe('collectors sharing a Redis', () => {
           nodes[1] = await node('b');
         }
       }
-      for (const n of nodes) {
-        n.proc.kill('SIGTERM');
-        assert.equal(await n.exited, 0, n.stderr());
-      }
-      const stored = await copies(bucket);
-      assert.deepEqual([...acked].filter((id) => stored.get(id) !== 1), [], 'every acknowledged message stored exactly once');
-      assert.equal(stored.size, acked.size);
+      await stoppedOnce(nodes, bucket, acked);
     } finally {
       for (const n of nodes) if (n.proc.exitCode === null) n.proc.kill('SIGKILL');
     }
   });
 
   it('keep accepting while Redis is down, and ship everything once, exactly once, when it is back', async () => {
-    const redis = await startRedis();
-    after(() => redis.stop());
-    const dir = tempDir('nodes-down');
-    const bucket = path.join(dir, 'bucket');
-    const node = (name: string) => (mkdirSync(path.join(dir, name), { recursive: true }), spawnCollector(path.join(dir, name), ['--storage', bucket, '--node-id', name, '--dedup-redis-url', redis.url, '--flush-interval-ms', '200', '--no-scheduler']));
+    const { redis, bucket, node } = await cluster('nodes-down');
     const a = await node('a');
     const b = await node('b');
     try {
@@ -106,13 +118,7 @@ describe('collectors sharing a Redis', () => {
         assert.equal((await fetch(`${c.url}/ready`)).status, 200, 'ready again');
       }
       await round('after', 5);
-      for (const c of [a, b]) {
-        c.proc.kill('SIGTERM');
-        assert.equal(await c.exited, 0, c.stderr());
-      }
-      const stored = await copies(bucket);
-      assert.deepEqual([...acked].filter((id) => stored.get(id) !== 1), [], 'every acknowledged message stored exactly once');
-      assert.equal(stored.size, acked.size);
+      await stoppedOnce([a, b], bucket, acked);
     } finally {
       for (const c of [a, b]) if (c.proc.exitCode === null) c.proc.kill('SIGKILL');
     }
