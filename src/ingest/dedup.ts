@@ -156,8 +156,7 @@ export class DedupIndex {
    * its pages), and faulting one in took a core for seconds.
    */
   private spare: Table | undefined;
-  /** Tables used again (cleared spares), since start. */
-  recycled = 0;
+  private recycledTables = 0;
   private readonly prefault: Prefault | undefined;
   private readonly recycleFrom: number;
   /** Ids held at the last compaction and inserts since: how fast the window is growing. */
@@ -338,7 +337,7 @@ export class DedupIndex {
         const next = { table: spare, ready: false, recycled: true };
         this.next = next;
         void this.prefault(spare.buffer, PREFAULT_DUTY, true).then((cleared) => {
-          if (cleared) (spare.used = 0), (next.ready = true), this.recycled++;
+          if (cleared) (spare.used = 0), (next.ready = true), this.recycledTables++;
           else if (this.next === next) this.next = undefined; // not cleared: never used; the next grow makes one
         });
       } else {
@@ -409,6 +408,11 @@ export class DedupIndex {
   effectiveWindowMs(now = this.clock.now()): number {
     // An id is live when its time, rounded up to a second, is after the cutoff: received after cutoff × 1000.
     return Math.min(this.windowMs, Math.max(0, now - this.cutoff(now) * 1000));
+  }
+
+  /** Tables used again (cleared spares) since start. */
+  get recycled(): number {
+    return this.recycledTables;
   }
 
   /** Whether a compaction is under way (two tables answer). */

@@ -5,6 +5,10 @@
  * segment's sequence number. Shipping is deterministic, so a crash anywhere in it is repaired by shipping
  * the segment again: the same keys get the same bytes. Only after every object is stored is the segment
  * deleted. Segments ship in order, one at a time; a failure is retried with jittered exponential backoff.
+ *
+ * Across collectors (`dedupRedisUrl`), a segment's message ids are claimed in the shared state first, named
+ * after the segment: a record whose id another segment holds was shipped by another node and is left out,
+ * and a segment shipped again gets its own claims back, so the rule above still holds.
  */
 import { setImmediate } from 'node:timers/promises';
 import type { Logger } from 'pino';
@@ -18,12 +22,13 @@ import { readRecords, type RowKind } from './records.js';
 import type { WriteAheadLog } from './wal.js';
 import type { IdClaims } from '../storage/redis.js';
 
-/** The fingerprints of a segment's records, in order (two int32 each). */
-function fingerprintsOf(payloads: readonly Buffer[]): Int32Array {
+/** The fingerprints of a segment's records, in order (two int32 each); yields as segmentObjects does. */
+async function fingerprintsOf(payloads: readonly Buffer[]): Promise<Int32Array> {
   let out = new Int32Array(2 * 1024);
   let n = 0;
-  for (const p of payloads) {
-    readRecords(p, {
+  for (let k = 0; k < payloads.length; k++) {
+    if (k > 0 && k % SLICE_PAYLOADS === 0) await setImmediate();
+    readRecords(payloads[k]!, {
       record: (hi, lo) => {
         if (2 * n + 2 > out.length) {
           const more = new Int32Array(out.length * 2);
@@ -261,7 +266,7 @@ export class Shipper {
     const payloads = await this.o.wal.read(seq);
     // Claimed before anything is stored; a segment shipped again (after a crash) gets its own claims back,
     // so it is cut the same way and overwrites the same objects with the same bytes.
-    const keep = this.o.claims && (await this.o.claims.claim(fingerprintsOf(payloads), `${this.o.wal.nodeId}-${seq}`, this.o.dedupWindowMs / 1000));
+    const keep = this.o.claims && (await this.o.claims.claim(await fingerprintsOf(payloads), `${this.o.wal.nodeId}-${seq}`, this.o.dedupWindowMs / 1000));
     const { objects, ids, records, oldest, newest, dropped, duplicates } = await segmentObjects(payloads, this.o.wal.nodeId, seq, this.o.privacy?.filter(), keep);
     for (const [tenant, n] of Object.entries(dropped)) this.o.metrics.shipFiltered.inc({ tenant }, n);
     if (duplicates > 0) this.o.metrics.crossNodeDuplicates.inc(duplicates);
