@@ -20,8 +20,8 @@
  *   an id within it is still always caught, and an id is never taken for a duplicate of another (only an
  *   equal fingerprint matches).
  *
- * Dedup is per collector node: behind a load balancer a retry that reaches another node is not caught (the
- * same as Segment's best-effort dedup window).
+ * This index is per collector node. Across the collectors of a bucket, a retry that reached another node is
+ * caught when its segment ships, through ids claimed in shared state (dedupRedisUrl, ingest/shipper.ts).
  */
 import { promises as fs } from 'node:fs';
 import os from 'node:os';
