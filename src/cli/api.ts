@@ -97,7 +97,7 @@ export async function dashboardHint(config: Config, state: StatePaths, url: stri
 /** `tracklake api`: the read side alone (any number of read nodes can serve one bucket). */
 export async function apiCommand(config: Config): Promise<number> {
   const logger = makeLogger(config.logLevel);
-  const state = await openState(config, (msg, details) => logger.info(details, msg), 'api');
+  const state = await openState(config, (msg, details) => logger.warn(details, msg), 'api');
   const store = await openStore(config.storage, s3Settings(config));
   const side = await startReadSide(config, state, store, logger);
   process.stderr.write(`\ntracklake read side on ${side.url} (storage: ${store.location})\n${await dashboardHint(config, state, side.url)}\n`);

@@ -8,7 +8,6 @@
  * as it does for storage, and nothing is acknowledged or lost meanwhile. Keys live under `tracklake:`.
  */
 import { Redis } from 'ioredis';
-import { ConfigError } from '../lib/errors.js';
 
 /** Claims of message ids (64-bit fingerprints, lib/fingerprint.ts) by the segments that ship them. */
 export interface IdClaims {
@@ -79,9 +78,8 @@ export class RedisState implements IdClaims, Leases {
     this.redis = redis as Scripted;
   }
 
-  /** Connects; a URL that is not a Redis URL stops start-up (exit 2), Redis being down does not. */
+  /** Connects (the URL is checked with the configuration); Redis being down does not stop the start. */
   static async open(url: string): Promise<RedisState> {
-    if (!/^rediss?:\/\//.test(url)) throw new ConfigError('dedupRedisUrl', `"${url}" is not a redis:// or rediss:// URL`);
     const state = new RedisState(url);
     await state.redis.connect().catch(() => undefined); // reconnects on its own; calls fail until it is up
     return state;
