@@ -17,6 +17,11 @@ describe('configuration', () => {
     assert.equal(c.port, 8080);
     assert.deepEqual(c.sources, { dev: 'demo' });
     assert.ok(Object.isFrozen(c) && Object.isFrozen(c.sources));
+    // The node's folder, and its log inside it unless the log is put elsewhere.
+    assert.equal(c.stateDir, './.tracklake');
+    assert.equal(c.walDir, path.join('.tracklake', 'wal'));
+    assert.equal(loadConfig({ flags: { stateDir: '/srv/a' } }).walDir, '/srv/a/wal');
+    assert.equal(loadConfig({ flags: { stateDir: '/srv/a', walDir: '/fast/wal' } }).walDir, '/fast/wal');
   });
 
   it('takes flags over environment over the config file', () => {
@@ -56,6 +61,7 @@ describe('configuration', () => {
     fails({ flags: { timezone: 'Mars/Olympus' } }, /"timezone"/);
     fails({ flags: { scheduleTime: '25:00' } }, /"scheduleTime"/);
     fails({ env: { AWS_ENDPOINT_URL: 'not a url' } }, /"s3Endpoint"/);
+    for (const bad of ['localhost:6379', 'http://localhost:6379', 'redis://']) fails({ env: { TRACKLAKE_DEDUP_REDIS_URL: bad } }, /"dedupRedisUrl": a redis:\/\/ or rediss:\/\/ URL/);
     for (const bad of ['collect.example.com', 'ftp://collect.example.com', 'https://collect.example.com/?x=1', 'https://u:p@collect.example.com']) {
       fails({ env: { TRACKLAKE_PUBLIC_URL: bad } }, /"publicUrl"/);
     }
