@@ -99,8 +99,8 @@ export async function openIngest(config: Config, deps: { store: ObjectStore; clo
   };
   const schemaTimer = setInterval(() => void recordSchemas(), config.flushIntervalMs);
   schemaTimer.unref();
-  // Shared with the other collectors on the bucket, when configured: Redis being down does not stop the
-  // start (shipping waits for it, as for storage); a URL that can never work does.
+  // Shared with the other collectors on the bucket, when configured (its URL was checked with the
+  // configuration): Redis being down does not stop the start; shipping waits for it, as for storage.
   const shared = config.dedupRedisUrl ? await RedisState.open(config.dedupRedisUrl) : undefined;
   if (shared) deps.logger.info({ redis: shared.where }, 'duplicates removed across collectors through shared state');
   shipper = new Shipper({ wal, store: deps.store, clock: deps.clock, logger: deps.logger, metrics, flushIntervalMs: config.flushIntervalMs, dedupWindowMs: windowMs, privacy, claims: windowMs > 0 ? shared : undefined });
