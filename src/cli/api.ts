@@ -40,16 +40,14 @@ export async function startReadSide(config: Config, state: StatePaths, store: Ob
   try {
     const privacy = await regulationsApi(config, store, clock, logger);
     // The port is bound before the cache's first load (which can take a while on a year of files), so a port
-    // that is taken stops the start-up at once; a query that arrives meanwhile waits for the load, since a
-    // dashboard on an empty cache would show zeros that are not.
-    let firstLoad: Promise<void> | undefined;
-    const app = await buildReadServer({ config, cache, secret, clock, logger, web: WebAssets.load(), privacy, firstLoad: () => firstLoad });
+    // that is taken stops the start-up at once; a query that arrives meanwhile waits until the days it reads
+    // are loaded (newest first), since a dashboard on an empty cache would show zeros that are not.
+    const app = await buildReadServer({ config, cache, secret, clock, logger, web: WebAssets.load(), privacy });
     const address = await app.listen({ port: config.apiPort, host: config.apiHost }).catch(async (e: NodeJS.ErrnoException) => {
       await app.close();
       throw new ConfigError(e.code === 'EADDRINUSE' || e.code === 'EACCES' ? 'apiPort' : 'apiHost', `the read side cannot listen on ${config.apiHost}:${config.apiPort} (${e.code})`);
     });
-    firstLoad = cache.refresh().then(
-      () => undefined,
+    cache.refresh().catch(
       (e: Error) => void logger.error({ err: e.message }, 'read cache: first load failed; serving what is loaded, retrying every refresh'),
     );
     cache.start(config.apiRefreshSeconds * 1000);

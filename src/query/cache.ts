@@ -29,6 +29,7 @@ import { ConfigError } from '../lib/errors.js';
 import { LocalStore } from '../storage/local.js';
 import { overlayStore } from '../storage/overlay.js';
 import type { ObjectInfo, ObjectStore } from '../storage/store.js';
+import type { Family } from './model.js';
 import { fileURLToPath } from 'node:url';
 
 const SQL_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'sql');
@@ -42,6 +43,10 @@ const TAIL_FILES_PER_LOAD = 500;
 const READERS = 4;
 
 const SESSION_HEADER = headerOf(LAKE.sessions);
+const FAMILIES: readonly Family[] = ['aggregates', 'sessions'];
+/** readyFrom's ends: before every day (all loaded) and after every day (nothing known yet). */
+const ALL_DAYS = '0000-01-01';
+const NO_DAYS = '9999-12-31';
 
 export interface ReadCacheOptions {
   store: ObjectStore;
@@ -109,6 +114,13 @@ export class ReadCache {
   private readonly metricNames: ReadonlySet<string>;
   /** Set by close(): a refresh under way stops at its next batch instead of holding the shutdown up. */
   private closing = false;
+  /**
+   * While the first refresh runs, each family holds whole every day from readyFrom on (NO_DAYS before it
+   * has listed anything); a query waits only for the days it reads. After it, queries never wait.
+   */
+  private readonly readyFrom: Record<Family, string> = { aggregates: NO_DAYS, sessions: NO_DAYS };
+  private firstDone = false;
+  private waiters: Array<{ family: Family; from: string; resolve: () => void }> = [];
 
   private constructor(private readonly o: ReadCacheOptions, private readonly instance: DuckDBInstance, private readonly conn: DuckDBConnection) {
     this.metricNames = new Set(o.metrics.map((m) => m.name));
@@ -163,49 +175,55 @@ export class ReadCache {
   refresh(): Promise<RefreshReport> {
     this.running ??= this.refreshOnce().finally(() => {
       this.running = undefined;
+      // Done or failed, the first refresh stops holding queries: they are served what is loaded.
+      this.firstDone = true;
+      this.wake();
     });
     return this.running;
+  }
+
+  /**
+   * Resolves once the family's days from `from` on (every day, for null) are loaded: at once after the first
+   * refresh, and during it as soon as the newest days a query reads are in. A node starting on a year of
+   * files answers a month's dashboard after a month's load, not a year's.
+   */
+  ready(family: Family, from: string | null): Promise<void> {
+    const want = from ?? ALL_DAYS;
+    if (this.isReady(family, want)) return Promise.resolve();
+    return new Promise((resolve) => this.waiters.push({ family, from: want, resolve }));
+  }
+
+  private isReady(family: Family, from: string): boolean {
+    return this.firstDone || this.closing || this.readyFrom[family] <= from;
+  }
+
+  private wake(): void {
+    this.waiters = this.waiters.filter((w) => {
+      if (!this.isReady(w.family, w.from)) return true;
+      w.resolve();
+      return false;
+    });
   }
 
   private async refreshOnce(): Promise<RefreshReport> {
     const started = performance.now();
     const report: RefreshReport = { aggregateDays: 0, sessionDays: 0, tailFiles: 0, tailSessionDays: 0, removed: 0, ms: 0 };
     const store = this.o.store;
+    const first = !this.firstDone;
     const [aggDays, sessDays] = await Promise.all([manifestDays(store, 'aggregates/_state/daily/'), manifestDays(store, 'sessions/_state/')]);
     const loaded = new Map<string, string>();
     for (const r of (await this.conn.runAndReadAll('SELECT key, etag FROM loaded')).getRowObjects()) loaded.set(String(r.key), String(r.etag));
-    const stale = (kind: string, days: Map<string, string>) => [...days].filter(([d, etag]) => loaded.get(`${kind}:${d}`) !== etag).map(([d]) => d).sort();
+    // Newest first: the days a dashboard opens on are the first ones loaded.
+    const stale = (kind: string, days: Map<string, string>) => [...days].filter(([d, etag]) => loaded.get(`${kind}:${d}`) !== etag).map(([d]) => d).sort().reverse();
     const gone = (kind: string, days: Map<string, string>) => [...loaded.keys()].filter((k) => k.startsWith(`${kind}:`) && !days.has(k.slice(kind.length + 1))).map((k) => k.slice(kind.length + 1));
-
     const aggStale = stale('agg', aggDays);
-    if (aggStale.length > 0) {
-      const wanted = new Set(aggStale);
-      const files = (await listCsv(store, 'aggregates/daily/')).filter((f) => {
-        const day = dayOfKey(f.key);
-        return day !== undefined && wanted.has(day) && this.metricNames.has(path.posix.basename(f.key, '.csv'));
-      });
-      for (const days of chunks(aggStale, DAYS_PER_LOAD)) {
-        this.stopIfClosing();
-        await this.loadAggregateDays(days, files, aggDays);
-      }
-      report.aggregateDays = aggStale.length;
-    }
     const sessStale = stale('sess', sessDays);
-    if (sessStale.length > 0) {
-      const wanted = new Set(sessStale);
-      const inDays = (xs: ObjectInfo[]) => xs.filter((f) => wanted.has(dayOfKey(f.key) ?? ''));
-      const [sessions, facts] = await Promise.all([listCsv(store, 'sessions/'), listCsv(store, 'track_facts/')]);
-      const sessionFiles = inDays(sessions.filter((f) => f.key.endsWith('/sessions.csv') && !f.key.startsWith('sessions/_state/')));
-      const factFiles = inDays(facts);
-      for (const days of chunks(sessStale, DAYS_PER_LOAD)) {
-        this.stopIfClosing();
-        await this.loadSessionDays(days, sessionFiles, factFiles, sessDays);
-      }
-      report.sessionDays = sessStale.length;
-    }
-    const aggGone = gone('agg', aggDays);
-    const sessGone = gone('sess', sessDays);
-    if (aggGone.length + sessGone.length > 0) {
+    const last = (days: Map<string, string>) => [...days.keys()].sort().at(-1) ?? null;
+
+    const removeGone = async () => {
+      const aggGone = gone('agg', aggDays);
+      const sessGone = gone('sess', sessDays);
+      if (aggGone.length + sessGone.length === 0) return;
       await this.transaction(async () => {
         for (const d of aggGone) await this.conn.run(`DELETE FROM agg WHERE day = DATE ${sqlString(d)}; DELETE FROM loaded WHERE key = ${sqlString(`agg:${d}`)}`);
         for (const d of sessGone) {
@@ -213,22 +231,80 @@ export class ReadCache {
         }
       });
       report.removed = aggGone.length + sessGone.length;
-    }
-    const last = (days: Map<string, string>) => [...days.keys()].sort().at(-1) ?? null;
-    this.computedThrough = { aggregates: last(aggDays), sessions: last(sessDays) };
+    };
     // Both tails list the newest days' tracking files: once per refresh.
     const listings = new Map<string, Promise<ObjectInfo[]>>();
     const tracksOf = (day: string) => {
       if (!listings.has(day)) listings.set(day, listCsv(store, keys.tracksDay(day)));
       return listings.get(day)!;
     };
-    this.stopIfClosing();
-    report.tailFiles = await this.refreshTail(loaded, tracksOf);
-    this.stopIfClosing();
-    report.tailSessionDays = await this.refreshSessionTail(tracksOf);
+    const tails = async () => {
+      this.computedThrough = { aggregates: last(aggDays), sessions: last(sessDays) };
+      this.stopIfClosing();
+      report.tailFiles = await this.refreshTail(loaded, tracksOf);
+      this.stopIfClosing();
+      report.tailSessionDays = await this.refreshSessionTail(tracksOf);
+    };
+    // A family is whole from the day after its newest day still to load.
+    const pending = { aggregates: [...aggStale], sessions: [...sessStale] };
+    const settle = () => {
+      for (const f of FAMILIES) this.readyFrom[f] = pending[f].length > 0 ? addDays(pending[f][0]!, 1) : ALL_DAYS;
+      this.wake();
+    };
+
+    // On the first refresh nothing is served until the days a query reads are loaded, so the tails (today's
+    // numbers) come first and computed_through is set at once; later, a newly computed day is loaded before
+    // computed_through moves onto it, so no query sees it from neither side.
+    if (first) {
+      await removeGone();
+      await tails();
+      settle();
+    }
+    const steps = await this.loadSteps(aggStale, aggDays, sessStale, sessDays);
+    for (const step of steps) {
+      this.stopIfClosing();
+      await step.load();
+      pending[step.family].splice(0, step.days);
+      if (first) settle();
+    }
+    report.aggregateDays = aggStale.length;
+    report.sessionDays = sessStale.length;
+    if (!first) {
+      await removeGone();
+      await tails();
+    }
     report.ms = Math.round(performance.now() - started);
     if (report.aggregateDays + report.sessionDays + report.tailFiles + report.tailSessionDays + report.removed > 0) this.o.logger.info({ ...report, computedThrough: this.computedThrough }, 'read cache refreshed');
     return report;
+  }
+
+  /**
+   * The loads of the stale days (each list newest first), DAYS_PER_LOAD days a step, the two families
+   * alternating, so a month of both is loaded before anything older.
+   */
+  private async loadSteps(aggStale: string[], aggManifests: Map<string, string>, sessStale: string[], sessManifests: Map<string, string>): Promise<Array<{ family: Family; days: number; load: () => Promise<void> }>> {
+    const store = this.o.store;
+    const aggSteps: Array<{ family: Family; days: number; load: () => Promise<void> }> = [];
+    const sessSteps: typeof aggSteps = [];
+    if (aggStale.length > 0) {
+      const wanted = new Set(aggStale);
+      const files = (await listCsv(store, 'aggregates/daily/')).filter((f) => {
+        const day = dayOfKey(f.key);
+        return day !== undefined && wanted.has(day) && this.metricNames.has(path.posix.basename(f.key, '.csv'));
+      });
+      for (const days of chunks(aggStale, DAYS_PER_LOAD)) aggSteps.push({ family: 'aggregates', days: days.length, load: () => this.loadAggregateDays(days, files, aggManifests) });
+    }
+    if (sessStale.length > 0) {
+      const wanted = new Set(sessStale);
+      const inDays = (xs: ObjectInfo[]) => xs.filter((f) => wanted.has(dayOfKey(f.key) ?? ''));
+      const [sessions, facts] = await Promise.all([listCsv(store, 'sessions/'), listCsv(store, 'track_facts/')]);
+      const sessionFiles = inDays(sessions.filter((f) => f.key.endsWith('/sessions.csv') && !f.key.startsWith('sessions/_state/')));
+      const factFiles = inDays(facts);
+      for (const days of chunks(sessStale, DAYS_PER_LOAD)) sessSteps.push({ family: 'sessions', days: days.length, load: () => this.loadSessionDays(days, sessionFiles, factFiles, sessManifests) });
+    }
+    const steps: typeof aggSteps = [];
+    for (let i = 0; i < Math.max(aggSteps.length, sessSteps.length); i++) steps.push(...[aggSteps[i], sessSteps[i]].filter((s) => s !== undefined));
+    return steps;
   }
 
   /**
@@ -413,6 +489,7 @@ export class ReadCache {
 
   async close(): Promise<void> {
     this.closing = true;
+    this.wake();
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     await this.running?.catch(() => undefined);

@@ -17,7 +17,7 @@ import { addDays, dayOf } from '../lib/dates.js';
 import { TracklakeError } from '../lib/errors.js';
 import { toCsv } from '../tracking/csv.js';
 import type { ReadCache } from './cache.js';
-import { compileQuery, factsRelation, familyOf } from './compile.js';
+import { compileQuery, factsRelation, familyOf, previousPeriod } from './compile.js';
 import { type Filter, type FunnelQuery, parseFlow, parseFunnel, parseQuery, type Query, SESSION_METRICS } from './model.js';
 import { type Scope, verifyBearer } from './tokens.js';
 import type { WebAssets } from './web.js';
@@ -34,8 +34,6 @@ export interface ReadServerDeps {
   web?: WebAssets;
   /** The regulations API (privacy tokens); absent, its routes are not served. */
   privacy?: { regulations: Regulations; secret: string };
-  /** The read cache's first load, once it has begun: API requests wait for it. */
-  firstLoad?: () => Promise<void> | undefined;
 }
 
 declare module 'fastify' {
@@ -97,7 +95,6 @@ export async function buildReadServer(deps: ReadServerDeps): Promise<FastifyInst
     if (privacyRoute && r.scope.access !== 'privacy') return sendError(reply, 'forbidden', 'Only a privacy token (tracklake token create --scope privacy) may use the regulations API.');
     if (!privacyRoute && r.scope.access !== 'read') return sendError(reply, 'forbidden', 'A privacy token may use the regulations API only.');
     req.scope = r.scope;
-    await deps.firstLoad?.();
   });
 
   const today = () => dayOf(clock.now());
@@ -106,6 +103,9 @@ export async function buildReadServer(deps: ReadServerDeps): Promise<FastifyInst
     const parsed = parseQuery(req.body, req.scope!, metrics, today());
     if (!parsed.ok) return sendError(reply, parsed.code, parsed.message);
     const q = parsed.query;
+    // While a new node loads, a query waits for its own days (the previous period's too), not for the year.
+    const from = q.compare === 'previous_period' && q.dateRange.from !== null ? previousPeriod(q.dateRange.from, q.dateRange.to).from : q.dateRange.from;
+    await Promise.all([...new Set(q.metrics.map(familyOf))].map((f) => cache.ready(f, from)));
     const compiled = compileQuery(q, cache.computedThrough);
     const rows = await cache.read<Record<string, unknown>>(compiled.sql, compiled.values, compiled.types);
     const results = rows.map((r) => ({
@@ -129,6 +129,7 @@ export async function buildReadServer(deps: ReadServerDeps): Promise<FastifyInst
     const parsed = parseFunnel(req.body, req.scope!, today());
     if (!parsed.ok) return sendError(reply, parsed.code, parsed.message);
     const f = parsed.query;
+    await cache.ready('sessions', f.dateRange.from);
     const [row] = await cache.read<Record<string, bigint>>(funnelStatement(factsOf(f), f.steps, ''));
     const steps = funnelSteps(f.steps, row).map((s) => ({ event: s.step, sessions: s.sessions, conversion: s.conversion }));
     if (wantsCsv(req)) return reply.type('text/csv; charset=utf-8').send(toCsv(['event', 'sessions', 'conversion'], steps.map((s) => [s.event, s.sessions, s.conversion])));
@@ -139,6 +140,7 @@ export async function buildReadServer(deps: ReadServerDeps): Promise<FastifyInst
     const parsed = parseFlow(req.body, req.scope!, today());
     if (!parsed.ok) return sendError(reply, parsed.code, parsed.message);
     const f = parsed.query;
+    await cache.ready('sessions', f.dateRange.from);
     const paths = flowPaths(await cache.read<{ path: unknown; sessions: bigint }>(flowStatement(factsOf(f), { event: f.from, depth: f.depth, limit: f.limit }, '')));
     if (wantsCsv(req)) return reply.type('text/csv; charset=utf-8').send(toCsv(['path', 'sessions'], paths.map((p) => [p.events.join(' > '), p.sessions])));
     return { paths, meta: { computed_through: cache.computedThrough.sessions } };
@@ -147,6 +149,9 @@ export async function buildReadServer(deps: ReadServerDeps): Promise<FastifyInst
   /** What the dashboard needs to draw itself: the token's scope, the metrics, the events funnels can use. */
   app.get('/api/v1/meta', async function meta(req) {
     const scope = req.scope!;
+    // The events a funnel can start from, by how often they occur: while a new node loads, those of the
+    // last month (the page's first view) are enough to draw the page.
+    await cache.ready('sessions', addDays(today(), -29));
     const events = await cache.read<{ event: string }>(
       `SELECT event FROM ${factsRelation(cache.computedThrough)} WHERE tenantid = $tenant ${scope.merchant ? 'AND merchantid = $merchant' : ''} GROUP BY event ORDER BY count(*) DESC, event LIMIT 100`,
       scope.merchant ? { tenant: scope.tenant, merchant: scope.merchant } : { tenant: scope.tenant },
