@@ -5,8 +5,10 @@
  * it when the lease's holder dies. Real child processes, a real Redis.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { after, describe, it } from 'node:test';
 import { pino } from 'pino';
 import { runNightlyLeased } from '../src/jobs/scheduler.js';
@@ -138,19 +140,33 @@ describe('collectors sharing a Redis', () => {
     ]);
     assert.deepEqual(both.filter(Boolean).length, 1, 'one node ran the night');
     assert.equal(ran.length, 1);
-    // The next night's holder dies mid-run (its connection gone: no renewals, no mark); the other takes the
-    // lease once it expires and runs the jobs, which pick up where the first left off.
+    // The next night's holder, a process of its own, is killed with kill -9 mid-run (no renewals, no mark);
+    // the other takes the lease once it expires and runs the jobs, which pick up where the first left off.
     ran.length = 0;
-    const [d1, d2] = [await RedisState.open(redis.url), await RedisState.open(redis.url)];
-    const never = new Promise<void>(() => undefined);
-    void runNightlyLeased(task('dying', never), '2026-03-16', silent, { leases: d1, holder: 'dying', ttlMs }).catch(() => undefined);
-    await new Promise((r) => setTimeout(r, 50));
-    assert.deepEqual(ran, ['dying']);
-    await d1.close();
+    const here = path.dirname(fileURLToPath(import.meta.url));
+    const scheduler = pathToFileURL(path.join(here, '..', 'src', 'jobs', 'scheduler.js')).href;
+    const redisState = pathToFileURL(path.join(here, '..', 'src', 'storage', 'redis.js')).href;
+    const dying = spawn(process.execPath, ['--input-type=module', '-e', `
+      const { runNightlyLeased } = await import(${JSON.stringify(scheduler)});
+      const { RedisState } = await import(${JSON.stringify(redisState)});
+      const { pino } = await import('pino');
+      const leases = await RedisState.open(${JSON.stringify(redis.url)});
+      const tasks = [{ name: 'jobs', run: () => (process.stdout.write('running\\n'), new Promise(() => {})) }];
+      await runNightlyLeased(tasks, '2026-03-16', pino({ level: 'silent' }), { leases, holder: 'dying', ttlMs: ${ttlMs} });
+    `], { cwd: here, stdio: ['ignore', 'pipe', 'inherit'] });
+    after(() => void dying.kill('SIGKILL'));
+    await new Promise<void>((resolve, reject) => {
+      dying.stdout!.on('data', (d: Buffer) => d.toString().includes('running') && resolve());
+      dying.on('exit', (code) => reject(new Error(`the lease holder exited ${code} before running`)));
+    });
+    dying.kill('SIGKILL');
+    const d2 = await RedisState.open(redis.url);
     const t0 = Date.now();
     assert.equal(await runNightlyLeased(task('survivor'), '2026-03-16', silent, { leases: d2, holder: 'survivor', ttlMs }), true);
-    assert.deepEqual(ran, ['dying', 'survivor']);
-    assert.ok(Date.now() - t0 < 5 * ttlMs, 'within the lease time');
+    assert.deepEqual(ran, ['survivor']);
+    const waited = Date.now() - t0;
+    assert.ok(waited >= ttlMs / 4, `the survivor waited for the dead holder's lease to expire (${waited} ms)`);
+    assert.ok(waited < 5 * ttlMs, 'within the lease time');
     for (const s of [s1, s2, d2]) await s.close();
   });
 });
