@@ -36,7 +36,7 @@ const SQL_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'sql');
 const q = (name: string, slots: Record<string, string> = {}) => sqlIn(SQL_DIR, name, slots);
 
 /** Bump when the tables change: an older cache is emptied and loaded again. */
-const CACHE_VERSION = '2';
+const CACHE_VERSION = '3';
 /** Days loaded per transaction: bounds the staged downloads on S3 and the size of one commit. */
 const DAYS_PER_LOAD = 31;
 const TAIL_FILES_PER_LOAD = 500;
@@ -133,6 +133,8 @@ export class ReadCache {
       autoinstall_known_extensions: 'false',
       autoload_known_extensions: 'false',
       memory_limit: `${Math.max(64, Math.floor(memory / 2 ** 20))}MB`,
+      // Loads need not keep the files' row order (a fifth faster); every query that returns rows sorts them.
+      preserve_insertion_order: 'false',
     };
     if (o.tmpDir) config.temp_directory = o.tmpDir;
     const instance = await DuckDBInstance.create(o.file, config).catch((e: Error) => {
@@ -263,7 +265,9 @@ export class ReadCache {
     const steps = await this.loadSteps(aggStale, aggDays, sessStale, sessDays);
     for (const step of steps) {
       this.stopIfClosing();
+      const t = performance.now();
       await step.load();
+      this.o.logger.debug({ family: step.family, days: step.days, ms: Math.round(performance.now() - t) }, 'read cache: days loaded');
       pending[step.family].splice(0, step.days);
       if (first) settle();
     }
