@@ -65,7 +65,7 @@ export function previousPeriod(from: string, to: string): { from: string; to: st
 }
 
 /** One family's grouped rows for a range: columns k0.. (the query's dimensions) and m0.. (its metrics of this family). */
-function familySelect(family: Family, q: Query, range: { from: string | null; to: string }, p: Params, ct: ComputedThrough, shiftDays: number): string {
+function familySelect(family: Family, q: Query, range: { from: string | null; to: string }, p: Params, ct: ComputedThrough, allMetrics: readonly string[], shiftDays: number): string {
   const dims = q.dimensions.map((d, i) => {
     const expr = DIMENSION_SQL[family][d]!;
     // The previous period's days are moved onto the current period's, so a daily series joins day by day.
@@ -80,8 +80,10 @@ function familySelect(family: Family, q: Query, range: { from: string | null; to
     q.metrics.forEach((m, i) => {
       if (familyOf(m) === 'aggregates') metrics.push(`coalesce(sum(value) FILTER (WHERE metric = ${p.text(m)}), 0) AS ${metricCol(i)}`);
     });
-    // A plain IN list of parameters: a filter DuckDB pushes into the scan (a list parameter would be a join).
-    where.push(`metric IN (${q.metrics.filter((m) => familyOf(m) === 'aggregates').map((m) => p.text(m)).join(', ')})`);
+    // Only some of the cache's metrics: a plain IN list of parameters, a filter DuckDB pushes into the scan (a
+    // list parameter would be a join). With all of them it would keep every row and cost a third of the query.
+    const wanted = q.metrics.filter((m) => familyOf(m) === 'aggregates');
+    if (wanted.length < allMetrics.length) where.push(`metric IN (${wanted.map((m) => p.text(m)).join(', ')})`);
     if (q.merchant !== null) where.push(`merchantid = ${p.text(q.merchant)}`);
     // Days the aggregate job computed come from its files, later ones from the tracking files (tail_agg).
     const through = ct.aggregates === null ? "DATE '0001-01-01'" : p.day(ct.aggregates);
@@ -127,9 +129,9 @@ function filterSql(f: Filter, column: string, p: Params): string {
 }
 
 /** Both families' rows for a range, joined on the dimensions; every metric column present (0 when absent). */
-function rangeSelect(q: Query, range: { from: string | null; to: string }, p: Params, ct: ComputedThrough, shiftDays = 0): string {
+function rangeSelect(q: Query, range: { from: string | null; to: string }, p: Params, ct: ComputedThrough, allMetrics: readonly string[], shiftDays = 0): string {
   const families = [...new Set(q.metrics.map(familyOf))];
-  const parts = families.map((f) => familySelect(f, q, range, p, ct, shiftDays));
+  const parts = families.map((f) => familySelect(f, q, range, p, ct, allMetrics, shiftDays));
   const metrics = q.metrics.map((_, i) => `coalesce(${metricCol(i)}, 0) AS ${metricCol(i)}`);
   const dims = q.dimensions.map((_, i) => dimCol(i));
   if (parts.length === 1) return `SELECT ${[...dims, ...metrics].join(', ')} FROM (${parts[0]})`;
@@ -151,17 +153,18 @@ function orderSql(q: Query): string {
   return order.length > 0 ? `ORDER BY ${order.join(', ')}` : '';
 }
 
-export function compileQuery(q: Query, ct: ComputedThrough): Compiled {
+/** `allMetrics`: the aggregate metrics the cache holds (the configured ones). */
+export function compileQuery(q: Query, ct: ComputedThrough, allMetrics: readonly string[]): Compiled {
   const p = new Params();
   const dims = q.dimensions.map((_, i) => `cur.${dimCol(i)}`);
   const metrics = q.metrics.map((_, i) => `round(cur.${metricCol(i)}, 10) AS ${metricCol(i)}`);
   let body = `SELECT ${[...dims, ...metrics].join(', ')}`;
-  let from = `(${rangeSelect(q, q.dateRange, p, ct)}) AS cur`;
+  let from = `(${rangeSelect(q, q.dateRange, p, ct, allMetrics)}) AS cur`;
   if (q.compare === 'previous_period' && q.dateRange.from !== null) {
     const prev = previousPeriod(q.dateRange.from, q.dateRange.to);
     body += `, ${q.metrics.map((_, i) => `round(coalesce(prev.${metricCol(i)}, 0), 10) AS c${i}`).join(', ')}`;
     const on = q.dimensions.length > 0 ? `USING (${q.dimensions.map((_, i) => dimCol(i)).join(', ')})` : 'ON true';
-    from += ` LEFT JOIN (${rangeSelect(q, prev, p, ct, prev.days)}) AS prev ${on}`;
+    from += ` LEFT JOIN (${rangeSelect(q, prev, p, ct, allMetrics, prev.days)}) AS prev ${on}`;
   }
   // ORDER BY names the output columns (k0.., m0..); total_rows counts the groups before LIMIT.
   const statement = `${body}, count(*) OVER () AS total_rows FROM ${from} ${orderSql(q)} LIMIT ${q.limit} OFFSET ${q.offset}`;

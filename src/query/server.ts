@@ -106,7 +106,7 @@ export async function buildReadServer(deps: ReadServerDeps): Promise<FastifyInst
     // While a new node loads, a query waits for its own days (the previous period's too), not for the year.
     const from = q.compare === 'previous_period' && q.dateRange.from !== null ? previousPeriod(q.dateRange.from, q.dateRange.to).from : q.dateRange.from;
     await Promise.all([...new Set(q.metrics.map(familyOf))].map((f) => cache.ready(f, from)));
-    const compiled = compileQuery(q, cache.computedThrough);
+    const compiled = compileQuery(q, cache.computedThrough, metrics);
     const rows = await cache.read<Record<string, unknown>>(compiled.sql, compiled.values, compiled.types);
     const results = rows.map((r) => ({
       dimensions: q.dimensions.map((_, i) => String(r[`k${i}`] ?? '')),
