@@ -1,13 +1,17 @@
 /**
  * bench:query — the read side on a year of data, in one run: 365 days of aggregates (BENCH_KEYS, default
  * 20 000 keys a day, for view, share and chat) and of sessions (BENCH_SESSIONS, default 100 000 a day),
- * generated as the jobs write them. (a) the dashboard's standard queries through the query API (HTTP,
- * token, validation, compiled SQL over the read cache) vs (b) the same questions as hand-written SQL on the
- * same rows in a plain in-memory DuckDB table. p50 and p95 of each over repeated runs, interleaved.
- * Target: every query's p95 within 1.5x the floor's. Also reported: the cache's first load and a no-change
- * refresh.
+ * generated as the jobs write them, ending today.
+ * 1. A new read node: `tracklake api` started as a child process on an empty state folder, sent the
+ *    dashboard's first view (its 30-day page, every request at once, as the page sends them) and two year
+ *    queries as soon as it listens. Target: the page answered within 10 s of the start.
+ * 2. Repeated queries: (a) the dashboard's standard queries through the query API (HTTP, token, validation,
+ *    compiled SQL over the read cache) vs (b) the same questions as hand-written SQL on the same rows in a
+ *    plain in-memory DuckDB table. p50 and p95 of each over BENCH_RUNS runs, interleaved, in BENCH_ROUNDS
+ *    rounds. Target: in every round, every query's p95 within 1.5x the floor's.
+ * Also reported: the cache's first load of the whole year and a no-change refresh.
  */
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
@@ -15,18 +19,22 @@ import { pino } from 'pino';
 import { loadConfig } from '../src/config/config.js';
 import { metricSet } from '../src/jobs/aggregates/metrics.js';
 import { ManualClock } from '../src/lib/clock.js';
-import { addDays, dayPath, dayStartMs, daysBetween } from '../src/lib/dates.js';
+import { addDays, dayOf, dayPath, dayStartMs, daysBetween } from '../src/lib/dates.js';
 import { ReadCache } from '../src/query/cache.js';
 import { buildReadServer } from '../src/query/server.js';
 import { createToken } from '../src/query/tokens.js';
 import { LocalStore } from '../src/storage/local.js';
+import { start } from './load.js';
 
 const DAYS = Number(process.env.BENCH_DAYS ?? 365);
 const KEYS = Number(process.env.BENCH_KEYS ?? 20_000);
 const SESSIONS = Number(process.env.BENCH_SESSIONS ?? 100_000);
 const RUNS = Number(process.env.BENCH_RUNS ?? 50);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const WARMUP = 5;
-const TODAY = '2026-11-30';
+/** The data ends today, so the new node (on the system clock) opens on the month it would in production. */
+const TODAY = dayOf(Date.now());
+const START_TARGET_S = 10;
 const FIRST = addDays(TODAY, -(DAYS - 1));
 const logger = pino({ level: 'silent' });
 const q = (s: string) => `'${s.replaceAll("'", "''")}'`;
@@ -115,16 +123,74 @@ function cases(): Case[] {
   ];
 }
 
+/** The requests the dashboard sends, after /meta, when it opens (src/web/app.ts, default state: 30 days). */
+function firstView(): Array<[string, object]> {
+  const range = '30d';
+  const breakdown = (dimension: string, metrics: string[]) => ['/api/v1/query', { metrics, date_range: range, dimensions: [dimension], limit: 10 }] as [string, object];
+  return [
+    ['/api/v1/query', { metrics: ['view', 'share', 'chat'], date_range: range, compare: 'previous_period' }],
+    ['/api/v1/query', { metrics: ['sessions', 'bounce_rate'], date_range: range, compare: 'previous_period' }],
+    ['/api/v1/query', { metrics: ['view'], date_range: range, dimensions: ['time:day'], limit: 10000 }],
+    breakdown('product', ['view', 'share', 'chat']),
+    breakdown('merchant', ['view', 'share', 'chat']),
+    breakdown('source', ['sessions', 'bounce_rate']),
+    breakdown('devicetype', ['sessions', 'bounce_rate']),
+    breakdown('landing_page', ['sessions', 'bounce_rate']),
+    ['/api/v1/funnel', { steps: ['load', 'view', 'chat', 'order'], date_range: range }],
+    ['/api/v1/flow', { from: 'view', date_range: range, limit: 10 }],
+  ];
+}
+
+/**
+ * A new read node on the year: seconds from its spawn until it listens, until every request of the
+ * dashboard's first view has answered, and until two year queries sent with them have.
+ */
+async function newNode(root: string, data: string): Promise<{ listening: number; page: number; year: number }> {
+  const secret = 'bench-secret-bench-secret-bench-secret!!';
+  const t0 = performance.now();
+  const since = () => (performance.now() - t0) / 1000;
+  const cli = path.join(path.dirname(new URL(import.meta.url).pathname), '..', 'src', 'cli', 'main.js');
+  const node = await start([cli, 'api', '--storage', data, '--state-dir', path.join(root, 'new-node'), '--api-port', '0', '--log-level', 'info'], root, { ...process.env, TRACKLAKE_API_SECRET: secret });
+  try {
+    const listening = since();
+    const token = await createToken({ tenant: 'demo' }, 3600, new TextEncoder().encode(secret), new ManualClock(Date.now()));
+    const ask = async ([route, body]: [string, object]) => {
+      const res = await fetch(`${node.url}${route}`, route === '/api/v1/meta'
+        ? { headers: { authorization: `Bearer ${token}` } }
+        : { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      if (res.status !== 200) throw new Error(`new node: ${route} ${JSON.stringify(body)}: ${res.status} ${(await res.text()).slice(0, 300)}`);
+      await res.arrayBuffer();
+      return since();
+    };
+    const year = Promise.all([
+      ask(['/api/v1/query', { metrics: ['view', 'share', 'chat'], date_range: 'year', dimensions: ['product'], limit: 10 }]),
+      ask(['/api/v1/query', { metrics: ['sessions'], date_range: 'year', dimensions: ['time:day'], limit: 400 }]),
+    ]);
+    // The page asks /meta first (what to draw), then everything else at once.
+    await ask(['/api/v1/meta', {}]);
+    const page = Math.max(...(await Promise.all(firstView().map(ask))));
+    return { listening, page, year: Math.max(...(await year)) };
+  } finally {
+    await node.stop();
+  }
+}
+
 const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!;
 
 async function main(): Promise<void> {
+  // BENCH_DATA keeps the generated files in that folder for the next run (the same size settings).
+  const kept = process.env.BENCH_DATA;
   const root = mkdtempSync(path.join(os.tmpdir(), 'bench-query-'));
+  const data = kept ?? path.join(root, 'data');
   try {
     let t = performance.now();
-    await generate(path.join(root, 'data'));
-    console.log(`generated ${DAYS} days: ${KEYS} keys x 3 metrics and ${SESSIONS} sessions a day, in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+    if (!kept || !existsSync(path.join(kept, 'sessions'))) await generate(data);
+    console.log(`generated or kept ${DAYS} days: ${KEYS} keys x 3 metrics and ${SESSIONS} sessions a day, in ${((performance.now() - t) / 1000).toFixed(1)} s`);
 
-    const config = loadConfig({ flags: { storage: path.join(root, 'data'), walDir: path.join(root, 'wal'), logLevel: 'silent', apiRateLimit: 1_000_000 } });
+    const fresh = await newNode(root, data);
+    console.log(`a new read node (tracklake api, empty state folder): listening after ${fresh.listening.toFixed(1)} s; the dashboard's first view (30 days, /meta and ${firstView().length} requests) answered after ${fresh.page.toFixed(1)} s (target <= ${START_TARGET_S} s: ${fresh.page <= START_TARGET_S ? 'met' : 'NOT met'}); year queries after ${fresh.year.toFixed(1)} s`);
+
+    const config = loadConfig({ flags: { storage: data, walDir: path.join(root, 'wal'), logLevel: 'silent', apiRateLimit: 1_000_000 } });
     const clock = new ManualClock(Date.parse(`${TODAY}T12:00:00Z`));
     const store = new LocalStore(config.storage);
     const cache = await ReadCache.open({ store, file: path.join(root, 'read-cache.duckdb'), metrics: metricSet(), clock, logger, tailDays: 35 });
@@ -141,37 +207,44 @@ async function main(): Promise<void> {
     await app.listen({ port: 0, host: '127.0.0.1' });
     const url = `http://127.0.0.1:${(app.server.address() as { port: number }).port}/api/v1/query`;
     const token = await createToken({ tenant: 'demo' }, 3600, secret, clock);
-    const floor = await floorDb(path.join(root, 'data'));
+    const floor = await floorDb(data);
 
-    console.log(`\n${'query'.padEnd(28)} ${'api p50'.padStart(9)} ${'api p95'.padStart(9)} ${'floor p50'.padStart(10)} ${'floor p95'.padStart(10)} ${'p95 ratio'.padStart(10)}`);
-    let worst = 0;
-    for (const c of cases()) {
-      const api: number[] = [];
-      const raw: number[] = [];
-      for (let i = 0; i < RUNS + WARMUP; i++) {
-        let s = performance.now();
-        const res = await fetch(url, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify(c.body) });
-        const json = (await res.json()) as { results?: unknown[] };
-        if (res.status !== 200 || !json.results || json.results.length === 0) throw new Error(`${c.name}: ${res.status} ${JSON.stringify(json).slice(0, 300)}`);
-        const a = performance.now() - s;
-        s = performance.now();
-        const rows = (await floor.runAndReadAll(c.floor)).getRows();
-        const b = performance.now() - s;
-        if (rows.length === 0) throw new Error(`${c.name}: the floor found nothing`);
-        if (i >= WARMUP) {
-          api.push(a);
-          raw.push(b);
+    const worstOfRounds: number[] = [];
+    for (let round = 1; round <= ROUNDS; round++) {
+      console.log(`\nround ${round} of ${ROUNDS}\n${'query'.padEnd(28)} ${'api p50'.padStart(9)} ${'api p95'.padStart(9)} ${'floor p50'.padStart(10)} ${'floor p95'.padStart(10)} ${'p95 ratio'.padStart(10)}`);
+      let worst = 0;
+      for (const c of cases()) {
+        const api: number[] = [];
+        const raw: number[] = [];
+        for (let i = 0; i < RUNS + WARMUP; i++) {
+          let s = performance.now();
+          const res = await fetch(url, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify(c.body) });
+          const json = (await res.json()) as { results?: unknown[] };
+          if (res.status !== 200 || !json.results || json.results.length === 0) throw new Error(`${c.name}: ${res.status} ${JSON.stringify(json).slice(0, 300)}`);
+          const a = performance.now() - s;
+          s = performance.now();
+          const rows = (await floor.runAndReadAll(c.floor)).getRows();
+          const b = performance.now() - s;
+          if (rows.length === 0) throw new Error(`${c.name}: the floor found nothing`);
+          if (i >= WARMUP) {
+            api.push(a);
+            raw.push(b);
+          }
         }
+        const ratio = pct(api, 95) / pct(raw, 95);
+        worst = Math.max(worst, ratio);
+        console.log(`${c.name.padEnd(28)} ${pct(api, 50).toFixed(1).padStart(7)}ms ${pct(api, 95).toFixed(1).padStart(7)}ms ${pct(raw, 50).toFixed(1).padStart(8)}ms ${pct(raw, 95).toFixed(1).padStart(8)}ms ${ratio.toFixed(2).padStart(10)}`);
       }
-      const ratio = pct(api, 95) / pct(raw, 95);
-      worst = Math.max(worst, ratio);
-      console.log(`${c.name.padEnd(28)} ${pct(api, 50).toFixed(1).padStart(7)}ms ${pct(api, 95).toFixed(1).padStart(7)}ms ${pct(raw, 50).toFixed(1).padStart(8)}ms ${pct(raw, 95).toFixed(1).padStart(8)}ms ${ratio.toFixed(2).padStart(10)}`);
+      worstOfRounds.push(worst);
     }
-    console.log(`\nworst p95 ratio ${worst.toFixed(2)} (target <= 1.5): ${worst <= 1.5 ? 'met' : 'NOT met'}`);
+    const worst = Math.max(...worstOfRounds);
+    const met = worst <= 1.5 && fresh.page <= START_TARGET_S;
+    console.log(`\nworst p95 ratio per round: ${worstOfRounds.map((w) => w.toFixed(2)).join(', ')} (target <= 1.5 in every round): ${worst <= 1.5 ? 'met' : 'NOT met'}`);
+    console.log(`a new read node's first view: ${fresh.page.toFixed(1)} s (target <= ${START_TARGET_S} s): ${fresh.page <= START_TARGET_S ? 'met' : 'NOT met'}`);
     await app.close();
     await cache.close();
     floor.closeSync();
-    process.exitCode = worst <= 1.5 ? 0 : 1;
+    process.exitCode = met ? 0 : 1;
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
