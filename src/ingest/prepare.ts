@@ -24,7 +24,7 @@ import { parsePlan, violationCode, type CompiledPlan } from '../plan/plan.js';
 import { AddressReducer, KEEP_ALL, reduceCoordinate, type Retention } from '../privacy/reduce.js';
 import { SuppressionSet, type SuppressionLists } from '../privacy/subjects.js';
 import { fingerprintInto } from '../lib/fingerprint.js';
-import { RecordWriter } from './records.js';
+import { forwardLine, RecordWriter } from './records.js';
 import { encodeFrame } from './wal.js';
 
 export interface RawRequest {
@@ -83,6 +83,8 @@ export interface PrepareSettings {
   privacySecret?: string;
   /** The suppression lists in force (privacy/subjects.ts). */
   suppressions?: SuppressionLists;
+  /** Destinations are configured: every accepted message is also logged whole, as they forward it (`m`). */
+  forward?: boolean;
 }
 
 export class RequestPreparer {
@@ -186,7 +188,8 @@ export class RequestPreparer {
       if (observedAs !== undefined) this.observed.observe(receiptDay, tenant, observedAs, values);
       const { tracks, identities } = rows.value;
       const flagged = verdict !== undefined && verdict.violations.length > 0;
-      if (tracks.length === 0 && identities.length === 0 && !flagged) continue; // group calls, identify without a link
+      const forward = this.settings.forward === true;
+      if (tracks.length === 0 && identities.length === 0 && !flagged && !forward) continue; // group calls, identify without a link
       const k = records.records;
       fingerprintInto(tenant, msg.messageId, fingerprints, k);
       records.record(fingerprints[2 * k]!, fingerprints[2 * k + 1]!, req.receivedAt);
@@ -195,10 +198,11 @@ export class RequestPreparer {
         for (const row of tracks) records.row('t', this.dayOf(row.time), trackCsv(row));
         for (const row of identities) records.row('i', this.dayOf(row.time), csvRecord(row, IDENTITY_COLUMNS));
       }
-      if (!flagged) continue;
-      // A violation's row, and a blocked message, go to the day of the message's own rows.
+      // A violation's row, a blocked message and a forwarded one go to the day of the message's own rows.
       const time = tracks[0]?.time ?? identities[0]?.time ?? Math.round(eventTime(msg, req.receivedAt));
       const day = this.dayOf(time);
+      if (forward) records.row('m', day, forwardLine(tenant, blocked, req.receivedAt, msg.type === 'track' && typeof msg.event === 'string' ? msg.event : msg.type, forwardedMessage(raw, msg, envelope, req, retention, keep?.ip, blocked)));
+      if (!flagged) continue;
       if (blocked) {
         // Kept whole, out of the tracking files, until `plan replay` lets it in.
         // With less kept (ipMode, geoPrecision), the message is stored as reduced as its tracking rows would be.
@@ -269,6 +273,31 @@ function keptMessage(raw: Json, batchContext: Json | undefined, retention: Reten
     context: batchContext === undefined ? undefined : reduceContext(batchContext),
     message,
   };
+}
+
+/**
+ * A message as destinations get it (the `m` row, forward/messages.ts reads it), the way Segment's servers pass one on: the batch's context under the
+ * message's own, the messageId and type as accepted (a generated id included, so receivers can drop a
+ * repeat), receivedAt, sentAt, and the client's address as context.ip, all as reduced as the tracking rows
+ * are under the source's retention. The write key stays behind: each destination sends with its own.
+ */
+function forwardedMessage(raw: Json, msg: { messageId: string; type: string }, envelope: { context?: Json; sentAtMs?: number }, req: RawRequest, retention: Retention, keptIp: ((ip: string) => string | null) | undefined, blocked: boolean): Json {
+  const kept = keptIp === undefined ? undefined : keptMessage(raw, envelope.context, retention, keptIp, req.clientIp);
+  const message: Json = { ...(kept?.message ?? raw) };
+  delete message.writeKey;
+  const batchContext = kept ? kept.context : envelope.context;
+  const own = isObject(message.context) ? message.context : {};
+  const context: Json = { ...(isObject(batchContext) ? batchContext : {}), ...own };
+  const ip = kept ? kept.ip : req.clientIp;
+  if (typeof context.ip !== 'string' && ip !== null) context.ip = ip;
+  // A message the tracking plan blocked says so, for destinations that take those too (includeBlocked).
+  if (blocked) context.tracklake = { ...(isObject(context.tracklake) ? context.tracklake : {}), blocked: true };
+  message.context = context;
+  message.messageId = msg.messageId;
+  message.type = msg.type;
+  message.receivedAt = new Date(req.receivedAt).toISOString();
+  if (message.sentAt === undefined && envelope.sentAtMs !== undefined) message.sentAt = new Date(envelope.sentAtMs).toISOString();
+  return message;
 }
 
 /** Strict UTF-8, then JSON; undefined for an empty body (which is refused once the key is known). */

@@ -5,8 +5,9 @@
  * tracking files out of it without turning anything back into a string. A payload is the byte `~`, then
  * per record: the fingerprint of its dedup key (lib/fingerprint.ts, two int32 LE), its receipt time
  * (float64 LE) and its row count (uint32 LE); then per row the kind (1 byte: `t` a tracking row, `i` an
- * identity link, `v` a tracking-plan violation, `q` a blocked message for quarantine), the UTC day
- * (10 bytes), the line's length in bytes (uint32 LE) and the line (CSV, or for `q` one line of JSON).
+ * identity link, `v` a tracking-plan violation, `q` a blocked message for quarantine, `m` the message as
+ * destinations forward it, written only when destinations are configured), the UTC day
+ * (10 bytes), the line's length in bytes (uint32 LE) and the line (CSV, or for `q` and `m` one line of JSON).
  *
  * Logs of earlier versions are still read: a payload of text records (`<bytes>:<id><bytes>:<tenant><at>:
  * <rows>:` then `<kind><day><bytes>:<line>` per row) or of tracklake 0.1's JSON array. Their ids are
@@ -14,7 +15,34 @@
  */
 import { fingerprint } from '../lib/fingerprint.js';
 
-export type RowKind = 't' | 'i' | 'v' | 'q';
+export type RowKind = 't' | 'i' | 'v' | 'q' | 'm';
+
+/**
+ * The line of an `m` row: what a destination filters on, then the message, so forwarding needs no JSON
+ * parsing: `<tenant>\t<blocked 0|1>\t<receivedAt ms>\t<event name or type, as a JSON string>\t<message JSON>`.
+ */
+export function forwardLine(tenant: string, blocked: boolean, receivedAt: number, name: string, message: unknown): string {
+  return `${tenant}\t${blocked ? 1 : 0}\t${receivedAt}\t${JSON.stringify(name)}\t${JSON.stringify(message)}`;
+}
+
+export interface ForwardRow {
+  tenant: string;
+  blocked: boolean;
+  receivedAt: number;
+  name: string;
+  /** The message, as JSON. */
+  json: string;
+}
+
+export function parseForwardLine(line: string): ForwardRow {
+  const a = line.indexOf('\t');
+  const b = line.indexOf('\t', a + 1);
+  const c = line.indexOf('\t', b + 1);
+  // The name is a JSON string: it holds no raw tab, so the message starts after the next one.
+  const d = line.indexOf('\t', c + 1);
+  if (a < 0 || b < 0 || c < 0 || d < 0) throw new Error(`bad forwarded message line: ${line.slice(0, 80)}`);
+  return { tenant: line.slice(0, a), blocked: line.slice(a + 1, b) === '1', receivedAt: Number(line.slice(b + 1, c)), name: JSON.parse(line.slice(c + 1, d)) as string, json: line.slice(d + 1) };
+}
 
 /** One accepted message as objects: its dedup key, receipt time and rows (tests and the old layouts use this). */
 export interface WalRecord {
@@ -32,7 +60,7 @@ const MARK = 0x7e; // '~': no earlier layout starts with it (text records start 
 const T = 0x74;
 const I = 0x69;
 /** Row kind ↔ byte (a byte that is no kind has none). */
-const KIND_BYTE: Record<RowKind, number> = { t: T, i: I, v: 0x76, q: 0x71 };
+const KIND_BYTE: Record<RowKind, number> = { t: T, i: I, v: 0x76, q: 0x71, m: 0x6d };
 const BYTE_KIND: Array<RowKind | undefined> = [];
 for (const [k, b] of Object.entries(KIND_BYTE)) BYTE_KIND[b] = k as RowKind;
 const RECORD_HEAD = 20;

@@ -65,8 +65,11 @@ export interface ShipperOptions {
   claims?: IdClaims;
 }
 
-/** Each kind of row becomes its own file per day; quarantine files are JSON lines, so they have no header. */
-const KINDS: Record<RowKind, { prefix: 'tracks' | 'identities' | 'violations' | 'quarantine'; header: string; ext: string; label: string }> = {
+/**
+ * Each kind of row becomes its own file per day; quarantine files are JSON lines, so they have no header.
+ * Forwarded messages (`m`) are for destinations (forward/) and never reach the bucket.
+ */
+const KINDS: Record<Exclude<RowKind, 'm'>, { prefix: 'tracks' | 'identities' | 'violations' | 'quarantine'; header: string; ext: string; label: string }> = {
   t: { prefix: 'tracks', header: `${headerOf(LAKE.tracks)}\n`, ext: 'csv', label: 'track' },
   i: { prefix: 'identities', header: `${headerOf(LAKE.identities)}\n`, ext: 'csv', label: 'identity' },
   v: { prefix: 'violations', header: `${headerOf(LAKE.violations)}\n`, ext: 'csv', label: 'violation' },
@@ -100,7 +103,7 @@ const SLICE_ROWS = 4096;
 export async function segmentObjects(payloads: readonly Buffer[], nodeId: string, seq: number, filter?: ShipFilter, keep?: Uint8Array): Promise<SegmentContent> {
   // Each row is kept as (payload index, start, end) in a typed array: a segment has millions of rows, and an
   // array of them was a large object the garbage collector had to walk.
-  type Group = { kind: RowKind; day: string; ranges: Int32Array; bytes: number; rows: number };
+  type Group = { kind: Exclude<RowKind, 'm'>; day: string; ranges: Int32Array; bytes: number; rows: number };
   const groups = new Map<string, Group>();
   // Rows of a payload nearly always share kind and day: the last group is kept instead of looked up per row.
   let last: Group | undefined;
@@ -108,7 +111,7 @@ export async function segmentObjects(payloads: readonly Buffer[], nodeId: string
   let records = 0;
   let oldest = Infinity;
   let newest = 0;
-  const add = (kind: RowKind, day: string, payload: number, start: number, end: number) => {
+  const add = (kind: Exclude<RowKind, 'm'>, day: string, payload: number, start: number, end: number) => {
     let group = last !== undefined && last.kind === kind && last.day === day ? last : groups.get(kind + day);
     if (!group) groups.set(kind + day, (group = { kind, day, ranges: new Int32Array(3 * 1024), bytes: 0, rows: 0 }));
     last = group;
@@ -125,7 +128,7 @@ export async function segmentObjects(payloads: readonly Buffer[], nodeId: string
     group.bytes += end - start + 1;
   };
   // With a privacy filter, the rows of a record it must look at wait until the record ends.
-  let held: Array<{ kind: RowKind; day: string; payload: number; start: number; end: number }> | undefined;
+  let held: Array<{ kind: Exclude<RowKind, 'm'>; day: string; payload: number; start: number; end: number }> | undefined;
   let heldAt = 0;
   const settle = () => {
     if (held === undefined) return;
@@ -163,6 +166,7 @@ export async function segmentObjects(payloads: readonly Buffer[], nodeId: string
         if (at > newest) newest = at;
       },
       row: (kind, day, _buf, start, end) => {
+        if (kind === 'm') return; // for destinations only
         if (held !== undefined) held.push({ kind, day, payload, start, end });
         else add(kind, day, payload, duplicate ? -1 : start, end);
       },

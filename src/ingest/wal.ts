@@ -6,7 +6,9 @@
  * durability costs a little latency instead of most of the throughput.
  *
  * The log is a series of numbered segment files. The active one takes appends; `seal()` closes it and opens
- * the next. Sealed segments are shipped to storage and then released.
+ * the next. Sealed segments are shipped to storage and then released. Destinations (forward/) read the same
+ * segments through holds: a shipped segment a hold still needs is renamed `shipped-<n>.log` (so a restart
+ * does not ship it again) and removed once every hold has passed it.
  *
  * One append (one request's records) is one frame: `<crc32 hex> <payload bytes>\n<payload>\n`. The payload
  * is opaque here (ingest/records.ts lays it out). A tail torn by a crash (a frame that was never
@@ -46,7 +48,23 @@ const PIPELINE = 2;
 const DSYNC = fsConstants.O_DSYNC;
 const SEGMENT_FLAGS = fsConstants.O_RDWR | fsConstants.O_CREAT | (DSYNC ?? 0);
 const SEG_RE = /^seg-(\d{12})\.log$/;
+const SHIPPED_RE = /^shipped-(\d{12})\.log$/;
 const segName = (seq: number) => `seg-${String(seq).padStart(12, '0')}.log`;
+const shippedName = (seq: number) => `shipped-${String(seq).padStart(12, '0')}.log`;
+
+/** A reader of the log beside the shipper (a destination): which shipped segments it still needs. */
+export interface LogHold {
+  needs(seq: number): boolean;
+}
+
+/** Frames read from a segment: each payload with the offset just after its frame. */
+export interface FrameRead {
+  frames: Array<{ payload: Buffer; end: number }>;
+  /** Where the next read starts. */
+  next: number;
+  /** The segment is sealed and `next` is its end: nothing more will come. */
+  done: boolean;
+}
 const crcHex = (data: Buffer | string) => (crc32(data) >>> 0).toString(16).padStart(8, '0');
 
 /**
@@ -119,6 +137,9 @@ export class WriteAheadLog {
   private activeSeq = 0;
   private activeBytes = 0;
   private sealedBytes = new Map<number, number>();
+  /** Shipped segments kept for a hold, with their sizes. */
+  private shippedBytes = new Map<number, number>();
+  private readonly holds = new Set<LogHold>();
   private rotateWaiters: Array<() => void> = [];
   private broken: Error | undefined;
   private fullSignalled = false;
@@ -141,6 +162,13 @@ export class WriteAheadLog {
     if (!/^[A-Za-z0-9_-]{1,64}$/.test(nodeId)) throw new Error(`invalid node id ${JSON.stringify(nodeId)}`);
     const wal = new WriteAheadLog(dir, opts, nodeId);
     let next = meta?.nextSeq ?? 1;
+    // Shipped segments kept for destinations: their ids are in the ids files already, so nothing is recovered.
+    for (const name of await fs.readdir(dir)) {
+      const m = SHIPPED_RE.exec(name);
+      if (!m) continue;
+      wal.shippedBytes.set(Number(m[1]), (await fs.stat(path.join(dir, name))).size);
+      next = Math.max(next, Number(m[1]) + 1);
+    }
     for (const seq of await wal.segmentsOnDisk()) {
       const file = path.join(dir, segName(seq));
       const buf = await fs.readFile(file);
@@ -186,6 +214,83 @@ export class WriteAheadLog {
   /** Sealed segments waiting to be shipped, oldest first. */
   sealed(): number[] {
     return [...this.sealedBytes.keys()].sort((a, b) => a - b);
+  }
+
+  /** Every sealed segment on disk, shipped or not, oldest first: what holds read. */
+  segments(): number[] {
+    return [...this.sealedBytes.keys(), ...this.shippedBytes.keys()].sort((a, b) => a - b);
+  }
+
+  /** A segment's size in bytes: the active one as far as it is durable; 0 when it is gone. */
+  segmentBytes(seq: number): number {
+    if (seq === this.activeSeq) return this.activeBytes;
+    return this.sealedBytes.get(seq) ?? this.shippedBytes.get(seq) ?? 0;
+  }
+
+  /** The sequence number the next sealed segment will have at the earliest: where a new hold starts. */
+  get head(): number {
+    return this.activeSeq;
+  }
+
+  /** Keeps shipped segments from `hold.neededFrom()` on until the hold passes them. */
+  addHold(hold: LogHold): void {
+    this.holds.add(hold);
+  }
+
+  private held(seq: number): boolean {
+    for (const h of this.holds) if (h.needs(seq)) return true;
+    return false;
+  }
+
+  /**
+   * Durable frames of a segment from byte `from` on, at most about maxBytes of them: a sealed segment to
+   * its end, the active one as far as it is acknowledged (so destinations forward within a second, not at
+   * the next seal). A frame not yet whole is left for the next read.
+   */
+  async readFrom(seq: number, from: number, maxBytes = READ_SLICE_BYTES): Promise<FrameRead> {
+    const active = seq === this.activeSeq;
+    const end = this.segmentBytes(seq);
+    // A sealed segment read to its end, or one that is gone (or never held anything), has no more to give.
+    if (from >= end) return { frames: [], next: from, done: !active };
+    const names = this.shippedBytes.has(seq) ? [shippedName(seq), segName(seq)] : [segName(seq), shippedName(seq)];
+    let fh: fs.FileHandle | undefined;
+    for (const name of names) {
+      fh = await fs.open(path.join(this.dir, name), 'r').catch((e: NodeJS.ErrnoException) => {
+        if (e.code === 'ENOENT') return undefined;
+        throw e;
+      });
+      if (fh) break;
+    }
+    if (!fh) return { frames: [], next: from, done: true }; // released meanwhile: nobody holds it
+    try {
+      // A frame is at most a request body and its header: a slice that holds none is read again, larger.
+      for (let size = Math.min(maxBytes, end - from); ; size = Math.min(size * 2, end - from)) {
+        const buf = Buffer.allocUnsafe(size);
+        const { bytesRead } = await fh.read(buf, 0, size, from);
+        const payloads: Buffer[] = [];
+        const frames: FrameRead['frames'] = [];
+        let pos = 0;
+        while (pos < bytesRead) {
+          const r = decodeFrames(buf.subarray(0, bytesRead), pos, pos + 1, payloads);
+          if (payloads.length === frames.length) break;
+          pos = r.pos;
+          frames.push({ payload: payloads.at(-1)!, end: from + pos });
+        }
+        const next = frames.at(-1)?.end ?? from;
+        if (frames.length > 0 || size >= end - from) return { frames, next, done: !active && next >= end };
+      }
+    } finally {
+      await fh.close();
+    }
+  }
+
+  /** Removes the shipped segments no hold needs any more (holds call this as they move on). */
+  async collect(): Promise<void> {
+    for (const seq of [...this.shippedBytes.keys()].sort((a, b) => a - b)) {
+      if (this.held(seq)) continue;
+      await fs.rm(path.join(this.dir, shippedName(seq)), { force: true });
+      this.shippedBytes.delete(seq);
+    }
   }
 
   /** Appends one request's frame (see encodeFrame); resolves once it is durable. */
@@ -317,7 +422,13 @@ export class WriteAheadLog {
    * every frame's CRC takes about 20 ms for a full segment, so decoding yields to requests between slices.
    */
   async read(seq: number): Promise<Buffer[]> {
-    const buf = await fs.readFile(path.join(this.dir, segName(seq)));
+    // A segment may be renamed (shipped) between the two reads; the first name is the likelier.
+    const file = (name: (n: number) => string) => fs.readFile(path.join(this.dir, name(seq)));
+    const [first, second] = this.shippedBytes.has(seq) ? [shippedName, segName] : [segName, shippedName];
+    const buf = await file(first).catch((e: NodeJS.ErrnoException) => {
+      if (e.code === 'ENOENT') return file(second);
+      throw e;
+    });
     const payloads: Buffer[] = [];
     let r = decodeFrames(buf, 0, READ_SLICE_BYTES, payloads);
     while (r.more) {
@@ -327,9 +438,16 @@ export class WriteAheadLog {
     return payloads;
   }
 
-  /** Drops a shipped segment. */
+  /** Drops a shipped segment, or keeps it as shipped while a hold still needs it. */
   async release(seq: number): Promise<void> {
-    await fs.rm(path.join(this.dir, segName(seq)), { force: true });
+    const bytes = this.sealedBytes.get(seq) ?? 0;
+    if (this.held(seq)) {
+      await fs.rename(path.join(this.dir, segName(seq)), path.join(this.dir, shippedName(seq)));
+      await syncDir(this.dir);
+      this.shippedBytes.set(seq, bytes);
+    } else {
+      await fs.rm(path.join(this.dir, segName(seq)), { force: true });
+    }
     this.sealedBytes.delete(seq);
   }
 
