@@ -54,7 +54,7 @@ export interface TestCollector {
 
 export async function startCollector(settings: Record<string, unknown> = {}, opts: { clock?: Clock; store?: ObjectStore; dir?: string; logger?: Logger } = {}): Promise<TestCollector> {
   const dir = opts.dir ?? tempDir();
-  const config = loadConfig({ flags: { port: 0, storage: path.join(dir, 'data'), walDir: path.join(dir, 'wal'), flushIntervalMs: 3_600_000, sources: { dev: 'demo' }, logLevel: 'silent', ...settings } });
+  const config = loadConfig({ flags: { port: 0, storage: path.join(dir, 'data'), stateDir: path.join(dir, 'state'), walDir: path.join(dir, 'wal'), flushIntervalMs: 3_600_000, sources: { dev: 'demo' }, logLevel: 'silent', ...settings } });
   const clock = opts.clock ?? new ManualClock(T0);
   const store = opts.store ?? new LocalStore(config.storage);
   const node = await openIngest(config, { store, clock, logger: opts.logger ?? silent });

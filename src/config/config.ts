@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
+import { destinationSetting, destinationsSchema } from './destinations.js';
 import { ConfigError } from '../lib/errors.js';
 import { IP_MODES, type Retention } from '../privacy/reduce.js';
 
@@ -154,6 +155,8 @@ export const configSchema = z.strictObject({
   scratchDir: z.string().min(1).optional(),
   /** Days the nightly run looks back for changed or missing days. */
   lookbackDays: z.coerce.number().int().min(1).max(3660).default(35),
+  /** Where each node forwards the messages it logged (config/destinations.ts); a config file sets these. */
+  destinations: destinationsSchema,
 });
 
 /** The parsed configuration; the log's folder is resolved (its default lies in the state folder). */
@@ -271,10 +274,11 @@ export function loadConfig(input: ConfigInput = {}): Config {
     if (raw !== undefined && raw !== '') fromEnv[setting] = envValue(name, setting, raw);
   }
   const fromFlags = Object.fromEntries(Object.entries(input.flags ?? {}).filter(([, v]) => v !== undefined));
-  const parsed = configSchema.safeParse({ ...fromFile, ...fromEnv, ...fromFlags });
+  const merged = { ...fromFile, ...fromEnv, ...fromFlags };
+  const parsed = configSchema.safeParse(merged);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
-    const setting = issue.path.join('.') || (issue.code === 'unrecognized_keys' ? issue.keys.join(', ') : 'config');
+    const setting = destinationSetting(issue.path, merged) ?? (issue.path.join('.') || (issue.code === 'unrecognized_keys' ? issue.keys.join(', ') : 'config'));
     throw new ConfigError(setting, issue.message);
   }
   const cfg = { ...parsed.data, walDir: parsed.data.walDir ?? path.join(parsed.data.stateDir, 'wal') };
@@ -282,6 +286,9 @@ export function loadConfig(input: ConfigInput = {}): Config {
   const tenants = new Set(Object.values(cfg.sources));
   for (const t of Object.keys(cfg.plans)) {
     if (!tenants.has(t)) throw new ConfigError(`plans.${t}`, `no source sends to tenant "${t}" (sources name ${[...tenants].join(', ')})`);
+  }
+  for (const d of cfg.destinations) {
+    for (const t of d.tenants ?? []) if (!tenants.has(t)) throw new ConfigError(`destinations.${d.name}.tenants`, `no source sends to tenant "${t}"`);
   }
   for (const key of Object.keys(cfg.sourceRetention)) {
     if (!Object.hasOwn(cfg.sources, key)) throw new ConfigError(`sourceRetention.${key}`, 'no source has this write key');

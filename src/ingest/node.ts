@@ -20,6 +20,7 @@ import { Shipper } from './shipper.js';
 import { RedisState } from '../storage/redis.js';
 import { WriteAheadLog } from './wal.js';
 import { SchemaRecorder } from '../plan/observe.js';
+import { Destinations } from '../forward/destinations.js';
 import { tenantPlans } from '../plan/plan.js';
 
 export interface IngestNode {
@@ -32,6 +33,8 @@ export interface IngestNode {
   metrics: Metrics;
   /** The state shared with the other collectors on the bucket (dedupRedisUrl), when configured. */
   shared: RedisState | undefined;
+  /** Where this node forwards what it logged (config.destinations). */
+  destinations: Destinations;
   readiness: () => { ready: boolean; checks: Record<string, boolean | string> };
   /**
    * Reads the configured plan files again and puts them in force for the requests that follow. A plan that
@@ -86,7 +89,8 @@ export async function openIngest(config: Config, deps: { store: ObjectStore; clo
   const workers = config.ingestWorkers ?? Math.min(8, os.availableParallelism() - 1);
   // Hashed addresses need the privacy secret before the first request; the suppression lists can follow.
   const privacySecret = hashesAddresses(config) ? await loadPrivacySecret(config.privacySecret, deps.store) : config.privacySecret;
-  const preparer = openPreparer({ sources: config.sources, events: config.events, plans, retention: retentionSettings(config), privacySecret }, workers, deps.logger);
+  const forward = config.destinations.length > 0;
+  const preparer = openPreparer({ sources: config.sources, events: config.events, plans, retention: retentionSettings(config), privacySecret, forward }, workers, deps.logger);
   const privacy = new PrivacyWatcher({ store: deps.store, configuredSecret: privacySecret, clock: deps.clock, logger: deps.logger, refreshMs: config.privacyRefreshSeconds * 1000, apply: (lists) => preparer.setSuppressions(lists) });
   // Read once before the collector listens, so a restart applies every suppression at once; storage being
   // down does not stop the collector (the shipper waits for a first read instead).
@@ -103,10 +107,13 @@ export async function openIngest(config: Config, deps: { store: ObjectStore; clo
   // configuration): Redis being down does not stop the start; shipping waits for it, as for storage.
   const shared = config.dedupRedisUrl ? await RedisState.open(config.dedupRedisUrl) : undefined;
   if (shared) deps.logger.info({ redis: shared.where }, 'duplicates removed across collectors through shared state');
+  // Holds on the log before anything ships, so no segment a destination needs is released.
+  const destinations = await Destinations.open(config.destinations, { wal, store: deps.store, clock: deps.clock, logger: deps.logger, metrics, stateDir: config.stateDir });
   shipper = new Shipper({ wal, store: deps.store, clock: deps.clock, logger: deps.logger, metrics, flushIntervalMs: config.flushIntervalMs, dedupWindowMs: windowMs, privacy, claims: windowMs > 0 ? shared : undefined });
   const pending = wal.sealed().length;
   if (pending > 0) deps.logger.info({ segments: pending, nodeId: wal.nodeId }, 'recovered log segments from a previous run; shipping them');
   shipper.start();
+  destinations.start();
 
   const s = shipper;
   return {
@@ -118,6 +125,7 @@ export async function openIngest(config: Config, deps: { store: ObjectStore; clo
     shipper: s,
     metrics,
     shared,
+    destinations,
     reloadPlans() {
       preparer.setPlans(readPlans());
     },
@@ -127,7 +135,10 @@ export async function openIngest(config: Config, deps: { store: ObjectStore; clo
       const underBudget = wal.bufferedBytes <= config.maxBufferBytes;
       const log = !wal.writable ? 'not writable' : underBudget ? true : 'over --max-buffer-bytes';
       const accepting = collector.accepting ? true : 'not accepting requests (starting or stopping)';
-      return { ready: storageOk && log === true && accepting === true, checks: { accepting, log, storage: storageOk ? true : (s.lastError ?? 'no recent upload') } };
+      // A failing destination is named, but ingest stays ready: its messages wait in the log or the bucket.
+      const failing = destinations.failing();
+      const forwarding = failing.length === 0 ? true : `failing: ${failing.join(', ')}`;
+      return { ready: storageOk && log === true && accepting === true, checks: { accepting, log, storage: storageOk ? true : (s.lastError ?? 'no recent upload'), ...(forward ? { destinations: forwarding } : {}) } };
     },
     async close() {
       clearInterval(maintainTimer);
@@ -136,6 +147,7 @@ export async function openIngest(config: Config, deps: { store: ObjectStore; clo
       privacy.stop();
       collector.close();
       const shipped = await s.stop(config.shutdownTimeoutMs);
+      await destinations.stop();
       await wal.close();
       await preparer.close();
       await recordSchemas();

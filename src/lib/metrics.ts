@@ -33,6 +33,26 @@ export class Metrics {
   readonly backlog: Gauge = new Gauge({ name: 'tracklake_upload_backlog_segments', help: 'Sealed log segments waiting for upload', registers: [this.registry], collect: (): void => this.backlog.set(this.logState().segments) });
   readonly lagSeconds: Gauge = new Gauge({ name: 'tracklake_upload_lag_seconds', help: 'Age of the oldest event not yet in storage', registers: [this.registry], collect: (): void => this.lagSeconds.set(this.logState().lagSeconds) });
 
+  /** Destinations (forward/): per destination, what was delivered, retried, dead-lettered, handed over. */
+  readonly forwardDelivered = new Counter({ name: 'tracklake_forward_delivered_total', help: 'Messages a destination accepted', labelNames: ['destination'], registers: [this.registry] });
+  readonly forwardRetried = new Counter({ name: 'tracklake_forward_retries_total', help: 'Batches sent again after a failure (timeouts, 408, 429, 5xx, closed connections)', labelNames: ['destination'], registers: [this.registry] });
+  readonly forwardDeadLettered = new Counter({ name: 'tracklake_forward_dead_lettered_total', help: 'Messages refused (4xx) or still failing after maxAttempts, stored under deadletter/<name>/', labelNames: ['destination'], registers: [this.registry] });
+  readonly forwardHandedOver = new Counter({ name: 'tracklake_forward_handed_over_total', help: "Messages moved to the bucket's backlog (destinations/<name>/backlog/) because the destination fell maxLagBytes behind", labelNames: ['destination'], registers: [this.registry] });
+  /** Each destination's lag, read at each scrape (set by forward/destinations.ts). */
+  forwardState: () => Array<{ destination: string; lagSeconds: number; lagBytes: number }> = () => [];
+  readonly forwardLagSeconds: Gauge = new Gauge({
+    name: 'tracklake_forward_lag_seconds', help: 'Age of the oldest message a destination has not accepted yet (0 when caught up)', labelNames: ['destination'], registers: [this.registry],
+    collect: (): void => {
+      for (const s of this.forwardState()) this.forwardLagSeconds.set({ destination: s.destination }, s.lagSeconds);
+    },
+  });
+  readonly forwardLagBytes: Gauge = new Gauge({
+    name: 'tracklake_forward_lag_bytes', help: 'Bytes of the local log a destination has not read yet', labelNames: ['destination'], registers: [this.registry],
+    collect: (): void => {
+      for (const s of this.forwardState()) this.forwardLagBytes.set({ destination: s.destination }, s.lagBytes);
+    },
+  });
+
   constructor() {
     // GC buckets fine enough to tell a 50 ms pause from a 500 ms one (the default jumps from 0.1 s to 1 s).
     collectDefaultMetrics({ register: this.registry, gcDurationBuckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5] });

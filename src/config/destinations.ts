@@ -1,0 +1,87 @@
+/**
+ * Destinations in the configuration: where the collector forwards every message it logged (forward/).
+ * Each is checked at start-up, so one that cannot work (an unknown type, a bad URL, a missing secret) stops
+ * the start with exit 2 naming it, instead of failing message after message at run time.
+ */
+import { z } from 'zod';
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+const tenantId = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'a tenant id is 1-64 letters, digits, "_" or "-"');
+const httpUrl = z
+  .url({ protocol: /^https?$/, error: 'an http(s) URL' })
+  .refine((u) => URL.canParse(u) && !new URL(u).hash, 'no fragment');
+
+const common = {
+  /** Names the destination in metrics, logs, the state folder and the bucket (`deadletter/<name>/…`). */
+  name: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,63}$/, 'a destination name is 1-64 lowercase letters, digits, "_" or "-"'),
+  /** Only these tenants' messages; unset: every tenant's. */
+  tenants: z.array(tenantId).min(1).optional(),
+  /**
+   * Only these events: track calls by event name, other calls by type (`identify`, `page`, …); `*` matches
+   * any run of characters. Unset: every message.
+   */
+  events: z.array(z.string().min(1).max(256)).min(1).optional(),
+  /** Also forward messages the tracking plan blocked (quarantined), flagged `context.tracklake.blocked`. */
+  includeBlocked: z.boolean().default(false),
+  /** Past this many bytes of the log waiting for it, the destination's backlog moves to the bucket. */
+  maxLagBytes: z.coerce.number().int().min(64 * KiB).default(256 * MiB),
+  /** Attempts at a batch before its messages go to the dead letters. */
+  maxAttempts: z.coerce.number().int().min(1).max(100).default(10),
+  /** Backoff between attempts: jittered, doubling from retryBaseMs up to retryMaxMs. */
+  retryBaseMs: z.coerce.number().int().min(1).max(600_000).default(500),
+  retryMaxMs: z.coerce.number().int().min(1).max(3_600_000).default(60_000),
+  /** One request's time limit. */
+  timeoutMs: z.coerce.number().int().min(100).max(300_000).default(10_000),
+  /** Messages per request (or per Postgres transaction), and bytes per request. */
+  batchCount: z.coerce.number().int().min(1).max(10_000).default(100),
+  batchBytes: z.coerce.number().int().min(KiB).max(32 * MiB).default(500 * KiB),
+};
+
+const webhook = z.strictObject({
+  ...common,
+  type: z.literal('webhook'),
+  url: httpUrl,
+  /** Signs each request (X-Tracklake-Signature: HMAC-SHA256 of "<timestamp>.<body>"). */
+  secret: z.string().min(16, 'at least 16 characters'),
+  /** Extra headers on every request (an API key the receiver wants, say). */
+  headers: z.record(z.string().regex(/^[A-Za-z0-9-]+$/, 'a header name'), z.string()).default({}),
+});
+
+const segment = z.strictObject({
+  ...common,
+  type: z.literal('segment'),
+  /** The API's base URL: https://api.segment.io, a RudderStack data plane, another tracklake. */
+  url: httpUrl,
+  writeKey: z.string().min(1),
+});
+
+export const destinationSchema = z.discriminatedUnion('type', [webhook, segment], {
+  error: (issue) => (issue.code === 'invalid_union' ? 'type must be webhook or segment' : undefined),
+});
+
+export const destinationsSchema = z
+  .array(destinationSchema)
+  .default([])
+  .superRefine((ds, ctx) => {
+    const seen = new Set<string>();
+    for (const [i, d] of ds.entries()) {
+      if (seen.has(d.name)) ctx.addIssue({ code: 'custom', path: [i, 'name'], message: `two destinations are named "${d.name}"` });
+      seen.add(d.name);
+      if (d.retryMaxMs < d.retryBaseMs) ctx.addIssue({ code: 'custom', path: [i, 'retryMaxMs'], message: 'must be at least retryBaseMs' });
+    }
+  });
+
+export type Destination = z.infer<typeof destinationSchema>;
+
+/**
+ * An issue's setting as the operator wrote it: `destinations.crm.url` rather than `destinations.0.url`,
+ * when the destination has a name.
+ */
+export function destinationSetting(pathParts: readonly PropertyKey[], input: unknown): string | undefined {
+  if (pathParts[0] !== 'destinations' || typeof pathParts[1] !== 'number') return undefined;
+  const list = (input as { destinations?: unknown } | null)?.destinations;
+  const name = Array.isArray(list) ? (list[pathParts[1]] as { name?: unknown } | undefined)?.name : undefined;
+  const rest = pathParts.slice(2).map(String);
+  return ['destinations', typeof name === 'string' && name !== '' ? name : String(pathParts[1]), ...rest].join('.');
+}

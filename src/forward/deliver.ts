@@ -1,0 +1,58 @@
+/**
+ * Delivering one batch through a sender, shared by the forwarders and `tracklake destinations replay`:
+ * retries with jittered exponential backoff (or the receiver's Retry-After), and a batch refused for good
+ * split in two until the refused messages stand alone, so one bad message does not take its neighbours to
+ * the dead letters. What cannot be delivered comes back as data, with its last error.
+ */
+import type { Destination } from '../config/destinations.js';
+import type { Sender } from './sender.js';
+
+/** The longest Retry-After honoured. */
+const MAX_RETRY_AFTER_MS = 3_600_000;
+
+export type DeliveryPolicy = Pick<Destination, 'maxAttempts' | 'retryBaseMs' | 'retryMaxMs'>;
+
+export interface DeliveryHooks {
+  /** Waits (interruptibly: a stopping caller resolves it early, then `stopped` says so). */
+  sleep(ms: number): Promise<void>;
+  stopped(): boolean;
+  delivered(n: number): void;
+  failed(error: string, attempt: number, retryInMs: number | undefined): void;
+}
+
+export interface Undelivered {
+  messages: string[];
+  error: string;
+  attempts: number;
+}
+
+export class DeliveryStopped extends Error {}
+
+export function backoffMs(policy: DeliveryPolicy, attempt: number): number {
+  const cap = Math.min(policy.retryMaxMs, policy.retryBaseMs * 2 ** Math.min(attempt - 1, 30));
+  return cap / 2 + Math.random() * (cap / 2);
+}
+
+/** Delivers a batch; returns what was refused for good or still failed after maxAttempts. Throws DeliveryStopped. */
+export async function deliver(sender: Sender, batch: string[], policy: DeliveryPolicy, hooks: DeliveryHooks): Promise<Undelivered[]> {
+  for (let attempt = 1; ; attempt++) {
+    const r = await sender.send(batch);
+    if (r.ok) {
+      hooks.delivered(batch.length);
+      return [];
+    }
+    if (!r.retry && batch.length > 1) {
+      const half = Math.ceil(batch.length / 2);
+      hooks.failed(r.error, attempt, undefined);
+      return [...(await deliver(sender, batch.slice(0, half), policy, hooks)), ...(await deliver(sender, batch.slice(half), policy, hooks))];
+    }
+    if (!r.retry || attempt >= policy.maxAttempts) {
+      hooks.failed(r.error, attempt, undefined);
+      return [{ messages: batch, error: r.error, attempts: attempt }];
+    }
+    const wait = r.retryAfterMs !== undefined ? Math.min(r.retryAfterMs, MAX_RETRY_AFTER_MS) : backoffMs(policy, attempt);
+    hooks.failed(r.error, attempt, wait);
+    await hooks.sleep(wait);
+    if (hooks.stopped()) throw new DeliveryStopped();
+  }
+}

@@ -1,0 +1,352 @@
+/**
+ * One destination's delivery, at least once and in log order: a cursor into the write-ahead log (like a
+ * consumer group's offset) that reads acknowledged frames as they are written, batches of the messages the
+ * destination wants, retries with jittered exponential backoff, dead letters for what is refused or keeps
+ * failing, and a backlog in the bucket for a destination that falls behind.
+ *
+ * The cursor (segment, byte offset of the frame, messages of that frame done) is kept in the state folder,
+ * written at most every CURSOR_WRITE_MS: a crash repeats at most that much, never skips anything. While the
+ * destination needs a segment, the log keeps it (wal.ts holds) after it ships. Past `maxLagBytes` of log
+ * waiting, whole segments after the one being delivered are handed over to
+ * `destinations/<name>/backlog/<node>-<segment>.jsonl` and the log lets them go; the destination delivers
+ * those objects before anything later, so the order holds.
+ */
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import type { Destination } from '../config/destinations.js';
+import type { FrameRead, LogHold, WriteAheadLog } from '../ingest/wal.js';
+import type { Clock } from '../lib/clock.js';
+import { dayOf, dayPath } from '../lib/dates.js';
+import type { Metrics } from '../lib/metrics.js';
+import { writeFileAtomic } from '../storage/local.js';
+import type { ObjectStore } from '../storage/store.js';
+import { destinationFilter, type Forwarded, forwardedLine, forwardedOf } from './messages.js';
+import { parseForwardLine } from '../ingest/records.js';
+import { backoffMs, deliver, DeliveryStopped } from './deliver.js';
+import type { Sender } from './sender.js';
+
+/** How often the cursor is written while messages flow; it is also written at every stop. */
+const CURSOR_WRITE_MS = 1000;
+/** How often an idle destination looks at the log again, and how often lag is checked against the budget. */
+const POLL_MS = 100;
+const SPILL_CHECK_MS = 1000;
+
+export interface Cursor {
+  /** The log segment being read, the offset of its next frame, and how many of that frame's messages are done. */
+  seq: number;
+  offset: number;
+  index: number;
+  /** Segments after `seq` up to this one were handed over to the bucket's backlog. */
+  skipThrough: number;
+  /** The backlog object being delivered, and how many of its lines are done. */
+  backlog?: { key: string; index: number };
+}
+
+/** What the cursor file holds: the cursor, and what `tracklake destinations status` shows. */
+export interface ForwarderState {
+  cursor: Cursor;
+  delivered: number;
+  retried: number;
+  deadLettered: number;
+  handedOver: number;
+  lastDeliveredAt: number | null;
+  /** The last failure, until a delivery succeeds again. */
+  failing: { error: string; since: number; attempts: number } | null;
+}
+
+export interface ForwarderDeps {
+  wal: WriteAheadLog;
+  store: ObjectStore;
+  clock: Clock;
+  logger: Logger;
+  metrics: Metrics;
+  /** The folder of the destinations' cursor files (`<stateDir>/forward`). */
+  dir: string;
+  sender: Sender;
+}
+
+export const cursorFile = (dir: string, name: string) => path.join(dir, `${name}.json`);
+
+export async function readState(dir: string, name: string): Promise<ForwarderState | undefined> {
+  try {
+    return JSON.parse(await fs.readFile(cursorFile(dir, name), 'utf8')) as ForwarderState;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new Error(`the cursor of destination ${name} (${cursorFile(dir, name)}) is unreadable: ${(e as Error).message}`);
+  }
+}
+
+export class Forwarder implements LogHold {
+  private state!: ForwarderState;
+  private readonly wants: (f: Forwarded) => boolean;
+  private stopping = false;
+  private loop: Promise<void> | undefined;
+  private spillTimer: NodeJS.Timeout | undefined;
+  private wake: (() => void) | undefined;
+  /** Decisions about which segment goes where are taken one at a time (delivery and hand-over). */
+  private lock: Promise<unknown> = Promise.resolve();
+  private writes: Promise<void> = Promise.resolve();
+  private lastWrite = 0;
+  /** Receipt time of the oldest message not yet delivered (0 when caught up). */
+  private pendingSince = 0;
+  private checkedBacklog = false;
+  private readonly log: Logger;
+
+  constructor(readonly d: Destination, private readonly o: ForwarderDeps) {
+    this.wants = destinationFilter(d);
+    this.log = o.logger.child({ destination: d.name });
+  }
+
+  /** Reads the cursor; a new destination starts at the log's head: with the messages accepted from now on. */
+  async open(): Promise<void> {
+    const kept = await readState(this.o.dir, this.d.name);
+    const head = this.o.wal.head;
+    this.state = kept ?? { cursor: { seq: head, offset: 0, index: 0, skipThrough: 0 }, delivered: 0, retried: 0, deadLettered: 0, handedOver: 0, lastDeliveredAt: null, failing: null };
+    if (!kept) {
+      this.log.info({ segment: head }, 'destination added: forwarding the messages accepted from now on');
+      await this.writeState();
+    }
+  }
+
+  get status(): ForwarderState {
+    return this.state;
+  }
+
+  /** The log segment this destination still needs: the one being read and those not handed over. */
+  needs(seq: number): boolean {
+    const c = this.state.cursor;
+    return seq >= c.seq && !(seq > c.seq && seq <= c.skipThrough);
+  }
+
+  /** Bytes of the log waiting for this destination, and how old its oldest waiting message is. */
+  lag(): { bytes: number; seconds: number } {
+    const c = this.state.cursor;
+    let bytes = 0;
+    for (const s of [...this.o.wal.segments(), this.o.wal.head]) if (this.needs(s)) bytes += this.o.wal.segmentBytes(s) - (s === c.seq ? c.offset : 0);
+    const seconds = this.pendingSince > 0 ? Math.max(0, (this.o.clock.now() - this.pendingSince) / 1000) : 0;
+    return { bytes: Math.max(0, bytes), seconds };
+  }
+
+  start(): void {
+    this.loop = this.run().catch((e: unknown) => {
+      if (!(e instanceof DeliveryStopped)) this.log.error({ err: e }, 'destination stopped by an unexpected error');
+    });
+    this.spillTimer = setInterval(() => void this.locked(() => this.handOver()).catch((e: Error) => this.log.warn({ err: e.message }, 'backlog hand-over failed; will retry')), SPILL_CHECK_MS);
+    this.spillTimer.unref();
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    if (this.spillTimer) clearInterval(this.spillTimer);
+    this.wake?.();
+    await this.loop;
+    await this.lock.catch(() => undefined);
+    await this.writeState();
+  }
+
+  private locked<T>(f: () => Promise<T>): Promise<T> {
+    const run = this.lock.then(f, f);
+    this.lock = run.catch(() => undefined);
+    return run;
+  }
+
+  private async run(): Promise<void> {
+    let failures = 0;
+    while (!this.stopping) {
+      try {
+        const progressed = await this.step();
+        failures = 0;
+        if (!progressed) await this.sleep(POLL_MS);
+      } catch (e) {
+        if (e instanceof DeliveryStopped) return;
+        this.log.warn({ err: (e as Error).message }, 'destination could not read its log or backlog; will retry');
+        await this.sleep(backoffMs(this.d, ++failures));
+      }
+    }
+  }
+
+  /**
+   * Delivers what comes next: the bucket's backlog, else the log from the cursor. False when there was
+   * nothing. Choosing takes the lock (the hand-over moves segments only after the chosen one); delivering
+   * does not, so a destination stuck in retries still hands its backlog over.
+   */
+  private async step(): Promise<boolean> {
+    const next = await this.locked(() => this.choose());
+    if (next === undefined) return false;
+    if ('backlog' in next) {
+      await this.deliverBacklog(next.backlog);
+      return true;
+    }
+    await this.deliverFrames(next.read);
+    if (next.read.done) await this.locked(() => this.segmentDone(next.seq));
+    return true;
+  }
+
+  private async choose(): Promise<{ backlog: { key: string; index: number } } | { seq: number; read: FrameRead } | undefined> {
+    const c = this.state.cursor;
+    if (c.backlog === undefined && (!this.checkedBacklog || c.skipThrough >= c.seq)) {
+      const first = (await this.o.store.list(this.backlogPrefix()))[0];
+      this.checkedBacklog = true;
+      if (first) c.backlog = { key: first.key, index: 0 };
+    }
+    if (c.backlog) return { backlog: c.backlog };
+    if (c.seq <= c.skipThrough) Object.assign(c, { seq: c.skipThrough + 1, offset: 0, index: 0 });
+    // Segments that never held anything (or are gone) are skipped, up to the one being written.
+    const segments = this.o.wal.segments();
+    if (c.seq !== this.o.wal.head && !segments.includes(c.seq)) {
+      const next = segments.find((s) => s > c.seq) ?? this.o.wal.head;
+      Object.assign(c, { seq: next, offset: 0, index: 0 });
+    }
+    const read = await this.o.wal.readFrom(c.seq, c.offset);
+    if (read.frames.length === 0 && !read.done) return undefined;
+    return { seq: c.seq, read };
+  }
+
+  private async segmentDone(seq: number): Promise<void> {
+    const c = this.state.cursor;
+    if (c.seq !== seq) return;
+    Object.assign(c, { seq: seq + 1, offset: 0, index: 0 });
+    await this.writeState();
+    await this.o.wal.collect();
+  }
+
+  /** The messages of the frames read, in batches; the cursor moves frame by frame (and within one). */
+  private async deliverFrames(read: FrameRead): Promise<void> {
+    const c = this.state.cursor;
+    for (const frame of read.frames) {
+      const entries = await forwardedOf([frame.payload]);
+      await this.deliverEntries(entries, c.index, (n) => (c.index = n), `${this.o.wal.nodeId}-${String(c.seq).padStart(12, '0')}-${c.offset}`);
+      Object.assign(c, { offset: frame.end, index: 0 });
+      this.writeSoon();
+    }
+  }
+
+  private async deliverBacklog(b: { key: string; index: number }): Promise<void> {
+    const body = await this.o.store.get(b.key);
+    const entries = (body?.toString('utf8') ?? '').split('\n').filter((l) => l !== '').map(parseForwardLine);
+    await this.deliverEntries(entries, b.index, (n) => (b.index = n), `backlog-${path.posix.basename(b.key, '.jsonl')}`);
+    await this.o.store.delete(b.key);
+    this.state.cursor.backlog = undefined;
+    await this.writeState();
+  }
+
+  /** Entries from `from` on, in batches of what the destination wants; `progress` is told how far it got. */
+  private async deliverEntries(entries: Forwarded[], from: number, progress: (n: number) => void, id: string): Promise<void> {
+    let i = from;
+    while (i < entries.length) {
+      if (this.stopping) throw new DeliveryStopped();
+      const batch: string[] = [];
+      let bytes = 64;
+      let j = i;
+      for (; j < entries.length && batch.length < this.d.batchCount; j++) {
+        const e = entries[j]!;
+        if (!this.wants(e)) continue;
+        if (batch.length > 0 && bytes + e.json.length + 1 > this.d.batchBytes) break;
+        if (batch.length === 0) this.pendingSince = e.receivedAt;
+        batch.push(e.json);
+        bytes += e.json.length + 1;
+      }
+      if (batch.length > 0) await this.sendBatch(batch, `${id}-${i}`);
+      i = j;
+      progress(i);
+      this.writeSoon();
+    }
+    this.pendingSince = 0;
+  }
+
+  /** One batch until it is delivered or dead-lettered (forward/deliver.ts). */
+  private async sendBatch(batch: string[], id: string): Promise<void> {
+    const undelivered = await deliver(this.o.sender, batch, this.d, {
+      sleep: (ms) => this.sleep(ms),
+      stopped: () => this.stopping,
+      delivered: (n) => {
+        this.state.delivered += n;
+        this.state.lastDeliveredAt = this.o.clock.now();
+        if (this.state.failing) this.log.info({ after: this.state.failing.attempts }, 'destination delivering again');
+        this.state.failing = null;
+        this.o.metrics.forwardDelivered.inc({ destination: this.d.name }, n);
+      },
+      failed: (error, _attempt, retryInMs) => {
+        this.state.failing = { error, since: this.state.failing?.since ?? this.o.clock.now(), attempts: (this.state.failing?.attempts ?? 0) + 1 };
+        if (retryInMs === undefined) return;
+        this.state.retried++;
+        this.o.metrics.forwardRetried.inc({ destination: this.d.name });
+        this.log.warn({ err: error, retryInMs: Math.round(retryInMs) }, 'destination failing; will retry');
+      },
+    });
+    for (const [k, u] of undelivered.entries()) await this.deadLetter(u.messages, u.error, u.attempts, undelivered.length > 1 ? `${id}-${k}` : id);
+  }
+
+  /** Messages that cannot be delivered, with the reason, under the day they failed; retried until stored. */
+  private async deadLetter(batch: string[], error: string, attempts: number, id: string): Promise<void> {
+    const at = this.o.clock.now();
+    const key = `deadletter/${this.d.name}/${dayPath(dayOf(at))}/${id}.jsonl`;
+    const head = `{"error":${JSON.stringify(error)},"attempts":${attempts},"at":"${new Date(at).toISOString()}","message":`;
+    const body = batch.map((json) => `${head}${json}}`).join('\n') + '\n';
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.o.store.put(key, body);
+        break;
+      } catch (e) {
+        this.log.warn({ err: (e as Error).message, key }, 'dead letters not stored; will retry');
+        await this.sleep(backoffMs(this.d, attempt));
+        if (this.stopping) throw new DeliveryStopped();
+      }
+    }
+    this.state.deadLettered += batch.length;
+    this.o.metrics.forwardDeadLettered.inc({ destination: this.d.name }, batch.length);
+    this.log.error({ err: error, messages: batch.length, key }, 'messages dead-lettered (tracklake destinations replay sends them again)');
+  }
+
+  private backlogPrefix(): string {
+    return `destinations/${this.d.name}/backlog/${this.o.wal.nodeId}-`;
+  }
+
+  /**
+   * Past the lag budget, whole sealed segments after the one being delivered go to the bucket (only the
+   * messages this destination wants), oldest first, until the log it holds is back under budget.
+   */
+  private async handOver(): Promise<void> {
+    if (this.stopping) return;
+    const c = this.state.cursor;
+    const sealed = this.o.wal.segments().filter((s) => s > c.seq && s > c.skipThrough);
+    let lag = this.lag().bytes;
+    for (const seq of sealed) {
+      if (lag <= this.d.maxLagBytes) break;
+      const entries = (await forwardedOf(await this.o.wal.read(seq))).filter(this.wants);
+      const body = entries.map(forwardedLine).join('\n') + (entries.length > 0 ? '\n' : '');
+      await this.o.store.put(`${this.backlogPrefix()}${String(seq).padStart(12, '0')}.jsonl`, body);
+      lag -= this.o.wal.segmentBytes(seq);
+      c.skipThrough = seq;
+      this.state.handedOver += entries.length;
+      this.o.metrics.forwardHandedOver.inc({ destination: this.d.name }, entries.length);
+      await this.writeState();
+      this.log.warn({ segment: seq, messages: entries.length }, 'destination behind its maxLagBytes: a log segment handed over to the bucket');
+    }
+    await this.o.wal.collect();
+  }
+
+  private sleep(ms: number): Promise<void> {
+    if (this.stopping) return Promise.resolve();
+    return new Promise((resolve) => {
+      const t = setTimeout(done, ms);
+      function done() {
+        clearTimeout(t);
+        resolve();
+      }
+      this.wake = done;
+    });
+  }
+
+  private writeSoon(): void {
+    if (this.o.clock.now() - this.lastWrite >= CURSOR_WRITE_MS) void this.writeState().catch((e: Error) => this.log.warn({ err: e.message }, 'cursor not written'));
+  }
+
+  /** Writes the cursor file (writes are serialised, each a copy of the state at its turn). */
+  private writeState(): Promise<void> {
+    this.lastWrite = this.o.clock.now();
+    this.writes = this.writes.catch(() => undefined).then(() => writeFileAtomic(cursorFile(this.o.dir, this.d.name), JSON.stringify(this.state)));
+    return this.writes;
+  }
+}

@@ -1,0 +1,195 @@
+/**
+ * Destinations: every message a collector acknowledged reaches each destination at least once, in log order,
+ * with its messageId untouched, through receivers that fail in every way a network can; what is refused
+ * goes to the dead letters; a destination that falls behind hands its backlog to the bucket; none of it
+ * holds ingest back. Real HTTP receivers on loopback, real child processes for kill -9.
+ */
+import assert from 'node:assert/strict';
+import { createHmac } from 'node:crypto';
+import { readdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { after, describe, it } from 'node:test';
+import { loadConfig } from '../src/config/config.js';
+import { ConfigError } from '../src/lib/errors.js';
+import { LocalStore } from '../src/storage/local.js';
+import { post, readRows, sendTagged, spawnCollector, startCollector, tempDir, type TestCollector } from './helpers.js';
+import { type Answer, type Receiver, startReceiver, until } from './receiver.js';
+
+const SECRET = 'webhook-secret-0123456789';
+const closers: Array<() => Promise<void>> = [];
+after(async () => {
+  for (const c of closers.reverse()) await c();
+});
+
+async function receiver(answer?: (r: Parameters<Receiver['answer']>[0], n: number) => Answer): Promise<Receiver> {
+  const r = await startReceiver(answer);
+  closers.push(() => r.close());
+  return r;
+}
+
+async function collector(destinations: object[], settings: Record<string, unknown> = {}): Promise<TestCollector> {
+  const c = await startCollector({ destinations, flushIntervalMs: 200, ...settings });
+  closers.push(() => c.close());
+  return c;
+}
+
+const hook = (url: string, extra: object = {}) => ({ name: 'crm', type: 'webhook', url, secret: SECRET, retryBaseMs: 20, retryMaxMs: 200, timeoutMs: 1000, ...extra });
+const ids = (ms: Array<Record<string, any>>) => ms.map((m) => m.messageId as string);
+/** The ids in first-arrival order (a repeat after a retry is allowed: delivery is at least once). */
+const firstSeen = (xs: string[]) => [...new Set(xs)];
+
+describe('destinations', () => {
+  it('forward every accepted message to a webhook, signed, in log order, messageId untouched', async () => {
+    const r = await receiver();
+    const c = await collector([hook(r.url, { batchCount: 7 })]);
+    const sent = await sendTagged(c.url, { tag: 'hook', batches: 5 });
+    // Calls that make no tracking row are forwarded too.
+    const more = await post(`${c.url}/v1/batch`, { batch: [{ type: 'identify', userId: 'u1', traits: { plan: 'pro' }, messageId: 'id-1' }, { type: 'group', userId: 'u1', groupId: 'g1', messageId: 'grp-1' }] });
+    assert.equal(more.status, 200);
+    const all = [...sent.acked, 'id-1', 'grp-1'];
+    await until(() => r.delivered.length >= all.length, 'every message delivered');
+    assert.deepEqual(ids(r.delivered), all);
+    for (const req of r.requests) {
+      assert.ok(req.body.batch.length <= 7, 'batchCount holds');
+      const [, t, v1] = /^t=(\d+),v1=([0-9a-f]{64})$/.exec(String(req.headers['x-tracklake-signature']))!;
+      assert.equal(v1, createHmac('sha256', SECRET).update(`${t}.${req.raw}`).digest('hex'), 'the signature is the HMAC of "<t>.<body>"');
+    }
+    const identify = r.delivered.find((m) => m.messageId === 'id-1')!;
+    assert.equal(identify.type, 'identify');
+    assert.deepEqual(identify.traits, { plan: 'pro' });
+    assert.ok(identify.receivedAt && identify.context.ip === '127.0.0.1', 'receivedAt and context.ip, as Segment adds them');
+    assert.equal(identify.writeKey, undefined);
+    const metrics = await (await fetch(`${c.url}/metrics`)).text();
+    assert.match(metrics, new RegExp(`tracklake_forward_delivered_total\\{destination="crm"\\} ${all.length}`));
+  });
+
+  it('retry 500, 429 with Retry-After, timeouts, slow answers and closed connections: nothing lost, ingest never held', async () => {
+    const faults: Answer[] = [{ status: 500 }, { status: 429, retryAfter: '1' }, 'hang', 'close', { status: 503 }, { status: 408 }, { status: 200, delayMs: 300 }];
+    const r = await receiver((_req, n) => faults[n - 1] ?? { status: 200 });
+    const c = await collector([hook(r.url, { timeoutMs: 300, maxAttempts: 20 })]);
+    const t0 = Date.now();
+    const sent = await sendTagged(c.url, { tag: 'faults', batches: 20 });
+    assert.ok(sent.statuses.every((s) => s === 200), 'every request acknowledged while the destination fails');
+    assert.ok(Date.now() - t0 < 5000, 'ingest did not wait for the destination');
+    await until(() => new Set(ids(r.delivered)).size >= sent.acked.length, 'every message delivered');
+    assert.deepEqual(firstSeen(ids(r.delivered)), sent.acked, 'in log order');
+    // The request after the 429 waited for its Retry-After (1 s), not the 20-200 ms backoff.
+    assert.ok(r.times[2]! - r.times[1]! >= 950, `Retry-After honoured (${r.times[2]! - r.times[1]!} ms)`);
+    const metrics = await (await fetch(`${c.url}/metrics`)).text();
+    assert.match(metrics, /tracklake_forward_retries_total\{destination="crm"\} [6-9]/);
+    assert.match(metrics, /tracklake_forward_dead_lettered_total\{destination="crm"\} 0/);
+  });
+
+  it('send a message refused with 400 to the dead letters alone, and deliver its neighbours', async () => {
+    const r = await receiver((req) => (req.body.batch.some((m) => m.properties?.bad === true) ? { status: 400, body: '{"error":"bad property"}' } : { status: 200 }));
+    const c = await collector([hook(r.url, { batchCount: 10 })]);
+    const batch = Array.from({ length: 10 }, (_, i) => ({ type: 'track', event: 'view', anonymousId: 'a', messageId: `m-${i}`, properties: { bad: i === 6, product_id: 'p' } }));
+    assert.equal((await post(`${c.url}/v1/batch`, { batch })).status, 200);
+    await until(async () => (await c.store.list('deadletter/crm/')).length > 0 && r.delivered.length >= 9, 'the refused message dead-lettered, the rest delivered');
+    assert.deepEqual(ids(r.delivered), batch.filter((_, i) => i !== 6).map((m) => m.messageId));
+    const [file] = await c.store.list('deadletter/crm/');
+    assert.match(file!.key, /^deadletter\/crm\/\d{4}\/\d{2}\/\d{2}\/.+\.jsonl$/);
+    const lines = (await c.store.get(file!.key))!.toString().trim().split('\n').map((l) => JSON.parse(l));
+    assert.equal(lines.length, 1);
+    assert.equal(lines[0].message.messageId, 'm-6');
+    assert.match(lines[0].error, /answered 400: \{"error":"bad property"\}/);
+  });
+
+  it('give up after maxAttempts: the batch goes to the dead letters with its last error, and delivery goes on', async () => {
+    let down = true;
+    const r = await receiver(() => (down ? { status: 502 } : { status: 200 }));
+    const c = await collector([hook(r.url, { maxAttempts: 3 })]);
+    const first = await sendTagged(c.url, { tag: 'lost', batches: 1 });
+    await until(async () => (await c.store.list('deadletter/crm/')).length > 0, 'dead letters after three attempts');
+    assert.equal(r.requests.length, 3);
+    down = false;
+    const second = await sendTagged(c.url, { tag: 'later', batches: 1 });
+    await until(() => r.delivered.length >= 10, 'the next messages delivered');
+    assert.deepEqual(ids(r.delivered), second.acked);
+    const dead = (await c.store.get((await c.store.list('deadletter/crm/'))[0]!.key))!.toString().trim().split('\n').map((l) => JSON.parse(l));
+    assert.deepEqual(dead.map((d) => d.message.messageId), first.acked);
+    assert.ok(dead.every((d) => d.attempts === 3 && /answered 502/.test(d.error)));
+  });
+
+  it('relay to another Segment-compatible API (gzip, its write key): a second collector stores each message once', async () => {
+    const downstream = await startCollector({ sources: { downkey: 'down' } });
+    closers.push(() => downstream.close());
+    const c = await collector([{ name: 'relay', type: 'segment', url: downstream.url, writeKey: 'downkey', retryBaseMs: 20, retryMaxMs: 200 }]);
+    const sent = await sendTagged(c.url, { tag: 'relay', batches: 3 });
+    const accepted = async () => Number(/tracklake_events_accepted_total\{tenant="down"\} (\d+)/.exec(await (await fetch(`${downstream.url}/metrics`)).text())?.[1] ?? 0);
+    await until(async () => (await accepted()) >= sent.acked.length, 'the downstream collector accepted every message');
+    await downstream.node.shipper.flush();
+    const rows = await readRows(downstream.store);
+    assert.deepEqual(rows.map((row) => row.correlationid).sort(), [...sent.acked].sort(), 'each message stored once downstream');
+    assert.deepEqual(new Set(rows.map((row) => row.tenantid)), new Set(['down']));
+  });
+
+  it('hand a dead destination\'s backlog to the bucket past maxLagBytes, release the log, and deliver it in order later', async () => {
+    let down = true;
+    const r = await receiver(() => (down ? { status: 503 } : { status: 200 }));
+    const c = await collector([hook(r.url, { maxLagBytes: 64 * 1024, retryMaxMs: 100, maxAttempts: 100 })], { maxSegmentBytes: 16 * 1024 });
+    const sent = await sendTagged(c.url, { tag: 'backlog', batches: 120 });
+    await c.node.shipper.flush();
+    await until(async () => (await c.store.list('destinations/crm/backlog/')).length > 2, 'segments handed over to the bucket');
+    // 64 KiB of 16 KiB segments: the one being delivered and about four more stay in the log.
+    const held = () => readdirSync(c.config.walDir).filter((f) => f.startsWith('shipped-')).length;
+    await until(() => held() <= 6, 'the log released what was handed over');
+    const ready = await fetch(`${c.url}/ready`);
+    assert.equal(ready.status, 200, 'ingest stays ready while a destination fails');
+    assert.match(await ready.text(), /failing: crm/);
+    down = false;
+    await until(() => new Set(ids(r.delivered)).size >= sent.acked.length, 'every message delivered after the destination recovered', 60_000);
+    assert.deepEqual(firstSeen(ids(r.delivered)), sent.acked, 'backlog and log in one order');
+    await until(async () => (await c.store.list('destinations/crm/backlog/')).length === 0, 'the backlog emptied');
+    assert.equal((await c.store.list('deadletter/')).length, 0);
+  });
+
+  it('refuse a destination that cannot work at start-up, naming it', () => {
+    const flags = (d: object) => ({ flags: { destinations: [d] } });
+    const cases: Array<[object, RegExp]> = [
+      [{ name: 'crm', type: 'carrier-pigeon', url: 'http://x' }, /destinations\.crm\.type/],
+      [{ name: 'crm', type: 'webhook', url: 'not a url', secret: SECRET }, /destinations\.crm\.url/],
+      [{ name: 'crm', type: 'webhook', url: 'http://x' }, /destinations\.crm\.secret/],
+      [{ name: 'relay', type: 'segment', url: 'ftp://x', writeKey: 'k' }, /destinations\.relay\.url/],
+    ];
+    for (const [d, setting] of cases) {
+      assert.throws(() => loadConfig(flags(d)), (e: Error) => e instanceof ConfigError && setting.test(e.message), JSON.stringify(d));
+    }
+    assert.throws(() => loadConfig({ flags: { destinations: [hook('http://x'), hook('http://y')] } }), /two destinations are named "crm"/);
+  });
+
+  it('release a removed destination\'s hold at the next start', async () => {
+    const dir = tempDir('forward-removed');
+    const down = await receiver(() => ({ status: 503 }));
+    const first = await startCollector({ destinations: [hook(down.url)], flushIntervalMs: 200, maxSegmentBytes: 4096 }, { dir });
+    await sendTagged(first.url, { tag: 'removed', batches: 20 });
+    await first.close();
+    assert.ok(readdirSync(path.join(dir, 'wal')).some((f) => f.startsWith('shipped-')), 'shipped segments kept for the destination');
+    const second = await startCollector({ flushIntervalMs: 200 }, { dir });
+    closers.push(() => second.close());
+    assert.ok(!readdirSync(path.join(dir, 'wal')).some((f) => f.startsWith('shipped-')), 'released once it is no longer configured');
+    assert.equal(readdirSync(path.join(dir, 'state', 'forward')).length, 0);
+  });
+
+  it('deliver every message at least once through a kill -9 of the collector mid-delivery', async () => {
+    const r = await receiver(() => ({ status: 200, delayMs: 20 }));
+    const dir = tempDir('forward-kill');
+    const config = path.join(dir, 'config.json');
+    writeFileSync(config, JSON.stringify({ destinations: [hook(r.url, { batchCount: 5 })] }));
+    const args = ['--config', config, '--flush-interval-ms', '200'];
+    const a = await spawnCollector(dir, args);
+    closers.push(async () => void a.proc.kill('SIGKILL'));
+    const sent = await sendTagged(a.url, { tag: 'kill', batches: 30 });
+    await until(() => r.delivered.length > 20, 'delivery under way');
+    a.proc.kill('SIGKILL');
+    await a.exited;
+    assert.ok(r.delivered.length < sent.acked.length, 'killed before everything was delivered');
+    const b = await spawnCollector(dir, args);
+    closers.push(async () => void b.proc.kill('SIGKILL'));
+    await until(() => new Set(ids(r.delivered)).size >= sent.acked.length, 'every acknowledged message delivered after the restart', 30_000);
+    assert.deepEqual(firstSeen(ids(r.delivered)), sent.acked);
+    const store = new LocalStore(path.join(dir, 'data'));
+    assert.equal((await store.list('deadletter/')).length, 0);
+  });
+});
+
