@@ -13,6 +13,9 @@ import { loadConfig } from '../src/config/config.js';
 import { ConfigError } from '../src/lib/errors.js';
 import { LocalStore } from '../src/storage/local.js';
 import { post, readRows, sendTagged, spawnCollector, startCollector, tempDir, type TestCollector } from './helpers.js';
+import pg from 'pg';
+import { destinationsReplay, destinationsStatus } from '../src/cli/destinations.js';
+import { startPostgres, type TestPostgres } from './postgres.js';
 import { type Answer, type Receiver, startReceiver, until } from './receiver.js';
 
 const SECRET = 'webhook-secret-0123456789';
@@ -31,6 +34,34 @@ async function collector(destinations: object[], settings: Record<string, unknow
   const c = await startCollector({ destinations, flushIntervalMs: 200, ...settings });
   closers.push(() => c.close());
   return c;
+}
+
+let postgres: TestPostgres | undefined;
+/** One Postgres for the file (it starts in about two seconds), a database per test. */
+async function database(name: string): Promise<string> {
+  if (!postgres) {
+    postgres = await startPostgres();
+    const p = postgres;
+    closers.unshift(() => p.remove());
+  }
+  const admin = new pg.Client(postgres.url);
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${name}`);
+  await admin.end();
+  return postgres.url.replace(/\/lake$/, `/${name}`);
+}
+
+async function pgRows(url: string, sql: string): Promise<Array<Record<string, any>>> {
+  const c = new pg.Client(url);
+  await c.connect();
+  try {
+    return (await c.query(sql)).rows;
+  } catch (e) {
+    if ((e as { code?: string }).code === '42P01') return []; // not made yet
+    throw e;
+  } finally {
+    await c.end();
+  }
 }
 
 const hook = (url: string, extra: object = {}) => ({ name: 'crm', type: 'webhook', url, secret: SECRET, retryBaseMs: 20, retryMaxMs: 200, timeoutMs: 1000, ...extra });
@@ -171,11 +202,61 @@ describe('destinations', () => {
     assert.equal(readdirSync(path.join(dir, 'state', 'forward')).length, 0);
   });
 
+  it('write each message once into Postgres, as the tracking files have it, through an outage, a restart and a refused row', async () => {
+    const url = await database('once');
+    const c = await collector([{ name: 'warehouse', type: 'postgres', url, retryBaseMs: 50, retryMaxMs: 300, maxAttempts: 100, timeoutMs: 2000 }]);
+    const first = await sendTagged(c.url, { tag: 'pg1', batches: 3 });
+    await until(async () => (await pgRows(url, 'SELECT count(*)::int AS n FROM tracklake.tracks_demo'))[0]?.n === first.acked.length, 'the first rows in Postgres');
+    await postgres!.stop();
+    const second = await sendTagged(c.url, { tag: 'pg2', batches: 3 });
+    assert.ok(second.statuses.every((x) => x === 200), 'ingest goes on while Postgres is down');
+    await new Promise((r) => setTimeout(r, 500));
+    await postgres!.start();
+    // A NUL in a property: jsonb refuses it (22P05); its neighbours go in, it goes to the dead letters.
+    const refused = { type: 'track', event: 'view', anonymousId: 'a', messageId: 'nul-1', properties: { note: 'a\u0000b', product_id: 'p' } };
+    const ok = { type: 'track', event: 'view', anonymousId: 'a', messageId: 'ok-1', properties: { product_id: 'p' } };
+    assert.equal((await post(`${c.url}/v1/batch`, { batch: [ok, refused] })).status, 200);
+    const all = [...first.acked, ...second.acked, 'ok-1'];
+    await until(async () => (await pgRows(url, 'SELECT count(*)::int AS n FROM tracklake.tracks_demo'))[0]?.n === all.length, 'every row in Postgres after the restart', 30_000);
+    const rows = await pgRows(url, 'SELECT * FROM tracklake.tracks_demo ORDER BY message_id');
+    assert.deepEqual(rows.map((r) => r.message_id), [...all].sort(), 'each message once');
+    await until(async () => (await c.store.list('deadletter/warehouse/')).length === 1, 'the refused row dead-lettered');
+    // The columns are the tracking file's.
+    await c.node.shipper.flush();
+    const files = new Map((await readRows(c.store)).map((r) => [r.correlationid, r]));
+    const row = rows.find((r) => r.message_id === first.acked[0])!;
+    const file = files.get(first.acked[0]!)!;
+    for (const col of ['time', 'tenantid', 'deviceid', 'productid', 'event', 'ip', 'devicetype', 'source']) assert.equal(String(row[col] ?? ''), file[col], col);
+    assert.equal(row.type, 'track');
+    assert.equal(row.properties.correlation_id, first.acked[0]);
+    assert.equal(row.context.ip, '127.0.0.1');
+  });
+
+  it('replay dead letters once the receiver takes them, and show every count in status', async () => {
+    let refuse = true;
+    const r = await receiver(() => (refuse ? { status: 422 } : { status: 200 }));
+    const c = await collector([hook(r.url)]);
+    const sent = await sendTagged(c.url, { tag: 'replay', batches: 1 });
+    await until(async () => (await c.store.list('deadletter/crm/')).length === 10, 'ten refused messages dead-lettered');
+    const status = await destinationsStatus(c.config);
+    assert.equal(status[0]!.deadLettered, 10);
+    assert.equal(status[0]!.deadLetterFiles, 10);
+    assert.match(status[0]!.failing!.error, /answered 422/);
+    refuse = false;
+    const day = new Date(c.clock.now()).toISOString().slice(0, 10);
+    const report = await destinationsReplay({ ...c.config, logLevel: 'silent' }, 'crm', { from: day, to: day });
+    assert.deepEqual(report, { files: 10, sent: 10, failed: 0 });
+    assert.deepEqual(ids(r.delivered).sort(), [...sent.acked].sort());
+    assert.equal((await c.store.list('deadletter/crm/')).length, 0);
+    await assert.rejects(destinationsReplay(c.config, 'nope', { from: day, to: day }), /no destination named "nope"/);
+  });
+
   it('deliver every message at least once through a kill -9 of the collector mid-delivery', async () => {
     const r = await receiver(() => ({ status: 200, delayMs: 20 }));
     const dir = tempDir('forward-kill');
     const config = path.join(dir, 'config.json');
-    writeFileSync(config, JSON.stringify({ destinations: [hook(r.url, { batchCount: 5 })] }));
+    const url = await database('killed');
+    writeFileSync(config, JSON.stringify({ destinations: [hook(r.url, { batchCount: 5 }), { name: 'warehouse', type: 'postgres', url, batchCount: 5 }] }));
     const args = ['--config', config, '--flush-interval-ms', '200'];
     const a = await spawnCollector(dir, args);
     closers.push(async () => void a.proc.kill('SIGKILL'));
@@ -188,6 +269,9 @@ describe('destinations', () => {
     closers.push(async () => void b.proc.kill('SIGKILL'));
     await until(() => new Set(ids(r.delivered)).size >= sent.acked.length, 'every acknowledged message delivered after the restart', 30_000);
     assert.deepEqual(firstSeen(ids(r.delivered)), sent.acked);
+    await until(async () => (await pgRows(url, 'SELECT count(*)::int AS n FROM tracklake.tracks_demo'))[0]?.n === sent.acked.length, 'every message in Postgres', 30_000);
+    const inPg = await pgRows(url, 'SELECT message_id FROM tracklake.tracks_demo');
+    assert.equal(new Set(inPg.map((x) => x.message_id)).size, sent.acked.length, 'Postgres: exactly once');
     const store = new LocalStore(path.join(dir, 'data'));
     assert.equal((await store.list('deadletter/')).length, 0);
   });

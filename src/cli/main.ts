@@ -12,6 +12,7 @@ import { serve } from './serve.js';
 import { funnelCommand, sessionsCommand } from './sessions.js';
 import { simulate } from './simulate.js';
 import { tokenCreate } from './token.js';
+import { destinationsReplay, destinationsStatus, formatStatus } from './destinations.js';
 import { warehouseDdl } from './warehouse.js';
 import { regulateCommand, regulationsList, regulationsRun, regulationsShow, type RegulateOptions } from './regulations.js';
 import { planCheck, planInfer, planLint, planReplay, planReport, planTypegen, type RangeOptions } from './plan.js';
@@ -287,6 +288,24 @@ storageOptions(regulations.command('run').description('run the pending deletions
   .action((id: string | undefined, o: Record<string, unknown>) => run(() => {
     const config = configFromOptions(o, process.env);
     return regulationsRun(config, { id }, makeLogger(config.logLevel));
+  }));
+
+const destinations = program.command('destinations').description('where collectors forward what they log (README, "Destinations")');
+const destinationOptions = (c: Command) => storageOptions(c).option('--state-dir <dir>', 'the node\'s folder, where its cursors lie (default ./.tracklake)').option('--wal-dir <dir>', 'its log, when not in the state folder');
+destinationOptions(destinations.command('status').description('per destination: delivered, retried, dead-lettered, lag, backlog, the last error').option('--json', 'one JSON array'))
+  .action((o: Record<string, unknown>) => run(async () => {
+    const { json, ...settings } = o;
+    const rows = await destinationsStatus(configFromOptions(settings, process.env));
+    process.stdout.write(json ? `${JSON.stringify(rows, null, 2)}\n` : formatStatus(rows));
+    return rows.some((r) => r.failing !== null) ? 1 : 0;
+  }));
+storageOptions(destinations.command('replay').description('send a destination\'s dead letters of these days again; what fails again stays').argument('<name>', 'the destination')
+  .requiredOption('--from <day>', 'first day the messages failed, YYYY-MM-DD').requiredOption('--to <day>', 'last day, YYYY-MM-DD').option('--log-level <level>', 'log level (default info)'))
+  .action((name: string, o: Record<string, unknown>) => run(async () => {
+    const { from, to, ...settings } = o;
+    const r = await destinationsReplay(configFromOptions(settings, process.env), name, { from: from as string, to: to as string });
+    process.stdout.write(`${r.files} files: ${r.sent} messages sent, ${r.failed} failed again (left in their files)\n`);
+    return r.failed > 0 ? 1 : 0;
   }));
 
 // Through run(): a flag refused while commander parses (intArg) gets the same message and exit code as one

@@ -56,8 +56,16 @@ const segment = z.strictObject({
   writeKey: z.string().min(1),
 });
 
-export const destinationSchema = z.discriminatedUnion('type', [webhook, segment], {
-  error: (issue) => (issue.code === 'invalid_union' ? 'type must be webhook or segment' : undefined),
+const postgres = z.strictObject({
+  ...common,
+  type: z.literal('postgres'),
+  url: z.string().regex(/^postgres(ql)?:\/\/\S+$/, 'a postgres:// URL'),
+  /** The schema that holds one table per tenant (`tracks_<tenant>`). */
+  schema: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, 'a lowercase SQL name').default('tracklake'),
+});
+
+export const destinationSchema = z.discriminatedUnion('type', [webhook, segment, postgres], {
+  error: (issue) => (issue.code === 'invalid_union' ? 'type must be webhook, segment or postgres' : undefined),
 });
 
 export const destinationsSchema = z

@@ -5,7 +5,7 @@
  * the dead letters. What cannot be delivered comes back as data, with its last error.
  */
 import type { Destination } from '../config/destinations.js';
-import type { Sender } from './sender.js';
+import type { Outgoing, Sender } from './sender.js';
 
 /** The longest Retry-After honoured. */
 const MAX_RETRY_AFTER_MS = 3_600_000;
@@ -21,7 +21,7 @@ export interface DeliveryHooks {
 }
 
 export interface Undelivered {
-  messages: string[];
+  messages: Outgoing[];
   error: string;
   attempts: number;
 }
@@ -34,7 +34,7 @@ export function backoffMs(policy: DeliveryPolicy, attempt: number): number {
 }
 
 /** Delivers a batch; returns what was refused for good or still failed after maxAttempts. Throws DeliveryStopped. */
-export async function deliver(sender: Sender, batch: string[], policy: DeliveryPolicy, hooks: DeliveryHooks): Promise<Undelivered[]> {
+export async function deliver(sender: Sender, batch: Outgoing[], policy: DeliveryPolicy, hooks: DeliveryHooks): Promise<Undelivered[]> {
   for (let attempt = 1; ; attempt++) {
     const r = await sender.send(batch);
     if (r.ok) {

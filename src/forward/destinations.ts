@@ -13,6 +13,7 @@ import type { Metrics } from '../lib/metrics.js';
 import { makeDir } from '../storage/local.js';
 import type { ObjectStore } from '../storage/store.js';
 import { Forwarder } from './forwarder.js';
+import { postgresSender } from './postgres.js';
 import { type Sender, segmentSender, webhookSender } from './sender.js';
 
 export interface DestinationsDeps {
@@ -23,15 +24,19 @@ export interface DestinationsDeps {
   metrics: Metrics;
   /** The node's state folder: cursors live in `<stateDir>/forward`. */
   stateDir: string;
+  /** The configured event-name mappings (the Postgres destination maps messages as the collector does). */
+  events: Readonly<Record<string, string>>;
 }
 
 /** The sender of a destination's type. */
-export function senderFor(d: Destination, clock: Clock): Sender {
+export function senderFor(d: Destination, clock: Clock, events: Readonly<Record<string, string>>): Sender {
   switch (d.type) {
     case 'webhook':
       return webhookSender(d, clock);
     case 'segment':
       return segmentSender(d, clock);
+    case 'postgres':
+      return postgresSender(d, events);
   }
 }
 
@@ -53,7 +58,7 @@ export class Destinations {
     }
     const forwarders: Forwarder[] = [];
     for (const d of destinations) {
-      const f = new Forwarder(d, { ...deps, dir, sender: senderFor(d, deps.clock) });
+      const f = new Forwarder(d, { ...deps, dir, sender: senderFor(d, deps.clock, deps.events) });
       await f.open();
       deps.wal.addHold(f);
       forwarders.push(f);
@@ -79,5 +84,6 @@ export class Destinations {
   /** Stops every forwarder where it is (a batch in flight finishes or is sent again after the restart). */
   async stop(): Promise<void> {
     await Promise.all(this.forwarders.map((f) => f.stop()));
+    await Promise.all(this.forwarders.map((f) => f.closeSender()));
   }
 }

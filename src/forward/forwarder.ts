@@ -24,7 +24,8 @@ import type { ObjectStore } from '../storage/store.js';
 import { destinationFilter, type Forwarded, forwardedLine, forwardedOf } from './messages.js';
 import { parseForwardLine } from '../ingest/records.js';
 import { backoffMs, deliver, DeliveryStopped } from './deliver.js';
-import type { Sender } from './sender.js';
+import type { Outgoing, Sender } from './sender.js';
+import { deadLetterLines } from './deadletter.js';
 
 /** How often the cursor is written while messages flow; it is also written at every stop. */
 const CURSOR_WRITE_MS = 1000;
@@ -145,6 +146,10 @@ export class Forwarder implements LogHold {
     await this.writeState();
   }
 
+  async closeSender(): Promise<void> {
+    await this.o.sender.close().catch((e: Error) => this.log.warn({ err: e.message }, 'destination connection not closed cleanly'));
+  }
+
   private locked<T>(f: () => Promise<T>): Promise<T> {
     const run = this.lock.then(f, f);
     this.lock = run.catch(() => undefined);
@@ -236,7 +241,7 @@ export class Forwarder implements LogHold {
     let i = from;
     while (i < entries.length) {
       if (this.stopping) throw new DeliveryStopped();
-      const batch: string[] = [];
+      const batch: Forwarded[] = [];
       let bytes = 64;
       let j = i;
       for (; j < entries.length && batch.length < this.d.batchCount; j++) {
@@ -244,7 +249,7 @@ export class Forwarder implements LogHold {
         if (!this.wants(e)) continue;
         if (batch.length > 0 && bytes + e.json.length + 1 > this.d.batchBytes) break;
         if (batch.length === 0) this.pendingSince = e.receivedAt;
-        batch.push(e.json);
+        batch.push(e);
         bytes += e.json.length + 1;
       }
       if (batch.length > 0) await this.sendBatch(batch, `${id}-${i}`);
@@ -256,19 +261,24 @@ export class Forwarder implements LogHold {
   }
 
   /** One batch until it is delivered or dead-lettered (forward/deliver.ts). */
-  private async sendBatch(batch: string[], id: string): Promise<void> {
+  private async sendBatch(batch: Forwarded[], id: string): Promise<void> {
     const undelivered = await deliver(this.o.sender, batch, this.d, {
       sleep: (ms) => this.sleep(ms),
       stopped: () => this.stopping,
       delivered: (n) => {
         this.state.delivered += n;
         this.state.lastDeliveredAt = this.o.clock.now();
-        if (this.state.failing) this.log.info({ after: this.state.failing.attempts }, 'destination delivering again');
-        this.state.failing = null;
+        if (this.state.failing) {
+          this.log.info({ after: this.state.failing.attempts }, 'destination delivering again');
+          this.state.failing = null;
+          void this.writeState().catch(() => undefined); // status shows the change at once
+        }
         this.o.metrics.forwardDelivered.inc({ destination: this.d.name }, n);
       },
       failed: (error, _attempt, retryInMs) => {
+        const began = this.state.failing === null;
         this.state.failing = { error, since: this.state.failing?.since ?? this.o.clock.now(), attempts: (this.state.failing?.attempts ?? 0) + 1 };
+        if (began) void this.writeState().catch(() => undefined);
         if (retryInMs === undefined) return;
         this.state.retried++;
         this.o.metrics.forwardRetried.inc({ destination: this.d.name });
@@ -279,11 +289,10 @@ export class Forwarder implements LogHold {
   }
 
   /** Messages that cannot be delivered, with the reason, under the day they failed; retried until stored. */
-  private async deadLetter(batch: string[], error: string, attempts: number, id: string): Promise<void> {
+  private async deadLetter(batch: Outgoing[], error: string, attempts: number, id: string): Promise<void> {
     const at = this.o.clock.now();
     const key = `deadletter/${this.d.name}/${dayPath(dayOf(at))}/${id}.jsonl`;
-    const head = `{"error":${JSON.stringify(error)},"attempts":${attempts},"at":"${new Date(at).toISOString()}","message":`;
-    const body = batch.map((json) => `${head}${json}}`).join('\n') + '\n';
+    const body = deadLetterLines(batch, error, attempts, at);
     for (let attempt = 1; ; attempt++) {
       try {
         await this.o.store.put(key, body);
@@ -296,6 +305,7 @@ export class Forwarder implements LogHold {
     }
     this.state.deadLettered += batch.length;
     this.o.metrics.forwardDeadLettered.inc({ destination: this.d.name }, batch.length);
+    await this.writeState();
     this.log.error({ err: error, messages: batch.length, key }, 'messages dead-lettered (tracklake destinations replay sends them again)');
   }
 

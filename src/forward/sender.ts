@@ -13,9 +13,15 @@ const gzip = promisify(gzipCb);
 
 export type Outcome = { ok: true } | { ok: false; retry: boolean; error: string; retryAfterMs?: number };
 
+/** A message on its way: its tenant, and the message as JSON text (never parsed on the way to an HTTP receiver). */
+export interface Outgoing {
+  tenant: string;
+  json: string;
+}
+
 export interface Sender {
-  /** Sends messages given as JSON text, in order. */
-  send(messages: readonly string[]): Promise<Outcome>;
+  /** Sends messages, in order. */
+  send(messages: readonly Outgoing[]): Promise<Outcome>;
   close(): Promise<void>;
 }
 
@@ -60,7 +66,7 @@ async function post(req: HttpRequest, timeoutMs: number, clock: Clock): Promise<
 }
 
 /** A Segment-format batch body from messages as JSON text. */
-export const batchBody = (messages: readonly string[], sentAt: number) => `{"batch":[${messages.join(',')}],"sentAt":"${new Date(sentAt).toISOString()}"}`;
+export const batchBody = (messages: readonly Outgoing[], sentAt: number) => `{"batch":[${messages.map((m) => m.json).join(',')}],"sentAt":"${new Date(sentAt).toISOString()}"}`;
 
 /** Segment-format batches, signed, to any URL. */
 export function webhookSender(d: Extract<Destination, { type: 'webhook' }>, clock: Clock): Sender {

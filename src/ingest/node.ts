@@ -108,7 +108,7 @@ export async function openIngest(config: Config, deps: { store: ObjectStore; clo
   const shared = config.dedupRedisUrl ? await RedisState.open(config.dedupRedisUrl) : undefined;
   if (shared) deps.logger.info({ redis: shared.where }, 'duplicates removed across collectors through shared state');
   // Holds on the log before anything ships, so no segment a destination needs is released.
-  const destinations = await Destinations.open(config.destinations, { wal, store: deps.store, clock: deps.clock, logger: deps.logger, metrics, stateDir: config.stateDir });
+  const destinations = await Destinations.open(config.destinations, { wal, store: deps.store, clock: deps.clock, logger: deps.logger, metrics, stateDir: config.stateDir, events: config.events });
   shipper = new Shipper({ wal, store: deps.store, clock: deps.clock, logger: deps.logger, metrics, flushIntervalMs: config.flushIntervalMs, dedupWindowMs: windowMs, privacy, claims: windowMs > 0 ? shared : undefined });
   const pending = wal.sealed().length;
   if (pending > 0) deps.logger.info({ segments: pending, nodeId: wal.nodeId }, 'recovered log segments from a previous run; shipping them');

@@ -1,0 +1,65 @@
+/**
+ * Dead letters: the messages a destination refused (a 4xx other than 408/429, a row Postgres will not take)
+ * or that still failed after maxAttempts, kept in the bucket with the last error, under the day they failed:
+ * `deadletter/<name>/<yyyy>/<mm>/<dd>/<id>.jsonl`, a JSON line per message. `tracklake destinations replay`
+ * sends them again; what is delivered leaves the file, what fails again stays with its new error.
+ */
+import type { Logger } from 'pino';
+import type { Destination } from '../config/destinations.js';
+import { dayOfKey, daysBetween, dayPath } from '../lib/dates.js';
+import type { ObjectStore } from '../storage/store.js';
+import { deliver, type DeliveryHooks, type Undelivered } from './deliver.js';
+import type { Outgoing, Sender } from './sender.js';
+
+export const deadLetterPrefix = (name: string) => `deadletter/${name}/`;
+
+export function deadLetterLines(batch: readonly Outgoing[], error: string, attempts: number, at: number): string {
+  const head = `{"error":${JSON.stringify(error)},"attempts":${attempts},"at":"${new Date(at).toISOString()}"`;
+  return batch.map((m) => `${head},"tenant":${JSON.stringify(m.tenant)},"message":${m.json}}`).join('\n') + '\n';
+}
+
+export interface DeadLetter extends Outgoing {
+  error: string;
+  attempts: number;
+  at: string;
+}
+
+export function parseDeadLetters(body: string): DeadLetter[] {
+  return body.split('\n').filter((l) => l.trim() !== '').map((l) => {
+    const o = JSON.parse(l) as { error: string; attempts: number; at: string; tenant: string; message: unknown };
+    return { error: o.error, attempts: o.attempts, at: o.at, tenant: o.tenant, json: JSON.stringify(o.message) };
+  });
+}
+
+export interface ReplayReport {
+  files: number;
+  sent: number;
+  /** Messages that failed again, left in their files with the new error. */
+  failed: number;
+}
+
+/** Sends a destination's dead letters of the days from..to again, file by file, in batches of its batchCount. */
+export async function replayDeadLetters(store: ObjectStore, d: Destination, sender: Sender, days: { from: string; to: string }, logger: Logger, now: () => number): Promise<ReplayReport> {
+  const wanted = new Set(daysBetween(days.from, days.to).map(dayPath));
+  const files = (await store.list(deadLetterPrefix(d.name))).filter((o) => o.key.endsWith('.jsonl') && wanted.has(dayPath(dayOfKey(o.key) ?? '0000-01-01')));
+  const report: ReplayReport = { files: files.length, sent: 0, failed: 0 };
+  const hooks: DeliveryHooks = {
+    sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
+    stopped: () => false,
+    delivered: (n) => void (report.sent += n),
+    failed: (error, attempt, retryInMs) => retryInMs !== undefined && logger.warn({ destination: d.name, err: error, attempt }, 'replay: will retry'),
+  };
+  for (const file of files) {
+    const letters = parseDeadLetters((await store.get(file.key))?.toString('utf8') ?? '');
+    const undelivered: Undelivered[] = [];
+    for (let i = 0; i < letters.length; i += d.batchCount) undelivered.push(...(await deliver(sender, letters.slice(i, i + d.batchCount), d, hooks)));
+    if (undelivered.length === 0) {
+      await store.delete(file.key);
+    } else {
+      await store.put(file.key, undelivered.map((u) => deadLetterLines(u.messages, u.error, u.attempts, now())).join(''));
+      report.failed += undelivered.reduce((n, u) => n + u.messages.length, 0);
+    }
+    logger.info({ destination: d.name, file: file.key, messages: letters.length }, 'replay: dead letters sent');
+  }
+  return report;
+}

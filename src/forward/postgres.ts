@@ -1,0 +1,161 @@
+/**
+ * The Postgres destination: each message as rows of `"<schema>"."tracks_<tenant>"`: the 20 tracking-file
+ * columns (the message mapped as the collector maps it), then message_id, type, properties and context as
+ * jsonb. Exactly once by (message_id, row): a batch is copied (COPY, pg-copy-streams) into a temporary
+ * table and inserted with ON CONFLICT DO NOTHING in one transaction, so a batch sent again after a crash or
+ * a retry adds nothing. Tables are made on first use and migrated by version (`tracklake_migrations`),
+ * under an advisory lock, so several collectors can share one database.
+ *
+ * Failures as data: a connection lost, refused or timed out, the server restarting, a deadlock: retried.
+ * A row Postgres refuses (a data or constraint error, SQLSTATE class 22 or 23): refused for good, so the
+ * batch is split until that message stands alone and goes to the dead letters.
+ */
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import pg from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
+import type { Destination } from '../config/destinations.js';
+import { TRACK_TYPES } from '../lake/layout.js';
+import { validateMessage } from '../segment/message.js';
+import { UaClassifier } from '../tracking/enrich.js';
+import { buildEventMap } from '../tracking/events.js';
+import { mapMessage } from '../tracking/map.js';
+import { TRACK_COLUMNS, type TrackRow } from '../tracking/columns.js';
+import type { Outcome, Sender } from './sender.js';
+
+export type PostgresDestination = Extract<Destination, { type: 'postgres' }>;
+
+const PG_TYPES: Record<string, string> = { VARCHAR: 'text', BIGINT: 'bigint', DOUBLE: 'double precision', BOOLEAN: 'boolean' };
+/** The tracking file's columns with their Postgres types (lake/layout.ts is their one home). */
+const TRACK_DDL = TRACK_COLUMNS.map((c) => `"${c}" ${PG_TYPES[(TRACK_TYPES as Record<string, string>)[c]!]!}`);
+const COLUMNS = [...TRACK_COLUMNS.map((c) => `"${c}"`), 'message_id', '"row"', 'type', 'properties', 'context'];
+
+/** Each version's statements, in order; a table is brought to the last one. `{{table}}` is the quoted name. */
+export const MIGRATIONS: ReadonlyArray<{ version: number; sql: string }> = [
+  {
+    version: 1,
+    sql: `CREATE TABLE IF NOT EXISTS {{table}} (
+      ${TRACK_DDL.join(',\n      ')},
+      message_id text NOT NULL,
+      "row" integer NOT NULL,
+      type text NOT NULL,
+      properties jsonb,
+      context jsonb,
+      PRIMARY KEY (message_id, "row")
+    )`,
+  },
+];
+
+const ident = (s: string) => `"${s.replaceAll('"', '""')}"`;
+
+/** A CSV field for COPY: NULL unquoted and empty, everything else quoted. */
+function field(v: unknown): string {
+  if (v === null || v === undefined) return '';
+  const s = typeof v === 'string' ? v : typeof v === 'object' ? JSON.stringify(v) : String(v);
+  return `"${s.replaceAll('"', '""')}"`;
+}
+
+type Row = unknown[];
+
+export interface RowMapper {
+  rows(tenant: string, json: string): Row[];
+}
+
+/**
+ * A forwarded message's rows: one per tracking row it makes (the collector's own mapping), or one with the
+ * tracking columns empty for calls that make none (identify, group, alias).
+ */
+export function rowMapper(events: Readonly<Record<string, string>>): RowMapper {
+  const eventMap = buildEventMap(events);
+  const uaClassifier = new UaClassifier();
+  return {
+    rows(tenant, json) {
+      const raw = JSON.parse(json) as Record<string, any>;
+      const receivedAt = Date.parse(String(raw.receivedAt)) || Date.now();
+      const context = raw.context && typeof raw.context === 'object' ? raw.context : {};
+      const v = validateMessage(raw);
+      let tracks: TrackRow[] = [];
+      if (v.ok) {
+        const mapped = mapMessage(v.value, { tenant, receivedAt, clientIp: typeof context.ip === 'string' ? context.ip : null, eventMap, uaClassifier });
+        if (mapped.ok) tracks = mapped.value.tracks;
+      }
+      const tail = (i: number) => [String(raw.messageId), i, String(raw.type), raw.properties ?? raw.traits ?? null, context];
+      if (tracks.length === 0) return [[...TRACK_COLUMNS.map((c) => (c === 'tenantid' ? tenant : c === 'time' ? receivedAt : null)), ...tail(0)]];
+      return tracks.map((t, i) => [...TRACK_COLUMNS.map((c) => t[c]), ...tail(i)]);
+    },
+  };
+}
+
+/** SQLSTATE classes of a row Postgres will never take: data exceptions, integrity constraint violations. */
+const refused = (code: unknown) => typeof code === 'string' && (code.startsWith('22') || code.startsWith('23'));
+
+export function postgresSender(d: PostgresDestination, events: Readonly<Record<string, string>>): Sender {
+  const pool = new pg.Pool({ connectionString: d.url, max: 1, connectionTimeoutMillis: d.timeoutMs, query_timeout: d.timeoutMs, application_name: `tracklake ${d.name}` });
+  // An idle connection the server dropped (a restart) is an error on the pool, not a crash.
+  pool.on('error', () => undefined);
+  const mapper = rowMapper(events);
+  const ready = new Set<string>();
+
+  /** Makes the tenant's table and brings it to the last version (once per process, under a lock). */
+  async function ensure(client: pg.PoolClient, tenant: string): Promise<string> {
+    const table = `${ident(d.schema)}.${ident(`tracks_${tenant}`)}`;
+    if (ready.has(table)) return table;
+    await client.query('BEGIN');
+    try {
+      await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [table]);
+      await client.query(`CREATE SCHEMA IF NOT EXISTS ${ident(d.schema)}`);
+      await client.query(`CREATE TABLE IF NOT EXISTS ${ident(d.schema)}.tracklake_migrations (tbl text NOT NULL, version integer NOT NULL, applied_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (tbl, version))`);
+      const done = new Set((await client.query<{ version: number }>(`SELECT version FROM ${ident(d.schema)}.tracklake_migrations WHERE tbl = $1`, [table])).rows.map((r) => r.version));
+      for (const m of MIGRATIONS) {
+        if (done.has(m.version)) continue;
+        await client.query(m.sql.replaceAll('{{table}}', table));
+        await client.query(`INSERT INTO ${ident(d.schema)}.tracklake_migrations (tbl, version) VALUES ($1, $2)`, [table, m.version]);
+      }
+      await client.query('COMMIT');
+    } catch (e) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw e;
+    }
+    ready.add(table);
+    return table;
+  }
+
+  return {
+    async send(messages) {
+      const byTenant = new Map<string, Row[]>();
+      for (const { tenant, json } of messages) {
+        const rows = byTenant.get(tenant) ?? [];
+        rows.push(...mapper.rows(tenant, json));
+        byTenant.set(tenant, rows);
+      }
+      let client: pg.PoolClient | undefined;
+      try {
+        client = await pool.connect();
+        for (const tenant of byTenant.keys()) await ensure(client, tenant);
+        await client.query('BEGIN');
+        for (const [tenant, rows] of byTenant) {
+          const table = `${ident(d.schema)}.${ident(`tracks_${tenant}`)}`;
+          await client.query(`CREATE TEMP TABLE IF NOT EXISTS tracklake_staging (LIKE ${table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS`);
+          const csv = rows.map((r) => r.map(field).join(',')).join('\n') + '\n';
+          await pipeline(Readable.from([csv]), client.query(copyFrom(`COPY tracklake_staging (${COLUMNS.join(', ')}) FROM STDIN (FORMAT csv)`)));
+          await client.query(`INSERT INTO ${table} (${COLUMNS.join(', ')}) SELECT ${COLUMNS.join(', ')} FROM tracklake_staging ON CONFLICT (message_id, "row") DO NOTHING`);
+          await client.query('DROP TABLE tracklake_staging');
+        }
+        await client.query('COMMIT');
+        return { ok: true };
+      } catch (e) {
+        const err = e as Error & { code?: string };
+        await client?.query('ROLLBACK').catch(() => undefined);
+        // A table dropped or changed under us is made again at the next attempt.
+        if (typeof err.code === 'string' && err.code.startsWith('42')) ready.clear();
+        const outcome: Outcome = { ok: false, retry: !refused(err.code), error: `postgres ${d.name}: ${err.code ? `${err.code} ` : ''}${err.message}` };
+        client?.release(true);
+        client = undefined;
+        return outcome;
+      } finally {
+        client?.release();
+      }
+    },
+    close: () => pool.end(),
+  };
+}
