@@ -15,6 +15,7 @@ import { LocalStore } from '../src/storage/local.js';
 import { post, readRows, sendTagged, spawnCollector, startCollector, tempDir, type TestCollector } from './helpers.js';
 import pg from 'pg';
 import { destinationsReplay, destinationsStatus } from '../src/cli/destinations.js';
+import { postgresSender } from '../src/forward/postgres.js';
 import { startPostgres, type TestPostgres } from './postgres.js';
 import { type Answer, type Receiver, startReceiver, until } from './receiver.js';
 
@@ -230,6 +231,20 @@ describe('destinations', () => {
     assert.equal(row.type, 'track');
     assert.equal(row.properties.correlation_id, first.acked[0]);
     assert.equal(row.context.ip, '127.0.0.1');
+  });
+
+  it('add nothing to Postgres when a batch is sent again, and only the missing rows of one partly there', async () => {
+    const url = await database('again');
+    const d = loadConfig({ flags: { destinations: [{ name: 'w', type: 'postgres', url }] } }).destinations[0] as Parameters<typeof postgresSender>[0];
+    const sender = postgresSender(d, {});
+    closers.push(() => sender.close());
+    const msg = (i: number) => ({ tenant: 'demo', json: JSON.stringify({ type: 'track', event: 'view', anonymousId: 'a', messageId: `again-${i}`, receivedAt: '2026-03-15T12:00:00.000Z', properties: { product_id: `p${i}` } }) });
+    const first = [0, 1, 2].map(msg);
+    assert.deepEqual(await sender.send(first), { ok: true });
+    assert.deepEqual(await sender.send(first), { ok: true });
+    assert.deepEqual(await sender.send([1, 2, 3, 4].map(msg)), { ok: true });
+    const rows = await pgRows(url, 'SELECT message_id, productid FROM tracklake.tracks_demo ORDER BY message_id');
+    assert.deepEqual(rows.map((r) => [r.message_id, r.productid]), [0, 1, 2, 3, 4].map((i) => [`again-${i}`, `p${i}`]));
   });
 
   it('replay dead letters once the receiver takes them, and show every count in status', async () => {

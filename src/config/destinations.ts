@@ -62,6 +62,9 @@ const postgres = z.strictObject({
   url: z.string().regex(/^postgres(ql)?:\/\/\S+$/, 'a postgres:// URL'),
   /** The schema that holds one table per tenant (`tracks_<tenant>`). */
   schema: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, 'a lowercase SQL name').default('tracklake'),
+  // A transaction a batch: larger batches than HTTP's (bench:forward: 100 a batch ran at a quarter of COPY).
+  batchCount: z.coerce.number().int().min(1).max(10_000).default(1000),
+  batchBytes: z.coerce.number().int().min(KiB).max(32 * MiB).default(8 * MiB),
 });
 
 export const destinationSchema = z.discriminatedUnion('type', [webhook, segment, postgres], {

