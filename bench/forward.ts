@@ -125,6 +125,14 @@ async function rowsPerSecond(): Promise<{ sender: number; copy: number; batch: n
 }
 
 try {
+  if (process.env.BENCH_ONLY === 'cost') {
+    // Where forwarding's cost goes: the m rows and the log read alone (a webhook that wants nothing), a webhook.
+    for (const [label, ds] of [['none', []], ['read only', [{ name: 'sink', type: 'webhook', url: sinkUrl, secret: 'bench-secret-0123456789', events: ['-none-'] }]], ['webhook', [{ name: 'sink', type: 'webhook', url: sinkUrl, secret: 'bench-secret-0123456789' }]]] as const) {
+      const r = await ingest(label.replace(' ', '-'), [...ds]);
+      console.log(`${label.padEnd(10)} ${Math.round(r.rate)} events/s; lag ${JSON.stringify(r.lags)}`);
+    }
+    process.exit(0);
+  }
   const none = await ingest('none', []);
   const both = await ingest('both', [
     { name: 'sink', type: 'webhook', url: sinkUrl, secret: 'bench-secret-0123456789' },

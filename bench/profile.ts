@@ -13,7 +13,8 @@
  * per event are its CPU, which is what the stages divide.
  *
  * BENCH_SECONDS (15), BENCH_CONNECTIONS (32), BENCH_INTERVAL_US (sampling interval, 1000), BENCH_TOP
- * (functions with the most self time listed per thread, 0).
+ * (functions with the most self time listed per thread, 0), BENCH_CONFIG (a config file for the collector: with
+ * destinations, say).
  */
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -160,7 +161,7 @@ try {
 
   const profDir = path.join(dir, 'prof');
   const server = await start(
-    [`--cpu-prof`, `--cpu-prof-dir=${profDir}`, `--cpu-prof-interval=${INTERVAL_US}`, path.join(here, '../src/cli/main.js'), 'serve', '--port', '0', '--storage', path.join(dir, 'data'), '--wal-dir', path.join(dir, 'wal'), '--log-level', 'info', '--flush-interval-ms', '5000', '--no-api', '--no-scheduler'],
+    [`--cpu-prof`, `--cpu-prof-dir=${profDir}`, `--cpu-prof-interval=${INTERVAL_US}`, path.join(here, '../src/cli/main.js'), 'serve', '--port', '0', '--storage', path.join(dir, 'data'), '--wal-dir', path.join(dir, 'wal'), '--log-level', 'info', '--flush-interval-ms', '5000', '--no-api', '--no-scheduler', ...(process.env.BENCH_CONFIG ? ['--config', process.env.BENCH_CONFIG] : [])],
     dir,
   );
   const a = await load(server, templates);

@@ -89,7 +89,7 @@ export class Forwarder implements LogHold {
   private lock: Promise<unknown> = Promise.resolve();
   private writes: Promise<void> = Promise.resolve();
   private lastWrite = 0;
-  /** Receipt time of the oldest message not yet delivered (0 when caught up). */
+  /** Receipt time of the first message of the batch being sent, or of the last one delivered. */
   private pendingSince = 0;
   private checkedBacklog = false;
   private readonly log: Logger;
@@ -125,7 +125,8 @@ export class Forwarder implements LogHold {
     const c = this.state.cursor;
     let bytes = 0;
     for (const s of [...this.o.wal.segments(), this.o.wal.head]) if (this.needs(s)) bytes += this.o.wal.segmentBytes(s) - (s === c.seq ? c.offset : 0);
-    const seconds = this.pendingSince > 0 ? Math.max(0, (this.o.clock.now() - this.pendingSince) / 1000) : 0;
+    // Behind by the age of where it stands in the log, while there is log left to read; caught up, 0.
+    const seconds = bytes > 0 && this.pendingSince > 0 ? Math.max(0, (this.o.clock.now() - this.pendingSince) / 1000) : 0;
     return { bytes: Math.max(0, bytes), seconds };
   }
 
@@ -241,6 +242,7 @@ export class Forwarder implements LogHold {
     let i = from;
     while (i < entries.length) {
       if (this.stopping) throw new DeliveryStopped();
+      this.pendingSince = entries[i]!.receivedAt;
       const batch: Forwarded[] = [];
       let bytes = 64;
       let j = i;
@@ -248,7 +250,6 @@ export class Forwarder implements LogHold {
         const e = entries[j]!;
         if (!this.wants(e)) continue;
         if (batch.length > 0 && bytes + e.json.length + 1 > this.d.batchBytes) break;
-        if (batch.length === 0) this.pendingSince = e.receivedAt;
         batch.push(e);
         bytes += e.json.length + 1;
       }
@@ -257,7 +258,6 @@ export class Forwarder implements LogHold {
       progress(i);
       this.writeSoon();
     }
-    this.pendingSince = 0;
   }
 
   /** One batch until it is delivered or dead-lettered (forward/deliver.ts). */
