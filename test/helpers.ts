@@ -8,6 +8,7 @@ import { parse } from 'csv-parse/sync';
 import { pino, type Logger } from 'pino';
 import { buildServer } from '../src/api/server.js';
 import { loadConfig, type Config } from '../src/config/config.js';
+import { destinationReaders } from '../src/forward/destinations.js';
 import { openIngest, type IngestNode } from '../src/ingest/node.js';
 import { ManualClock, type Clock } from '../src/lib/clock.js';
 import { LocalStore } from '../src/storage/local.js';
@@ -57,7 +58,8 @@ export async function startCollector(settings: Record<string, unknown> = {}, opt
   const config = loadConfig({ flags: { port: 0, storage: path.join(dir, 'data'), stateDir: path.join(dir, 'state'), walDir: path.join(dir, 'wal'), flushIntervalMs: 3_600_000, sources: { dev: 'demo' }, logLevel: 'silent', ...settings } });
   const clock = opts.clock ?? new ManualClock(T0);
   const store = opts.store ?? new LocalStore(config.storage);
-  const node = await openIngest(config, { store, clock, logger: opts.logger ?? silent });
+  const logger = opts.logger ?? silent;
+  const node = await openIngest(config, { store, clock, logger, readers: destinationReaders(config, { store, clock, logger }) });
   const app = await buildServer({ config, collector: node.collector, preparer: node.preparer, clock: node.clock, metrics: node.metrics, logger: silent, readiness: node.readiness });
   await app.listen({ port: 0, host: '127.0.0.1' });
   const port = (app.server.address() as { port: number }).port;

@@ -2,6 +2,7 @@
 import type { Config } from '../config/config.js';
 import { isDevSources, s3Settings } from '../config/config.js';
 import { buildServer } from '../api/server.js';
+import { destinationReaders } from '../forward/destinations.js';
 import { openIngest } from '../ingest/node.js';
 import { systemClock } from '../lib/clock.js';
 import { openStore } from '../storage/open.js';
@@ -25,7 +26,7 @@ export async function serve(config: Config): Promise<number> {
   const state = await openState(config, (msg, details) => logger.warn(details, msg), 'serve');
   const store = await openStore(config.storage, s3Settings(config));
   // 1. Recover the log (and the duplicate window): nothing listens yet.
-  const node = await openIngest(config, { store, clock: systemClock, logger });
+  const node = await openIngest(config, { store, clock: systemClock, logger, readers: destinationReaders(config, { store, clock: systemClock, logger }) });
   node.collector.hold();
 
   // 2. Signal handlers, before any port is bound: from here on SIGTERM ships everything, whatever is running.

@@ -6,6 +6,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
+import type { Config } from '../config/config.js';
 import type { Destination } from '../config/destinations.js';
 import type { WriteAheadLog } from '../ingest/wal.js';
 import type { Clock } from '../lib/clock.js';
@@ -41,6 +42,11 @@ export function senderFor(d: Destination, clock: Clock, events: Readonly<Record<
 }
 
 export const forwardDir = (stateDir: string) => path.join(stateDir, 'forward');
+
+/** The configured destinations as the readers of a collector's log (ingest/node.ts's `readers`). */
+export function destinationReaders(config: Config, deps: { store: ObjectStore; clock: Clock; logger: Logger }) {
+  return (wal: WriteAheadLog, metrics: Metrics) => Destinations.open(config.destinations, { ...deps, wal, metrics, stateDir: config.stateDir, events: config.events });
+}
 
 export class Destinations {
   private constructor(readonly forwarders: Forwarder[]) {}

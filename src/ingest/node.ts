@@ -20,7 +20,6 @@ import { Shipper } from './shipper.js';
 import { RedisState } from '../storage/redis.js';
 import { WriteAheadLog } from './wal.js';
 import { SchemaRecorder } from '../plan/observe.js';
-import { Destinations } from '../forward/destinations.js';
 import { tenantPlans } from '../plan/plan.js';
 
 export interface IngestNode {
@@ -33,8 +32,8 @@ export interface IngestNode {
   metrics: Metrics;
   /** The state shared with the other collectors on the bucket (dedupRedisUrl), when configured. */
   shared: RedisState | undefined;
-  /** Where this node forwards what it logged (config.destinations). */
-  destinations: Destinations;
+  /** The readers of the log beside the shipper (destinations), as the caller wired them. */
+  readers: LogReaders | undefined;
   readiness: () => { ready: boolean; checks: Record<string, boolean | string> };
   /**
    * Reads the configured plan files again and puts them in force for the requests that follow. A plan that
@@ -47,7 +46,24 @@ export interface IngestNode {
   close(): Promise<boolean>;
 }
 
-export async function openIngest(config: Config, deps: { store: ObjectStore; clock: Clock; logger: Logger; metrics?: Metrics }): Promise<IngestNode> {
+/** Readers of the log beside the shipper (forward/: the destinations), wired in by the caller. */
+export interface LogReaders {
+  start(): void;
+  stop(): Promise<void>;
+  /** Names of the readers whose last attempt failed (for /ready's checks). */
+  failing(): string[];
+}
+
+export interface IngestDeps {
+  store: ObjectStore;
+  clock: Clock;
+  logger: Logger;
+  metrics?: Metrics;
+  /** Opens the log's readers once the log is open and before anything ships (they hold segments). */
+  readers?: (wal: WriteAheadLog, metrics: Metrics) => Promise<LogReaders>;
+}
+
+export async function openIngest(config: Config, deps: IngestDeps): Promise<IngestNode> {
   // A plan that cannot be used stops start-up here, before the log is opened or anything listens.
   const readPlans = () => Object.fromEntries([...tenantPlans(config.plans)].map(([tenant, p]) => [tenant, { file: p.file, text: p.text }]));
   const plans = readPlans();
@@ -108,12 +124,12 @@ export async function openIngest(config: Config, deps: { store: ObjectStore; clo
   const shared = config.dedupRedisUrl ? await RedisState.open(config.dedupRedisUrl) : undefined;
   if (shared) deps.logger.info({ redis: shared.where }, 'duplicates removed across collectors through shared state');
   // Holds on the log before anything ships, so no segment a destination needs is released.
-  const destinations = await Destinations.open(config.destinations, { wal, store: deps.store, clock: deps.clock, logger: deps.logger, metrics, stateDir: config.stateDir, events: config.events });
+  const readers = await deps.readers?.(wal, metrics);
   shipper = new Shipper({ wal, store: deps.store, clock: deps.clock, logger: deps.logger, metrics, flushIntervalMs: config.flushIntervalMs, dedupWindowMs: windowMs, privacy, claims: windowMs > 0 ? shared : undefined });
   const pending = wal.sealed().length;
   if (pending > 0) deps.logger.info({ segments: pending, nodeId: wal.nodeId }, 'recovered log segments from a previous run; shipping them');
   shipper.start();
-  destinations.start();
+  readers?.start();
 
   const s = shipper;
   return {
@@ -125,7 +141,7 @@ export async function openIngest(config: Config, deps: { store: ObjectStore; clo
     shipper: s,
     metrics,
     shared,
-    destinations,
+    readers,
     reloadPlans() {
       preparer.setPlans(readPlans());
     },
@@ -136,7 +152,7 @@ export async function openIngest(config: Config, deps: { store: ObjectStore; clo
       const log = !wal.writable ? 'not writable' : underBudget ? true : 'over --max-buffer-bytes';
       const accepting = collector.accepting ? true : 'not accepting requests (starting or stopping)';
       // A failing destination is named, but ingest stays ready: its messages wait in the log or the bucket.
-      const failing = destinations.failing();
+      const failing = readers?.failing() ?? [];
       const forwarding = failing.length === 0 ? true : `failing: ${failing.join(', ')}`;
       return { ready: storageOk && log === true && accepting === true, checks: { accepting, log, storage: storageOk ? true : (s.lastError ?? 'no recent upload'), ...(forward ? { destinations: forwarding } : {}) } };
     },
@@ -147,7 +163,7 @@ export async function openIngest(config: Config, deps: { store: ObjectStore; clo
       privacy.stop();
       collector.close();
       const shipped = await s.stop(config.shutdownTimeoutMs);
-      await destinations.stop();
+      await readers?.stop();
       await wal.close();
       await preparer.close();
       await recordSchemas();
