@@ -217,28 +217,46 @@ export class Forwarder implements LogHold {
     await this.o.wal.collect();
   }
 
-  /** The messages of the frames read, in batches; the cursor moves frame by frame (and within one). */
+  /**
+   * The messages of the frames read, batched across frames (a request's few messages do not make a batch
+   * each); the cursor moves to the frame and message each batch ends at.
+   */
   private async deliverFrames(read: FrameRead): Promise<void> {
     const c = this.state.cursor;
+    const seq = c.seq;
+    const entries: Forwarded[] = [];
+    const at: Array<[offset: number, index: number]> = [];
+    let start = c.offset;
     for (const frame of read.frames) {
-      const entries = await forwardedOf([frame.payload]);
-      await this.deliverEntries(entries, c.index, (n) => (c.index = n), `${this.o.wal.nodeId}-${String(c.seq).padStart(12, '0')}-${c.offset}`);
-      Object.assign(c, { offset: frame.end, index: 0 });
-      this.writeSoon();
+      const es = await forwardedOf([frame.payload]);
+      for (let k = start === c.offset ? c.index : 0; k < es.length; k++) {
+        entries.push(es[k]!);
+        at.push([start, k]);
+      }
+      start = frame.end;
     }
+    const end = start;
+    const node = this.o.wal.nodeId;
+    await this.deliverEntries(entries, 0, (n) => {
+      const [offset, index] = n < entries.length ? at[n]! : [end, 0];
+      Object.assign(c, { offset, index });
+    }, (i) => `${node}-${String(seq).padStart(12, '0')}-${at[i]![0]}-${at[i]![1]}`);
+    Object.assign(c, { offset: end, index: 0 });
+    this.writeSoon();
   }
 
   private async deliverBacklog(b: { key: string; index: number }): Promise<void> {
     const body = await this.o.store.get(b.key);
     const entries = (body?.toString('utf8') ?? '').split('\n').filter((l) => l !== '').map(parseForwardLine);
-    await this.deliverEntries(entries, b.index, (n) => (b.index = n), `backlog-${path.posix.basename(b.key, '.jsonl')}`);
+    const name = path.posix.basename(b.key, '.jsonl');
+    await this.deliverEntries(entries, b.index, (n) => (b.index = n), (i) => `backlog-${name}-${i}`);
     await this.o.store.delete(b.key);
     this.state.cursor.backlog = undefined;
     await this.writeState();
   }
 
   /** Entries from `from` on, in batches of what the destination wants; `progress` is told how far it got. */
-  private async deliverEntries(entries: Forwarded[], from: number, progress: (n: number) => void, id: string): Promise<void> {
+  private async deliverEntries(entries: Forwarded[], from: number, progress: (n: number) => void, idOf: (i: number) => string): Promise<void> {
     let i = from;
     while (i < entries.length) {
       if (this.stopping) throw new DeliveryStopped();
@@ -253,7 +271,7 @@ export class Forwarder implements LogHold {
         batch.push(e);
         bytes += e.json.length + 1;
       }
-      if (batch.length > 0) await this.sendBatch(batch, `${id}-${i}`);
+      if (batch.length > 0) await this.sendBatch(batch, idOf(i));
       i = j;
       progress(i);
       this.writeSoon();
