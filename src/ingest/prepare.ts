@@ -276,10 +276,11 @@ function keptMessage(raw: Json, batchContext: Json | undefined, retention: Reten
 }
 
 /**
- * A message as destinations get it (the `m` row, forward/messages.ts reads it), the way Segment's servers pass one on: the batch's context under the
- * message's own, the messageId and type as accepted (a generated id included, so receivers can drop a
- * repeat), receivedAt, sentAt, and the client's address as context.ip, all as reduced as the tracking rows
- * are under the source's retention. The write key stays behind: each destination sends with its own.
+ * A message as destinations get it (the `m` row; forward/messages.ts reads it), the way Segment's servers
+ * pass one on: the batch's context under the message's own, the messageId and type as accepted (a generated
+ * id included, so receivers can drop a repeat), receivedAt, sentAt, and the client's address as context.ip,
+ * all as reduced as the tracking rows are under the source's retention. The write key stays behind: each
+ * destination sends with its own.
  */
 function forwardedMessage(raw: Json, msg: { messageId: string; type: string }, envelope: { context?: Json; sentAtMs?: number }, req: RawRequest, retention: Retention, keptIp: ((ip: string) => string | null) | undefined, blocked: boolean): Json {
   const kept = keptIp === undefined ? undefined : keptMessage(raw, envelope.context, retention, keptIp, req.clientIp);

@@ -232,7 +232,7 @@ export class WriteAheadLog {
     return this.activeSeq;
   }
 
-  /** Keeps shipped segments from `hold.neededFrom()` on until the hold passes them. */
+  /** Keeps the shipped segments a hold needs until it has passed them (see collect). */
   addHold(hold: LogHold): void {
     this.holds.add(hold);
   }
