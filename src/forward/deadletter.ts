@@ -6,7 +6,7 @@
  */
 import type { Logger } from 'pino';
 import type { Destination } from '../config/destinations.js';
-import { dayOfKey, daysBetween, dayPath } from '../lib/dates.js';
+import { dayOfKey, daysBetween } from '../lib/dates.js';
 import type { ObjectStore } from '../storage/store.js';
 import { deliver, type DeliveryHooks, type Undelivered } from './deliver.js';
 import type { Outgoing, Sender } from './sender.js';
@@ -40,8 +40,8 @@ export interface ReplayReport {
 
 /** Sends a destination's dead letters of the days from..to again, file by file, in batches of its batchCount. */
 export async function replayDeadLetters(store: ObjectStore, d: Destination, sender: Sender, days: { from: string; to: string }, logger: Logger, now: () => number): Promise<ReplayReport> {
-  const wanted = new Set(daysBetween(days.from, days.to).map(dayPath));
-  const files = (await store.list(deadLetterPrefix(d.name))).filter((o) => o.key.endsWith('.jsonl') && wanted.has(dayPath(dayOfKey(o.key) ?? '0000-01-01')));
+  const wanted = new Set(daysBetween(days.from, days.to));
+  const files = (await store.list(deadLetterPrefix(d.name))).filter((o) => o.key.endsWith('.jsonl') && wanted.has(dayOfKey(o.key) ?? ''));
   const report: ReplayReport = { files: files.length, sent: 0, failed: 0 };
   const hooks: DeliveryHooks = {
     sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
