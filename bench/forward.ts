@@ -19,7 +19,7 @@ import autocannon from 'autocannon';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { loadConfig } from '../src/config/config.js';
-import { MIGRATIONS, postgresSender, rowMapper } from '../src/forward/postgres.js';
+import { COPY_COLUMNS, encodeRows, MIGRATIONS, postgresSender, rowMapper } from '../src/forward/postgres.js';
 import { startPostgres } from '../test/postgres.js';
 import { payloadTemplates, start } from './load.js';
 
@@ -112,13 +112,12 @@ async function rowsPerSecond(): Promise<{ sender: number; copy: number; batch: n
   await sender.close();
   // The floor: the same rows, mapped beforehand, in one plain COPY into a table of the same layout.
   const mapper = rowMapper({});
-  const field = (v: unknown) => (v === null || v === undefined ? '' : `"${(typeof v === 'object' ? JSON.stringify(v) : String(v)).replaceAll('"', '""')}"`);
-  const csv = messages.flatMap((m) => mapper.rows(m.tenant, m.json)).map((r) => r.map(field).join(',')).join('\n') + '\n';
+  const body = encodeRows(messages.flatMap((m) => mapper.rows(m.tenant, m.json)));
   const c = new pg.Client(postgres.url.replace(/\/lake$/, '/rows_copy'));
   await c.connect();
   await c.query(MIGRATIONS[0]!.sql.replaceAll('{{table}}', 'tracks_demo'));
   t = performance.now();
-  await pipeline(Readable.from([csv]), c.query(copyFrom('COPY tracks_demo FROM STDIN (FORMAT csv)')));
+  await pipeline(Readable.from([body]), c.query(copyFrom(`COPY tracks_demo (${COPY_COLUMNS}) FROM STDIN`)));
   const copyRate = messages.length / ((performance.now() - t) / 1000);
   await c.end();
   return { sender: senderRate, copy: copyRate, batch: d.batchCount };
