@@ -9,7 +9,7 @@ import type { Config } from '../config/config.js';
 import { s3Settings } from '../config/config.js';
 import { deadLetterPrefix, replayDeadLetters, type ReplayReport } from '../forward/deadletter.js';
 import { forwardDir, senderFor } from '../forward/destinations.js';
-import { readState } from '../forward/forwarder.js';
+import { lagBytes, readState } from '../forward/forwarder.js';
 import { systemClock } from '../lib/clock.js';
 import { isDay } from '../lib/dates.js';
 import { ConfigError } from '../lib/errors.js';
@@ -44,9 +44,6 @@ export async function destinationsStatus(config: Config): Promise<DestinationSta
   const out: DestinationStatus[] = [];
   for (const d of config.destinations) {
     const s = await readState(forwardDir(config.stateDir), d.name);
-    const c = s?.cursor;
-    let lagBytes = 0;
-    if (c) for (const [seq, size] of sizes) if (seq >= c.seq && !(seq > c.seq && seq <= c.skipThrough)) lagBytes += size - (seq === c.seq ? c.offset : 0);
     out.push({
       name: d.name,
       type: d.type,
@@ -54,7 +51,7 @@ export async function destinationsStatus(config: Config): Promise<DestinationSta
       retried: s?.retried ?? 0,
       deadLettered: s?.deadLettered ?? 0,
       handedOver: s?.handedOver ?? 0,
-      lagBytes: Math.max(0, lagBytes),
+      lagBytes: s ? lagBytes(s.cursor, sizes) : 0,
       backlogObjects: (await store.list(`destinations/${d.name}/backlog/`)).length,
       deadLetterFiles: (await store.list(deadLetterPrefix(d.name))).length,
       lastDeliveredAt: s?.lastDeliveredAt ? new Date(s.lastDeliveredAt).toISOString() : null,

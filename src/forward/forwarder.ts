@@ -21,8 +21,8 @@ import { dayOf, dayPath } from '../lib/dates.js';
 import type { Metrics } from '../lib/metrics.js';
 import { writeFileAtomic } from '../storage/local.js';
 import type { ObjectStore } from '../storage/store.js';
-import { destinationFilter, type Forwarded, forwardedLine, forwardedOf } from './messages.js';
-import { parseForwardLine } from '../ingest/records.js';
+import { destinationFilter, type Forwarded, forwardedOf } from './messages.js';
+import { formatForwardRow, parseForwardLine } from '../ingest/records.js';
 import { backoffMs, deliver, DeliveryStopped } from './deliver.js';
 import type { Outgoing, Sender } from './sender.js';
 import { deadLetterLines } from './deadletter.js';
@@ -42,6 +42,18 @@ export interface Cursor {
   skipThrough: number;
   /** The backlog object being delivered, and how many of its lines are done. */
   backlog?: { key: string; index: number };
+}
+
+/** Whether a cursor still needs a log segment: the one being read and those after it not handed over. */
+export function cursorNeeds(c: Cursor, seq: number): boolean {
+  return seq >= c.seq && !(seq > c.seq && seq <= c.skipThrough);
+}
+
+/** Bytes of the log a cursor has not read, from each segment's size (sequence number, bytes). */
+export function lagBytes(c: Cursor, sizes: Iterable<readonly [number, number]>): number {
+  let bytes = 0;
+  for (const [seq, size] of sizes) if (cursorNeeds(c, seq)) bytes += size - (seq === c.seq ? c.offset : 0);
+  return Math.max(0, bytes);
 }
 
 /** What the cursor file holds: the cursor, and what `tracklake destinations status` shows. */
@@ -116,18 +128,16 @@ export class Forwarder implements LogHold {
 
   /** The log segment this destination still needs: the one being read and those not handed over. */
   needs(seq: number): boolean {
-    const c = this.state.cursor;
-    return seq >= c.seq && !(seq > c.seq && seq <= c.skipThrough);
+    return cursorNeeds(this.state.cursor, seq);
   }
 
   /** Bytes of the log waiting for this destination, and how old its oldest waiting message is. */
   lag(): { bytes: number; seconds: number } {
-    const c = this.state.cursor;
-    let bytes = 0;
-    for (const s of [...this.o.wal.segments(), this.o.wal.head]) if (this.needs(s)) bytes += this.o.wal.segmentBytes(s) - (s === c.seq ? c.offset : 0);
+    const wal = this.o.wal;
+    const bytes = lagBytes(this.state.cursor, [...wal.segments(), wal.head].map((s) => [s, wal.segmentBytes(s)] as const));
     // Behind by the age of where it stands in the log, while there is log left to read; caught up, 0.
     const seconds = bytes > 0 && this.pendingSince > 0 ? Math.max(0, (this.o.clock.now() - this.pendingSince) / 1000) : 0;
-    return { bytes: Math.max(0, bytes), seconds };
+    return { bytes, seconds };
   }
 
   start(): void {
@@ -343,7 +353,7 @@ export class Forwarder implements LogHold {
     for (const seq of sealed) {
       if (lag <= this.d.maxLagBytes) break;
       const entries = (await forwardedOf(await this.o.wal.read(seq))).filter(this.wants);
-      const body = entries.map(forwardedLine).join('\n') + (entries.length > 0 ? '\n' : '');
+      const body = entries.map(formatForwardRow).join('\n') + (entries.length > 0 ? '\n' : '');
       await this.o.store.put(`${this.backlogPrefix()}${String(seq).padStart(12, '0')}.jsonl`, body);
       lag -= this.o.wal.segmentBytes(seq);
       c.skipThrough = seq;

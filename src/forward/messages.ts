@@ -42,6 +42,3 @@ export function destinationFilter(d: Pick<Destination, 'tenants' | 'events' | 'i
     return !events || events.some((e) => e.test(f.name));
   };
 }
-
-/** A backlog or log line of a forwarded message (the `m` row's own layout). */
-export const forwardedLine = (f: Forwarded) => `${f.tenant}\t${f.blocked ? 1 : 0}\t${f.receivedAt}\t${JSON.stringify(f.name)}\t${f.json}`;

@@ -22,8 +22,11 @@ export type RowKind = 't' | 'i' | 'v' | 'q' | 'm';
  * parsing: `<tenant>\t<blocked 0|1>\t<receivedAt ms>\t<event name or type, as a JSON string>\t<message JSON>`.
  */
 export function forwardLine(tenant: string, blocked: boolean, receivedAt: number, name: string, message: unknown): string {
-  return `${tenant}\t${blocked ? 1 : 0}\t${receivedAt}\t${JSON.stringify(name)}\t${JSON.stringify(message)}`;
+  return formatForwardRow({ tenant, blocked, receivedAt, name, json: JSON.stringify(message) });
 }
+
+/** The same line from a row read back (a destination's backlog in the bucket keeps this layout). */
+export const formatForwardRow = (r: ForwardRow) => `${r.tenant}\t${r.blocked ? 1 : 0}\t${r.receivedAt}\t${JSON.stringify(r.name)}\t${r.json}`;
 
 export interface ForwardRow {
   tenant: string;
