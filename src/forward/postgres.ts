@@ -107,10 +107,11 @@ export function postgresSender(d: PostgresDestination, events: Readonly<Record<s
   pool.on('error', () => undefined);
   const mapper = rowMapper(events);
   const ready = new Set<string>();
+  const tableOf = (tenant: string) => `${ident(d.schema)}.${ident(`tracks_${tenant}`)}`;
 
   /** Makes the tenant's table and brings it to the last version (once per process, under a lock). */
   async function ensure(client: pg.PoolClient, tenant: string): Promise<string> {
-    const table = `${ident(d.schema)}.${ident(`tracks_${tenant}`)}`;
+    const table = tableOf(tenant);
     if (ready.has(table)) return table;
     await client.query('BEGIN');
     try {
@@ -144,21 +145,21 @@ export function postgresSender(d: PostgresDestination, events: Readonly<Record<s
       try {
         client = await pool.connect();
         for (const tenant of byTenant.keys()) await ensure(client, tenant);
-        const batches = [...byTenant].map(([tenant, rows]) => ({ table: `${ident(d.schema)}.${ident(`tracks_${tenant}`)}`, csv: encodeRows(rows) }));
+        const batches = [...byTenant].map(([tenant, rows]) => ({ table: tableOf(tenant), body: encodeRows(rows) }));
         // As a rule nothing of a batch is there yet: one plain COPY into the table. A batch sent again (after
         // a crash, or a retry whose COMMIT was lost) meets its own rows: then through a temporary table and
         // ON CONFLICT DO NOTHING, which adds only what is missing.
-        const copy = (into: string, csv: string) => pipeline(Readable.from([csv]), client!.query(copyFrom(`COPY ${into} (${COPY_COLUMNS}) FROM STDIN`)));
+        const copy = (into: string, body: string) => pipeline(Readable.from([body]), client!.query(copyFrom(`COPY ${into} (${COPY_COLUMNS}) FROM STDIN`)));
         await client.query('BEGIN');
         try {
-          for (const b of batches) await copy(b.table, b.csv);
+          for (const b of batches) await copy(b.table, b.body);
         } catch (e) {
           if ((e as { code?: string }).code !== '23505') throw e;
           await client.query('ROLLBACK');
           await client.query('BEGIN');
           for (const b of batches) {
             await client.query(`CREATE TEMP TABLE IF NOT EXISTS tracklake_staging (LIKE ${b.table} INCLUDING DEFAULTS) ON COMMIT DROP`);
-            await copy('tracklake_staging', b.csv);
+            await copy('tracklake_staging', b.body);
             await client.query(`INSERT INTO ${b.table} (${COLUMNS.join(', ')}) SELECT ${COLUMNS.join(', ')} FROM tracklake_staging ON CONFLICT (message_id, "row") DO NOTHING`);
             await client.query('DROP TABLE tracklake_staging');
           }
