@@ -253,6 +253,8 @@ describe('destinations', () => {
     const c = await collector([hook(r.url)]);
     const sent = await sendTagged(c.url, { tag: 'replay', batches: 1 });
     await until(async () => (await c.store.list('deadletter/crm/')).length === 10, 'ten refused messages dead-lettered');
+    // The count is written to the cursor file just after each dead-letter file is stored.
+    await until(async () => (await destinationsStatus(c.config))[0]?.deadLettered === 10, 'status counts the ten');
     const status = await destinationsStatus(c.config);
     assert.equal(status[0]!.deadLettered, 10);
     assert.equal(status[0]!.deadLetterFiles, 10);
