@@ -132,6 +132,11 @@ try {
     }
     process.exit(0);
   }
+  if (process.env.BENCH_ONLY === 'rows') {
+    const rows = await rowsPerSecond();
+    console.log(`Postgres: the destination ${Math.round(rows.sender)} rows/s (batches of ${rows.batch}), one plain COPY ${Math.round(rows.copy)} rows/s: ${(rows.sender / rows.copy).toFixed(2)}`);
+    process.exit(0);
+  }
   const none = await ingest('none', []);
   const both = await ingest('both', [
     { name: 'sink', type: 'webhook', url: sinkUrl, secret: 'bench-secret-0123456789' },
