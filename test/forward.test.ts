@@ -12,9 +12,12 @@ import { after, describe, it } from 'node:test';
 import { loadConfig } from '../src/config/config.js';
 import { ConfigError } from '../src/lib/errors.js';
 import { LocalStore } from '../src/storage/local.js';
-import { post, readRows, sendTagged, spawnCollector, startCollector, tempDir, type TestCollector } from './helpers.js';
+import { post, readRows, T0, sendTagged, spawnCollector, startCollector, tempDir, type TestCollector } from './helpers.js';
 import pg from 'pg';
 import { destinationsReplay, destinationsStatus } from '../src/cli/destinations.js';
+import { RequestPreparer } from '../src/ingest/prepare.js';
+import { decodeRecords } from '../src/ingest/records.js';
+import { framePayload } from '../src/ingest/wal.js';
 import { postgresSender } from '../src/forward/postgres.js';
 import { startPostgres, type TestPostgres } from './postgres.js';
 import { type Answer, type Receiver, startReceiver, until } from './receiver.js';
@@ -174,6 +177,24 @@ describe('destinations', () => {
     assert.deepEqual(firstSeen(ids(r.delivered)), sent.acked, 'backlog and log in one order');
     await until(async () => (await c.store.list('destinations/crm/backlog/')).length === 0, 'the backlog emptied');
     assert.equal((await c.store.list('deadletter/')).length, 0);
+  });
+
+  it('log a message whole only when some destination wants it', () => {
+    const logged = (forward: object[]) => {
+      const preparer = new RequestPreparer({ sources: { 'key-a': 'shop-a', 'key-b': 'shop-b' }, events: {}, forward: loadConfig({ flags: { sources: { 'key-a': 'shop-a', 'key-b': 'shop-b' }, destinations: forward.map((d, i) => ({ name: `d${i}`, type: 'webhook', url: 'http://127.0.0.1:1', secret: SECRET, ...d })) } }).destinations });
+      const names: string[] = [];
+      for (const key of ['key-a', 'key-b']) {
+        const body = Buffer.from(JSON.stringify({ batch: [{ type: 'track', event: 'Order Completed', anonymousId: 'a1' }, { type: 'track', event: 'Product Viewed', anonymousId: 'a1' }, { type: 'identify', userId: 'u1' }] }));
+        const r = preparer.prepare({ body, basicKey: key, pathType: 'batch', clientIp: '127.0.0.1', receivedAt: T0 });
+        assert.ok(r.ok);
+        for (const rec of decodeRecords(framePayload(Buffer.from(r.value.frame)))) for (const [kind, , line] of rec.r) if (kind === 'm') names.push(line.split('\t').slice(0, 4).join(' '));
+      }
+      return names;
+    };
+    assert.deepEqual(logged([]), []);
+    assert.equal(logged([{}]).length, 6, 'a destination without filters takes every message');
+    assert.deepEqual(logged([{ tenants: ['shop-b'], events: ['Order *'] }]), [`shop-b 0 ${T0} "Order Completed"`]);
+    assert.deepEqual(logged([{ tenants: ['shop-b'], events: ['Order *'] }, { events: ['identify'] }]), [`shop-a 0 ${T0} "identify"`, `shop-b 0 ${T0} "Order Completed"`, `shop-b 0 ${T0} "identify"`]);
   });
 
   it('refuse a destination that cannot work at start-up, naming it', () => {

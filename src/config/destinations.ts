@@ -85,6 +85,25 @@ export const destinationsSchema = z
 
 export type Destination = z.infer<typeof destinationSchema>;
 
+/** What decides which messages a destination takes (the preparing workers get these, as data). */
+export type DestinationFilterSpec = Pick<Destination, 'tenants' | 'events' | 'includeBlocked'>;
+
+/** `*` as any run of characters; everything else literal. */
+function globRegExp(glob: string): RegExp {
+  return new RegExp(`^${glob.split('*').map((s) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`);
+}
+
+/** Which messages a destination forwards: its tenants, its events (track calls by name, others by type), blocked or not. */
+export function destinationFilter(d: DestinationFilterSpec): (f: { tenant: string; name: string; blocked: boolean }) => boolean {
+  const tenants = d.tenants ? new Set(d.tenants) : undefined;
+  const events = d.events?.map(globRegExp);
+  return (f) => {
+    if (f.blocked && !d.includeBlocked) return false;
+    if (tenants && !tenants.has(f.tenant)) return false;
+    return !events || events.some((e) => e.test(f.name));
+  };
+}
+
 /**
  * An issue's setting as the operator wrote it: `destinations.crm.url` rather than `destinations.0.url`,
  * when the destination has a name.

@@ -14,14 +14,14 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import type { Destination } from '../config/destinations.js';
+import { type Destination, destinationFilter } from '../config/destinations.js';
 import type { FrameRead, LogHold, WriteAheadLog } from '../ingest/wal.js';
 import type { Clock } from '../lib/clock.js';
 import { dayOf, dayPath } from '../lib/dates.js';
 import type { Metrics } from '../lib/metrics.js';
 import { writeFileAtomic } from '../storage/local.js';
 import type { ObjectStore } from '../storage/store.js';
-import { destinationFilter, type Forwarded, forwardedOf } from './messages.js';
+import { type Forwarded, forwardedOf } from './messages.js';
 import { formatForwardRow, parseForwardLine } from '../ingest/records.js';
 import { backoffMs, deliver, DeliveryStopped } from './deliver.js';
 import type { Outgoing, Sender } from './sender.js';

@@ -106,7 +106,7 @@ export async function openIngest(config: Config, deps: IngestDeps): Promise<Inge
   // Hashed addresses need the privacy secret before the first request; the suppression lists can follow.
   const privacySecret = hashesAddresses(config) ? await loadPrivacySecret(config.privacySecret, deps.store) : config.privacySecret;
   const forward = config.destinations.length > 0;
-  const preparer = openPreparer({ sources: config.sources, events: config.events, plans, retention: retentionSettings(config), privacySecret, forward }, workers, deps.logger);
+  const preparer = openPreparer({ sources: config.sources, events: config.events, plans, retention: retentionSettings(config), privacySecret, forward: config.destinations.map(({ tenants, events, includeBlocked }) => ({ tenants, events, includeBlocked })) }, workers, deps.logger);
   const privacy = new PrivacyWatcher({ store: deps.store, configuredSecret: privacySecret, clock: deps.clock, logger: deps.logger, refreshMs: config.privacyRefreshSeconds * 1000, apply: (lists) => preparer.setSuppressions(lists) });
   // Read once before the collector listens, so a restart applies every suppression at once; storage being
   // down does not stop the collector (the shipper waits for a first read instead).

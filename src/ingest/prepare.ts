@@ -7,6 +7,7 @@
  * inline; what needs the process's state (duplicates, the log) happens afterwards in the Collector.
  */
 import { isUtf8 } from 'node:buffer';
+import { destinationFilter, type DestinationFilterSpec } from '../config/destinations.js';
 import { ERRORS, type ErrorCode } from '../lib/errors.js';
 import { DAY_MS, dayOf } from '../lib/dates.js';
 import { isObject } from '../lib/json.js';
@@ -83,8 +84,11 @@ export interface PrepareSettings {
   privacySecret?: string;
   /** The suppression lists in force (privacy/subjects.ts). */
   suppressions?: SuppressionLists;
-  /** Destinations are configured: every accepted message is also logged whole, as they forward it (`m`). */
-  forward?: boolean;
+  /**
+   * The configured destinations' filters: a message one of them wants is also logged whole, as they forward
+   * it (`m`); nothing else is, so a destination for one tenant or a few events costs the log little.
+   */
+  forward?: readonly DestinationFilterSpec[];
 }
 
 export class RequestPreparer {
@@ -97,6 +101,8 @@ export class RequestPreparer {
   readonly observed = new ObservationCounter();
   private readonly suppressions: SuppressionSet;
   private readonly reducer: AddressReducer;
+  /** Whether each destination wants a message. */
+  private readonly forwardTo: ReadonlyArray<ReturnType<typeof destinationFilter>>;
 
   // The day of the last row, and the instants it spans: a request's rows nearly always share a day.
   private day = '';
@@ -107,6 +113,7 @@ export class RequestPreparer {
     this.setPlans(settings.plans ?? {});
     this.suppressions = new SuppressionSet(settings.suppressions);
     this.reducer = new AddressReducer(settings.privacySecret);
+    this.forwardTo = (settings.forward ?? []).map(destinationFilter);
   }
 
   /** Puts these suppression lists in force for the requests prepared from now on. */
@@ -188,12 +195,13 @@ export class RequestPreparer {
       if (observedAs !== undefined) this.observed.observe(receiptDay, tenant, observedAs, values);
       const { tracks, identities } = rows.value;
       const flagged = verdict !== undefined && verdict.violations.length > 0;
-      const forward = this.settings.forward === true;
+      const name = msg.type === 'track' && typeof msg.event === 'string' ? msg.event : msg.type;
+      const blocked = flagged && verdict.action === 'block';
+      const forward = this.forwardTo.length > 0 && this.forwardTo.some((wants) => wants({ tenant, name, blocked }));
       if (tracks.length === 0 && identities.length === 0 && !flagged && !forward) continue; // group calls, identify without a link
       const k = records.records;
       fingerprintInto(tenant, msg.messageId, fingerprints, k);
       records.record(fingerprints[2 * k]!, fingerprints[2 * k + 1]!, req.receivedAt);
-      const blocked = flagged && verdict.action === 'block';
       if (!blocked) {
         for (const row of tracks) records.row('t', this.dayOf(row.time), trackCsv(row));
         for (const row of identities) records.row('i', this.dayOf(row.time), csvRecord(row, IDENTITY_COLUMNS));
@@ -201,7 +209,7 @@ export class RequestPreparer {
       // A violation's row, a blocked message and a forwarded one go to the day of the message's own rows.
       const time = tracks[0]?.time ?? identities[0]?.time ?? Math.round(eventTime(msg, req.receivedAt));
       const day = this.dayOf(time);
-      if (forward) records.row('m', day, forwardLine(tenant, blocked, req.receivedAt, msg.type === 'track' && typeof msg.event === 'string' ? msg.event : msg.type, forwardedMessage(raw, msg, envelope, req, retention, keep?.ip, blocked)));
+      if (forward) records.row('m', day, forwardLine(tenant, blocked, req.receivedAt, name, forwardedMessage(raw, msg, envelope, req, retention, keep?.ip, blocked)));
       if (!flagged) continue;
       if (blocked) {
         // Kept whole, out of the tracking files, until `plan replay` lets it in.
