@@ -98,6 +98,22 @@ describe('destinations', () => {
     assert.match(metrics, new RegExp(`tracklake_forward_delivered_total\\{destination="crm"\\} ${all.length}`));
   });
 
+  it('wait up to lingerMs to fill a batch, and send a full one at once', async () => {
+    const r = await receiver();
+    // A segment is sealed at each flush, and a sealed one's last messages go at once: nothing more comes to it.
+    const c = await collector([hook(r.url, { batchCount: 10, lingerMs: 1500 })], { flushIntervalMs: 30_000 });
+    const t0 = Date.now();
+    for (const id of ['a', 'b', 'c']) assert.equal((await post(`${c.url}/v1/track`, { type: 'track', event: 'Step', anonymousId: 'x', messageId: `linger-${id}` })).status, 200);
+    await until(() => r.delivered.length === 3, 'three trickled messages delivered');
+    assert.equal(r.requests.length, 1, 'one request for the three');
+    assert.ok(r.times[0]! - t0 >= 1000, 'sent once the batch had waited its linger time');
+    const t1 = Date.now();
+    const sent = await sendTagged(c.url, { tag: 'full', batches: 1 }); // ten at once: a full batch
+    await until(() => r.delivered.length === 3 + sent.acked.length, 'the full batch delivered');
+    assert.equal(r.requests.length, 2);
+    assert.ok(r.times[1]! - t1 < 1000, 'a full batch does not wait');
+  });
+
   it('retry 500, 429 with Retry-After, timeouts, slow answers and closed connections: nothing lost, ingest never held', async () => {
     const faults: Answer[] = [{ status: 500 }, { status: 429, retryAfter: '1' }, 'hang', 'close', { status: 503 }, { status: 408 }, { status: 200, delayMs: 300 }];
     const r = await receiver((_req, n) => faults[n - 1] ?? { status: 200 });

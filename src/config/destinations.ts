@@ -33,6 +33,8 @@ const common = {
   retryMaxMs: z.coerce.number().int().min(1).max(3_600_000).default(60_000),
   /** One request's time limit. */
   timeoutMs: z.coerce.number().int().min(100).max(300_000).default(10_000),
+  /** How long a batch short of batchCount waits for more messages before it is sent. */
+  lingerMs: z.coerce.number().int().min(0).max(60_000).default(200),
   /** Messages per request (or per Postgres transaction), and bytes per request. */
   batchCount: z.coerce.number().int().min(1).max(10_000).default(100),
   batchBytes: z.coerce.number().int().min(KiB).max(32 * MiB).default(500 * KiB),

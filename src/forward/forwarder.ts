@@ -33,6 +33,14 @@ const CURSOR_WRITE_MS = 1000;
 const POLL_MS = 100;
 const SPILL_CHECK_MS = 1000;
 
+interface FrameEntries {
+  list: Forwarded[];
+  /** Each message's frame offset and index in it. */
+  at: Array<[offset: number, index: number]>;
+  /** The offset after the last frame read. */
+  end: number;
+}
+
 export interface Cursor {
   /** The log segment being read, the offset of its next frame, and how many of that frame's messages are done. */
   seq: number;
@@ -103,6 +111,8 @@ export class Forwarder implements LogHold {
   private lastWrite = 0;
   /** Receipt time of the first message of the batch being sent, or of the last one delivered. */
   private pendingSince = 0;
+  /** When the log began holding a batch too small to send (performance.now()). */
+  private lingerFrom: number | undefined;
   private checkedBacklog = false;
   private readonly log: Logger;
 
@@ -194,9 +204,31 @@ export class Forwarder implements LogHold {
       await this.deliverBacklog(next.backlog);
       return true;
     }
-    await this.deliverFrames(next.read);
+    const entries = await this.entriesOf(next.read);
+    if (!next.read.done && this.lingering(entries)) return false;
+    await this.deliverFrames(entries);
     if (next.read.done) await this.locked(() => this.segmentDone(next.seq));
     return true;
+  }
+
+  /**
+   * Whether to wait for more before sending what the log holds so far: a batch short of batchCount waits
+   * up to lingerMs: sent at once, a collector taking a few requests a second sends a request per message
+   * it logs, and both sides pay a request's cost for each. A sealed segment's last messages go at once:
+   * nothing more comes to it (a batch does not span segments).
+   */
+  private lingering(entries: FrameEntries): boolean {
+    let wanted = 0;
+    for (const e of entries.list) if (this.wants(e) && ++wanted >= this.d.batchCount) break;
+    if (wanted === 0 || wanted >= this.d.batchCount) {
+      this.lingerFrom = undefined;
+      return false;
+    }
+    const now = performance.now();
+    this.lingerFrom ??= now;
+    if (now - this.lingerFrom < this.d.lingerMs) return true;
+    this.lingerFrom = undefined;
+    return false;
   }
 
   private async choose(): Promise<{ backlog: { key: string; index: number } } | { seq: number; read: FrameRead } | undefined> {
@@ -227,28 +259,33 @@ export class Forwarder implements LogHold {
     await this.o.wal.collect();
   }
 
-  /**
-   * The messages of the frames read, batched across frames (a request's few messages do not make a batch
-   * each); the cursor moves to the frame and message each batch ends at.
-   */
-  private async deliverFrames(read: FrameRead): Promise<void> {
+  /** The messages of the frames read, from the cursor on, and where in the log each one is. */
+  private async entriesOf(read: FrameRead): Promise<FrameEntries> {
     const c = this.state.cursor;
-    const seq = c.seq;
-    const entries: Forwarded[] = [];
+    const list: Forwarded[] = [];
     const at: Array<[offset: number, index: number]> = [];
     let start = c.offset;
     for (const frame of read.frames) {
       const es = await forwardedOf([frame.payload]);
       for (let k = start === c.offset ? c.index : 0; k < es.length; k++) {
-        entries.push(es[k]!);
+        list.push(es[k]!);
         at.push([start, k]);
       }
       start = frame.end;
     }
-    const end = start;
+    return { list, at, end: start };
+  }
+
+  /**
+   * The messages of the frames read, batched across frames (a request's few messages do not make a batch
+   * each); the cursor moves to the frame and message each batch ends at.
+   */
+  private async deliverFrames({ list, at, end }: FrameEntries): Promise<void> {
+    const c = this.state.cursor;
+    const seq = c.seq;
     const node = this.o.wal.nodeId;
-    await this.deliverEntries(entries, 0, (n) => {
-      const [offset, index] = n < entries.length ? at[n]! : [end, 0];
+    await this.deliverEntries(list, 0, (n) => {
+      const [offset, index] = n < list.length ? at[n]! : [end, 0];
       Object.assign(c, { offset, index });
     }, (i) => `${node}-${String(seq).padStart(12, '0')}-${at[i]![0]}-${at[i]![1]}`);
     Object.assign(c, { offset: end, index: 0 });
