@@ -12,6 +12,8 @@ export interface SimulateOptions {
   seed: number;
   endMs: number;
   planViolations?: number;
+  /** The clock batches' sentAt is read from (tests pin it; default the system's). */
+  now?: () => number;
 }
 
 export async function simulate(o: SimulateOptions, out: NodeJS.WritableStream = process.stderr): Promise<{ sent: number; failed: number }> {
@@ -36,7 +38,7 @@ export async function simulate(o: SimulateOptions, out: NodeJS.WritableStream = 
         if (due > Date.now()) await new Promise((r) => setTimeout(r, due - Date.now()));
       }
       for (let attempt = 0; ; attempt++) {
-        const res = await fetch(endpoint, { method: 'POST', headers: { authorization: auth, 'content-type': 'application/json' }, body: JSON.stringify({ batch, sentAt: new Date().toISOString() }) }).catch((e: Error) => ({ status: 0, text: async () => e.message }));
+        const res = await fetch(endpoint, { method: 'POST', headers: { authorization: auth, 'content-type': 'application/json' }, body: JSON.stringify({ batch, sentAt: new Date((o.now ?? Date.now)()).toISOString() }) }).catch((e: Error) => ({ status: 0, text: async () => e.message }));
         if (res.status === 200) {
           sent += batch.length;
           break;

@@ -32,7 +32,7 @@ export interface Finding {
 }
 
 /** For tenants without a plan: the default conventions with seed 002's one forbidden property. */
-const SEED_CONVENTIONS = parsePlan('version: 1\nconventions:\n  forbiddenProperties: { channel_id: episode_id }\n', '(seed 002 conventions)');
+export const SEED_CONVENTIONS = parsePlan('version: 1\nconventions:\n  forbiddenProperties: { channel_id: episode_id }\n', '(seed 002 conventions)');
 
 export interface LintOptions {
   store: ObjectStore;

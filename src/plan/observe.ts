@@ -211,7 +211,7 @@ export class SchemaRecorder {
 }
 
 /** A stored schema file, or undefined for none or one that is not one (statistics: it is started again). */
-function parseSchemaFile(body: Buffer | undefined): SchemaFile | undefined {
+export function parseSchemaFile(body: Buffer | undefined): SchemaFile | undefined {
   if (!body) return undefined;
   try {
     const f = JSON.parse(body.toString('utf8')) as SchemaFile;

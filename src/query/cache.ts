@@ -31,6 +31,7 @@ import { overlayStore } from '../storage/overlay.js';
 import type { ObjectInfo, ObjectStore } from '../storage/store.js';
 import type { Family } from './model.js';
 import { fileURLToPath } from 'node:url';
+import { IDENTIFY, parseSchemaFile } from '../plan/observe.js';
 
 const SQL_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'sql');
 const q = (name: string, slots: Record<string, string> = {}) => sqlIn(SQL_DIR, name, slots);
@@ -43,6 +44,14 @@ const TAIL_FILES_PER_LOAD = 500;
 const READERS = 4;
 
 const SESSION_HEADER = headerOf(LAKE.sessions);
+const VIOLATION_HEADER = headerOf(LAKE.violations);
+/**
+ * Violation files are one per shipped log segment and day: a year of them is too many to list every
+ * refresh. Each refresh lists yesterday's and today's (where new ones land); the whole folder is listed at
+ * start and every VIOLATIONS_FULL_LIST_MS, which finds late data's files and files rewritten by an erasure.
+ */
+const VIOLATIONS_FULL_LIST_MS = 10 * 60_000;
+const SCHEMA_FILES_PER_LOAD = 200;
 const FAMILIES: readonly Family[] = ['aggregates', 'sessions'];
 /** readyFrom's ends: before every day (all loaded) and after every day (nothing known yet). */
 const ALL_DAYS = '0000-01-01';
@@ -78,6 +87,8 @@ export interface RefreshReport {
   tailFiles: number;
   /** Days after the sessions job's last day whose sessions this refresh computed. */
   tailSessionDays: number;
+  /** Observed-schema and violation files (re)loaded. */
+  eventFiles: number;
   removed: number;
   ms: number;
 }
@@ -121,6 +132,10 @@ export class ReadCache {
   private readonly readyFrom: Record<Family, string> = { aggregates: NO_DAYS, sessions: NO_DAYS };
   private firstDone = false;
   private waiters: Array<{ family: Family; from: string; resolve: () => void }> = [];
+  /** Event names and violations (the events page): loaded whole once, after the first refresh's other days. */
+  private eventsLoaded = false;
+  private eventWaiters: Array<() => void> = [];
+  private violationsListedAt = -Infinity;
 
   private constructor(private readonly o: ReadCacheOptions, private readonly instance: DuckDBInstance, private readonly conn: DuckDBConnection) {
     this.metricNames = new Set(o.metrics.map((m) => m.name));
@@ -156,7 +171,7 @@ export class ReadCache {
     const rows = (await this.conn.runAndReadAll("SELECT value FROM cache_meta WHERE name = 'identity'")).getRowObjects();
     if (rows[0]?.value === identity) return;
     if (rows.length > 0) this.o.logger.info({ file: this.o.file }, 'read cache made for other storage, metrics or version: loading it again');
-    for (const t of ['cache_meta', 'loaded', 'agg', 'tail_agg', 'sess', 'facts', 'tail_sess', 'tail_facts']) await this.conn.run(`DROP TABLE IF EXISTS ${t}`);
+    for (const t of ['cache_meta', 'loaded', 'agg', 'tail_agg', 'sess', 'facts', 'tail_sess', 'tail_facts', 'event_days', 'event_props', 'violation_files', 'quarantined_files']) await this.conn.run(`DROP TABLE IF EXISTS ${t}`);
     await this.conn.run(q('cache_schema'));
     await this.conn.run(`INSERT INTO cache_meta VALUES ('identity', ${sqlString(identity)})`);
   }
@@ -179,6 +194,7 @@ export class ReadCache {
       this.running = undefined;
       // Done or failed, the first refresh stops holding queries: they are served what is loaded.
       this.firstDone = true;
+      this.eventsLoaded = true;
       this.wake();
     });
     return this.running;
@@ -195,11 +211,18 @@ export class ReadCache {
     return new Promise((resolve) => this.waiters.push({ family, from: want, resolve }));
   }
 
+  /** Resolves once the event names and violations of every day are loaded (the events page waits for it). */
+  eventsReady(): Promise<void> {
+    if (this.eventsLoaded || this.closing) return Promise.resolve();
+    return new Promise((resolve) => this.eventWaiters.push(resolve));
+  }
+
   private isReady(family: Family, from: string): boolean {
     return this.firstDone || this.closing || this.readyFrom[family] <= from;
   }
 
   private wake(): void {
+    if (this.eventsLoaded || this.closing) for (const w of this.eventWaiters.splice(0)) w();
     this.waiters = this.waiters.filter((w) => {
       if (!this.isReady(w.family, w.from)) return true;
       w.resolve();
@@ -209,7 +232,7 @@ export class ReadCache {
 
   private async refreshOnce(): Promise<RefreshReport> {
     const started = performance.now();
-    const report: RefreshReport = { aggregateDays: 0, sessionDays: 0, tailFiles: 0, tailSessionDays: 0, removed: 0, ms: 0 };
+    const report: RefreshReport = { aggregateDays: 0, sessionDays: 0, tailFiles: 0, tailSessionDays: 0, eventFiles: 0, removed: 0, ms: 0 };
     const store = this.o.store;
     const first = !this.firstDone;
     const [aggDays, sessDays] = await Promise.all([manifestDays(store, 'aggregates/_state/daily/'), manifestDays(store, 'sessions/_state/')]);
@@ -277,8 +300,12 @@ export class ReadCache {
       await removeGone();
       await tails();
     }
+    this.stopIfClosing();
+    report.eventFiles = await this.refreshEvents();
+    this.eventsLoaded = true;
+    this.wake();
     report.ms = Math.round(performance.now() - started);
-    if (report.aggregateDays + report.sessionDays + report.tailFiles + report.tailSessionDays + report.removed > 0) this.o.logger.info({ ...report, computedThrough: this.computedThrough }, 'read cache refreshed');
+    if (report.aggregateDays + report.sessionDays + report.tailFiles + report.tailSessionDays + report.eventFiles + report.removed > 0) this.o.logger.info({ ...report, computedThrough: this.computedThrough }, 'read cache refreshed');
     return report;
   }
 
@@ -434,6 +461,99 @@ export class ReadCache {
       if (sessions!.length > 0) await this.conn.run(q('load_sessions', { table: sessTable, files: readCsvSql(sessions!.map((f) => f.file), SESSION_TYPES, { filename: true }) }));
       if (facts!.length > 0) await this.conn.run(q('load_facts', { table: factTable, files: readCsvSql(facts!.map((f) => f.file), TRACK_FACT_TYPES, { filename: true }) }));
     });
+  }
+
+  /**
+   * The events page's files: every observed-schema file (a few per day), and the violation files (see
+   * VIOLATIONS_FULL_LIST_MS for which are listed when). Each file's rows are replaced when its ETag changes
+   * and dropped when it is gone. Returns the number of files (re)loaded.
+   */
+  private async refreshEvents(): Promise<number> {
+    const store = this.o.store;
+    const loaded = new Map<string, string>();
+    for (const r of (await this.conn.runAndReadAll("SELECT key, etag FROM loaded WHERE key LIKE 'schema:%' OR key LIKE 'viol:%'")).getRowObjects()) loaded.set(String(r.key), String(r.etag));
+    const now = this.o.clock.now();
+    const full = now - this.violationsListedAt >= VIOLATIONS_FULL_LIST_MS;
+    const today = dayOf(now);
+    const prefixes = full ? ['violations/'] : [keys.violationsDay(addDays(today, -1)), keys.violationsDay(today)];
+    const [schemas, violations] = await Promise.all([
+      store.list('schemas/').then((xs) => xs.filter((o) => o.key.endsWith('.json') && dayOfKey(o.key) !== undefined)),
+      Promise.all(prefixes.map((p) => listCsv(store, p))).then((xs) => xs.flat().filter((o) => dayOfKey(o.key) !== undefined)),
+    ]);
+    if (full) this.violationsListedAt = now;
+    const inListing = (k: string) => k.startsWith('schema:') || prefixes.some((p) => k.startsWith(`viol:${p}`));
+    const current = new Set([...schemas.map((o) => `schema:${o.key}`), ...violations.map((o) => `viol:${o.key}`)]);
+    const gone = [...loaded.keys()].filter((k) => inListing(k) && !current.has(k));
+    if (gone.length > 0) {
+      await this.transaction(async () => {
+        await this.keyTable('drop_keys', gone);
+        await this.conn.run(`DELETE FROM event_days WHERE 'schema:' || src IN (SELECT key FROM drop_keys);
+          DELETE FROM event_props WHERE 'schema:' || src IN (SELECT key FROM drop_keys);
+          DELETE FROM violation_files WHERE 'viol:' || src IN (SELECT key FROM drop_keys);
+          DELETE FROM quarantined_files WHERE 'viol:' || src IN (SELECT key FROM drop_keys);
+          DELETE FROM loaded WHERE key IN (SELECT key FROM drop_keys)`);
+      });
+    }
+    // Newest first, as everywhere in the cache.
+    const newest = (a: ObjectInfo, b: ObjectInfo) => (a.key < b.key ? 1 : -1);
+    const freshSchemas = schemas.filter((o) => loaded.get(`schema:${o.key}`) !== o.etag).sort(newest);
+    const freshViolations = violations.filter((o) => loaded.get(`viol:${o.key}`) !== o.etag).sort(newest);
+    for (const batch of chunks(freshSchemas, SCHEMA_FILES_PER_LOAD)) {
+      this.stopIfClosing();
+      await this.loadSchemaFiles(batch);
+    }
+    for (const batch of chunks(freshViolations, TAIL_FILES_PER_LOAD)) {
+      this.stopIfClosing();
+      await this.loadViolationFiles(batch);
+    }
+    return freshSchemas.length + freshViolations.length;
+  }
+
+  private async loadSchemaFiles(files: ObjectInfo[]): Promise<void> {
+    const bodies = await Promise.all(files.map(async (f) => ({ f, schema: parseSchemaFile(await this.o.store.get(f.key)) })));
+    const events: string[] = [];
+    const props: string[] = [];
+    for (const { f, schema } of bodies) {
+      if (!schema) {
+        this.o.logger.warn({ key: f.key }, 'not an observed-schema file: skipped by the read cache');
+        continue;
+      }
+      const head = `${sqlString(f.key)}, DATE ${sqlString(dayOfKey(f.key)!)}, ${sqlString(schema.tenant)}`;
+      for (const [observed, shape] of Object.entries(schema.events)) {
+        if (!Number.isFinite(shape?.count)) continue;
+        // Identify calls under their type, as violation files name them.
+        const name = observed === IDENTIFY ? 'identify' : observed;
+        events.push(`(${head}, ${sqlString(name)}, ${Math.trunc(shape.count)})`);
+        for (const [property, counts] of Object.entries(shape.properties ?? {})) {
+          // Top-level names only: nested paths (`a.b`, `a[]`) are the schema's detail, not the conventions'.
+          if (/[.[]/.test(property)) continue;
+          const n = Object.values(counts ?? {}).reduce((a: number, k) => a + (Number(k) || 0), 0);
+          props.push(`(${head}, ${sqlString(name)}, ${sqlString(property)}, ${n})`);
+        }
+      }
+    }
+    await this.transaction(async () => {
+      await this.keyTable('drop_keys', files.map((f) => f.key));
+      await this.conn.run('DELETE FROM event_days WHERE src IN (SELECT key FROM drop_keys); DELETE FROM event_props WHERE src IN (SELECT key FROM drop_keys)');
+      for (const part of chunks(events, 1000)) await this.conn.run(`INSERT INTO event_days VALUES ${part.join(', ')}`);
+      for (const part of chunks(props, 1000)) await this.conn.run(`INSERT INTO event_props VALUES ${part.join(', ')}`);
+      await this.markLoaded(files.map((f) => [`schema:${f.key}`, f.etag]));
+    });
+  }
+
+  private async loadViolationFiles(files: ObjectInfo[]): Promise<void> {
+    await this.withStaged(this.o.store, [{ files, header: VIOLATION_HEADER }], ([staged]) =>
+      this.transaction(async () => {
+        await this.keyTable('drop_keys', files.map((f) => f.key));
+        await this.conn.run('DELETE FROM violation_files WHERE src IN (SELECT key FROM drop_keys); DELETE FROM quarantined_files WHERE src IN (SELECT key FROM drop_keys)');
+        if (staged!.length > 0) {
+          await this.fileTable(staged!.map((f) => ({ file: f.file, key: f.key, day: dayOfKey(f.key)!, metric: '' })));
+          // Malformed rows are skipped, as `plan report` skips them.
+          await this.conn.run(q('load_violations', { violations: readCsvSql(staged!.map((f) => f.file), LAKE.violations.columns, { ignoreErrors: true, filename: true }) }));
+        }
+        await this.markLoaded(files.map((f) => [`viol:${f.key}`, f.etag]));
+      }),
+    );
   }
 
   /** Each group's files staged for DuckDB while body runs (a file of the wrong shape is skipped, with a warning). */

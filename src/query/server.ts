@@ -17,11 +17,13 @@ import { addDays, dayOf } from '../lib/dates.js';
 import { TracklakeError } from '../lib/errors.js';
 import { toCsv } from '../tracking/csv.js';
 import type { ReadCache } from './cache.js';
+import { eventsPage, parseEvents } from './events.js';
 import { compileQuery, factsRelation, familyOf, previousPeriod } from './compile.js';
 import { type Filter, type FunnelQuery, parseFlow, parseFunnel, parseQuery, type Query, SESSION_METRICS } from './model.js';
 import { type Scope, verifyBearer } from './tokens.js';
 import type { WebAssets } from './web.js';
 import type { Regulations } from '../privacy/regulations.js';
+import { tenantPlans } from '../plan/plan.js';
 import { registerRegulationRoutes } from './regulations.js';
 
 export interface ReadServerDeps {
@@ -144,6 +146,14 @@ export async function buildReadServer(deps: ReadServerDeps): Promise<FastifyInst
     const paths = flowPaths(await cache.read<{ path: unknown; sessions: bigint }>(flowStatement(factsOf(f), { event: f.from, depth: f.depth, limit: f.limit }, '')));
     if (wantsCsv(req)) return reply.type('text/csv; charset=utf-8').send(toCsv(['path', 'sessions'], paths.map((p) => [p.events.join(' > '), p.sessions])));
     return { paths, meta: { computed_through: cache.computedThrough.sessions } };
+  });
+
+  // Tracking-plan health over the range (src/query/events.ts); the plans are read once, as the collector does.
+  const plans = new Map([...tenantPlans(config.plans)].map(([t, p]) => [t, p.compiled]));
+  app.post('/api/v1/events', async function eventsEndpoint(req, reply) {
+    const parsed = parseEvents(req.body, req.scope!, today());
+    if (!parsed.ok) return sendError(reply, parsed.code, parsed.message);
+    return eventsPage(cache, parsed.query, plans);
   });
 
   /** What the dashboard needs to draw itself: the token's scope, the metrics, the events funnels can use. */

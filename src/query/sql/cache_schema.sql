@@ -17,3 +17,12 @@ CREATE TABLE IF NOT EXISTS facts (day DATE NOT NULL, tenantid VARCHAR NOT NULL, 
 -- The same for the days after the sessions job's last day, computed here by the sessions job itself.
 CREATE TABLE IF NOT EXISTS tail_sess (day DATE NOT NULL, tenantid VARCHAR NOT NULL, session_id UBIGINT NOT NULL, duration BIGINT NOT NULL, events BIGINT NOT NULL, landing_page VARCHAR NOT NULL, source VARCHAR NOT NULL, devicetype VARCHAR NOT NULL, bounce BOOLEAN NOT NULL);
 CREATE TABLE IF NOT EXISTS tail_facts (day DATE NOT NULL, tenantid VARCHAR NOT NULL, merchantid VARCHAR NOT NULL, productid VARCHAR NOT NULL, session_id UBIGINT NOT NULL, sequence BIGINT NOT NULL, event VARCHAR NOT NULL);
+-- Event names as the collector observed them (schemas/<day>/<tenant>/<node>.json, by the day received): how
+-- often each was seen, per file (`src`), and the top-level property names each carried (for the conventions'
+-- forbidden properties). `$identify` is identify calls.
+CREATE TABLE IF NOT EXISTS event_days (src VARCHAR NOT NULL, day DATE NOT NULL, tenantid VARCHAR NOT NULL, event VARCHAR NOT NULL, n BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS event_props (src VARCHAR NOT NULL, day DATE NOT NULL, tenantid VARCHAR NOT NULL, event VARCHAR NOT NULL, property VARCHAR NOT NULL, n BIGINT NOT NULL);
+-- Tracking-plan violations per violation file (violations/<day>/…csv, by the event's day), event, type and
+-- action: how many, of how many messages, and the earliest one as a sample.
+CREATE TABLE IF NOT EXISTS violation_files (src VARCHAR NOT NULL, day DATE NOT NULL, tenantid VARCHAR NOT NULL, event VARCHAR NOT NULL, type VARCHAR NOT NULL, action VARCHAR NOT NULL, n BIGINT NOT NULL, messages BIGINT NOT NULL, sample STRUCT("time" BIGINT, messageid VARCHAR, field VARCHAR, message VARCHAR) NOT NULL);
+CREATE TABLE IF NOT EXISTS quarantined_files (src VARCHAR NOT NULL, day DATE NOT NULL, tenantid VARCHAR NOT NULL, event VARCHAR NOT NULL, messages BIGINT NOT NULL);
