@@ -4,7 +4,6 @@
  * reading of the files, over the API and in a real Chromium. Merchant tokens are refused.
  */
 import assert from 'node:assert/strict';
-import path from 'node:path';
 import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { parse } from 'csv-parse/sync';
@@ -56,6 +55,17 @@ async function violationCounts(store: ObjectStore): Promise<{ byType: Map<string
   return { byType, blocked };
 }
 
+async function open(browser: Browser, url: string): Promise<Page> {
+  const page = await browser.newPage();
+  await page.setUserAgent(UA);
+  const errors: string[] = [];
+  page.on('pageerror', (e) => void errors.push(String(e)));
+  await page.goto(url);
+  await page.waitForFunction("document.body.dataset.ready === 'true' && document.body.dataset.loading === undefined", { timeout: 20_000 });
+  assert.deepEqual(errors, []);
+  return page;
+}
+
 const sink = () => new Writable({ write: (_c, _e, cb) => cb() });
 
 describe('the events page', () => {
@@ -103,6 +113,32 @@ describe('the events page', () => {
     assert.ok(shown.get('Product Viewed')!.conventions.some((c: { kind: string }) => c.kind === 'naming'), 'Title Case breaks the naming rule');
     assert.ok(shown.get('product viewed by guest')!.conventions.some((c: { kind: string }) => c.kind === 'flatten'));
     assert.equal(shown.get('product viewed')!.first_seen, '2026-01-31');
+  });
+
+  it('shows the same numbers in a real browser, and no events page to a merchant token', async () => {
+    const page = await open(browser, `${w.url}/?view=events&range=7d&token=${await w.token()}`);
+    const rows = await page.$$eval('[data-table="events"] tbody tr[data-event]', (trs) =>
+      trs.map((tr) => ({
+        event: tr.getAttribute('data-event')!,
+        count: Number(tr.querySelector('[data-cell="count"]')!.getAttribute('data-value')),
+        quarantined: Number(tr.querySelector('[data-cell="quarantined"]')!.getAttribute('data-value')),
+        violations: [...tr.querySelectorAll('[data-violation]')].map((v) => [v.getAttribute('data-violation')!, Number(v.getAttribute('data-value'))] as const),
+      })));
+    const sent = sentCounts();
+    const shown = new Map(rows.map((r) => [r.event, r]));
+    for (const [name, n] of sent) assert.equal(shown.get(name)?.count, n, `count of "${name}" on the page`);
+    const files = await violationCounts(w.store);
+    const onPage = new Map(rows.flatMap((r) => r.violations.map(([k, n]) => [`${r.event}|${k}`, n] as const)));
+    assert.deepEqual(onPage, files.byType);
+    for (const r of rows) assert.equal(r.quarantined, files.blocked.get(r.event)?.size ?? 0);
+    assert.match(await page.$eval('#events-summary', (e) => e.textContent!), /event names, \d+ with violations/);
+
+    const merchant = await open(browser, `${w.url}/?view=events&token=${await w.token({ merchant: 'm1' })}`);
+    assert.equal(await merchant.$eval('#views', (e) => e.hasAttribute("hidden")), true, 'no Events button');
+    assert.equal(await merchant.$eval('#events-view', (e) => e.hasAttribute("hidden")), true);
+    assert.equal(await merchant.$$eval('[data-table="events"] tr', (trs) => trs.length), 0);
+    await merchant.close();
+    await page.close();
   });
 
   it('refuses a merchant token and a bad range, as /query does', async () => {

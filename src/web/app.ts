@@ -59,6 +59,8 @@ const post = async (path: string, body: unknown): Promise<Json> => (await call(p
 
 // ---- state in the address ---------------------------------------------------------------------------
 interface State {
+  /** Which page: the overview (stats, tables, funnel, flow) or the events and their plan health. */
+  view: 'overview' | 'events';
   range: string;
   stat: string;
   filters: Record<string, string>;
@@ -70,11 +72,12 @@ function readState(): State {
   const p = new URLSearchParams(location.search);
   const filters: Record<string, string> = {};
   for (const k of FILTER_KEYS) if (p.get(k) !== null) filters[k] = p.get(k)!;
-  return { range: p.get('range') ?? '30d', stat: p.get('stat') ?? 'view', filters, steps: p.get('steps') ?? 'load,view,chat,order', flow: p.get('flow') ?? 'view' };
+  return { view: p.get('view') === 'events' ? 'events' : 'overview', range: p.get('range') ?? '30d', stat: p.get('stat') ?? 'view', filters, steps: p.get('steps') ?? 'load,view,chat,order', flow: p.get('flow') ?? 'view' };
 }
 
 function writeState(s: State): void {
   const p = new URLSearchParams();
+  if (s.view !== 'overview') p.set('view', s.view);
   if (s.range !== '30d') p.set('range', s.range);
   if (s.stat !== 'view') p.set('stat', s.stat);
   for (const [k, v] of Object.entries(s.filters)) p.set(k, v);
@@ -264,6 +267,48 @@ async function renderFlow(): Promise<void> {
   $('flow').replaceChildren(el('table', { 'data-table': 'flow' }, el('thead', {}, el('tr', {}, el('th', {}, 'path'), el('th', { class: 'num' }, 'Sessions'))), el('tbody', {}, ...rows)));
 }
 
+// ---- events and plan health ---------------------------------------------------------------------------
+const SVG = 'http://www.w3.org/2000/svg';
+
+/** A small line of the counts: no axes, the shape is what matters. */
+function sparkline(values: number[]): SVGSVGElement {
+  const svg = document.createElementNS(SVG, 'svg');
+  svg.setAttribute('viewBox', '0 0 120 24');
+  svg.setAttribute('class', 'spark');
+  svg.setAttribute('aria-hidden', 'true');
+  const max = Math.max(1, ...values);
+  const step = values.length > 1 ? 118 / (values.length - 1) : 0;
+  const line = document.createElementNS(SVG, 'polyline');
+  line.setAttribute('points', values.map((v, i) => `${(1 + i * step).toFixed(1)},${(22 - (v / max) * 20).toFixed(1)}`).join(' ') || '1,22 119,22');
+  svg.append(line);
+  return svg;
+}
+
+const tag = (text: string, kind = '') => el('span', { class: `tag ${kind}`.trim() }, text);
+
+async function renderEvents(): Promise<void> {
+  const r = await post('/api/v1/events', { date_range: dateRange(state.range) });
+  const events = r.events as Json[];
+  const head = el('tr', {}, ...['Event', 'Count', `Trend (${r.sparkline.days_per_point > 1 ? `${Math.round(r.sparkline.days_per_point)} days` : 'a day'} a point)`, 'First seen', 'Last seen', 'Plan', 'Conventions', 'Violations', 'Sample', 'Quarantined'].map((h, i) => el('th', i === 1 || i === 9 ? { class: 'num' } : {}, h)));
+  const rows = events.map((e) => {
+    const plan = e.planned === null ? tag('no plan') : e.planned ? tag('planned', 'good') : tag('not in plan', 'bad');
+    const conventions = el('td', { 'data-cell': 'conventions' }, ...(e.conventions as Json[]).map((c) => el('span', { class: 'tag bad', title: c.detail }, c.kind)));
+    const violations = el('td', { 'data-cell': 'violations' }, ...(e.violations as Json[]).map((v) => el('span', { class: `tag${v.action === 'block' ? ' bad' : ''}`, 'data-violation': `${v.type}|${v.action}`, 'data-value': String(v.count) }, `${v.type} ×${integer.format(v.count)} (${v.action})`)));
+    const sample = el('td', { class: 'detail' }, e.sample ? `${e.sample.field ? `${e.sample.field}: ` : ''}${e.sample.message} (${e.sample.message_id})` : '');
+    const quarantine = el('td', { class: 'num', 'data-cell': 'quarantined', 'data-value': String(e.quarantined) }, e.quarantined > 0 ? integer.format(e.quarantined) : '');
+    if (e.replay) quarantine.append(el('br'), el('code', { title: 'lets in the quarantined messages the current plan passes' }, e.replay));
+    return el('tr', { 'data-event': e.event },
+      el('td', {}, e.event), el('td', { class: 'num', 'data-cell': 'count', 'data-value': String(e.count) }, integer.format(e.count)), el('td', {}, sparkline(e.daily)),
+      el('td', { class: 'day' }, e.first_seen ?? ''), el('td', { class: 'day' }, e.last_seen ?? ''), el('td', {}, plan), conventions, violations, sample, quarantine);
+  });
+  const table = el('table', { 'data-table': 'events' }, el('thead', {}, head), el('tbody', {}, ...rows));
+  $('events').replaceChildren(table);
+  if (rows.length === 0) $('events').append(el('p', { class: 'empty' }, 'No events in this range.'));
+  const violated = events.filter((e) => e.violations.length > 0).length;
+  $('events-summary').textContent = `${events.length} event names, ${violated} with violations${r.plan ? '' : ' (no tracking plan for this tenant: the conventions only)'}`;
+  $('foot').textContent = 'Counts are of messages the collectors received (observed schemas, written every flush); violations and quarantine are by the event’s own day.';
+}
+
 async function render(): Promise<void> {
   state = readState();
   const select = $('range-select') as HTMLSelectElement;
@@ -274,9 +319,20 @@ async function render(): Promise<void> {
     ($('range-from') as HTMLInputElement).value = custom[1]!;
     ($('range-to') as HTMLInputElement).value = custom[2]!;
   }
+  const events = state.view === 'events' && meta.merchant === null;
+  for (const b of document.querySelectorAll<HTMLButtonElement>('#views button')) {
+    if (b.dataset.view === (events ? 'events' : 'overview')) b.setAttribute('aria-current', 'page');
+    else b.removeAttribute('aria-current');
+  }
+  $('overview').hidden = events;
+  $('events-view').hidden = !events;
   renderFilters();
   document.body.dataset.loading = 'true';
   try {
+    if (events) {
+      await renderEvents();
+      return;
+    }
     const tables = await Promise.all(tableSpecs().map(renderTable));
     $('tables').replaceChildren(...tables);
     await Promise.all([renderStats(), renderChart(), renderFunnel(), renderFlow()]);
@@ -313,7 +369,9 @@ async function start(): Promise<void> {
   $('signin').hidden = true;
   $('dashboard').hidden = false;
   $('scope').textContent = meta.merchant ? `${meta.tenant} · merchant ${meta.merchant}` : meta.tenant;
-  $('events').replaceChildren(...meta.events.map((e) => el('option', { value: e })));
+  $('event-names').replaceChildren(...meta.events.map((e) => el('option', { value: e })));
+  // Events and plan health span every merchant: a merchant token's page has the overview only.
+  $('views').hidden = meta.merchant !== null;
   await render();
 }
 
@@ -350,5 +408,11 @@ $('flow-form').addEventListener('submit', (ev) => {
   state.flow = ($('flow-from') as HTMLInputElement).value.trim() || 'view';
   navigate();
 });
+for (const b of document.querySelectorAll<HTMLButtonElement>('#views button')) {
+  b.addEventListener('click', () => {
+    state.view = b.dataset.view === 'events' ? 'events' : 'overview';
+    navigate();
+  });
+}
 window.addEventListener('popstate', () => void render());
 void start();
