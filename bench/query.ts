@@ -9,6 +9,9 @@
  *    compiled SQL over the read cache) vs (b) the same questions as hand-written SQL on the same rows in a
  *    plain in-memory DuckDB table. p50 and p95 of each over BENCH_RUNS runs, interleaved, in BENCH_ROUNDS
  *    rounds. Target: in every round, every query's p95 within 1.5x the floor's.
+ * 3. The events page (POST /api/v1/events, 30 days and the year) on a year of observed-schema files (two
+ *    nodes, BENCH_EVENT_NAMES names a day) and violation files (BENCH_VIOLATION_FILES a day, 200 rows
+ *    each), against the same questions in hand-written SQL over the files' rows in plain tables.
  * Also reported: the cache's first load of the whole year and a no-change refresh.
  */
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
@@ -32,6 +35,8 @@ const SESSIONS = Number(process.env.BENCH_SESSIONS ?? 100_000);
 const RUNS = Number(process.env.BENCH_RUNS ?? 50);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const WARMUP = 5;
+const EVENT_NAMES = Number(process.env.BENCH_EVENT_NAMES ?? 60);
+const VIOLATION_FILES = Number(process.env.BENCH_VIOLATION_FILES ?? 24);
 /** The data ends today, so the new node (on the system clock) opens on the month it would in production. */
 const TODAY = dayOf(Date.now());
 const START_TARGET_S = 10;
@@ -68,6 +73,21 @@ async function generate(root: string): Promise<void> {
       FROM (SELECT i, (1 + hash(i, ${n}, 7) % 12)::BIGINT AS e, (hash(i, ${n}, 9) % 1800000)::BIGINT AS d FROM range(${SESSIONS}) t(i))
     ) TO ${q(path.join(dir('sessions'), 'sessions.csv'))} (FORMAT csv, HEADER true)`);
     await store.put(`sessions/_state/${dayPath(day)}/manifest.json`, JSON.stringify({ day }));
+    // The events page's files: what two collectors observed, and the day's violation files.
+    for (const node of ['node-a', 'node-b']) {
+      const events: Record<string, { count: number; properties: Record<string, Record<string, number>> }> = {};
+      for (let e = 0; e < EVENT_NAMES; e++) events[`object ${e} viewed`] = { count: 100 + ((e * 37 + n * 11) % 900), properties: { product_id: { string: 100 }, price: { number: 90, string: 10 } } };
+      await store.put(`schemas/${dayPath(day)}/demo/${node}.json`, JSON.stringify({ version: 1, day, tenant: 'demo', events }));
+    }
+    for (let f = 0; f < VIOLATION_FILES; f++) {
+      await c.run(`COPY (
+        SELECT ${dayStartMs(day)} + ${f} * 3600000 + i * 1000 AS time, 'demo' AS tenantid, 'v-${n}-${f}-' || (i // 2) AS messageid,
+          'object ' || (hash(i, ${n}, ${f}) % ${EVENT_NAMES})::BIGINT || ' viewed' AS event,
+          ['Datatype-Mismatch', 'Unplanned-Event', 'Naming-Convention'][1 + (i % 3)] AS type, 'properties.price' AS field, 'must be number' AS message,
+          CASE WHEN i % 3 = 0 THEN 'block' ELSE 'allow' END AS action
+        FROM range(200) t(i)
+      ) TO ${q(path.join(dir('violations'), `node-a-${String(f).padStart(6, '0')}.csv`))} (FORMAT csv, HEADER true)`);
+    }
   }
   c.closeSync();
   db.closeSync();
@@ -83,11 +103,19 @@ async function floorDb(root: string): Promise<DuckDBConnection> {
   await c.run(`CREATE TABLE sess AS SELECT make_date(k.y::INT, k.m::INT, k.d::INT) AS day, tenantid, session_id, duration, events, page AS landing_page, source, devicetype, bounce FROM (
     SELECT *, regexp_extract(filename, '(\\d{4})/(\\d{2})/(\\d{2})/sessions\\.csv$', ['y', 'm', 'd']) AS k FROM read_csv(${q(`${root}/sessions/*/*/*/sessions.csv`)}, filename = true)
   ) ORDER BY day`);
+  await c.run(`CREATE TABLE ev AS SELECT make_date(k.y::INT, k.m::INT, k.d::INT) AS day, j.tenant AS tenantid, unnest(map_keys(j.events)) AS event, unnest(map_values(j.events)).count AS n FROM (
+    SELECT *, regexp_extract(filename, '(\\d{4})/(\\d{2})/(\\d{2})/', ['y', 'm', 'd']) AS k FROM read_json(${q(`${root}/schemas/*/*/*/*/*.json`)}, filename = true, columns = {tenant: 'VARCHAR', events: 'MAP(VARCHAR, STRUCT(count BIGINT))'}) AS j
+  ) AS j ORDER BY day`);
+  await c.run(`CREATE TABLE viol AS SELECT make_date(k.y::INT, k.m::INT, k.d::INT) AS day, * EXCLUDE (k, filename) FROM (
+    SELECT *, regexp_extract(filename, '(\\d{4})/(\\d{2})/(\\d{2})/', ['y', 'm', 'd']) AS k FROM read_csv(${q(`${root}/violations/*/*/*/*.csv`)}, filename = true)
+  ) ORDER BY day`);
   return c;
 }
 
 interface Case {
   name: string;
+  /** The API route (default /api/v1/query). */
+  path?: string;
   body: Record<string, unknown>;
   floor: string;
 }
@@ -120,6 +148,21 @@ function cases(): Case[] {
       floor: `SELECT landing_page, ${sessCols} FROM sess WHERE ${aggIn(d30, TODAY)} GROUP BY landing_page ORDER BY sessions DESC, landing_page LIMIT 10` },
     { name: 'sessions per day year', body: { metrics: ['sessions'], date_range: 'year', dimensions: ['time:day'], limit: 400 },
       floor: `SELECT day, count(*) FROM sess WHERE ${aggIn(year, TODAY)} GROUP BY day ORDER BY day` },
+    ...(['30d', 'year'] as const).map((range) => {
+      const from = range === '30d' ? d30 : year;
+      const days = daysBetween(from, TODAY).length;
+      const points = Math.min(days, 30);
+      // The same questions as the events page: counts by event and sparkline point, when each was seen,
+      // violations by event, type and action with the earliest, blocked messages by event.
+      return {
+        name: `events page ${range}`, path: '/api/v1/events', body: { date_range: range },
+        floor: `SELECT * FROM
+          (SELECT event, (date_diff('day', DATE '${from}', day) * ${points} // ${days})::INT AS b, sum(n) FROM ev WHERE ${aggIn(from, TODAY)} GROUP BY ALL) AS counts
+          FULL JOIN (SELECT event, min(day), max(day) FROM ev WHERE tenantid = 'demo' GROUP BY event) AS seen USING (event)
+          FULL JOIN (SELECT event, type, action, count(*), count(DISTINCT messageid), min({'t': time, 'm': messageid, 'f': field, 'x': message}) FROM viol WHERE ${aggIn(from, TODAY)} GROUP BY ALL) AS v USING (event)
+          FULL JOIN (SELECT event, count(DISTINCT messageid) FROM viol WHERE ${aggIn(from, TODAY)} AND action = 'block' GROUP BY event) AS qn USING (event)`,
+      };
+    }),
   ];
 }
 
@@ -184,7 +227,7 @@ async function main(): Promise<void> {
   const data = kept ?? path.join(root, 'data');
   try {
     let t = performance.now();
-    if (!kept || !existsSync(path.join(kept, 'sessions'))) await generate(data);
+    if (!kept || !existsSync(path.join(kept, 'sessions')) || !existsSync(path.join(kept, 'schemas'))) await generate(data);
     console.log(`generated or kept ${DAYS} days: ${KEYS} keys x 3 metrics and ${SESSIONS} sessions a day, in ${((performance.now() - t) / 1000).toFixed(1)} s`);
 
     const fresh = await newNode(root, data);
@@ -200,12 +243,12 @@ async function main(): Promise<void> {
     t = performance.now();
     await cache.refresh();
     const idleRefreshMs = performance.now() - t;
-    console.log(`read cache: first load ${loadSeconds.toFixed(1)} s (${first.aggregateDays} aggregate days, ${first.sessionDays} session days); a refresh with nothing new ${idleRefreshMs.toFixed(0)} ms`);
+    console.log(`read cache: first load ${loadSeconds.toFixed(1)} s (${first.aggregateDays} aggregate days, ${first.sessionDays} session days, ${first.eventFiles} schema and violation files); a refresh with nothing new ${idleRefreshMs.toFixed(0)} ms`);
 
     const secret = new TextEncoder().encode('bench-secret-bench-secret-bench-secret!!');
     const app = await buildReadServer({ config, cache, secret, clock, logger });
     await app.listen({ port: 0, host: '127.0.0.1' });
-    const url = `http://127.0.0.1:${(app.server.address() as { port: number }).port}/api/v1/query`;
+    const base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;
     const token = await createToken({ tenant: 'demo' }, 3600, secret, clock);
     const floor = await floorDb(data);
 
@@ -218,9 +261,9 @@ async function main(): Promise<void> {
         const raw: number[] = [];
         for (let i = 0; i < RUNS + WARMUP; i++) {
           let s = performance.now();
-          const res = await fetch(url, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify(c.body) });
-          const json = (await res.json()) as { results?: unknown[] };
-          if (res.status !== 200 || !json.results || json.results.length === 0) throw new Error(`${c.name}: ${res.status} ${JSON.stringify(json).slice(0, 300)}`);
+          const res = await fetch(`${base}${c.path ?? '/api/v1/query'}`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify(c.body) });
+          const json = (await res.json()) as { results?: unknown[]; events?: unknown[] };
+          if (res.status !== 200 || (json.results ?? json.events ?? []).length === 0) throw new Error(`${c.name}: ${res.status} ${JSON.stringify(json).slice(0, 300)}`);
           const a = performance.now() - s;
           s = performance.now();
           const rows = (await floor.runAndReadAll(c.floor)).getRows();
