@@ -9,7 +9,7 @@ import { runSessions } from '../src/jobs/sessions/job.js';
 import { createToken } from '../src/query/tokens.js';
 import { TRACK_COLUMNS } from '../src/tracking/columns.js';
 import { toCsv } from '../src/tracking/csv.js';
-import { silent } from './helpers.js';
+import { readRows, silent } from './helpers.js';
 import { api, DAYS, expectedCounts, type ReadWorld, sessionRows, simulatedStore, startReadWorld } from './read-fixture.js';
 
 describe('the query API', () => {
@@ -21,6 +21,24 @@ describe('the query API', () => {
     token = await w.token();
   });
   after(() => w?.close());
+
+  it('works on simulated traffic that bounces as shops see (a third to a half of sessions), more on phones', async () => {
+    const sessions = (await sessionRows(w.store)).filter((s) => s.tenantid === 'demo');
+    const share = (xs: Array<Record<string, string>>) => xs.filter((s) => s.bounce === 'true').length / xs.length;
+    const all = share(sessions);
+    assert.ok(all >= 0.33 && all <= 0.5, `bounce rate ${all}`);
+    const by = (k: string) => share(sessions.filter((s) => s.devicetype === k));
+    assert.ok(by('MOBILE') > by('DESKTOP') && by('DESKTOP') > by('APP'), `by device: ${['MOBILE', 'DESKTOP', 'APP'].map(by)}`);
+    // Sessions that never reach a product, and logins partway through a session.
+    assert.ok(sessions.filter((s) => s.bounce === 'false' && Number(s.views) === 0).length > 0, 'sessions without a product view');
+    const byDevice = new Map<string, Array<Record<string, string>>>();
+    for (const r of await readRows(w.store)) if (r.tenantid === 'demo') byDevice.set(r.deviceid!, [...(byDevice.get(r.deviceid!) ?? []), r]);
+    const loginsInSession = [...byDevice.values()].filter((rs) => {
+      rs.sort((a, b) => Number(a.time) - Number(b.time));
+      return rs.some((r, i) => i > 0 && r.accountid && !rs[i - 1]!.accountid && Number(r.time) - Number(rs[i - 1]!.time) < 30 * 60_000);
+    });
+    assert.ok(loginsInSession.length > 0, 'a login partway through a session');
+  });
 
   it('reads computed days from the aggregates and the newest day from its tracking files', async () => {
     assert.equal(w.cache.computedThrough.aggregates, '2026-01-30');

@@ -1,8 +1,10 @@
 /**
  * Realistic marketplace traffic as Segment messages, for newcomers (`tracklake simulate`) and benchmarks.
- * Deterministic for a seed: many devices (desktop, phone, app, a share of bots), some logging in (so device
- * ids link to account ids, some accounts on two devices), sessions of page loads, product views with
- * impressions, shares, chats and orders with products, across referrers and campaigns.
+ * Deterministic for a seed: many devices (desktop, phone, app, a share of bots), some logging in partway
+ * through a session (so device ids link to account ids, some accounts on two devices), across referrers and
+ * campaigns. Sessions are as shops see them: about four in ten bounce (one page, then gone; more on phones
+ * and from social links, fewer from newsletters and in the app), some look at pages only, the rest view
+ * products with impressions, share, chat and order.
  */
 export interface SimOptions {
   events: number;
@@ -92,13 +94,16 @@ export function* simulateTraffic(o: SimOptions): Generator<Msg> {
   let emitted = 0;
   let msgSeq = 0;
   const perDevice = new Map<string, number>();
+  const signedIn = new Set<string>();
   while (emitted < o.events) {
     const d = pick(devices);
     let t = start + Math.floor(rnd() * (o.endMs - start - 3_600_000));
     const referrer = pick(REFERRERS);
     const campaign = pick(CAMPAIGNS);
     const seen = perDevice.get(d.id) ?? 0;
-    const loggedIn = d.userId !== undefined && seen >= d.loginAfter;
+    // A device logs in partway through its first session past loginAfter that is more than a bounce; from
+    // then on it sends its userId.
+    const loggedIn = signedIn.has(d.id);
     const base = (): Msg => {
       t += Math.floor(5_000 + rnd() * 120_000);
       const context: Msg = { ip: d.ip, userAgent: d.ua, page: { referrer, url: `https://shop.example${pick(PAGES)}`, path: pick(PAGES) } };
@@ -111,23 +116,39 @@ export function* simulateTraffic(o: SimOptions): Generator<Msg> {
       msgSeq++;
       return { messageId: `sim-${o.seed ?? 42}-${msgSeq}`, anonymousId: d.id, ...(loggedIn ? { userId: d.userId } : {}), timestamp: new Date(t).toISOString(), context };
     };
-    const session: Msg[] = [];
-    if (loggedIn && seen === d.loginAfter) session.push({ ...base(), type: 'identify', traits: { plan: 'free' } });
-    session.push({ ...base(), type: d.kind === 'app' ? 'screen' : 'page', name: pick(['Home', 'Search', 'Category']) });
-    const nViews = 1 + Math.floor(rnd() * 5);
-    const cart: Array<(typeof products)[number]> = [];
-    for (let v = 0; v < nViews; v++) {
-      const p = pick(products);
-      session.push({ ...base(), type: 'track', event: 'product viewed', properties: { product_id: p.id, merchant_id: p.merchant, price: p.price, impressions: [pick(products).id, pick(products).id, pick(products).id] } });
-      const r = rnd();
-      if (r < 0.1) session.push({ ...base(), type: 'track', event: 'product shared', properties: { product_id: p.id, merchant_id: p.merchant } });
-      else if (r < 0.18) session.push({ ...base(), type: 'track', event: 'chat started', properties: { product_id: p.id, merchant_id: p.merchant } });
-      if (rnd() < 0.3) cart.push(p);
+    const pageView = (): Msg => ({ ...base(), type: d.kind === 'app' ? 'screen' : 'page', name: pick(['Home', 'Search', 'Category']) });
+    const session: Msg[] = [pageView()];
+    const r = rnd();
+    const bounce = bounceShare(d.kind, referrer, campaign);
+    if (r < bounce) {
+      // A bounce: one page, then gone.
+    } else if (r < bounce + (1 - bounce) * BROWSE_ONLY) {
+      // A look around that never reaches a product.
+      for (let n = 1 + Math.floor(rnd() * 3); n > 0; n--) session.push(pageView());
+    } else {
+      const nViews = 1 + Math.floor(rnd() * 5);
+      const cart: Array<(typeof products)[number]> = [];
+      for (let v = 0; v < nViews; v++) {
+        const p = pick(products);
+        session.push({ ...base(), type: 'track', event: 'product viewed', properties: { product_id: p.id, merchant_id: p.merchant, price: p.price, impressions: [pick(products).id, pick(products).id, pick(products).id] } });
+        const x = rnd();
+        if (x < 0.1) session.push({ ...base(), type: 'track', event: 'product shared', properties: { product_id: p.id, merchant_id: p.merchant } });
+        else if (x < 0.18) session.push({ ...base(), type: 'track', event: 'chat started', properties: { product_id: p.id, merchant_id: p.merchant } });
+        if (rnd() < 0.3) cart.push(p);
+      }
+      if (cart.length > 0 && rnd() < 0.35 && d.kind !== 'bot') {
+        const items = cart.map((p) => ({ product_id: p.id, merchant_id: p.merchant, price: p.price, quantity: 1 + Math.floor(rnd() * 2) }));
+        const revenue = Math.round(items.reduce((s, i) => s + i.price * i.quantity, 0) * 100) / 100;
+        session.push({ ...base(), type: 'track', event: 'order completed', properties: { order_id: `o${msgSeq}`, revenue, products: items } });
+      }
     }
-    if (cart.length > 0 && rnd() < 0.35 && d.kind !== 'bot') {
-      const items = cart.map((p) => ({ product_id: p.id, merchant_id: p.merchant, price: p.price, quantity: 1 + Math.floor(rnd() * 2) }));
-      const revenue = Math.round(items.reduce((s, i) => s + i.price * i.quantity, 0) * 100) / 100;
-      session.push({ ...base(), type: 'track', event: 'order completed', properties: { order_id: `o${msgSeq}`, revenue, products: items } });
+    if (d.userId !== undefined && !loggedIn && seen >= d.loginAfter && session.length > 1) {
+      // The login: an identify after the first page, and the rest of the session under the account.
+      const at = 1 + Math.floor(rnd() * (session.length - 1));
+      signedIn.add(d.id);
+      const identify: Msg = { ...base(), userId: d.userId, type: 'identify', traits: { plan: 'free' }, timestamp: session[at - 1]!.timestamp };
+      for (const m of session.slice(at)) m.userId = d.userId;
+      session.splice(at, 0, identify);
     }
     perDevice.set(d.id, seen + 1);
     for (const m of session) {
@@ -137,6 +158,20 @@ export function* simulateTraffic(o: SimOptions): Generator<Msg> {
     }
   }
 }
+
+/**
+ * The share of sessions that bounce (one page, then gone), as shops see it: phones more than desktops, the
+ * app least; social links and searches more than newsletters and people who come back on their own.
+ */
+export function bounceShare(kind: Device['kind'], referrer: string, campaign: (typeof CAMPAIGNS)[number]): number {
+  if (kind === 'bot') return 0.9;
+  let p = kind === 'mobile' ? 0.5 : kind === 'app' ? 0.28 : 0.38;
+  const via = campaign?.medium ?? (/facebook|instagram|wa\.me/.test(referrer) ? 'social' : /google|bing|duckduckgo/.test(referrer) ? 'search' : referrer ? 'referral' : 'direct');
+  p += via === 'social' ? 0.12 : via === 'search' ? 0.05 : via === 'email' ? -0.1 : via === 'direct' ? -0.05 : 0;
+  return p;
+}
+/** Of the sessions that do not bounce, the share that look at pages only and never at a product. */
+const BROWSE_ONLY = 0.15;
 
 const titleCase = (s: string) => s.replace(/\b[a-z]/g, (c) => c.toUpperCase());
 
