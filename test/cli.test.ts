@@ -5,6 +5,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { parse } from 'csv-parse/sync';
+import { selectDays } from '../src/cli/aggregate.js';
 import { intArg } from '../src/cli/common.js';
 import { ConfigError } from '../src/lib/errors.js';
 import { LocalStore } from '../src/storage/local.js';
@@ -65,6 +66,14 @@ describe('the tracklake command', () => {
     for (const [name, parse, v] of refused) {
       assert.throws(() => parse(v), (e: Error) => e instanceof ConfigError && e.message.startsWith(`invalid setting "${name}"`), `${name} ${v}`);
     }
+  });
+
+  it('takes --last Nd as the N days ending today, and refuses it beside other days or malformed', () => {
+    const now = Date.parse('2026-03-02T05:00:00Z');
+    assert.deepEqual(selectDays({ last: '3d' }, now).days, ['2026-02-28', '2026-03-01', '2026-03-02']);
+    assert.deepEqual(selectDays({ last: '1d' }, now).days, ['2026-03-02']);
+    for (const bad of ['0d', '7', '-2d', 'week']) assert.throws(() => selectDays({ last: bad }, now), /invalid setting "last"/, bad);
+    assert.throws(() => selectDays({ last: '7d', pending: true }, now), /exactly one of --date, --from\/--to, --last or --pending/);
   });
 
   it('says which store, operation and key failed when storage cannot be reached, without a stack', async () => {

@@ -7,7 +7,7 @@ import { metricSet } from '../jobs/aggregates/metrics.js';
 import { pendingDays } from '../jobs/aggregates/pending.js';
 import type { NightlyTask } from '../jobs/scheduler.js';
 import { ConfigError } from '../lib/errors.js';
-import { dayOf, daysBetween, isDay } from '../lib/dates.js';
+import { addDays, dayOf, daysBetween, isDay } from '../lib/dates.js';
 import { openStore } from '../storage/open.js';
 import { printSkipped } from './common.js';
 import type { ObjectStore } from '../storage/store.js';
@@ -19,16 +19,24 @@ export interface DaySelection {
   to?: string;
   pending?: boolean;
   today?: string;
+  /** `7d`: the 7 days ending today (UTC), today included. */
+  last?: string;
 }
 
-/** --date, --from/--to or --pending, validated; the days to run (resolved for --pending later). */
+/** --date, --from/--to, --last or --pending, validated; the days to run (resolved for --pending later). */
 export function selectDays(sel: DaySelection, now: number): { days?: string[]; pendingToday?: string } {
   for (const [name, v] of [['date', sel.date], ['from', sel.from], ['to', sel.to], ['today', sel.today]] as const) {
     if (v !== undefined && !isDay(v)) throw new ConfigError(name, `"${v}" is not a date (YYYY-MM-DD)`);
   }
-  const modes = [sel.date !== undefined, sel.from !== undefined || sel.to !== undefined, sel.pending === true].filter(Boolean).length;
-  if (modes !== 1) throw new ConfigError('date', 'give exactly one of --date, --from/--to or --pending');
+  const modes = [sel.date !== undefined, sel.from !== undefined || sel.to !== undefined, sel.pending === true, sel.last !== undefined].filter(Boolean).length;
+  if (modes !== 1) throw new ConfigError('date', 'give exactly one of --date, --from/--to, --last or --pending');
   if (sel.date) return { days: [sel.date] };
+  if (sel.last !== undefined) {
+    const n = /^([1-9]\d{0,3})d$/.exec(sel.last);
+    if (!n) throw new ConfigError('last', `"${sel.last}" is not a number of days such as 7d (1d to 9999d)`);
+    const today = dayOf(now);
+    return { days: daysBetween(addDays(today, 1 - Number(n[1])), today) };
+  }
   if (sel.pending) return { pendingToday: sel.today ?? dayOf(now) };
   if (!sel.from || !sel.to) throw new ConfigError(sel.from ? 'to' : 'from', '--from and --to go together');
   if (sel.from > sel.to) throw new ConfigError('from', `--from ${sel.from} is after --to ${sel.to}`);
@@ -77,7 +85,7 @@ export async function aggregateCommand(config: Config, sel: DaySelection & { for
   const store = await openStore(config.storage, s3Settings(config));
   const metrics = metricSet(config.metrics);
   if (sel.rebuild) {
-    if (sel.date || sel.from || sel.to || sel.pending || sel.force) throw new ConfigError('rebuild', '--rebuild rolls every month, year and overall file up from the daily files; give no days with it');
+    if (sel.date || sel.from || sel.to || sel.last || sel.pending || sel.force) throw new ConfigError('rebuild', '--rebuild rolls every month, year and overall file up from the daily files; give no days with it');
     process.stdout.write(`${JSON.stringify(summarize(await rebuildRollups({ ...jobResources(config), store, metrics, logger })))}\n`);
     return 0;
   }

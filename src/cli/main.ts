@@ -80,6 +80,7 @@ function jobCommand(name: string, description: string, verb: string): Command {
     .option('--date <YYYY-MM-DD>', `${verb} this day`)
     .option('--from <YYYY-MM-DD>', 'first day of a range')
     .option('--to <YYYY-MM-DD>', 'last day of a range')
+    .option('--last <n>d', 'the n days ending today (UTC), e.g. 7d')
     .option('--pending', 'the nightly catch-up: yesterday and every changed or missing day of the lookback window')
     .option('--today <YYYY-MM-DD>', 'with --pending: the date to count back from (default: today, UTC)')
     .option('--lookback-days <n>', 'days the catch-up looks back (default 35)')
@@ -92,9 +93,9 @@ function jobCommand(name: string, description: string, verb: string): Command {
 /** A job command's action: its day selection apart, the rest of its flags as settings. */
 const jobAction = (command: (config: Config, sel: DaySelection & { force?: boolean; rebuild?: boolean }, logger: Logger) => Promise<number>) => (o: Record<string, unknown>) =>
   run(() => {
-    const { date, from, to, pending, today, force, rebuild, ...settings } = o;
+    const { date, from, to, last, pending, today, force, rebuild, ...settings } = o;
     const config = configFromOptions(settings, process.env);
-    return command(config, { date, from, to, pending, today, force, rebuild } as DaySelection & { force?: boolean; rebuild?: boolean }, makeLogger(config.logLevel));
+    return command(config, { date, from, to, last, pending, today, force, rebuild } as DaySelection & { force?: boolean; rebuild?: boolean }, makeLogger(config.logLevel));
   });
 
 jobCommand('aggregate', 'compute daily, monthly, yearly and overall metric files', 'aggregate')
@@ -134,16 +135,17 @@ program
   .description("contingent funnel (or event flow) over the track facts of a range of days")
   .option('--config <file>', 'JSON config file (env TRACKLAKE_CONFIG)')
   .option('--storage <where>', 'local folder or s3://bucket/prefix (default ./data)')
-  .requiredOption('--from <YYYY-MM-DD>', 'first day')
-  .requiredOption('--to <YYYY-MM-DD>', 'last day')
+  .option('--from <YYYY-MM-DD>', 'first day')
+  .option('--to <YYYY-MM-DD>', 'last day')
+  .option('--last <n>d', 'instead of --from/--to: the n days ending today (UTC), e.g. 7d')
   .option('--steps <events>', 'comma-separated steps, e.g. "load,view,chat,order"')
   .option('--flow <event>', 'instead of a funnel: what sessions did next after this event (4 steps deep)')
   .option('--tenant <id>', 'one tenant only')
   .option('--json', 'print JSON')
   .action((o: Record<string, unknown>) =>
     run(() => {
-      const { from, to, steps, flow, tenant, json, ...settings } = o;
-      return funnelCommand(configFromOptions(settings, process.env), { from, to, steps, flow, tenant, json } as Parameters<typeof funnelCommand>[1]);
+      const { from, to, last, steps, flow, tenant, json, ...settings } = o;
+      return funnelCommand(configFromOptions(settings, process.env), { from, to, last, steps, flow, tenant, json } as Parameters<typeof funnelCommand>[1]);
     }),
   );
 

@@ -50,7 +50,7 @@ export async function sessionsCommand(config: Config, sel: DaySelection & { forc
   const o = options(config, store, logger);
   let days: string[];
   if (sel.rebuild) {
-    if (sel.date || sel.from || sel.to || sel.pending) throw new ConfigError('rebuild', '--rebuild recomputes everything; give no days with it');
+    if (sel.date || sel.from || sel.to || sel.last || sel.pending) throw new ConfigError('rebuild', '--rebuild recomputes everything; give no days with it');
     days = await allTrackedDays(store);
   } else {
     const chosen = selectDays(sel, Date.now());
@@ -62,8 +62,9 @@ export async function sessionsCommand(config: Config, sel: DaySelection & { forc
   return 0;
 }
 
-export async function funnelCommand(config: Config, o: { from: string; to: string; steps?: string; flow?: string; tenant?: string; json?: boolean }): Promise<number> {
-  const { days } = selectDays({ from: o.from, to: o.to }, Date.now());
+export async function funnelCommand(config: Config, o: { from?: string; to?: string; last?: string; steps?: string; flow?: string; tenant?: string; json?: boolean }): Promise<number> {
+  if (o.last === undefined && (o.from === undefined || o.to === undefined)) throw new ConfigError('from', 'give --from and --to, or --last (e.g. --last 7d)');
+  const { days } = selectDays({ from: o.from, to: o.to, last: o.last }, Date.now());
   const store = await openStore(config.storage, s3Settings(config));
   const from = days![0]!;
   const to = days!.at(-1)!;
