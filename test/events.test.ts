@@ -13,7 +13,8 @@ import { ManualClock } from '../src/lib/clock.js';
 import { simulateTraffic } from '../src/segment/simulator.js';
 import type { ObjectStore } from '../src/storage/store.js';
 import { launchBrowser, UA } from './chromium.js';
-import { startCollector, tempDir } from './helpers.js';
+import { post, sendTagged, startCollector, tempDir } from './helpers.js';
+import { until } from './receiver.js';
 import { writePlan } from './plan-fixture.js';
 import { api, type ReadWorld, startReadWorld, TODAY_MS } from './read-fixture.js';
 
@@ -139,6 +140,54 @@ describe('the events page', () => {
     assert.equal(await merchant.$$eval('[data-table="events"] tr', (trs) => trs.length), 0);
     await merchant.close();
     await page.close();
+  });
+
+  it('shows live traffic from every collector on the bucket, minute by minute, before anything ships', async () => {
+    // Two collectors on one bucket (their own state folders), on one clock: 14:00:10 on the read side's day.
+    const start = Date.parse('2026-01-31T14:00:10Z');
+    const clock = new ManualClock(start);
+    const a = await startCollector({ liveIntervalMs: 50 }, { clock });
+    const b = await startCollector({ liveIntervalMs: 50 }, { clock, store: a.store });
+    try {
+      const sent = new Map<number, number>();
+      const send = async (c: typeof a, tag: string) => {
+        const r = await sendTagged(c.url, { tag, batches: 2 });
+        const minute = clock.now() - (clock.now() % 60_000);
+        sent.set(minute, (sent.get(minute) ?? 0) + r.acked.length);
+      };
+      await send(a, 'live-a1');
+      await send(b, 'live-b1');
+      clock.advance(3 * 60_000);
+      await send(a, 'live-a2');
+      // A retry of what was acknowledged is a duplicate: not counted again.
+      const again = await post(`${a.url}/v1/batch`, { batch: [{ type: 'track', event: 'view', anonymousId: 'dev', messageId: 'live-a1-0' }] });
+      assert.equal(again.status, 200);
+      const total = [...sent.values()].reduce((x, y) => x + y, 0);
+      assert.equal(total, 60);
+      // Nothing shipped yet (the flush interval is an hour): the counts come from the collectors' live files.
+      assert.equal((await a.store.list('tracks/')).length, 0);
+      const live = await startReadWorld(a.store, {}, clock.now());
+      try {
+        const token = await live.token();
+        let answer: any;
+        await until(async () => (answer = (await fetch(`${live.url}/api/v1/live`, { headers: { authorization: `Bearer ${token}` } }).then((r) => r.json() as Promise<any>))).total === total, 'both collectors\' counts in', 5000);
+        assert.equal(answer.collectors, 2);
+        assert.equal(answer.minutes.length, 30);
+        const byMinute = new Map(answer.minutes.filter((m: any) => m.events > 0).map((m: any) => [Date.parse(m.minute), m.events]));
+        assert.deepEqual(byMinute, sent);
+        const page = await open(browser, `${live.url}/?token=${token}`);
+        await page.waitForFunction(`document.getElementById('live-note').dataset.total === '${total}'`, { timeout: 10_000 });
+        assert.match(await page.$eval('#live-note', (e) => e.textContent!), /^60 in 30 minutes · 2 collectors$/);
+        const refused = await fetch(`${live.url}/api/v1/live`, { headers: { authorization: `Bearer ${await live.token({ merchant: 'm1' })}` } });
+        assert.equal(refused.status, 403);
+        await page.close();
+      } finally {
+        await live.close();
+      }
+    } finally {
+      await b.close();
+      await a.close();
+    }
   });
 
   it('refuses a merchant token and a bad range, as /query does', async () => {

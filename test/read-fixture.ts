@@ -61,7 +61,7 @@ export async function startReadWorld(store: ObjectStore, settings: Record<string
     sessions: { dir: path.join(dir, 'sessions'), inactivityMinutes: 30, includeBots: false },
   });
   await cache.refresh();
-  const app = await buildReadServer({ config, cache, secret: SECRET, clock, logger: silent, web: WebAssets.load() });
+  const app = await buildReadServer({ config, cache, secret: SECRET, clock, logger: silent, web: WebAssets.load(), store });
   await app.listen({ port: 0, host: '127.0.0.1' });
   const url = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;
   return {

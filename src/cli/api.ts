@@ -8,6 +8,7 @@ import { type Clock, systemClock } from '../lib/clock.js';
 import { ConfigError } from '../lib/errors.js';
 import { ReadCache } from '../query/cache.js';
 import { buildReadServer } from '../query/server.js';
+import type { LocalLive } from '../query/live.js';
 import { createToken, loadSecret } from '../query/tokens.js';
 import { WebAssets } from '../query/web.js';
 import { openStore } from '../storage/open.js';
@@ -26,7 +27,7 @@ export interface ReadSide {
 }
 
 /** The cache and the token secret lie in the node's state folder (cli/state.ts), opened by the caller. */
-export async function startReadSide(config: Config, state: StatePaths, store: ObjectStore, logger: Logger, clock: Clock = systemClock): Promise<ReadSide> {
+export async function startReadSide(config: Config, state: StatePaths, store: ObjectStore, logger: Logger, clock: Clock = systemClock, live?: LocalLive): Promise<ReadSide> {
   const secret = await loadSecret(config.apiSecret, state.secret);
   const cache = await ReadCache.open({
     store, file: state.readCache, metrics: metricSet(config.metrics), clock, logger, tailDays: config.lookbackDays, tmpDir: config.scratchDir,
@@ -42,7 +43,7 @@ export async function startReadSide(config: Config, state: StatePaths, store: Ob
     // The port is bound before the cache's first load (which can take a while on a year of files), so a port
     // that is taken stops the start-up at once; a query that arrives meanwhile waits until the days it reads
     // are loaded (newest first), since a dashboard on an empty cache would show zeros that are not.
-    const app = await buildReadServer({ config, cache, secret, clock, logger, web: WebAssets.load(), privacy });
+    const app = await buildReadServer({ config, cache, secret, clock, logger, web: WebAssets.load(), privacy, store, live });
     const address = await app.listen({ port: config.apiPort, host: config.apiHost }).catch(async (e: NodeJS.ErrnoException) => {
       await app.close();
       throw new ConfigError(e.code === 'EADDRINUSE' || e.code === 'EACCES' ? 'apiPort' : 'apiHost', `the read side cannot listen on ${config.apiHost}:${config.apiPort} (${e.code})`);

@@ -106,6 +106,11 @@ export const configSchema = z.strictObject({
   privacySecret: z.string().min(32, 'at least 32 characters').optional(),
   /** How often a collector reads the suppression lists from the bucket (a regulation applies within this). */
   privacyRefreshSeconds: z.coerce.number().min(1).max(60).default(30),
+  /**
+   * How often a collector writes its live counts (messages acknowledged per tenant and minute, the last 30
+   * minutes) to `live/<node>.json` for the dashboard's live panel; 0: never.
+   */
+  liveIntervalMs: z.coerce.number().int().min(0).max(600_000).default(5000),
   /** Window within which a repeated messageId is a duplicate. */
   dedupWindowHours: z.coerce.number().min(0).max(24 * 7).default(24),
   /**
@@ -206,6 +211,7 @@ const ENV: Record<string, keyof z.infer<typeof configSchema>> = {
   TRACKLAKE_GEO_PRECISION: 'geoPrecision',
   TRACKLAKE_PRIVACY_SECRET: 'privacySecret',
   TRACKLAKE_PRIVACY_REFRESH_SECONDS: 'privacyRefreshSeconds',
+  TRACKLAKE_LIVE_INTERVAL_MS: 'liveIntervalMs',
 };
 
 /** What the pairs of a list setting are: the two sides' names, and what a repeated left side is. */

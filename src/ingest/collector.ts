@@ -5,6 +5,7 @@
  */
 import { TracklakeError } from '../lib/errors.js';
 import type { Metrics } from '../lib/metrics.js';
+import type { LiveCounter } from '../lake/live.js';
 import { violationOfCode } from '../plan/plan.js';
 import type { DedupIndex } from './dedup.js';
 import type { PreparedRequest, RejectedMessage } from './prepare.js';
@@ -22,6 +23,8 @@ export interface CollectorDeps {
   dedup: DedupIndex;
   metrics: Metrics;
   maxBufferBytes: number;
+  /** Counts what is acknowledged per tenant and minute, for the live panel (lake/live.ts). */
+  live?: LiveCounter;
 }
 
 export class Collector {
@@ -123,6 +126,7 @@ export class Collector {
     let counter = this.acceptedBy.get(p.tenant);
     if (!counter) this.acceptedBy.set(p.tenant, (counter = this.d.metrics.accepted.labels({ tenant: p.tenant })));
     counter.inc(accepted - duplicates - (p.suppressed ?? 0));
+    this.d.live?.add(p.tenant, accepted - duplicates - (p.suppressed ?? 0), receivedAt);
     if (p.suppressed) this.d.metrics.suppressed.inc({ tenant: p.tenant }, p.suppressed);
     return { accepted, duplicates, rejected: p.rejected };
   }

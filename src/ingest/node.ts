@@ -12,6 +12,8 @@ import { watchPauses } from '../lib/pauses.js';
 import type { ObjectStore } from '../storage/store.js';
 import os from 'node:os';
 import { Collector } from './collector.js';
+import { keys } from '../lake/layout.js';
+import { LiveCounter, type LiveFile, parseLiveFile } from '../lake/live.js';
 import { BYTES_PER_ID, DedupIndex, countIds, readIdsFiles } from './dedup.js';
 import { readRecords } from './records.js';
 import { Prefaulter } from './prefault.js';
@@ -35,6 +37,8 @@ export interface IngestNode {
   /** The readers of the log beside the shipper (destinations), as the caller wired them. */
   readers: LogReaders | undefined;
   readiness: () => { ready: boolean; checks: Record<string, boolean | string> };
+  /** Messages acknowledged per tenant and minute, the last half hour (the live panel's numbers). */
+  live: LiveCounter;
   /**
    * Reads the configured plan files again and puts them in force for the requests that follow. A plan that
    * cannot be used is refused (the error says why) and the plans in force stay.
@@ -101,7 +105,9 @@ export async function openIngest(config: Config, deps: IngestDeps): Promise<Inge
   const pauses = watchPauses(100, (p) => deps.logger.warn({ ...p, dedupIds: dedup.ids, dedupBytes: dedup.bytes, dedupCompacting: dedup.compacting, rssBytes: process.memoryUsage.rss(), heapBytes: process.memoryUsage().heapUsed }, 'event loop paused'));
   metrics.dedupState = () => ({ windowSeconds: dedup.effectiveWindowMs() / 1000, ids: dedup.ids, bytes: dedup.bytes });
 
-  const collector = new Collector({ wal, dedup, metrics, maxBufferBytes: config.maxBufferBytes });
+  const live = new LiveCounter();
+  const collector = new Collector({ wal, dedup, metrics, maxBufferBytes: config.maxBufferBytes, live });
+  const livePublisher = config.liveIntervalMs > 0 ? await publishLive(live, wal.nodeId, config.liveIntervalMs, deps) : undefined;
   const workers = config.ingestWorkers ?? Math.min(8, os.availableParallelism() - 1);
   // Hashed addresses need the privacy secret before the first request; the suppression lists can follow.
   const privacySecret = hashesAddresses(config) ? await loadPrivacySecret(config.privacySecret, deps.store) : config.privacySecret;
@@ -156,6 +162,7 @@ export async function openIngest(config: Config, deps: IngestDeps): Promise<Inge
       const forwarding = failing.length === 0 ? true : `failing: ${failing.join(', ')}`;
       return { ready: storageOk && log === true && accepting === true, checks: { accepting, log, storage: storageOk ? true : (s.lastError ?? 'no recent upload'), ...(forward ? { destinations: forwarding } : {}) } };
     },
+    live,
     async close() {
       clearInterval(maintainTimer);
       pauses.stop();
@@ -167,9 +174,42 @@ export async function openIngest(config: Config, deps: IngestDeps): Promise<Inge
       await wal.close();
       await preparer.close();
       await recordSchemas();
+      await livePublisher?.stop();
       await prefaulter.close();
       await shared?.close();
       return shipped;
+    },
+  };
+}
+
+/**
+ * Writes the live counts to `live/<node>.json` every intervalMs while they change (and once at the stop),
+ * after taking back the counts of this node's previous run. A failed write is logged and tried again at
+ * the next tick: the counts are statistics, and nothing else waits on them.
+ */
+async function publishLive(live: LiveCounter, node: string, intervalMs: number, deps: IngestDeps): Promise<{ stop(): Promise<void> }> {
+  const key = keys.live(node);
+  const earlier = parseLiveFile(await deps.store.get(key).catch(() => undefined));
+  if (earlier) live.restore(earlier);
+  let writing: Promise<void> = Promise.resolve();
+  const write = () => {
+    live.changed = false;
+    const file: LiveFile = { version: 1, node, at: deps.clock.now(), minutes: live.snapshot(deps.clock.now()) };
+    writing = deps.store.put(key, JSON.stringify(file)).catch((e: Error) => {
+      live.changed = true;
+      deps.logger.warn({ err: e.message, key }, 'live counts not written; will retry');
+    });
+    return writing;
+  };
+  const timer = setInterval(() => {
+    if (live.changed) void writing.then(write);
+  }, intervalMs);
+  timer.unref();
+  return {
+    async stop() {
+      clearInterval(timer);
+      await writing;
+      if (live.changed) await write();
     },
   };
 }

@@ -62,6 +62,8 @@ export const LAKE = {
   violations: { pattern: 'violations/<yyyy>/<mm>/<dd>/<node>-<sequence>.csv', format: 'csv', columns: VIOLATION_TYPES, subjects: {}, erasure: 'rows' },
   quarantine: { pattern: 'quarantine/<yyyy>/<mm>/<dd>/<node>-<sequence>.jsonl', format: 'jsonl', subjects: { USER_ID: ['message.userId'], ANONYMOUS_ID: ['message.anonymousId', 'message.context.device.id', 'message.previousId'] }, erasure: 'rows' },
   schemas: { pattern: 'schemas/<yyyy>/<mm>/<dd>/<tenant>/<node>.json', format: 'json', subjects: {}, erasure: 'none' },
+  // Counts only: messages acknowledged per tenant and minute, the last half hour (lake/live.ts).
+  live: { pattern: 'live/<node>.json', format: 'json', subjects: {}, erasure: 'none' },
   aggregatesDaily: { pattern: 'aggregates/daily/<yyyy>/<mm>/<dd>/<metric>.csv', format: 'csv', columns: AGGREGATE_TYPES, subjects: {}, erasure: 'derived' },
   aggregatesMonthly: { pattern: 'aggregates/monthly/<yyyy>/<mm>/<metric>.csv', format: 'csv', columns: AGGREGATE_TYPES, subjects: {}, erasure: 'derived' },
   aggregatesYearly: { pattern: 'aggregates/yearly/<yyyy>/<metric>.csv', format: 'csv', columns: AGGREGATE_TYPES, subjects: {}, erasure: 'derived' },
@@ -91,6 +93,7 @@ export const keys = {
   identitiesDay: (day: string) => `identities/${dayPath(day)}/`,
   violationsDay: (day: string) => `violations/${dayPath(day)}/`,
   quarantineDay: (day: string) => `quarantine/${dayPath(day)}/`,
+  live: (node: string) => `live/${node}.json`,
   schemas: (day: string, tenant: string, node: string) => `schemas/${dayPath(day)}/${tenant}/${node}.json`,
   schemasDay: (day: string, tenant?: string) => `schemas/${dayPath(day)}/${tenant ? `${tenant}/` : ''}`,
   daily: (day: string, metric: string) => `aggregates/daily/${dayPath(day)}/${metric}.csv`,

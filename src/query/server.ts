@@ -18,6 +18,8 @@ import { TracklakeError } from '../lib/errors.js';
 import { toCsv } from '../tracking/csv.js';
 import type { ReadCache } from './cache.js';
 import { eventsPage, parseEvents } from './events.js';
+import { type LocalLive, LiveReader } from './live.js';
+import type { ObjectStore } from '../storage/store.js';
 import { compileQuery, factsRelation, familyOf, previousPeriod } from './compile.js';
 import { type Filter, type FunnelQuery, parseFlow, parseFunnel, parseQuery, type Query, SESSION_METRICS } from './model.js';
 import { type Scope, verifyBearer } from './tokens.js';
@@ -34,6 +36,10 @@ export interface ReadServerDeps {
   logger: Logger;
   /** The dashboard's files; absent, / answers that the build did not make them. */
   web?: WebAssets;
+  /** The collector of this process, when there is one: its live counts come from memory. */
+  live?: LocalLive;
+  /** The bucket, for the live counts (`live/`); absent, the live panel answers nothing. */
+  store?: ObjectStore;
   /** The regulations API (privacy tokens); absent, its routes are not served. */
   privacy?: { regulations: Regulations; secret: string };
 }
@@ -154,6 +160,13 @@ export async function buildReadServer(deps: ReadServerDeps): Promise<FastifyInst
     const parsed = parseEvents(req.body, req.scope!, today());
     if (!parsed.ok) return sendError(reply, parsed.code, parsed.message);
     return eventsPage(cache, parsed.query, plans);
+  });
+
+  const live = deps.store ? new LiveReader(deps.store, deps.live) : undefined;
+  app.get('/api/v1/live', async function liveEndpoint(req, reply) {
+    if (req.scope!.merchant !== undefined) return sendError(reply, 'forbidden', 'Live traffic spans every merchant of the tenant: a merchant token cannot read it.');
+    if (!live) return sendError(reply, 'not_found', 'Live counts are not served by this read side.');
+    return live.traffic(req.scope!.tenant, clock.now());
   });
 
   /** What the dashboard needs to draw itself: the token's scope, the metrics, the events funnels can use. */

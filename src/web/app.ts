@@ -267,6 +267,40 @@ async function renderFlow(): Promise<void> {
   $('flow').replaceChildren(el('table', { 'data-table': 'flow' }, el('thead', {}, el('tr', {}, el('th', {}, 'path'), el('th', { class: 'num' }, 'Sessions'))), el('tbody', {}, ...rows)));
 }
 
+// ---- live traffic ----------------------------------------------------------------------------------------
+const LIVE_EVERY_MS = 5000;
+
+/** The last half hour's acknowledged messages, redrawn every few seconds while the overview is in view. */
+async function renderLive(): Promise<void> {
+  const r = await (await call('/api/v1/live')).json();
+  const data = (r.minutes as Json[]).map((m) => ({ minute: new Date(m.minute), events: m.events as number }));
+  const chart = Plot.plot({
+    height: 120,
+    marginLeft: 40,
+    width: Math.min(1150, $('live').clientWidth || 900),
+    y: { grid: true, label: null, tickFormat: '~s' },
+    x: { label: null, type: 'utc', tickFormat: '%H:%M' },
+    marks: [Plot.rectY(data, { x1: 'minute', x2: (d: { minute: Date }) => new Date(d.minute.getTime() + 60_000), y: 'events', fill: '#4f46e5', inset: 1 }), Plot.ruleY([0]), Plot.tip(data, Plot.pointerX({ x: 'minute', y: 'events' }))],
+  });
+  $('live').replaceChildren(chart);
+  const note = $('live-note');
+  note.textContent = `${integer.format(r.total)} in 30 minutes · ${r.collectors} collector${r.collectors === 1 ? '' : 's'}`;
+  note.dataset.total = String(r.total);
+}
+
+let liveTick: (() => void) | undefined;
+
+function startLive(): void {
+  $('live-card').hidden = false;
+  const tick = (liveTick = () => {
+    if (document.visibilityState !== 'visible' || $('overview').hidden) return;
+    renderLive().catch((e: Error) => ($('live-note').textContent = `Could not load: ${e.message}`));
+  });
+  tick();
+  setInterval(tick, LIVE_EVERY_MS);
+  document.addEventListener('visibilitychange', tick);
+}
+
 // ---- events and plan health ---------------------------------------------------------------------------
 const SVG = 'http://www.w3.org/2000/svg';
 
@@ -326,6 +360,7 @@ async function render(): Promise<void> {
   }
   $('overview').hidden = events;
   $('events-view').hidden = !events;
+  if (!events) liveTick?.();
   renderFilters();
   document.body.dataset.loading = 'true';
   try {
@@ -372,6 +407,7 @@ async function start(): Promise<void> {
   $('event-names').replaceChildren(...meta.events.map((e) => el('option', { value: e })));
   // Events and plan health span every merchant: a merchant token's page has the overview only.
   $('views').hidden = meta.merchant !== null;
+  if (meta.merchant === null) startLive();
   await render();
 }
 
