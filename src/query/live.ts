@@ -25,6 +25,8 @@ const READ_EVERY_MS = 2000;
 
 export class LiveReader {
   private files: { at: number; files: Promise<LiveFile[]> } | undefined;
+  /** The files last read, by key, with their etag: a file that did not change (a stopped node's) is not read again. */
+  private readonly known = new Map<string, { etag: string; file: LiveFile | undefined }>();
   constructor(private readonly store: ObjectStore, private readonly local?: LocalLive) {}
 
   async traffic(tenant: string, now: number): Promise<LiveAnswer> {
@@ -46,12 +48,17 @@ export class LiveReader {
 
   private async read(now: number): Promise<LiveFile[]> {
     const files: LiveFile[] = [];
+    const listed = new Set<string>();
     for (const o of await this.store.list('live/')) {
       if (!o.key.endsWith('.json')) continue;
-      const f = parseLiveFile(await this.store.get(o.key));
+      listed.add(o.key);
+      let known = this.known.get(o.key);
+      if (known?.etag !== o.etag) this.known.set(o.key, (known = { etag: o.etag, file: parseLiveFile(await this.store.get(o.key)) }));
+      const f = known.file;
       // A collector silent for the whole window has nothing to add; this process's own is read from memory.
       if (f && f.node !== this.local?.node && f.at >= now - LIVE_MINUTES * 60_000) files.push(f);
     }
+    for (const key of this.known.keys()) if (!listed.has(key)) this.known.delete(key);
     return files;
   }
 }
