@@ -10,28 +10,15 @@ import { after, before, describe, it } from 'node:test';
 import { parse } from 'csv-parse/sync';
 import type { Browser, Page } from 'puppeteer-core';
 import { readRows, silent, tempDir } from './helpers.js';
-import { launchBrowser, UA } from './chromium.js';
+import { dashboardReady, launchBrowser, openDashboard } from './chromium.js';
 import { metricSet } from '../src/jobs/aggregates/metrics.js';
 import { runErasure } from '../src/privacy/erase.js';
 import { Regulations } from '../src/privacy/regulations.js';
 import { loadPrivacySecret } from '../src/privacy/secret.js';
 import { expectedCounts, type ReadWorld, sessionRows, simulatedStore, startReadWorld } from './read-fixture.js';
 
-async function open(browser: Browser, url: string): Promise<Page> {
-  const page = await browser.newPage();
-  await page.setUserAgent(UA);
-  const errors: string[] = [];
-  page.on('pageerror', (e) => void errors.push(String(e)));
-  await page.goto(url);
-  await ready(page);
-  assert.deepEqual(errors, []);
-  return page;
-}
-
-/** Waits until the page has drawn every panel for its current state. */
-async function ready(page: Page): Promise<void> {
-  await page.waitForFunction("document.body.dataset.ready === 'true' && document.body.dataset.loading === undefined", { timeout: 20_000 });
-}
+const open = openDashboard;
+const ready = dashboardReady;
 
 const stat = (page: Page, metric: string) => page.$eval(`[data-stat="${metric}"]`, (e) => Number(e.getAttribute('data-value')));
 const tableKeys = (page: Page, name: string) => page.$$eval(`[data-table="${name}"] tbody tr[data-key]`, (rows) => rows.map((r) => r.getAttribute('data-key')!));

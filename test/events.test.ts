@@ -7,12 +7,12 @@ import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { parse } from 'csv-parse/sync';
-import type { Browser, Page } from 'puppeteer-core';
+import type { Browser } from 'puppeteer-core';
 import { simulate } from '../src/cli/simulate.js';
 import { ManualClock } from '../src/lib/clock.js';
 import { simulateTraffic } from '../src/segment/simulator.js';
 import type { ObjectStore } from '../src/storage/store.js';
-import { launchBrowser, UA } from './chromium.js';
+import { launchBrowser, openDashboard } from './chromium.js';
 import { post, sendTagged, startCollector, tempDir } from './helpers.js';
 import { until } from './receiver.js';
 import { writePlan } from './plan-fixture.js';
@@ -56,16 +56,7 @@ async function violationCounts(store: ObjectStore): Promise<{ byType: Map<string
   return { byType, blocked };
 }
 
-async function open(browser: Browser, url: string): Promise<Page> {
-  const page = await browser.newPage();
-  await page.setUserAgent(UA);
-  const errors: string[] = [];
-  page.on('pageerror', (e) => void errors.push(String(e)));
-  await page.goto(url);
-  await page.waitForFunction("document.body.dataset.ready === 'true' && document.body.dataset.loading === undefined", { timeout: 20_000 });
-  assert.deepEqual(errors, []);
-  return page;
-}
+const open = openDashboard;
 
 const sink = () => new Writable({ write: (_c, _e, cb) => cb() });
 
