@@ -17,14 +17,24 @@ export interface LiveFile {
   minutes: Record<string, Array<[number, number]>>;
 }
 
+/** The file, or undefined when it is not one; pairs that are not two finite numbers are left out. */
 export function parseLiveFile(body: Buffer | undefined): LiveFile | undefined {
   if (!body) return undefined;
+  let f: unknown;
   try {
-    const f = JSON.parse(body.toString('utf8')) as LiveFile;
-    return f && f.version === 1 && typeof f.node === 'string' && typeof f.minutes === 'object' && f.minutes !== null ? f : undefined;
+    f = JSON.parse(body.toString('utf8'));
   } catch {
     return undefined;
   }
+  if (typeof f !== 'object' || f === null) return undefined;
+  const { version, node, at, minutes } = f as Record<string, unknown>;
+  if (version !== 1 || typeof node !== 'string' || typeof at !== 'number' || typeof minutes !== 'object' || minutes === null) return undefined;
+  const out: LiveFile['minutes'] = {};
+  for (const [tenant, pairs] of Object.entries(minutes)) {
+    if (!Array.isArray(pairs)) continue;
+    out[tenant] = pairs.filter((p): p is [number, number] => Array.isArray(p) && p.length === 2 && Number.isFinite(p[0]) && Number.isFinite(p[1]));
+  }
+  return { version: 1, node, at, minutes: out };
 }
 
 export class LiveCounter {
@@ -37,7 +47,13 @@ export class LiveCounter {
     let minutes = this.byTenant.get(tenant);
     if (!minutes) this.byTenant.set(tenant, (minutes = new Map()));
     const minute = at - (at % MINUTE);
-    minutes.set(minute, (minutes.get(minute) ?? 0) + messages);
+    const n = minutes.get(minute);
+    if (n === undefined) {
+      // A new minute: the tenant's minutes past the window go, so a collector that never writes its file
+      // (liveIntervalMs 0) or has no read side keeps at most LIVE_MINUTES + 1 counts per tenant.
+      for (const m of minutes.keys()) if (m <= minute - LIVE_MINUTES * MINUTE) minutes.delete(m);
+    }
+    minutes.set(minute, (n ?? 0) + messages);
     this.changed = true;
   }
 
@@ -56,7 +72,7 @@ export class LiveCounter {
   /** Counts of an earlier run of this node (its file), added to what this run counted. */
   restore(f: LiveFile): void {
     for (const [tenant, minutes] of Object.entries(f.minutes)) {
-      for (const [minute, n] of minutes) if (Number.isFinite(minute) && Number.isFinite(n)) this.add(tenant, n, minute);
+      for (const [minute, n] of minutes) this.add(tenant, n, minute);
     }
   }
 }
