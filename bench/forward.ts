@@ -27,6 +27,7 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const DURATION = Number(process.env.BENCH_SECONDS ?? 120);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
 const ROWS = Number(process.env.BENCH_ROWS ?? 200_000);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const PER_BATCH = 20;
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'bench-forward-'));
@@ -93,34 +94,55 @@ function forwarded(count: number): Array<{ tenant: string; json: string }> {
   return out;
 }
 
-async function rowsPerSecond(): Promise<{ sender: number; copy: number; batch: number }> {
-  const admin = new pg.Client(postgres.url);
-  await admin.connect();
-  await admin.query('CREATE DATABASE rows_sender');
-  await admin.query('CREATE DATABASE rows_copy');
-  await admin.end();
+/**
+ * Rows per second of the destination's sender against one plain COPY of the same rows, in ROUNDS rounds
+ * that alternate which side goes first, each into a database of its own after a CHECKPOINT: after the
+ * ingest runs the server is still writing back millions of rows, and whichever side came first paid for it
+ * (0.76 in a run that always timed the sender first, 1.01–1.05 on a settled server). The medians count.
+ */
+async function rowsPerSecond(): Promise<{ sender: number; copy: number; batch: number; ratios: number[] }> {
   const messages = forwarded(ROWS);
-  const d = loadConfig({ flags: { destinations: [{ name: 'rows', type: 'postgres', url: postgres.url.replace(/\/lake$/, '/rows_sender') }] } }).destinations[0] as Parameters<typeof postgresSender>[0];
-  const sender = postgresSender(d, {});
-  await sender.send(messages.slice(0, 1)); // makes the table: not timed
-  let t = performance.now();
-  for (let i = 1; i < messages.length; i += d.batchCount) {
-    const r = await sender.send(messages.slice(i, i + d.batchCount));
-    if (!r.ok) throw new Error(r.error);
-  }
-  const senderRate = (messages.length - 1) / ((performance.now() - t) / 1000);
-  await sender.close();
-  // The floor: the same rows, mapped beforehand, in one plain COPY into a table of the same layout.
   const mapper = rowMapper({});
   const body = encodeRows(messages.flatMap((m) => mapper.rows(m.tenant, m.json)));
-  const c = new pg.Client(postgres.url.replace(/\/lake$/, '/rows_copy'));
-  await c.connect();
-  await c.query(MIGRATIONS[0]!.sql.replaceAll('{{table}}', 'tracks_demo'));
-  t = performance.now();
-  await pipeline(Readable.from([body]), c.query(copyFrom(`COPY tracks_demo (${COPY_COLUMNS}) FROM STDIN`)));
-  const copyRate = messages.length / ((performance.now() - t) / 1000);
-  await c.end();
-  return { sender: senderRate, copy: copyRate, batch: d.batchCount };
+  const admin = new pg.Client(postgres.url);
+  await admin.connect();
+  const senders: number[] = [];
+  const copies: number[] = [];
+  let batch = 0;
+  const timeSender = async (db: string) => {
+    const d = loadConfig({ flags: { destinations: [{ name: 'rows', type: 'postgres', url: postgres.url.replace(/\/lake$/, `/${db}`) }] } }).destinations[0] as Parameters<typeof postgresSender>[0];
+    batch = d.batchCount;
+    const sender = postgresSender(d, {});
+    await sender.send(messages.slice(0, 1)); // makes the table: not timed
+    await admin.query('CHECKPOINT');
+    const t = performance.now();
+    for (let i = 1; i < messages.length; i += d.batchCount) {
+      const r = await sender.send(messages.slice(i, i + d.batchCount));
+      if (!r.ok) throw new Error(r.error);
+    }
+    senders.push((messages.length - 1) / ((performance.now() - t) / 1000));
+    await sender.close();
+  };
+  // The floor: the same rows, mapped beforehand, in one plain COPY into a table of the same layout.
+  const timeCopy = async (db: string) => {
+    const c = new pg.Client(postgres.url.replace(/\/lake$/, `/${db}`));
+    await c.connect();
+    await c.query(MIGRATIONS[0]!.sql.replaceAll('{{table}}', 'tracks_demo'));
+    await admin.query('CHECKPOINT');
+    const t = performance.now();
+    await pipeline(Readable.from([body]), c.query(copyFrom(`COPY tracks_demo (${COPY_COLUMNS}) FROM STDIN`)));
+    copies.push(messages.length / ((performance.now() - t) / 1000));
+    await c.end();
+  };
+  for (let round = 0; round < ROUNDS; round++) {
+    await admin.query(`CREATE DATABASE rows_sender_${round}`);
+    await admin.query(`CREATE DATABASE rows_copy_${round}`);
+    const sides = [() => timeSender(`rows_sender_${round}`), () => timeCopy(`rows_copy_${round}`)];
+    for (const side of round % 2 === 0 ? sides : sides.reverse()) await side();
+  }
+  await admin.end();
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  return { sender: median(senders), copy: median(copies), batch, ratios: senders.map((x, i) => x / copies[i]!) };
 }
 
 try {
@@ -134,7 +156,7 @@ try {
   }
   if (process.env.BENCH_ONLY === 'rows') {
     const rows = await rowsPerSecond();
-    console.log(`Postgres: the destination ${Math.round(rows.sender)} rows/s (batches of ${rows.batch}), one plain COPY ${Math.round(rows.copy)} rows/s: ${(rows.sender / rows.copy).toFixed(2)}`);
+    console.log(`Postgres: the destination ${Math.round(rows.sender)} rows/s (batches of ${rows.batch}), one plain COPY ${Math.round(rows.copy)} rows/s (medians of ${ROUNDS} rounds): ${(rows.sender / rows.copy).toFixed(2)}; per round ${rows.ratios.map((r) => r.toFixed(2)).join(' ')}`);
     process.exit(0);
   }
   const none = await ingest('none', []);
@@ -157,7 +179,7 @@ try {
   }
   const rows = await rowsPerSecond();
   const rowsRatio = rows.sender / rows.copy;
-  console.log(`Postgres: the destination ${Math.round(rows.sender)} rows/s (batches of ${rows.batch}), one plain COPY ${Math.round(rows.copy)} rows/s: ${rowsRatio.toFixed(2)} (target ≥ 0.80) ${rowsRatio >= 0.8 ? 'met' : 'NOT met'}`);
+  console.log(`Postgres: the destination ${Math.round(rows.sender)} rows/s (batches of ${rows.batch}), one plain COPY ${Math.round(rows.copy)} rows/s (medians of ${ROUNDS} rounds): ${rowsRatio.toFixed(2)} (target ≥ 0.80) ${rowsRatio >= 0.8 ? 'met' : 'NOT met'}; per round ${rows.ratios.map((r) => r.toFixed(2)).join(' ')}`);
   process.exitCode = ratio >= 0.9 && kept && rowsRatio >= 0.8 ? 0 : 1;
 } finally {
   sink.close();
