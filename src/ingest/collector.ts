@@ -125,8 +125,9 @@ export class Collector {
     const accepted = p.messages - p.rejected.length;
     let counter = this.acceptedBy.get(p.tenant);
     if (!counter) this.acceptedBy.set(p.tenant, (counter = this.d.metrics.accepted.labels({ tenant: p.tenant })));
-    counter.inc(accepted - duplicates - (p.suppressed ?? 0));
-    this.d.live?.add(p.tenant, accepted - duplicates - (p.suppressed ?? 0), receivedAt);
+    const acknowledged = accepted - duplicates - (p.suppressed ?? 0);
+    counter.inc(acknowledged);
+    this.d.live?.add(p.tenant, acknowledged, receivedAt);
     if (p.suppressed) this.d.metrics.suppressed.inc({ tenant: p.tenant }, p.suppressed);
     return { accepted, duplicates, rejected: p.rejected };
   }

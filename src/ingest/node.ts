@@ -191,18 +191,23 @@ async function publishLive(live: LiveCounter, node: string, intervalMs: number, 
   const key = keys.live(node);
   const earlier = parseLiveFile(await deps.store.get(key).catch(() => undefined));
   if (earlier) live.restore(earlier);
-  let writing: Promise<void> = Promise.resolve();
+  // One write at a time: while the bucket is slow, ticks that find a write in flight let it be (the next
+  // write takes whatever was counted meanwhile), so writes never queue up behind an outage.
+  let writing: Promise<void> | undefined;
   const write = () => {
     live.changed = false;
     const file: LiveFile = { version: 1, node, at: deps.clock.now(), minutes: live.snapshot(deps.clock.now()) };
-    writing = deps.store.put(key, JSON.stringify(file)).catch((e: Error) => {
-      live.changed = true;
-      deps.logger.warn({ err: e.message, key }, 'live counts not written; will retry');
-    });
+    writing = deps.store
+      .put(key, JSON.stringify(file))
+      .catch((e: Error) => {
+        live.changed = true;
+        deps.logger.warn({ err: e.message, key }, 'live counts not written; will retry');
+      })
+      .finally(() => (writing = undefined));
     return writing;
   };
   const timer = setInterval(() => {
-    if (live.changed) void writing.then(write);
+    if (live.changed && !writing) void write();
   }, intervalMs);
   timer.unref();
   return {
