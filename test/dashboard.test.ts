@@ -17,8 +17,6 @@ import { Regulations } from '../src/privacy/regulations.js';
 import { loadPrivacySecret } from '../src/privacy/secret.js';
 import { expectedCounts, type ReadWorld, sessionRows, simulatedStore, startReadWorld } from './read-fixture.js';
 
-const open = openDashboard;
-const ready = dashboardReady;
 
 const stat = (page: Page, metric: string) => page.$eval(`[data-stat="${metric}"]`, (e) => Number(e.getAttribute('data-value')));
 const tableKeys = (page: Page, name: string) => page.$$eval(`[data-table="${name}"] tbody tr[data-key]`, (rows) => rows.map((r) => r.getAttribute('data-key')!));
@@ -40,7 +38,7 @@ describe('the dashboard in a real browser', () => {
   });
 
   it('shows the numbers of the files, keeps the token out of the address, and filters every panel', async () => {
-    const page = await open(browser, `${w.url}/?token=${await w.token()}`);
+    const page = await openDashboard(browser, `${w.url}/?token=${await w.token()}`);
     assert.ok(!page.url().includes('token='), page.url());
     assert.equal(await stat(page, 'view'), totals.view);
     assert.equal(await stat(page, 'share'), totals.share);
@@ -58,7 +56,7 @@ describe('the dashboard in a real browser', () => {
     const before = { chart: await page.$eval('#chart', (e) => e.innerHTML), funnel: await tableRows(page, 'funnel'), sessions: await stat(page, 'sessions') };
     const merchant = (await tableKeys(page, 'merchants'))[0]!;
     await page.click(`[data-table="merchants"] tr[data-key="${merchant}"]`);
-    await ready(page);
+    await dashboardReady(page);
     assert.match(page.url(), new RegExp(`merchant=${merchant}`));
     const mine = (await expectedCounts(w.store, (r) => r.merchantid)).get(merchant)!;
     assert.equal(await stat(page, 'view'), mine.view);
@@ -73,14 +71,14 @@ describe('the dashboard in a real browser', () => {
 
     // The state is in the address: a reload shows the same page.
     await page.reload();
-    await ready(page);
+    await dashboardReady(page);
     assert.equal(await stat(page, 'view'), mine.view);
     assert.equal(await page.$$eval('[data-filter="merchant"]', (e) => e.length), 1);
     await page.close();
   });
 
   it('exports a table as the CSV of exactly the rows shown', async () => {
-    const page = await open(browser, `${w.url}/?token=${await w.token()}&range=2026-01-30,2026-01-31`);
+    const page = await openDashboard(browser, `${w.url}/?token=${await w.token()}&range=2026-01-30,2026-01-31`);
     const downloads = tempDir('downloads');
     const cdp = await page.createCDPSession();
     await cdp.send('Browser.setDownloadBehavior', { behavior: 'allow', downloadPath: downloads });
@@ -102,7 +100,7 @@ describe('the dashboard in a real browser', () => {
     const all = await readRows(w.store);
     const byMerchant = await expectedCounts(w.store, (r) => r.merchantid || undefined);
     const merchant = [...byMerchant].sort((a, b) => b[1].view - a[1].view)[0]![0];
-    const page = await open(browser, `${w.url}/?token=${await w.token({ merchant })}`);
+    const page = await openDashboard(browser, `${w.url}/?token=${await w.token({ merchant })}`);
     assert.equal(await stat(page, 'view'), byMerchant.get(merchant)!.view);
     assert.equal(await page.$('[data-table="merchants"]'), null);
     assert.equal(await page.$('[data-stat="sessions"]'), null);
@@ -124,7 +122,7 @@ describe('the dashboard in a real browser', () => {
     for (const r of sessions) if (accounts.has(r.userid!)) perUser.set(r.userid!, (perUser.get(r.userid!) ?? 0) + 1);
     const [subject, theirs] = [...perUser].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1))[0]!;
     assert.ok(theirs >= 2, 'a user with sessions to erase');
-    const page = await open(browser, `${w.url}/?token=${await w.token()}`);
+    const page = await openDashboard(browser, `${w.url}/?token=${await w.token()}`);
     assert.equal(await stat(page, 'sessions'), sessions.length);
 
     const secret = await loadPrivacySecret(undefined, w.store);
@@ -132,7 +130,7 @@ describe('the dashboard in a real browser', () => {
     await runErasure({ store: w.store, clock: w.clock, logger: silent, secret, metrics: metricSet(), sessions: { inactivityMinutes: 30, includeBots: false, lookbackDays: 35 } });
     await w.cache.refresh();
     await page.reload();
-    await ready(page);
+    await dashboardReady(page);
     const left = (await sessionRows(w.store)).filter((r) => r.tenantid === 'demo');
     assert.equal(left.filter((r) => r.userid === subject).length, 0);
     assert.equal(left.length, sessions.length - theirs, 'exactly the subject\'s sessions are gone');

@@ -56,7 +56,6 @@ async function violationCounts(store: ObjectStore): Promise<{ byType: Map<string
   return { byType, blocked };
 }
 
-const open = openDashboard;
 
 const sink = () => new Writable({ write: (_c, _e, cb) => cb() });
 
@@ -108,7 +107,7 @@ describe('the events page', () => {
   });
 
   it('shows the same numbers in a real browser, and no events page to a merchant token', async () => {
-    const page = await open(browser, `${w.url}/?view=events&range=7d&token=${await w.token()}`);
+    const page = await openDashboard(browser, `${w.url}/?view=events&range=7d&token=${await w.token()}`);
     const rows = await page.$$eval('[data-table="events"] tbody tr[data-event]', (trs) =>
       trs.map((tr) => ({
         event: tr.getAttribute('data-event')!,
@@ -125,7 +124,7 @@ describe('the events page', () => {
     for (const r of rows) assert.equal(r.quarantined, files.blocked.get(r.event)?.size ?? 0);
     assert.match(await page.$eval('#events-summary', (e) => e.textContent!), /event names, \d+ with violations/);
 
-    const merchant = await open(browser, `${w.url}/?view=events&token=${await w.token({ merchant: 'm1' })}`);
+    const merchant = await openDashboard(browser, `${w.url}/?view=events&token=${await w.token({ merchant: 'm1' })}`);
     assert.equal(await merchant.$eval('#views', (e) => e.hasAttribute("hidden")), true, 'no Events button');
     assert.equal(await merchant.$eval('#events-view', (e) => e.hasAttribute("hidden")), true);
     assert.equal(await merchant.$$eval('[data-table="events"] tr', (trs) => trs.length), 0);
@@ -166,7 +165,7 @@ describe('the events page', () => {
         assert.equal(answer.minutes.length, 30);
         const byMinute = new Map(answer.minutes.filter((m: any) => m.events > 0).map((m: any) => [Date.parse(m.minute), m.events]));
         assert.deepEqual(byMinute, sent);
-        const page = await open(browser, `${live.url}/?token=${token}`);
+        const page = await openDashboard(browser, `${live.url}/?token=${token}`);
         await page.waitForFunction(`document.getElementById('live-note').dataset.total === '${total}'`, { timeout: 10_000 });
         assert.match(await page.$eval('#live-note', (e) => e.textContent!), /^60 in 30 minutes · 2 collectors$/);
         const refused = await fetch(`${live.url}/api/v1/live`, { headers: { authorization: `Bearer ${await live.token({ merchant: 'm1' })}` } });
