@@ -12,7 +12,10 @@ import { after, describe, it } from 'node:test';
 import { loadConfig } from '../src/config/config.js';
 import { ConfigError } from '../src/lib/errors.js';
 import { LocalStore } from '../src/storage/local.js';
-import { post, readRows, T0, sendTagged, spawnCollector, startCollector, tempDir, type TestCollector } from './helpers.js';
+import { post, readRows, silent, T0, sendTagged, spawnCollector, startCollector, tempDir, type TestCollector } from './helpers.js';
+import { ManualClock } from '../src/lib/clock.js';
+import { Regulations } from '../src/privacy/regulations.js';
+import { regulationsRun } from '../src/cli/regulations.js';
 import pg from 'pg';
 import { destinationsReplay, destinationsStatus } from '../src/cli/destinations.js';
 import { RequestPreparer } from '../src/ingest/prepare.js';
@@ -284,24 +287,31 @@ describe('destinations', () => {
     assert.deepEqual(rows.map((r) => [r.message_id, r.productid]), [0, 1, 2, 3, 4].map((i) => [`again-${i}`, `p${i}`]));
   });
 
-  it('replay dead letters once the receiver takes them, and show every count in status', async () => {
+  it('replay dead letters once the receiver takes them, leave a suppressed person\'s alone, and show every count in status', async () => {
     let refuse = true;
     const r = await receiver(() => (refuse ? { status: 422 } : { status: 200 }));
     const c = await collector([hook(r.url)]);
     const sent = await sendTagged(c.url, { tag: 'replay', batches: 1 });
-    await until(async () => (await c.store.list('deadletter/crm/')).length === 10, 'ten refused messages dead-lettered');
+    assert.equal((await post(`${c.url}/v1/track`, { type: 'track', event: 'Product Viewed', userId: 'quiet', messageId: 'quiet-1' })).status, 200);
+    await until(async () => (await c.store.list('deadletter/crm/')).length === 11, 'eleven refused messages dead-lettered');
     // The count is written to the cursor file just after each dead-letter file is stored.
-    await until(async () => (await destinationsStatus(c.config))[0]?.deadLettered === 10, 'status counts the ten');
+    await until(async () => (await destinationsStatus(c.config))[0]?.deadLettered === 11, 'status counts the eleven');
     const status = await destinationsStatus(c.config);
-    assert.equal(status[0]!.deadLettered, 10);
-    assert.equal(status[0]!.deadLetterFiles, 10);
+    assert.equal(status[0]!.deadLettered, 11);
+    assert.equal(status[0]!.deadLetterFiles, 11);
     assert.match(status[0]!.failing!.error, /answered 422/);
+    // The person behind one of them asks not to be tracked before the replay.
+    const secret = (await c.store.get('privacy/secret'))!.toString().trim();
+    (c.clock as ManualClock).advance(1000);
+    await new Regulations(c.store, secret, c.clock).create('demo', { regulationType: 'SUPPRESS', subjectType: 'USER_ID', subjectIds: ['quiet'] });
     refuse = false;
     const day = new Date(c.clock.now()).toISOString().slice(0, 10);
     const report = await destinationsReplay({ ...c.config, logLevel: 'silent' }, 'crm', { from: day, to: day });
-    assert.deepEqual(report, { files: 10, sent: 10, failed: 0 });
+    assert.deepEqual(report, { files: 11, sent: 10, failed: 0, leftOut: 1 });
     assert.deepEqual(ids(r.delivered).sort(), [...sent.acked].sort());
-    assert.equal((await c.store.list('deadletter/crm/')).length, 0);
+    const left = await c.store.list('deadletter/crm/');
+    assert.equal(left.length, 1);
+    assert.equal(JSON.parse((await c.store.get(left[0]!.key))!.toString()).message.messageId, 'quiet-1', 'left in its file, unchanged');
     await assert.rejects(destinationsReplay(c.config, 'nope', { from: day, to: day }), /no destination named "nope"/);
   });
 
@@ -331,3 +341,76 @@ describe('destinations', () => {
   });
 });
 
+
+describe('privacy reaches the destinations', () => {
+  const PRIVACY = 'p'.repeat(40);
+  const msg = (userId: string | undefined, messageId: string, extra: object = {}) => ({ type: 'track', event: 'Product Viewed', ...(userId ? { userId } : {}), anonymousId: `dev-${userId ?? 'anon'}`, messageId, properties: { product_id: 'p1' }, ...extra });
+
+  it('leave out of a destination what a deletion or suppression filed after the acknowledgement names, even a batch being retried', async () => {
+    let down = true;
+    const r = await receiver(() => (down ? { status: 503 } : { status: 200 }));
+    const c = await collector([hook(r.url, { batchCount: 4, maxAttempts: 100, retryBaseMs: 50, retryMaxMs: 100 })], { privacySecret: PRIVACY });
+    const batch = [msg('erase-me', 'e-1'), msg('keep', 'k-1'), { type: 'group', userId: 'erase-me', groupId: 'g', messageId: 'e-group' }, msg('suppress-me', 's-1'), msg('keep', 'k-2'), msg(undefined, 'a-1', { anonymousId: 'anon-gone' }), msg('keep', 'k-3')];
+    assert.equal((await post(`${c.url}/v1/batch`, { batch })).status, 200);
+    await until(() => r.requests.length >= 2, 'the first batch failing and retried');
+    const clock = c.clock as ManualClock;
+    clock.advance(1000);
+    const regs = new Regulations(c.store, PRIVACY, clock);
+    await regs.create('demo', { regulationType: 'DELETE', subjectType: 'USER_ID', subjectIds: ['erase-me'] });
+    await regs.create('demo', { regulationType: 'DELETE', subjectType: 'ANONYMOUS_ID', subjectIds: ['anon-gone'] });
+    await regs.create('demo', { regulationType: 'SUPPRESS', subjectType: 'USER_ID', subjectIds: ['suppress-me'] });
+    await c.node.reloadPrivacy();
+    down = false;
+    await until(() => ids(r.delivered).includes('k-3'), 'the rest delivered');
+    assert.deepEqual(firstSeen(ids(r.delivered)), ['k-1', 'k-2', 'k-3'], 'the subjects\' messages, the one in the failing batch too, never reached the receiver');
+    assert.match(await (await fetch(`${c.url}/metrics`)).text(), /tracklake_forward_left_out_total\{destination="crm"\} 4/);
+    // And the tracking files agree: nothing of theirs was shipped either.
+    await c.node.shipper.flush();
+    assert.deepEqual((await readRows(c.store)).map((row) => row.accountid), ['keep', 'keep', 'keep']);
+  });
+
+  it('erase a person from the backlog and dead letters in the bucket and from a Postgres destination\'s tables', async () => {
+    const url = await database('erased');
+    const refuse = new Set(['erase-me', 'keep-refused']);
+    const r = await receiver((req) => (req.body.batch.some((m) => refuse.has(m.userId)) ? { status: 400 } : { status: 200 }));
+    const c = await collector([hook(r.url, { batchCount: 1 }), { name: 'warehouse', type: 'postgres', url, batchCount: 10 }], { privacySecret: PRIVACY });
+    const batch = [msg('erase-me', 'e-1'), { type: 'identify', userId: 'erase-me', anonymousId: 'dev-erase-me', traits: { email: 'e@example.com' }, messageId: 'e-identify' }, msg('keep', 'k-1'), msg('keep-refused', 'k-refused'), msg(undefined, 'a-1', { anonymousId: 'anon-gone' })];
+    assert.equal((await post(`${c.url}/v1/batch`, { batch })).status, 200);
+    const pgIds = async () => (await pgRows(url, 'SELECT message_id FROM tracklake.tracks_demo ORDER BY message_id')).map((x) => x.message_id as string);
+    await until(async () => (await pgIds()).length === batch.length, 'every message in Postgres');
+    await until(async () => (await c.node.metrics.forwardDeadLettered.get()).values.find((v) => v.labels.destination === 'crm')?.value === 3, 'three messages dead-lettered');
+    // A backlog the bucket still holds for a destination, written as a collector hands one over.
+    const line = (m: Record<string, unknown>) => `demo\t0\t${T0}\t${JSON.stringify(m.type === 'track' ? m.event : m.type)}\t${JSON.stringify(m)}`;
+    const backlogKey = 'destinations/crm/backlog/node-a-000000000007.jsonl';
+    await c.store.put(backlogKey, `${batch.map((m) => line(m as Record<string, unknown>)).join('\n')}\n`);
+    await c.node.shipper.flush();
+    await c.close();
+
+    const clock = c.clock as ManualClock;
+    clock.advance(1000);
+    const regs = new Regulations(c.store, PRIVACY, clock);
+    await regs.create('demo', { regulationType: 'DELETE', subjectType: 'USER_ID', subjectIds: ['erase-me'] });
+    await regs.create('demo', { regulationType: 'DELETE', subjectType: 'ANONYMOUS_ID', subjectIds: ['anon-gone'] });
+    const config = loadConfig({ flags: { storage: c.config.storage, sources: { dev: 'demo' }, privacySecret: PRIVACY, destinations: c.config.destinations } });
+    const out = await captureStdout(() => regulationsRun(config, {}, silent));
+    const run = JSON.parse(out) as { report: { rowsRemoved: Record<string, number> } };
+    assert.deepEqual(await pgIds(), ['k-1', 'k-refused'], 'Postgres: the subjects\' rows deleted, the identify and the anonymous one with them');
+    const letters = (await Promise.all((await c.store.list('deadletter/crm/')).map(async (o) => (await c.store.get(o.key))!.toString()))).join('');
+    assert.deepEqual(letters.split('\n').filter(Boolean).map((l) => JSON.parse(l).message.messageId), ['k-refused'], 'dead letters: only the other person\'s');
+    const backlog = (await c.store.get(backlogKey))!.toString().split('\n');
+    assert.deepEqual(backlog.map((l) => (l === '' ? '' : JSON.parse(l.split('\t')[4]!).messageId)), ['', '', 'k-1', 'k-refused', '', ''], 'backlog: their lines emptied, the line count kept');
+    assert.deepEqual({ pg: run.report.rowsRemoved.postgres, letters: run.report.rowsRemoved.deadLetters, backlog: run.report.rowsRemoved.forwardBacklog }, { pg: 3, letters: 2, backlog: 3 });
+  });
+});
+
+async function captureStdout(f: () => Promise<unknown>): Promise<string> {
+  const write = process.stdout.write;
+  let out = '';
+  process.stdout.write = ((chunk: string | Uint8Array) => ((out += String(chunk)), true)) as typeof process.stdout.write;
+  try {
+    await f();
+  } finally {
+    process.stdout.write = write;
+  }
+  return out;
+}

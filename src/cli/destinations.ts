@@ -7,12 +7,13 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Config } from '../config/config.js';
 import { s3Settings } from '../config/config.js';
-import { deadLetterPrefix, replayDeadLetters, type ReplayReport } from '../forward/deadletter.js';
+import { type DeadLetter, deadLetterPrefix, replayDeadLetters, type ReplayReport } from '../forward/deadletter.js';
 import { forwardDir, senderFor } from '../forward/destinations.js';
 import { lagBytes, readState } from '../forward/forwarder.js';
 import { systemClock } from '../lib/clock.js';
 import { isDay } from '../lib/dates.js';
 import { ConfigError } from '../lib/errors.js';
+import { regulationFilter } from '../privacy/watch.js';
 import { openStore } from '../storage/open.js';
 import { makeLogger } from './common.js';
 
@@ -70,6 +71,15 @@ export function formatStatus(rows: readonly DestinationStatus[]): string {
   ].join('\n')).join('\n') + '\n';
 }
 
+/** A forwarded message's receivedAt (the collector sets it); 0 when unreadable, which any deletion covers. */
+function receivedAtOf(json: string): number {
+  try {
+    return Date.parse(String((JSON.parse(json) as { receivedAt?: unknown }).receivedAt)) || 0;
+  } catch {
+    return 0;
+  }
+}
+
 export async function destinationsReplay(config: Config, name: string, days: { from?: string; to?: string }): Promise<ReplayReport> {
   const d = config.destinations.find((x) => x.name === name);
   if (!d) throw new ConfigError('destination', `no destination named "${name}" is configured (${config.destinations.map((x) => x.name).join(', ') || 'none'})`);
@@ -78,7 +88,10 @@ export async function destinationsReplay(config: Config, name: string, days: { f
   const store = await openStore(config.storage, s3Settings(config));
   const sender = senderFor(d, systemClock, config.events);
   try {
-    return await replayDeadLetters(store, d, sender, { from: days.from!, to: days.to! }, makeLogger(config.logLevel), () => systemClock.now());
+    // A suppressed or erased subject's messages stay out, as the collector leaves them out when it forwards.
+    const filter = await regulationFilter(store, config.privacySecret);
+    const leftOut = (l: DeadLetter) => filter.dropsMessage(receivedAtOf(l.json), l.tenant, l.json);
+    return await replayDeadLetters(store, d, sender, { from: days.from!, to: days.to! }, makeLogger(config.logLevel), () => systemClock.now(), leftOut);
   } finally {
     await sender.close();
   }

@@ -306,7 +306,7 @@ storageOptions(destinations.command('replay').description('send a destination\'s
   .action((name: string, o: Record<string, unknown>) => run(async () => {
     const { from, to, ...settings } = o;
     const r = await destinationsReplay(configFromOptions(settings, process.env), name, { from: from as string, to: to as string });
-    process.stdout.write(`${r.files} files: ${r.sent} messages sent, ${r.failed} failed again (left in their files)\n`);
+    process.stdout.write(`${r.files} files: ${r.sent} messages sent, ${r.failed} failed again (left in their files)${r.leftOut ? `, ${r.leftOut} of suppressed or erased subjects left alone` : ''}\n`);
     return r.failed > 0 ? 1 : 0;
   }));
 

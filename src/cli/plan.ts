@@ -1,7 +1,4 @@
 /** `tracklake plan …`: check, replay, infer, lint, report and typegen (README, "Tracking plans"). */
-import { RegulationReader, statesByTenant } from '../privacy/regulations.js';
-import { loadPrivacySecret } from '../privacy/secret.js';
-import { ShipFilter } from '../privacy/ship-filter.js';
 import { promises as fs } from 'node:fs';
 import type { Config } from '../config/config.js';
 import { jobResources, s3Settings } from '../config/config.js';
@@ -12,6 +9,7 @@ import { lintHistory, lintText } from '../plan/lint.js';
 import { IDENTIFY, mergeSchemas, readSchemas } from '../plan/observe.js';
 import { loadPlan, PlanError, tenantPlans, type CompiledPlan } from '../plan/plan.js';
 import { replayQuarantine } from '../plan/replay.js';
+import { regulationFilter } from '../privacy/watch.js';
 import { reportText, violationReport } from '../plan/report.js';
 import { typegenTs, type TypegenClient } from '../plan/typegen.js';
 import { openStore } from '../storage/open.js';
@@ -48,8 +46,7 @@ const rangeDays = (o: { from?: string; to?: string }) => selectDays({ from: o.fr
 export async function planReplay(config: Config, o: RangeOptions): Promise<number> {
   const store = await openStore(config.storage, s3Settings(config));
   // A suppressed or erased subject's blocked messages stay out, as the collector's shipper keeps them out.
-  const secret = await loadPrivacySecret(config.privacySecret, store);
-  const filter = new ShipFilter(secret, statesByTenant((await new RegulationReader(store).read()).byTenant), Infinity);
+  const filter = await regulationFilter(store, config.privacySecret);
   const erased = (line: string, receivedAt: number) => filter.drops(receivedAt, [{ kind: 'q', line: Buffer.from(line) }]) !== undefined;
   const r = await replayQuarantine({ store, plans: compiledPlans(config), events: config.events, days: rangeDays(o), tenant: o.tenant, erased });
   for (const u of r.unusable) process.stderr.write(`cannot replay ${u.key}:${u.line}: ${u.reason}\n`);

@@ -2,6 +2,7 @@
 import type { Logger } from 'pino';
 import type { Config } from '../config/config.js';
 import { jobResources, s3Settings } from '../config/config.js';
+import { forwardedCopies } from '../forward/erase.js';
 import { metricSet } from '../jobs/aggregates/metrics.js';
 import type { NightlyTask } from '../jobs/scheduler.js';
 import { systemClock } from '../lib/clock.js';
@@ -62,6 +63,7 @@ function erasureOptions(config: Config, store: ObjectStore, secret: string, logg
   return {
     ...jobResources(config), store, secret, logger, clock: systemClock, metrics: metricSet(config.metrics),
     sessions: { inactivityMinutes: config.inactivityMinutes, includeBots: config.sessionsIncludeBots, lookbackDays: config.lookbackDays },
+    elsewhere: [forwardedCopies(config.destinations, store, logger)],
   };
 }
 

@@ -36,13 +36,18 @@ export interface ReplayReport {
   sent: number;
   /** Messages that failed again, left in their files with the new error. */
   failed: number;
+  /** Messages of a suppressed or erased subject: not sent, left in their files (an erasure removes them). */
+  leftOut: number;
 }
 
-/** Sends a destination's dead letters of the days from..to again, file by file, in batches of its batchCount. */
-export async function replayDeadLetters(store: ObjectStore, d: Destination, sender: Sender, days: { from: string; to: string }, logger: Logger, now: () => number): Promise<ReplayReport> {
+/**
+ * Sends a destination's dead letters of the days from..to again, file by file, in batches of its batchCount.
+ * `leftOut` says which must not go (privacy regulations): they stay in their files as they were.
+ */
+export async function replayDeadLetters(store: ObjectStore, d: Destination, sender: Sender, days: { from: string; to: string }, logger: Logger, now: () => number, leftOut: (l: DeadLetter) => boolean = () => false): Promise<ReplayReport> {
   const wanted = new Set(daysBetween(days.from, days.to));
   const files = (await store.list(deadLetterPrefix(d.name))).filter((o) => o.key.endsWith('.jsonl') && wanted.has(dayOfKey(o.key) ?? ''));
-  const report: ReplayReport = { files: files.length, sent: 0, failed: 0 };
+  const report: ReplayReport = { files: files.length, sent: 0, failed: 0, leftOut: 0 };
   const hooks: DeliveryHooks = {
     sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
     stopped: () => false,
@@ -50,13 +55,17 @@ export async function replayDeadLetters(store: ObjectStore, d: Destination, send
     failed: (error, attempt, retryInMs) => retryInMs !== undefined && logger.warn({ destination: d.name, err: error, attempt }, 'replay: will retry'),
   };
   for (const file of files) {
-    const letters = parseDeadLetters((await store.get(file.key))?.toString('utf8') ?? '');
+    const all = parseDeadLetters((await store.get(file.key))?.toString('utf8') ?? '');
+    const held = all.filter(leftOut);
+    const letters = all.filter((l) => !leftOut(l));
     const undelivered: Undelivered[] = [];
     for (let i = 0; i < letters.length; i += d.batchCount) undelivered.push(...(await deliver(sender, letters.slice(i, i + d.batchCount), d, hooks)));
-    if (undelivered.length === 0) {
+    report.leftOut += held.length;
+    if (undelivered.length === 0 && held.length === 0) {
       await store.delete(file.key);
-    } else {
-      await store.put(file.key, undelivered.map((u) => deadLetterLines(u.messages, u.error, u.attempts, now())).join(''));
+    } else if (letters.length > 0) {
+      const kept = held.map((l) => deadLetterLines([l], l.error, l.attempts, Date.parse(l.at))).join('');
+      await store.put(file.key, kept + undelivered.map((u) => deadLetterLines(u.messages, u.error, u.attempts, now())).join(''));
       report.failed += undelivered.reduce((n, u) => n + u.messages.length, 0);
     }
     logger.info({ destination: d.name, file: file.key, messages: letters.length }, 'replay: dead letters sent');

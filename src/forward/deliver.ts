@@ -12,12 +12,17 @@ const MAX_RETRY_AFTER_MS = 3_600_000;
 
 export type DeliveryPolicy = Pick<Destination, 'maxAttempts' | 'retryBaseMs' | 'retryMaxMs'>;
 
-export interface DeliveryHooks {
+export interface DeliveryHooks<M extends Outgoing = Outgoing> {
   /** Waits (interruptibly: a stopping caller resolves it early, then `stopped` says so). */
   sleep(ms: number): Promise<void>;
   stopped(): boolean;
   delivered(n: number): void;
   failed(error: string, attempt: number, retryInMs: number | undefined): void;
+  /**
+   * Asked before each attempt: whether a message may still go (a deletion that arrived while a batch waited
+   * or was being retried takes its subject's messages out of it). Unset: all may.
+   */
+  mayGo?(message: M): boolean;
 }
 
 export interface Undelivered {
@@ -34,8 +39,10 @@ export function backoffMs(policy: DeliveryPolicy, attempt: number): number {
 }
 
 /** Delivers a batch; returns what was refused for good or still failed after maxAttempts. Throws DeliveryStopped. */
-export async function deliver(sender: Sender, batch: Outgoing[], policy: DeliveryPolicy, hooks: DeliveryHooks): Promise<Undelivered[]> {
+export async function deliver<M extends Outgoing>(sender: Sender, batch: M[], policy: DeliveryPolicy, hooks: DeliveryHooks<M>): Promise<Undelivered[]> {
   for (let attempt = 1; ; attempt++) {
+    if (hooks.mayGo) batch = batch.filter((m) => hooks.mayGo!(m));
+    if (batch.length === 0) return [];
     const r = await sender.send(batch);
     if (r.ok) {
       hooks.delivered(batch.length);

@@ -11,6 +11,7 @@ import type { Destination } from '../config/destinations.js';
 import type { WriteAheadLog } from '../ingest/wal.js';
 import type { Clock } from '../lib/clock.js';
 import type { Metrics } from '../lib/metrics.js';
+import type { PrivacyGate } from '../privacy/ship-filter.js';
 import { makeDir } from '../storage/local.js';
 import type { ObjectStore } from '../storage/store.js';
 import { Forwarder } from './forwarder.js';
@@ -27,6 +28,8 @@ export interface DestinationsDeps {
   stateDir: string;
   /** The configured event-name mappings (the Postgres destination maps messages as the collector does). */
   events: Readonly<Record<string, string>>;
+  /** The privacy filter in force (what the shipper leaves out is not forwarded either). */
+  privacy?: PrivacyGate;
 }
 
 /** The sender of a destination's type. */
@@ -45,7 +48,7 @@ export const forwardDir = (stateDir: string) => path.join(stateDir, 'forward');
 
 /** The configured destinations as the readers of a collector's log (ingest/node.ts's `readers`). */
 export function destinationReaders(config: Config, deps: { store: ObjectStore; clock: Clock; logger: Logger }) {
-  return (wal: WriteAheadLog, metrics: Metrics) => Destinations.open(config.destinations, { ...deps, wal, metrics, stateDir: config.stateDir, events: config.events });
+  return (wal: WriteAheadLog, metrics: Metrics, privacy: PrivacyGate) => Destinations.open(config.destinations, { ...deps, wal, metrics, privacy, stateDir: config.stateDir, events: config.events });
 }
 
 export class Destinations {
@@ -71,7 +74,7 @@ export class Destinations {
     }
     // Every destination's series from the start (at 0), so a dashboard can tell "none yet" from "no data".
     for (const d of destinations) {
-      for (const c of [deps.metrics.forwardDelivered, deps.metrics.forwardRetried, deps.metrics.forwardDeadLettered, deps.metrics.forwardHandedOver]) c.inc({ destination: d.name }, 0);
+      for (const c of [deps.metrics.forwardDelivered, deps.metrics.forwardRetried, deps.metrics.forwardDeadLettered, deps.metrics.forwardHandedOver, deps.metrics.forwardLeftOut]) c.inc({ destination: d.name }, 0);
     }
     deps.metrics.forwardState = () => forwarders.map((f) => ({ destination: f.d.name, lagSeconds: f.lag().seconds, lagBytes: f.lag().bytes }));
     await deps.wal.collect();

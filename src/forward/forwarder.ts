@@ -21,8 +21,9 @@ import { dayOf, dayPath } from '../lib/dates.js';
 import type { Metrics } from '../lib/metrics.js';
 import { writeFileAtomic } from '../storage/local.js';
 import type { ObjectStore } from '../storage/store.js';
-import { type Forwarded, forwardedOf } from './messages.js';
-import { formatForwardRow, parseForwardLine } from '../ingest/records.js';
+import { backlogEntries, type Forwarded, forwardedOf } from './messages.js';
+import { formatForwardRow } from '../ingest/records.js';
+import type { PrivacyGate } from '../privacy/ship-filter.js';
 import { backoffMs, deliver, DeliveryStopped } from './deliver.js';
 import type { Outgoing, Sender } from './sender.js';
 import { deadLetterLines } from './deadletter.js';
@@ -85,6 +86,11 @@ export interface ForwarderDeps {
   /** The folder of the destinations' cursor files (`<stateDir>/forward`). */
   dir: string;
   sender: Sender;
+  /**
+   * The privacy filter in force: a message acknowledged before a suppression or deletion of its subject
+   * reached this node is not forwarded (nor handed over to the backlog), as it is not shipped.
+   */
+  privacy?: PrivacyGate;
 }
 
 export const cursorFile = (dir: string, name: string) => path.join(dir, `${name}.json`);
@@ -100,7 +106,9 @@ export async function readState(dir: string, name: string): Promise<ForwarderSta
 
 export class Forwarder implements LogHold {
   private state!: ForwarderState;
+  /** What this destination takes and the privacy filter lets go; `takes` alone is its configured filter. */
   private readonly wants: (f: Forwarded) => boolean;
+  private readonly takes: (f: Forwarded) => boolean;
   private stopping = false;
   private loop: Promise<void> | undefined;
   private spillTimer: NodeJS.Timeout | undefined;
@@ -117,7 +125,8 @@ export class Forwarder implements LogHold {
   private readonly log: Logger;
 
   constructor(readonly d: Destination, private readonly o: ForwarderDeps) {
-    this.wants = destinationFilter(d);
+    this.takes = destinationFilter(d);
+    this.wants = (f) => f.leftOut !== true && this.takes(f);
     this.log = o.logger.child({ destination: d.name });
   }
 
@@ -198,6 +207,7 @@ export class Forwarder implements LogHold {
    * does not, so a destination stuck in retries still hands its backlog over.
    */
   private async step(): Promise<boolean> {
+    await this.o.privacy?.ready(); // nothing goes out before this node has read the regulations once
     const next = await this.locked(() => this.choose());
     if (next === undefined) return false;
     if ('backlog' in next) {
@@ -266,7 +276,7 @@ export class Forwarder implements LogHold {
     const at: Array<[offset: number, index: number]> = [];
     let start = c.offset;
     for (const frame of read.frames) {
-      const es = await forwardedOf([frame.payload]);
+      const es = await forwardedOf([frame.payload], this.o.privacy?.filter());
       for (let k = start === c.offset ? c.index : 0; k < es.length; k++) {
         list.push(es[k]!);
         at.push([start, k]);
@@ -294,7 +304,7 @@ export class Forwarder implements LogHold {
 
   private async deliverBacklog(b: { key: string; index: number }): Promise<void> {
     const body = await this.o.store.get(b.key);
-    const entries = (body?.toString('utf8') ?? '').split('\n').filter((l) => l !== '').map(parseForwardLine);
+    const entries = backlogEntries(body ?? Buffer.alloc(0), this.o.privacy?.filter());
     const name = path.posix.basename(b.key, '.jsonl');
     await this.deliverEntries(entries, b.index, (n) => (b.index = n), (i) => `backlog-${name}-${i}`);
     await this.o.store.delete(b.key);
@@ -302,18 +312,24 @@ export class Forwarder implements LogHold {
     await this.writeState();
   }
 
-  /** Entries from `from` on, in batches of what the destination wants; `progress` is told how far it got. */
-  private async deliverEntries(entries: Forwarded[], from: number, progress: (n: number) => void, idOf: (i: number) => string): Promise<void> {
+  /**
+   * Entries from `from` on, in batches of what the destination wants; `progress` is told how far it got.
+   * A hole is a backlog line an erasure emptied.
+   */
+  private async deliverEntries(entries: ReadonlyArray<Forwarded | undefined>, from: number, progress: (n: number) => void, idOf: (i: number) => string): Promise<void> {
     let i = from;
     while (i < entries.length) {
       if (this.stopping) throw new DeliveryStopped();
-      this.pendingSince = entries[i]!.receivedAt;
+      this.pendingSince = entries[i]?.receivedAt ?? this.pendingSince;
       const batch: Forwarded[] = [];
       let bytes = 64;
       let j = i;
       for (; j < entries.length && batch.length < this.d.batchCount; j++) {
-        const e = entries[j]!;
-        if (!this.wants(e)) continue;
+        const e = entries[j];
+        if (e === undefined || !this.wants(e)) {
+          if (e?.leftOut && this.takes(e)) this.o.metrics.forwardLeftOut.inc({ destination: this.d.name });
+          continue;
+        }
         if (batch.length > 0 && bytes + e.json.length + 1 > this.d.batchBytes) break;
         batch.push(e);
         bytes += e.json.length + 1;
@@ -328,6 +344,12 @@ export class Forwarder implements LogHold {
   /** One batch until it is delivered or dead-lettered (forward/deliver.ts). */
   private async sendBatch(batch: Forwarded[], id: string): Promise<void> {
     const undelivered = await deliver(this.o.sender, batch, this.d, {
+      mayGo: ({ receivedAt, tenant, json }) => {
+        const filter = this.o.privacy?.filter();
+        if (!filter?.looksAt(receivedAt) || !filter.dropsMessage(receivedAt, tenant, json)) return true;
+        this.o.metrics.forwardLeftOut.inc({ destination: this.d.name });
+        return false;
+      },
       sleep: (ms) => this.sleep(ms),
       stopped: () => this.stopping,
       delivered: (n) => {
@@ -389,7 +411,7 @@ export class Forwarder implements LogHold {
     let lag = this.lag().bytes;
     for (const seq of sealed) {
       if (lag <= this.d.maxLagBytes) break;
-      const entries = (await forwardedOf(await this.o.wal.read(seq))).filter(this.wants);
+      const entries = (await forwardedOf(await this.o.wal.read(seq), this.o.privacy?.filter())).filter(this.wants);
       const body = entries.map(formatForwardRow).join('\n') + (entries.length > 0 ? '\n' : '');
       await this.o.store.put(`${this.backlogPrefix()}${String(seq).padStart(12, '0')}.jsonl`, body);
       lag -= this.o.wal.segmentBytes(seq);

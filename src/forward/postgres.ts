@@ -80,8 +80,9 @@ export interface RowMapper {
 }
 
 /**
- * A forwarded message's rows: one per tracking row it makes (the collector's own mapping), or one with the
- * tracking columns empty for calls that make none (identify, group, alias).
+ * A forwarded message's rows: one per tracking row it makes (the collector's own mapping), or one for calls
+ * that make none (identify, group, alias) with the tracking columns empty but its time, tenant and who it is
+ * about (accountid: userId; deviceid: context.device.id or anonymousId), so an erasure finds it too.
  */
 export function rowMapper(events: Readonly<Record<string, string>>): RowMapper {
   const eventMap = buildEventMap(events);
@@ -99,7 +100,11 @@ export function rowMapper(events: Readonly<Record<string, string>>): RowMapper {
         if (mapped.ok) tracks = mapped.value.tracks;
       }
       const tail = (i: number) => [String(raw.messageId), i, String(raw.type), raw.properties ?? raw.traits ?? null, context];
-      if (tracks.length === 0) return [[...TRACK_COLUMNS.map((c) => (c === 'tenantid' ? tenant : c === 'time' ? receivedAt : null)), ...tail(0)]];
+      if (tracks.length === 0) {
+        const id = (v: unknown) => (typeof v === 'string' && v !== '' ? v : typeof v === 'number' ? String(v) : null);
+        const own: Partial<Record<string, unknown>> = { tenantid: tenant, time: receivedAt, accountid: id(raw.userId), deviceid: id(context.device?.id) ?? id(raw.anonymousId) };
+        return [[...TRACK_COLUMNS.map((c) => own[c] ?? null), ...tail(0)]];
+      }
       return tracks.map((t, i) => [...TRACK_COLUMNS.map((c) => t[c]), ...tail(i)]);
     },
   };
@@ -108,13 +113,16 @@ export function rowMapper(events: Readonly<Record<string, string>>): RowMapper {
 /** SQLSTATE classes of a row Postgres will never take: data exceptions, integrity constraint violations. */
 const refused = (code: unknown) => typeof code === 'string' && (code.startsWith('22') || code.startsWith('23'));
 
+/** A tenant's table, quoted. */
+export const tableName = (d: Pick<PostgresDestination, 'schema'>, tenant: string) => `${ident(d.schema)}.${ident(`tracks_${tenant}`)}`;
+
 export function postgresSender(d: PostgresDestination, events: Readonly<Record<string, string>>): Sender {
   const pool = new pg.Pool({ connectionString: d.url, max: 1, connectionTimeoutMillis: d.timeoutMs, query_timeout: d.timeoutMs, application_name: `tracklake ${d.name}` });
   // An idle connection the server dropped (a restart) is an error on the pool, not a crash.
   pool.on('error', () => undefined);
   const mapper = rowMapper(events);
   const ready = new Set<string>();
-  const tableOf = (tenant: string) => `${ident(d.schema)}.${ident(`tracks_${tenant}`)}`;
+  const tableOf = (tenant: string) => tableName(d, tenant);
 
   /** Makes the tenant's table and brings it to the last version (once per process, under a lock). */
   async function ensure(client: pg.PoolClient, tenant: string): Promise<string> {

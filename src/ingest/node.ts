@@ -5,6 +5,7 @@
 import type { Logger } from 'pino';
 import { hashesAddresses, retentionSettings, type Config } from '../config/config.js';
 import { loadPrivacySecret } from '../privacy/secret.js';
+import type { PrivacyGate } from '../privacy/ship-filter.js';
 import { PrivacyWatcher } from '../privacy/watch.js';
 import type { Clock } from '../lib/clock.js';
 import { Metrics } from '../lib/metrics.js';
@@ -64,7 +65,7 @@ export interface IngestDeps {
   logger: Logger;
   metrics?: Metrics;
   /** Opens the log's readers once the log is open and before anything ships (they hold segments). */
-  readers?: (wal: WriteAheadLog, metrics: Metrics) => Promise<LogReaders>;
+  readers?: (wal: WriteAheadLog, metrics: Metrics, privacy: PrivacyGate) => Promise<LogReaders>;
 }
 
 export async function openIngest(config: Config, deps: IngestDeps): Promise<IngestNode> {
@@ -130,7 +131,7 @@ export async function openIngest(config: Config, deps: IngestDeps): Promise<Inge
   const shared = config.dedupRedisUrl ? await RedisState.open(config.dedupRedisUrl) : undefined;
   if (shared) deps.logger.info({ redis: shared.where }, 'duplicates removed across collectors through shared state');
   // Holds on the log before anything ships, so no segment a destination needs is released.
-  const readers = await deps.readers?.(wal, metrics);
+  const readers = await deps.readers?.(wal, metrics, privacy);
   shipper = new Shipper({ wal, store: deps.store, clock: deps.clock, logger: deps.logger, metrics, flushIntervalMs: config.flushIntervalMs, dedupWindowMs: windowMs, privacy, claims: windowMs > 0 ? shared : undefined });
   const pending = wal.sealed().length;
   if (pending > 0) deps.logger.info({ segments: pending, nodeId: wal.nodeId }, 'recovered log segments from a previous run; shipping them');

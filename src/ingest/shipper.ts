@@ -17,7 +17,7 @@ import type { Metrics } from '../lib/metrics.js';
 import type { ObjectStore } from '../storage/store.js';
 import { headerOf, keys, LAKE } from '../lake/layout.js';
 import { ID_ENTRY_BYTES, pruneIdsFiles, writeIdsFile } from './dedup.js';
-import type { ShipFilter } from '../privacy/ship-filter.js';
+import type { PrivacyGate, ShipFilter } from '../privacy/ship-filter.js';
 import { readRecords, type RowKind } from './records.js';
 import type { WriteAheadLog } from './wal.js';
 import type { IdClaims } from '../storage/redis.js';
@@ -57,7 +57,7 @@ export interface ShipperOptions {
    * The privacy filter in force (privacy/ship-filter.ts). Shipping waits for `ready` first: a segment must not
    * ship before this node has read the regulations once.
    */
-  privacy?: { filter(): ShipFilter | undefined; ready(): Promise<void> };
+  privacy?: PrivacyGate;
   /**
    * Claims shared by the collectors on one bucket (storage/redis.ts): a segment's ids are claimed for the
    * duplicate window before it ships, and a record whose id another segment holds is left out.

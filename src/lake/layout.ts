@@ -50,6 +50,8 @@ export const SESSION_STATE_TYPES = { day: 'VARCHAR', kind: 'VARCHAR', tenantid: 
 export const USER_DEVICE_TYPES = { tenantid: 'VARCHAR', userid: 'VARCHAR', deviceid: 'VARCHAR', first_seen: 'BIGINT', last_seen: 'BIGINT', events: 'BIGINT', sessions: 'BIGINT' } as const;
 
 const person = { USER_ID: ['accountid'], ANONYMOUS_ID: ['deviceid'] } as const;
+/** Files of whole messages name people by the message's fields (privacy/subjects.ts, messageSubject). */
+const messageFields = { USER_ID: ['message.userId'], ANONYMOUS_ID: ['message.anonymousId', 'message.context.device.id', 'message.previousId'] } as const;
 /** The track analysis names its universal user `userid`: an account id, or a device id for the never-linked. */
 const analysed = { USER_ID: ['userid'], ANONYMOUS_ID: ['deviceid', 'userid'] } as const;
 
@@ -60,7 +62,7 @@ export const LAKE = {
   // A violation row names its message, not its sender: the rows of a subject's blocked messages are found by
   // their quarantine lines' messageId (privacy/erase.ts).
   violations: { pattern: 'violations/<yyyy>/<mm>/<dd>/<node>-<sequence>.csv', format: 'csv', columns: VIOLATION_TYPES, subjects: {}, erasure: 'rows' },
-  quarantine: { pattern: 'quarantine/<yyyy>/<mm>/<dd>/<node>-<sequence>.jsonl', format: 'jsonl', subjects: { USER_ID: ['message.userId'], ANONYMOUS_ID: ['message.anonymousId', 'message.context.device.id', 'message.previousId'] }, erasure: 'rows' },
+  quarantine: { pattern: 'quarantine/<yyyy>/<mm>/<dd>/<node>-<sequence>.jsonl', format: 'jsonl', subjects: messageFields, erasure: 'rows' },
   schemas: { pattern: 'schemas/<yyyy>/<mm>/<dd>/<tenant>/<node>.json', format: 'json', subjects: {}, erasure: 'none' },
   // Counts only: messages acknowledged per tenant and minute, the last half hour (lake/live.ts).
   live: { pattern: 'live/<node>.json', format: 'json', subjects: {}, erasure: 'none' },
@@ -74,6 +76,11 @@ export const LAKE = {
   userFacts: { pattern: 'users/user_facts.csv', format: 'csv', columns: USER_FACT_TYPES, subjects: { USER_ID: ['userid'], ANONYMOUS_ID: ['userid'] }, erasure: 'derived' },
   sessionState: { pattern: 'sessions/_state/<yyyy>/<mm>/<dd>/state.csv', format: 'csv', columns: SESSION_STATE_TYPES, subjects: analysed, erasure: 'derived' },
   userDevices: { pattern: 'users/_state/user_devices.csv', format: 'csv', columns: USER_DEVICE_TYPES, subjects: analysed, erasure: 'derived' },
+  // Destinations' copies (forward/): a backlog of forwarded lines (`<tenant>\t<blocked>\t<receivedAt>\t<name>\t<message>`),
+  // and dead letters (a JSON line each, the message under `message`). An erasure empties a backlog line (a
+  // destination's cursor counts lines) and removes a dead letter.
+  forwardBacklog: { pattern: 'destinations/<name>/backlog/<node>-<segment>.jsonl', format: 'jsonl', subjects: messageFields, erasure: 'rows' },
+  deadLetters: { pattern: 'deadletter/<name>/<yyyy>/<mm>/<dd>/<id>.jsonl', format: 'jsonl', subjects: messageFields, erasure: 'rows' },
   // Privacy's own files. A regulation keeps its subjects as keyed hashes, and its plain ids only until the
   // deletion that needed them is done; an index pack holds fingerprints and is written again with its files.
   regulations: { pattern: 'privacy/regulations/<tenant>/<id>.json', format: 'json', subjects: {}, erasure: 'none' },

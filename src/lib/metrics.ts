@@ -37,6 +37,7 @@ export class Metrics {
   readonly forwardDelivered = new Counter({ name: 'tracklake_forward_delivered_total', help: 'Messages a destination accepted', labelNames: ['destination'], registers: [this.registry] });
   readonly forwardRetried = new Counter({ name: 'tracklake_forward_retries_total', help: 'Batches sent again after a failure (timeouts, 408, 429, 5xx, closed connections)', labelNames: ['destination'], registers: [this.registry] });
   readonly forwardDeadLettered = new Counter({ name: 'tracklake_forward_dead_lettered_total', help: 'Messages refused (4xx) or still failing after maxAttempts, stored under deadletter/<name>/', labelNames: ['destination'], registers: [this.registry] });
+  readonly forwardLeftOut = new Counter({ name: 'tracklake_forward_left_out_total', help: 'Messages not forwarded: a suppression or deletion of their subject reached this node after they were acknowledged', labelNames: ['destination'], registers: [this.registry] });
   readonly forwardHandedOver = new Counter({ name: 'tracklake_forward_handed_over_total', help: "Messages moved to the bucket's backlog (destinations/<name>/backlog/) because the destination fell maxLagBytes behind", labelNames: ['destination'], registers: [this.registry] });
   /** Each destination's lag, read at each scrape (set by forward/destinations.ts). */
   forwardState: () => Array<{ destination: string; lagSeconds: number; lagBytes: number }> = () => [];

@@ -12,10 +12,12 @@
  *    quarantine (a subject's line is blanked, so replay's ledger line numbers hold), the violations of the
  *    blanked messages, and the alias map. Other rows keep their bytes. The index packs of the months that
  *    changed are written at the end (a crash before that leaves them stale: the next run reads those files).
- * 4. What is derived is computed again from the remaining files: the aggregate and session days that were
+ * 4. Copies beyond the lake's files are erased where they lie (`elsewhere`): what destinations hold for
+ *    delivery in the bucket (backlog, dead letters) and the Postgres tables a destination writes.
+ * 5. What is derived is computed again from the remaining files: the aggregate and session days that were
  *    computed from a changed day (sessions with their neighbours), and with them the track facts, user facts
  *    and their state. The read caches reload those days when their manifests change.
- * 5. The regulation is FINISHED with what it did, and its plain ids are dropped (the hashes stay).
+ * 6. The regulation is FINISHED with what it did, and its plain ids are dropped (the hashes stay).
  *
  * Filtering is idempotent, so a run killed at any point is finished by the next one: a file already
  * filtered loses nothing more, and a regulation is marked FINISHED only after every step. A failure leaves
@@ -44,6 +46,25 @@ export interface ErasureOptions extends JobResources {
   sessions: Pick<SessionOptions, 'inactivityMinutes' | 'includeBots' | 'lookbackDays'>;
   /** Only this regulation (tracklake regulations run ID); default every pending one. */
   only?: string;
+  /** Copies of messages outside the lake's own files (forward/erase.ts: what destinations hold for delivery and write). */
+  elsewhere?: readonly CopiesElsewhere[];
+}
+
+/** Who an erasure is about, per tenant: the ids as the tracking rows hold them. */
+export interface ErasureSubjects {
+  users: ReadonlySet<string>;
+  anons: ReadonlySet<string>;
+  /** Devices that are a user subject's: their rows without an account id go too. */
+  linked: ReadonlySet<string>;
+}
+
+/**
+ * A place beyond the bucket's lake files that holds copies of people's messages, and erases them: a small
+ * interface, so privacy/ does not know the destinations. `isSubject` is the erasure's own test of a row's
+ * ids. Returns the rows removed, by the name the report gives them. Idempotent, like the rest of the run.
+ */
+export interface CopiesElsewhere {
+  erase(subjects: ReadonlyMap<string, ErasureSubjects>, isSubject: (tenant: string, account: string, devices: readonly string[]) => boolean): Promise<Record<string, number>>;
 }
 
 export interface ErasureRun {
@@ -255,9 +276,14 @@ async function erase(o: ErasureOptions, pending: readonly Regulation[], report: 
     }
   }
 
+  // 5. Copies elsewhere: the destinations' backlog and dead letters, the tables they write.
+  for (const place of o.elsewhere ?? []) {
+    const gone = await place.erase(subjects, (tenant, account, devices) => isSubject(subjects.get(tenant), account, devices));
+    for (const [name, n] of Object.entries(gone)) if (n > 0) report.rowsRemoved[name] = (report.rowsRemoved[name] ?? 0) + n;
+  }
   lap('rewrite');
 
-  // 5. What is derived from the changed days, where it was computed: the jobs' own runs, forced.
+  // 6. What is derived from the changed days, where it was computed: the jobs' own runs, forced.
   if (changedDays.size > 0) {
     const aggregated = await computedDays(o.store, 'aggregates/_state/daily/');
     const aggDays = [...changedDays].filter((d) => aggregated.has(d)).sort();

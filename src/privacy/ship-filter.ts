@@ -1,6 +1,7 @@
 /**
  * The last gate before storage: messages acknowledged before a suppression or a deletion reached this node
- * are still in its log, and are left out when their segment ships. Only records received before the lists
+ * are still in its log, and are left out when their segment ships and when a destination forwards them
+ * (forward/messages.ts). Only records received before the lists
  * last changed at the door are looked at (every later one was already judged by the door with these lists),
  * so in steady state shipping pays nothing for it.
  *
@@ -8,12 +9,18 @@
  * together. Its subject is read off its rows (lake/layout.ts names the columns).
  */
 import type { SuppressionState } from './regulations.js';
-import { rowSubject, subjectHash, type PersonKind, type SubjectType } from './subjects.js';
+import { messageSubject, rowSubject, subjectHash, type PersonKind, type RowSubject, type SubjectType } from './subjects.js';
 
 /** A row of a log record: its kind byte's letter and its line's bytes. */
 export interface RowView {
   kind: 't' | 'i' | 'v' | 'q';
   line: Buffer;
+}
+
+/** The filter in force, for the log's readers (the shipper, the destinations): they wait for `ready` first. */
+export interface PrivacyGate {
+  filter(): ShipFilter | undefined;
+  ready(): Promise<void>;
 }
 
 export class ShipFilter {
@@ -31,28 +38,42 @@ export class ShipFilter {
   /** The tenant whose subject's record this is, when it must be left out; undefined to keep it. */
   drops(at: number, rows: readonly RowView[]): string | undefined {
     for (const row of rows) {
-      const ids = idsOf(row);
-      if (ids === undefined) continue;
-      const state = this.states.get(ids.tenant);
-      if (state === undefined) return undefined;
-      for (const [type, id] of ids.subjects) {
-        if (id === '') continue;
-        const h = subjectHash(this.secret, ids.tenant, type, id);
-        if (state.suppressed.has(h)) return ids.tenant;
-        const before = state.erased.get(h);
-        if (before !== undefined && at < before) return ids.tenant;
-      }
-      return undefined; // one row with ids tells the record's subject
+      const kind = ROW_KINDS[row.kind];
+      const r = kind && rowSubject(kind, row.line);
+      if (r === undefined) continue;
+      return this.dropsSubject(at, r) ? r.tenant : undefined; // one row with ids tells the record's subject
     }
     return undefined;
   }
-}
 
-/** The ids a row names, by subject type: tracking rows, identity links and quarantine lines name people. */
-function idsOf(row: RowView): { tenant: string; subjects: Array<[SubjectType, string]> } | undefined {
-  const kind = ROW_KINDS[row.kind];
-  const r = kind && rowSubject(kind, row.line);
-  return r && { tenant: r.tenant, subjects: [['USER_ID', r.user], ...r.devices.map((d): [SubjectType, string] => ['ANONYMOUS_ID', d])] };
+  /**
+   * Whether a message (as JSON text) received at `at` must be left out: a destination's copy is judged by
+   * the message itself, since a call that makes no tracking row (a group call, say) is forwarded too.
+   */
+  dropsMessage(at: number, tenant: string, json: string): boolean {
+    if (!this.states.has(tenant)) return false;
+    let message: unknown;
+    try {
+      message = JSON.parse(json);
+    } catch {
+      return false; // the collector wrote it from a parsed message: not reached
+    }
+    return this.dropsSubject(at, messageSubject(tenant, message));
+  }
+
+  private dropsSubject(at: number, r: RowSubject): boolean {
+    const state = this.states.get(r.tenant);
+    if (state === undefined) return false;
+    const subjects: Array<[SubjectType, string]> = [['USER_ID', r.user], ...r.devices.map((d): [SubjectType, string] => ['ANONYMOUS_ID', d])];
+    for (const [type, id] of subjects) {
+      if (id === '') continue;
+      const h = subjectHash(this.secret, r.tenant, type, id);
+      if (state.suppressed.has(h)) return true;
+      const before = state.erased.get(h);
+      if (before !== undefined && at < before) return true;
+    }
+    return false;
+  }
 }
 
 /** The log's row kinds (ingest/records.ts) that name a person, as the bucket's kinds of file. */

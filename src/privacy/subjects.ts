@@ -76,13 +76,21 @@ export function rowSubject(kind: PersonKind, line: Buffer | string): RowSubject 
 function quarantineSubject(line: Buffer | string): Required<RowSubject> | undefined {
   try {
     const e = JSON.parse(typeof line === 'string' ? line : line.toString('utf8')) as { tenant: string; messageId: string; message: Record<string, unknown> };
-    const m = e.message;
-    const s = (v: unknown) => (typeof v === 'string' || typeof v === 'number' ? String(v) : '');
-    const device = (m.context as { device?: { id?: unknown } } | undefined)?.device?.id;
-    return { tenant: e.tenant, messageId: e.messageId, user: s(m.userId), devices: [s(m.anonymousId), s(device), s(m.previousId)] };
+    return { ...messageSubject(e.tenant, e.message), messageId: e.messageId };
   } catch {
     return undefined; // a line that is not a quarantine entry names nobody
   }
+}
+
+/**
+ * Who a message as JSON names (a quarantine entry's, a forwarded message's): its user id, then its anonymous id,
+ * context.device.id and an alias call's previousId ('' where absent).
+ */
+export function messageSubject(tenant: string, message: unknown): RowSubject {
+  const m = (typeof message === 'object' && message !== null ? message : {}) as Record<string, unknown>;
+  const s = (v: unknown) => (typeof v === 'string' || typeof v === 'number' ? String(v) : '');
+  const device = (m.context as { device?: { id?: unknown } } | undefined)?.device?.id;
+  return { tenant, user: s(m.userId), devices: [s(m.anonymousId), s(device), s(m.previousId)] };
 }
 
 /**

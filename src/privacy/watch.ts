@@ -74,3 +74,12 @@ export class PrivacyWatcher {
     if (this.timer) clearInterval(this.timer);
   }
 }
+
+/**
+ * The regulations in force as a filter, for a command that sends or replays what was logged before
+ * (`plan replay`, `destinations replay`): every record is looked at, as if the lists had just changed.
+ */
+export async function regulationFilter(store: ObjectStore, configuredSecret: string | undefined): Promise<ShipFilter> {
+  const secret = await loadPrivacySecret(configuredSecret, store);
+  return new ShipFilter(secret, statesByTenant((await new RegulationReader(store).read()).byTenant), Infinity);
+}

@@ -1,0 +1,102 @@
+/**
+ * A deletion reaches what tracklake wrote for its destinations (privacy/erase.ts calls this as one of its
+ * `elsewhere` places):
+ * - the backlog in the bucket (`destinations/<name>/backlog/…`): a subject's line is emptied, not removed,
+ *   because a destination part-way through an object counts its lines;
+ * - the dead letters (`deadletter/<name>/…`): a subject's line is removed, and an object left empty goes;
+ * - each Postgres destination's tables: the subject's rows are deleted, by the same test as tracking rows
+ *   (the account id, the device id, or a linked device's rows without an account id).
+ *
+ * What a webhook or another Segment-compatible API already received is the receiver's to delete: tracklake
+ * cannot take it back (the README says so). Messages still in a collector's log are left out as they are
+ * forwarded (forward/messages.ts), as they are when they ship.
+ */
+import type { Logger } from 'pino';
+import pg from 'pg';
+import type { Destination } from '../config/destinations.js';
+import { parseForwardLine } from '../ingest/records.js';
+import type { CopiesElsewhere, ErasureSubjects } from '../privacy/erase.js';
+import { filterRecords } from '../privacy/erase.js';
+import { messageSubject } from '../privacy/subjects.js';
+import type { ObjectStore } from '../storage/store.js';
+import { tableName, type PostgresDestination } from './postgres.js';
+
+type IsSubject = (tenant: string, account: string, devices: readonly string[]) => boolean;
+
+/** Whether a line (of a backlog or of dead letters) is about a subject; a line that cannot be read names nobody. */
+function lineTest(isSubject: IsSubject, read: (line: string) => { tenant: string; message: unknown }): (line: Buffer) => boolean {
+  return (line) => {
+    let m: { tenant: string; message: unknown };
+    try {
+      m = read(line.toString('utf8'));
+    } catch {
+      return false;
+    }
+    const r = messageSubject(m.tenant, m.message);
+    return isSubject(r.tenant, r.user, r.devices);
+  };
+}
+
+const backlogLine = (line: string) => {
+  const f = parseForwardLine(line);
+  return { tenant: f.tenant, message: JSON.parse(f.json) as unknown };
+};
+const deadLetterLine = (line: string) => JSON.parse(line) as { tenant: string; message: unknown };
+
+export function forwardedCopies(destinations: readonly Destination[], store: ObjectStore, logger: Logger): CopiesElsewhere {
+  return {
+    async erase(subjects, isSubject) {
+      const removed = { forwardBacklog: 0, deadLetters: 0, postgres: 0 };
+      if (subjects.size === 0) return removed;
+      // Every name in the bucket, configured or not: a destination removed from the configuration may have left some.
+      const backlog = (await store.list('destinations/')).filter((o) => /^destinations\/[^/]+\/backlog\/[^/]+\.jsonl$/.test(o.key));
+      for (const o of backlog) removed.forwardBacklog += await rewrite(store, o.key, lineTest(isSubject, backlogLine), 'blank');
+      for (const o of (await store.list('deadletter/')).filter((x) => x.key.endsWith('.jsonl'))) removed.deadLetters += await rewrite(store, o.key, lineTest(isSubject, deadLetterLine), 'remove');
+      for (const d of destinations) {
+        if (d.type !== 'postgres') continue;
+        const n = await deletePostgresRows(d, subjects);
+        removed.postgres += n;
+        if (n > 0) logger.info({ destination: d.name, rows: n }, 'erasure: rows deleted from the destination\'s tables');
+      }
+      return removed;
+    },
+  };
+}
+
+/** Filters one object; an object a destination deleted meanwhile (delivered, replayed) is left alone. */
+async function rewrite(store: ObjectStore, key: string, drop: (line: Buffer) => boolean, mode: 'blank' | 'remove'): Promise<number> {
+  const body = await store.get(key);
+  if (body === undefined) return 0;
+  const { out, n } = await filterRecords(body, drop, mode, 'jsonl');
+  if (n === 0) return 0;
+  if (mode === 'remove' && out.length === 0) await store.delete(key);
+  else await store.put(key, out);
+  return n;
+}
+
+/** Deletes the subjects' rows from each tenant's table of a Postgres destination; a table not made yet holds none. */
+async function deletePostgresRows(d: PostgresDestination, subjects: ReadonlyMap<string, ErasureSubjects>): Promise<number> {
+  const client = new pg.Client({ connectionString: d.url, connectionTimeoutMillis: d.timeoutMs });
+  await client.connect();
+  try {
+    let n = 0;
+    for (const [tenant, s] of subjects) {
+      const users = [...s.users];
+      const anons = [...s.anons];
+      const linked = [...s.linked];
+      if (users.length + anons.length + linked.length === 0) continue;
+      try {
+        const r = await client.query(
+          `DELETE FROM ${tableName(d, tenant)} WHERE accountid = ANY($1::text[]) OR deviceid = ANY($2::text[]) OR (coalesce(accountid, '') = '' AND deviceid = ANY($3::text[]))`,
+          [users, anons, linked],
+        );
+        n += r.rowCount ?? 0;
+      } catch (e) {
+        if ((e as { code?: string }).code !== '42P01') throw e; // undefined_table: nothing of this tenant was forwarded
+      }
+    }
+    return n;
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
