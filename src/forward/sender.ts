@@ -4,6 +4,8 @@
  * refused for good, which sends the batch's messages to the dead letters.
  */
 import { createHmac } from 'node:crypto';
+import http from 'node:http';
+import https from 'node:https';
 import { promisify } from 'node:util';
 import { gzip as gzipCb } from 'node:zlib';
 import type { Destination } from '../config/destinations.js';
@@ -42,42 +44,81 @@ export function signature(secret: string, timestamp: number, body: string | Buff
   return `t=${timestamp},v1=${mac}`;
 }
 
-interface HttpRequest {
-  url: string;
-  headers: Record<string, string>;
-  body: string | Buffer;
+/**
+ * POSTs to one receiver over kept-alive connections, reading the outcome from the status (a body is read
+ * only to name the error). node:http rather than fetch: on bench:forward's traffic fetch cost 870 µs of CPU
+ * per 100-message request against 215 µs here, and the collector's cores are what ingest runs on.
+ */
+export class HttpPoster {
+  private readonly agent: http.Agent;
+  private readonly request: typeof http.request;
+
+  constructor(private readonly url: string, private readonly timeoutMs: number, private readonly clock: Clock) {
+    const tls = new URL(url).protocol === 'https:';
+    // One connection: a destination sends one batch at a time, in log order.
+    this.agent = tls ? new https.Agent({ keepAlive: true, maxSockets: 1 }) : new http.Agent({ keepAlive: true, maxSockets: 1 });
+    this.request = tls ? https.request : http.request;
+  }
+
+  async post(headers: Record<string, string>, body: string | Buffer): Promise<Outcome> {
+    const r = await this.once(headers, body);
+    // A kept-alive connection the receiver closed while idle fails at once, before any answer: once more on a new one.
+    return r.stale ? (await this.once(headers, body)).outcome : r.outcome;
+  }
+
+  close(): void {
+    this.agent.destroy();
+  }
+
+  private once(headers: Record<string, string>, body: string | Buffer): Promise<{ outcome: Outcome; stale?: boolean }> {
+    return new Promise((resolve) => {
+      const fail = (why: string, stale = false) => resolve({ outcome: { ok: false, retry: true, error: `${this.url}: ${why}` }, stale });
+      const req = this.request(this.url, { method: 'POST', agent: this.agent, headers: { ...headers, 'content-length': String(Buffer.byteLength(body)) } }, (res) => {
+        const status = res.statusCode ?? 0;
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => {
+          if (text.length < 200) text += c;
+        });
+        res.on('error', (e) => fail(e.message));
+        res.on('end', () => {
+          clearTimeout(timer);
+          if (status >= 200 && status < 300) return resolve({ outcome: { ok: true } });
+          const error = `${this.url} answered ${status}${status >= 300 && status < 400 ? ' (redirects are not followed)' : ''}${text ? `: ${text.slice(0, 200)}` : ''}`;
+          const after = retryAfterMs(header(res.headers['retry-after']), this.clock.now());
+          // A redirect is the configuration's to fix: tried again, as a receiver's trouble is, until maxAttempts.
+          resolve({ outcome: { ok: false, retry: retryable(status) || (status >= 300 && status < 400), error, ...(after !== undefined ? { retryAfterMs: after } : {}) } });
+        });
+      });
+      const timer = setTimeout(() => {
+        req.destroy();
+        fail(`no answer within ${this.timeoutMs} ms`);
+      }, this.timeoutMs);
+      req.on('error', (e: NodeJS.ErrnoException) => {
+        clearTimeout(timer);
+        fail(e.code ?? e.message, req.reusedSocket && e.code === 'ECONNRESET');
+      });
+      req.end(body);
+    });
+  }
 }
 
-/** POSTs a request and reads the outcome from the status (a body is read only to name the error). */
-async function post(req: HttpRequest, timeoutMs: number, clock: Clock): Promise<Outcome> {
-  let res: Response;
-  try {
-    res = await fetch(req.url, { method: 'POST', headers: req.headers, body: req.body, signal: AbortSignal.timeout(timeoutMs), redirect: 'error' });
-  } catch (e) {
-    const err = e as Error & { cause?: { code?: string; message?: string } };
-    const why = err.name === 'TimeoutError' ? `no answer within ${timeoutMs} ms` : (err.cause?.code ?? err.cause?.message ?? err.message);
-    return { ok: false, retry: true, error: `${req.url}: ${why}` };
-  }
-  const text = await res.text().catch(() => '');
-  if (res.ok) return { ok: true };
-  const error = `${req.url} answered ${res.status}${text ? `: ${text.slice(0, 200)}` : ''}`;
-  const after = retryAfterMs(res.headers.get('retry-after'), clock.now());
-  return { ok: false, retry: retryable(res.status), error, ...(after !== undefined ? { retryAfterMs: after } : {}) };
-}
+const header = (v: string | string[] | undefined) => (Array.isArray(v) ? (v[0] ?? null) : (v ?? null));
 
 /** A Segment-format batch body from messages as JSON text. */
 export const batchBody = (messages: readonly Outgoing[], sentAt: number) => `{"batch":[${messages.map((m) => m.json).join(',')}],"sentAt":"${new Date(sentAt).toISOString()}"}`;
 
 /** Segment-format batches, signed, to any URL. */
 export function webhookSender(d: Extract<Destination, { type: 'webhook' }>, clock: Clock): Sender {
+  const poster = new HttpPoster(d.url, d.timeoutMs, clock);
   return {
     async send(messages) {
       const body = batchBody(messages, clock.now());
       const timestamp = Math.floor(clock.now() / 1000);
       const headers = { ...d.headers, 'content-type': 'application/json', 'user-agent': 'tracklake', 'x-tracklake-signature': signature(d.secret, timestamp, body) };
-      return post({ url: d.url, headers, body }, d.timeoutMs, clock);
+      return poster.post(headers, body);
     },
-    close: async () => undefined,
+    close: async () => poster.close(),
   };
 }
 
@@ -85,11 +126,12 @@ export function webhookSender(d: Extract<Destination, { type: 'webhook' }>, cloc
 export function segmentSender(d: Extract<Destination, { type: 'segment' }>, clock: Clock): Sender {
   const url = `${d.url.replace(/\/+$/, '')}/v1/batch`;
   const auth = `Basic ${Buffer.from(`${d.writeKey}:`).toString('base64')}`;
+  const poster = new HttpPoster(url, d.timeoutMs, clock);
   return {
     async send(messages) {
       const body = await gzip(batchBody(messages, clock.now()));
-      return post({ url, headers: { authorization: auth, 'content-type': 'application/json', 'content-encoding': 'gzip', 'user-agent': 'tracklake' }, body }, d.timeoutMs, clock);
+      return poster.post({ authorization: auth, 'content-type': 'application/json', 'content-encoding': 'gzip', 'user-agent': 'tracklake' }, body);
     },
-    close: async () => undefined,
+    close: async () => poster.close(),
   };
 }
