@@ -15,8 +15,7 @@ import type { PrivacyGate } from '../privacy/ship-filter.js';
 import { makeDir } from '../storage/local.js';
 import type { ObjectStore } from '../storage/store.js';
 import { Forwarder } from './forwarder.js';
-import { postgresSender } from './postgres.js';
-import { type Sender, segmentSender, webhookSender } from './sender.js';
+import { ThreadedSender } from './thread.js';
 
 export interface DestinationsDeps {
   wal: WriteAheadLog;
@@ -30,18 +29,6 @@ export interface DestinationsDeps {
   events: Readonly<Record<string, string>>;
   /** The privacy filter in force (what the shipper leaves out is not forwarded either). */
   privacy?: PrivacyGate;
-}
-
-/** The sender of a destination's type. */
-export function senderFor(d: Destination, clock: Clock, events: Readonly<Record<string, string>>): Sender {
-  switch (d.type) {
-    case 'webhook':
-      return webhookSender(d, clock);
-    case 'segment':
-      return segmentSender(d, clock);
-    case 'postgres':
-      return postgresSender(d, events);
-  }
 }
 
 export const forwardDir = (stateDir: string) => path.join(stateDir, 'forward');
@@ -67,7 +54,7 @@ export class Destinations {
     }
     const forwarders: Forwarder[] = [];
     for (const d of destinations) {
-      const f = new Forwarder(d, { ...deps, dir, sender: senderFor(d, deps.clock, deps.events) });
+      const f = new Forwarder(d, { ...deps, dir, sender: new ThreadedSender(d, deps.events) });
       await f.open();
       deps.wal.addHold(f);
       forwarders.push(f);
