@@ -22,6 +22,8 @@ import { RequestPreparer } from '../src/ingest/prepare.js';
 import { decodeRecords } from '../src/ingest/records.js';
 import { framePayload } from '../src/ingest/wal.js';
 import { postgresSender } from '../src/forward/postgres.js';
+import { ThreadedSender } from '../src/forward/thread.js';
+import type { Worker } from 'node:worker_threads';
 import { startPostgres, type TestPostgres } from './postgres.js';
 import { type Answer, type Receiver, startReceiver, until } from './receiver.js';
 
@@ -196,6 +198,22 @@ describe('destinations', () => {
     assert.deepEqual(firstSeen(ids(r.delivered)), sent.acked, 'backlog and log in one order');
     await until(async () => (await c.store.list('destinations/crm/backlog/')).length === 0, 'the backlog emptied');
     assert.equal((await c.store.list('deadletter/')).length, 0);
+  });
+
+  it('start a destination\'s sender thread again after it died; the batch it held fails, to be retried', async () => {
+    const r = await receiver(() => ({ status: 200, delayMs: 300 }));
+    const d = loadConfig({ flags: { sources: { dev: 'demo' }, destinations: [hook(r.url)] } }).destinations[0]!;
+    const sender = new ThreadedSender(d, {});
+    closers.push(() => sender.close());
+    const batch = [{ tenant: 'demo', json: '{"type":"track","event":"A","messageId":"thread-1"}' }];
+    const inFlight = sender.send(batch);
+    await until(() => r.requests.length === 1, 'the batch reached the receiver');
+    await (sender as unknown as { worker: Worker }).worker.terminate(); // a thread that died
+    const lost = await inFlight;
+    assert.equal(lost.ok, false);
+    assert.ok(!lost.ok && lost.retry && /sender thread of crm exited/.test(lost.error), JSON.stringify(lost));
+    assert.deepEqual(await sender.send(batch), { ok: true }, 'a new thread sends the next attempt');
+    assert.equal(r.requests.length, 2);
   });
 
   it('log a message whole only when some destination wants it', () => {
