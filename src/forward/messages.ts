@@ -29,7 +29,7 @@ export async function forwardedOf(payloads: readonly Buffer[], filter?: ShipFilt
       row: (kind, _day, payload, start, end) => {
         if (kind !== 'm') return;
         const f: Forwarded = parseForwardLine(payload.toString('utf8', start, end));
-        if (filter?.looksAt(at) && filter.dropsMessage(at, f.tenant, f.json)) f.leftOut = true;
+        if (filter?.dropsMessage(at, f.tenant, f.json)) f.leftOut = true;
         out.push(f);
       },
     });
@@ -48,7 +48,7 @@ export function backlogEntries(body: Buffer, filter?: ShipFilter): Array<Forward
   return lines.map((line) => {
     if (line === '') return undefined;
     const f: Forwarded = parseForwardLine(line);
-    if (filter?.looksAt(f.receivedAt) && filter.dropsMessage(f.receivedAt, f.tenant, f.json)) f.leftOut = true;
+    if (filter?.dropsMessage(f.receivedAt, f.tenant, f.json)) f.leftOut = true;
     return f;
   });
 }

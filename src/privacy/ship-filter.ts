@@ -1,9 +1,9 @@
 /**
  * The last gate before storage: messages acknowledged before a suppression or a deletion reached this node
  * are still in its log, and are left out when their segment ships and when a destination forwards them
- * (forward/messages.ts). Only records received before the lists
- * last changed at the door are looked at (every later one was already judged by the door with these lists),
- * so in steady state shipping pays nothing for it.
+ * (forward/messages.ts). Only records received before the lists last changed at the door are looked at
+ * (every later one was already judged by the door with these lists), so in steady state shipping and
+ * forwarding pay nothing for it.
  *
  * A record is one message: its tracking rows, identity links, violations and quarantine line go or stay
  * together. Its subject is read off its rows (lake/layout.ts names the columns).
@@ -51,7 +51,7 @@ export class ShipFilter {
    * the message itself, since a call that makes no tracking row (a group call, say) is forwarded too.
    */
   dropsMessage(at: number, tenant: string, json: string): boolean {
-    if (!this.states.has(tenant)) return false;
+    if (!this.looksAt(at) || !this.states.has(tenant)) return false;
     let message: unknown;
     try {
       message = JSON.parse(json);
