@@ -41,7 +41,19 @@ export async function destinationsStatus(config: Config): Promise<DestinationSta
   const sizes = new Map<number, number>();
   for (const name of segments) {
     const m = SEGMENT.exec(name);
-    if (m) sizes.set(Number(m[1]), (await fs.stat(path.join(config.walDir, name))).size);
+    if (!m) continue;
+    // A running collector renames a segment as it ships (seg- to shipped-) and removes it once nobody needs
+    // it: one renamed since the listing is found by its other name, one removed holds nothing to count.
+    const other = name.startsWith('seg-') ? name.replace('seg-', 'shipped-') : name.replace('shipped-', 'seg-');
+    let size: number | undefined;
+    for (const n of [name, other]) {
+      size = await fs.stat(path.join(config.walDir, n)).then((st) => st.size, (e: NodeJS.ErrnoException) => {
+        if (e.code === 'ENOENT') return undefined;
+        throw e;
+      });
+      if (size !== undefined) break;
+    }
+    if (size !== undefined) sizes.set(Number(m[1]), size);
   }
   const out: DestinationStatus[] = [];
   for (const d of config.destinations) {
