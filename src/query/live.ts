@@ -47,18 +47,19 @@ export class LiveReader {
   }
 
   private async read(now: number): Promise<LiveFile[]> {
+    const listed = (await this.store.list('live/')).filter((o) => o.key.endsWith('.json'));
+    // The changed files are fetched together: with dozens of collectors, one after another added up.
+    const changed = listed.filter((o) => this.known.get(o.key)?.etag !== o.etag);
+    const bodies = await Promise.all(changed.map((o) => this.store.get(o.key)));
+    changed.forEach((o, i) => this.known.set(o.key, { etag: o.etag, file: parseLiveFile(bodies[i]) }));
+    const keys = new Set(listed.map((o) => o.key));
+    for (const key of this.known.keys()) if (!keys.has(key)) this.known.delete(key);
     const files: LiveFile[] = [];
-    const listed = new Set<string>();
-    for (const o of await this.store.list('live/')) {
-      if (!o.key.endsWith('.json')) continue;
-      listed.add(o.key);
-      let known = this.known.get(o.key);
-      if (known?.etag !== o.etag) this.known.set(o.key, (known = { etag: o.etag, file: parseLiveFile(await this.store.get(o.key)) }));
-      const f = known.file;
+    for (const o of listed) {
+      const f = this.known.get(o.key)!.file;
       // A collector silent for the whole window has nothing to add; this process's own is read from memory.
       if (f && f.node !== this.local?.node && f.at >= now - LIVE_MINUTES * 60_000) files.push(f);
     }
-    for (const key of this.known.keys()) if (!listed.has(key)) this.known.delete(key);
     return files;
   }
 }
