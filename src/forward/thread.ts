@@ -7,8 +7,8 @@
  * destination: the rest is reading the log and the larger log the whole messages make).
  *
  * The thread is started at the first batch and again after it died (the batch it held fails, and is
- * retried as any failure is). Outcomes are data both ways: a batch goes as `{ id, messages }`, the answer
- * comes back as `{ id, outcome }`.
+ * retried as any failure is). Outcomes are data both ways: a batch goes as `{ id, lines }` (SendJob), the
+ * answer comes back as `{ id, outcome }`.
  */
 import { once } from 'node:events';
 import { parentPort, Worker, workerData } from 'node:worker_threads';
