@@ -5,7 +5,12 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { mkdtempSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { LIVE_MINUTES, LiveCounter, type LiveFile, liveSeries, parseLiveFile } from '../src/lake/live.js';
+import { LiveReader } from '../src/query/live.js';
+import { LocalStore } from '../src/storage/local.js';
 
 const T0 = Date.UTC(2026, 10, 22, 10, 0, 0);
 const MIN = 60_000;
@@ -55,5 +60,21 @@ describe('live counts', () => {
     assert.deepEqual(series.at(-1), { minute: T0 + 29 * MIN, events: 7 });
     assert.equal(series.reduce((s, m) => s + m.events, 0), 9); // the minute before the window is not in
     assert.equal(liveSeries(files, 'constructor', now).reduce((s, m) => s + m.events, 0), 0);
+  });
+
+  it('in a collector\'s own process, take its counts from memory and the other collectors\' from their files', async () => {
+    const store = new LocalStore(mkdtempSync(path.join(os.tmpdir(), 'live-')));
+    const own = new LiveCounter();
+    own.add('a', 5, T0 + 10_000);
+    own.add('b', 9, T0 + 10_000);
+    // Its own file is older than its memory: the memory counts, the file does not.
+    await store.put('live/n1.json', JSON.stringify({ version: 1, node: 'n1', at: T0, minutes: { a: [[T0, 1]] } }));
+    await store.put('live/n2.json', JSON.stringify({ version: 1, node: 'n2', at: T0 + 20_000, minutes: { a: [[T0, 3]] } }));
+    let asked: string[] = [];
+    const reader = new LiveReader(store, { node: 'n1', minutes: (now, tenant) => ((asked = Object.keys(own.snapshot(now, tenant))), own.snapshot(now, tenant)) });
+    const answer = await reader.traffic('a', T0 + 30_000);
+    assert.equal(answer.total, 8);
+    assert.equal(answer.collectors, 2);
+    assert.deepEqual(asked, ['a'], 'only the tenant asked for is copied out of memory');
   });
 });

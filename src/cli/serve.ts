@@ -77,7 +77,7 @@ export async function serve(config: Config): Promise<number> {
       throw e;
     });
     if (config.api && !stopping) {
-      const side = await startReadSide(config, state, store, logger, systemClock, { node: node.wal.nodeId, minutes: (now) => node.live.snapshot(now) });
+      const side = await startReadSide(config, state, store, logger, systemClock, { node: node.wal.nodeId, minutes: (now, tenant) => node.live.snapshot(now, tenant) });
       // A SIGTERM that came while it started finds no read side to close: close it here.
       if (stopping) await side.close();
       else readSide = side;

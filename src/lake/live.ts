@@ -57,14 +57,14 @@ export class LiveCounter {
     this.changed = true;
   }
 
-  /** The counts of the last LIVE_MINUTES minutes (older ones are dropped). */
-  snapshot(now: number): LiveFile['minutes'] {
+  /** The counts of the last LIVE_MINUTES minutes, every tenant's or `only`'s (older ones are dropped). */
+  snapshot(now: number, only?: string): LiveFile['minutes'] {
     const oldest = now - (now % MINUTE) - (LIVE_MINUTES - 1) * MINUTE;
     const out: LiveFile['minutes'] = {};
     for (const [tenant, minutes] of this.byTenant) {
       for (const m of minutes.keys()) if (m < oldest) minutes.delete(m);
       if (minutes.size === 0) this.byTenant.delete(tenant);
-      else out[tenant] = [...minutes].sort((a, b) => a[0] - b[0]);
+      else if (only === undefined || tenant === only) out[tenant] = [...minutes].sort((a, b) => a[0] - b[0]);
     }
     return out;
   }

@@ -9,7 +9,8 @@ import type { ObjectStore } from '../storage/store.js';
 /** This process's collector, when there is one. */
 export interface LocalLive {
   node: string;
-  minutes(now: number): LiveFile['minutes'];
+  /** Its counts of one tenant (the only one a request asks for). */
+  minutes(now: number, tenant: string): LiveFile['minutes'];
 }
 
 export interface LiveAnswer {
@@ -35,7 +36,7 @@ export class LiveReader {
       this.files = undefined;
       throw e;
     }))];
-    if (this.local) files.push({ version: 1, node: this.local.node, at: now, minutes: this.local.minutes(now) });
+    if (this.local) files.push({ version: 1, node: this.local.node, at: now, minutes: this.local.minutes(now, tenant) });
     const series = liveSeries(files, tenant, now);
     const oldest = files.length > 0 ? Math.min(...files.map((f) => f.at)) : null;
     return {
