@@ -420,6 +420,22 @@ describe('privacy reaches the destinations', () => {
     assert.deepEqual(backlog.map((l) => (l === '' ? '' : JSON.parse(l.split('\t')[4]!).messageId)), ['', '', 'k-1', 'k-refused', '', ''], 'backlog: their lines emptied, the line count kept');
     assert.deepEqual({ pg: run.report.rowsRemoved.postgres, letters: run.report.rowsRemoved.deadLetters, backlog: run.report.rowsRemoved.forwardBacklog }, { pg: 3, letters: 2, backlog: 3 });
   });
+
+  it('erase the lake and what is derived first: a Postgres destination that cannot be reached fails the run last', async () => {
+    const c = await startCollector({ privacySecret: PRIVACY });
+    assert.equal((await post(`${c.url}/v1/batch`, { batch: [msg('erase-me', 'e-1'), msg('keep', 'k-1')] })).status, 200);
+    await c.close(); // ships everything
+    (c.clock as ManualClock).advance(1000);
+    const regs = new Regulations(c.store, PRIVACY, c.clock);
+    const reg = await regs.create('demo', { regulationType: 'DELETE', subjectType: 'USER_ID', subjectIds: ['erase-me'] });
+    const down = { name: 'warehouse', type: 'postgres', url: 'postgres://tracklake@127.0.0.1:1/gone', timeoutMs: 500 };
+    const config = loadConfig({ flags: { storage: c.config.storage, sources: { dev: 'demo' }, privacySecret: PRIVACY, destinations: [down] } });
+    await assert.rejects(captureStdout(() => regulationsRun(config, {}, silent)), /ECONNREFUSED|connect/);
+    assert.deepEqual((await readRows(c.store)).map((row) => row.accountid), ['keep'], 'the tracking files are erased already');
+    const after = (await regs.list()).find((r) => r.id === reg.id)!;
+    assert.equal(after.status, 'RUNNING', 'not finished while the destination\'s rows remain');
+    assert.match(after.lastError ?? '', /ECONNREFUSED|connect/);
+  });
 });
 
 async function captureStdout(f: () => Promise<unknown>): Promise<string> {

@@ -12,11 +12,11 @@
  *    quarantine (a subject's line is blanked, so replay's ledger line numbers hold), the violations of the
  *    blanked messages, and the alias map. Other rows keep their bytes. The index packs of the months that
  *    changed are written at the end (a crash before that leaves them stale: the next run reads those files).
- * 4. Copies beyond the lake's files are erased where they lie (`elsewhere`): what destinations hold for
- *    delivery in the bucket (backlog, dead letters) and the Postgres tables a destination writes.
- * 5. What is derived is computed again from the remaining files: the aggregate and session days that were
+ * 4. What is derived is computed again from the remaining files: the aggregate and session days that were
  *    computed from a changed day (sessions with their neighbours), and with them the track facts, user facts
  *    and their state. The read caches reload those days when their manifests change.
+ * 5. Copies beyond the lake's files are erased where they lie (`elsewhere`): what destinations hold for
+ *    delivery in the bucket (backlog, dead letters) and the Postgres tables a destination writes.
  * 6. The regulation is FINISHED with what it did, and its plain ids are dropped (the hashes stay).
  *
  * Filtering is idempotent, so a run killed at any point is finished by the next one: a file already
@@ -276,14 +276,9 @@ async function erase(o: ErasureOptions, pending: readonly Regulation[], report: 
     }
   }
 
-  // 5. Copies elsewhere: the destinations' backlog and dead letters, the tables they write.
-  for (const place of o.elsewhere ?? []) {
-    const gone = await place.erase(subjects, (tenant, account, devices) => isSubject(subjects.get(tenant), account, devices));
-    for (const [name, n] of Object.entries(gone)) if (n > 0) report.rowsRemoved[name] = (report.rowsRemoved[name] ?? 0) + n;
-  }
   lap('rewrite');
 
-  // 6. What is derived from the changed days, where it was computed: the jobs' own runs, forced.
+  // 5. What is derived from the changed days, where it was computed: the jobs' own runs, forced.
   if (changedDays.size > 0) {
     const aggregated = await computedDays(o.store, 'aggregates/_state/daily/');
     const aggDays = [...changedDays].filter((d) => aggregated.has(d)).sort();
@@ -294,6 +289,15 @@ async function erase(o: ErasureOptions, pending: readonly Regulation[], report: 
     report.daysRecomputed = [...new Set([...aggDays, ...sessionDays])].sort();
   }
   lap('recompute');
+
+  // 6. Copies elsewhere: the destinations' backlog and dead letters, the tables they write. Last, so a
+  // destination's database that is down fails the run (retried next time) after the lake and what is
+  // derived from it are done.
+  for (const place of o.elsewhere ?? []) {
+    const gone = await place.erase(subjects, (tenant, account, devices) => isSubject(subjects.get(tenant), account, devices));
+    for (const [name, n] of Object.entries(gone)) if (n > 0) report.rowsRemoved[name] = (report.rowsRemoved[name] ?? 0) + n;
+  }
+  lap('rewrite');
 
   // Files not read above and without a current index are indexed now, so the next deletion reads little:
   // the first run reads every file once, later runs the files written since.
