@@ -56,8 +56,9 @@ export async function replayDeadLetters(store: ObjectStore, d: Destination, send
   };
   for (const file of files) {
     const all = parseDeadLetters((await store.get(file.key))?.toString('utf8') ?? '');
-    const held = all.filter(leftOut);
-    const letters = all.filter((l) => !leftOut(l));
+    const out = all.map(leftOut);
+    const held = all.filter((_, i) => out[i]);
+    const letters = all.filter((_, i) => !out[i]);
     const undelivered: Undelivered[] = [];
     for (let i = 0; i < letters.length; i += d.batchCount) undelivered.push(...(await deliver(sender, letters.slice(i, i + d.batchCount), d, hooks)));
     report.leftOut += held.length;

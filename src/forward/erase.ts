@@ -9,7 +9,7 @@
  *
  * What a webhook or another Segment-compatible API already received is the receiver's to delete: tracklake
  * cannot take it back (the README says so). Messages still in a collector's log are left out as they are
- * forwarded (forward/messages.ts), as they are when they ship.
+ * forwarded (forward/forwarder.ts), as they are when they ship.
  */
 import type { Logger } from 'pino';
 import pg from 'pg';

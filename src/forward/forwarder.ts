@@ -106,9 +106,7 @@ export async function readState(dir: string, name: string): Promise<ForwarderSta
 
 export class Forwarder implements LogHold {
   private state!: ForwarderState;
-  /** What this destination takes and the privacy filter lets go; `takes` alone is its configured filter. */
   private readonly wants: (f: Forwarded) => boolean;
-  private readonly takes: (f: Forwarded) => boolean;
   private stopping = false;
   private loop: Promise<void> | undefined;
   private spillTimer: NodeJS.Timeout | undefined;
@@ -125,8 +123,7 @@ export class Forwarder implements LogHold {
   private readonly log: Logger;
 
   constructor(readonly d: Destination, private readonly o: ForwarderDeps) {
-    this.takes = destinationFilter(d);
-    this.wants = (f) => f.leftOut !== true && this.takes(f);
+    this.wants = destinationFilter(d);
     this.log = o.logger.child({ destination: d.name });
   }
 
@@ -276,7 +273,7 @@ export class Forwarder implements LogHold {
     const at: Array<[offset: number, index: number]> = [];
     let start = c.offset;
     for (const frame of read.frames) {
-      const es = await forwardedOf([frame.payload], this.o.privacy?.filter());
+      const es = await forwardedOf([frame.payload]);
       for (let k = start === c.offset ? c.index : 0; k < es.length; k++) {
         list.push(es[k]!);
         at.push([start, k]);
@@ -304,7 +301,7 @@ export class Forwarder implements LogHold {
 
   private async deliverBacklog(b: { key: string; index: number }): Promise<void> {
     const body = await this.o.store.get(b.key);
-    const entries = backlogEntries(body ?? Buffer.alloc(0), this.o.privacy?.filter());
+    const entries = backlogEntries(body ?? Buffer.alloc(0));
     const name = path.posix.basename(b.key, '.jsonl');
     await this.deliverEntries(entries, b.index, (n) => (b.index = n), (i) => `backlog-${name}-${i}`);
     await this.o.store.delete(b.key);
@@ -326,10 +323,7 @@ export class Forwarder implements LogHold {
       let j = i;
       for (; j < entries.length && batch.length < this.d.batchCount; j++) {
         const e = entries[j];
-        if (e === undefined || !this.wants(e)) {
-          if (e?.leftOut && this.takes(e)) this.o.metrics.forwardLeftOut.inc({ destination: this.d.name });
-          continue;
-        }
+        if (e === undefined || !this.wants(e)) continue;
         if (batch.length > 0 && bytes + e.json.length + 1 > this.d.batchBytes) break;
         batch.push(e);
         bytes += e.json.length + 1;
@@ -344,11 +338,7 @@ export class Forwarder implements LogHold {
   /** One batch until it is delivered or dead-lettered (forward/deliver.ts). */
   private async sendBatch(batch: Forwarded[], id: string): Promise<void> {
     const undelivered = await deliver(this.o.sender, batch, this.d, {
-      mayGo: ({ receivedAt, tenant, json }) => {
-        if (!this.o.privacy?.filter()?.dropsMessage(receivedAt, tenant, json)) return true;
-        this.o.metrics.forwardLeftOut.inc({ destination: this.d.name });
-        return false;
-      },
+      mayGo: (m) => !this.leftOut(m),
       sleep: (ms) => this.sleep(ms),
       stopped: () => this.stopping,
       delivered: (n) => {
@@ -395,6 +385,17 @@ export class Forwarder implements LogHold {
     this.log.error({ err: error, messages: batch.length, key }, 'messages dead-lettered (tracklake destinations replay sends them again)');
   }
 
+  /**
+   * Whether the privacy filter keeps a message back: one acknowledged before a suppression or deletion of its
+   * subject reached this node. Asked before each attempt at a batch and at hand-over, so a regulation that
+   * arrives while a batch waits or is retried still takes its subject's messages out.
+   */
+  private leftOut(m: Forwarded): boolean {
+    if (!this.o.privacy?.filter()?.dropsMessage(m.receivedAt, m.tenant, m.json)) return false;
+    this.o.metrics.forwardLeftOut.inc({ destination: this.d.name });
+    return true;
+  }
+
   private backlogPrefix(): string {
     return `destinations/${this.d.name}/backlog/${this.o.wal.nodeId}-`;
   }
@@ -410,7 +411,7 @@ export class Forwarder implements LogHold {
     let lag = this.lag().bytes;
     for (const seq of sealed) {
       if (lag <= this.d.maxLagBytes) break;
-      const entries = (await forwardedOf(await this.o.wal.read(seq), this.o.privacy?.filter())).filter(this.wants);
+      const entries = (await forwardedOf(await this.o.wal.read(seq))).filter((e) => this.wants(e) && !this.leftOut(e));
       const body = entries.map(formatForwardRow).join('\n') + (entries.length > 0 ? '\n' : '');
       await this.o.store.put(`${this.backlogPrefix()}${String(seq).padStart(12, '0')}.jsonl`, body);
       lag -= this.o.wal.segmentBytes(seq);

@@ -1,7 +1,7 @@
 /**
  * The last gate before storage: messages acknowledged before a suppression or a deletion reached this node
  * are still in its log, and are left out when their segment ships and when a destination forwards them
- * (forward/messages.ts). Only records received before the lists last changed at the door are looked at
+ * (forward/forwarder.ts). Only records received before the lists last changed at the door are looked at
  * (every later one was already judged by the door with these lists), so in steady state shipping and
  * forwarding pay nothing for it.
  *
