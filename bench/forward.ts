@@ -21,8 +21,9 @@ import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { loadConfig } from '../src/config/config.js';
 import { COPY_COLUMNS, encodeRows, MIGRATIONS, postgresSender, rowMapper } from '../src/forward/postgres.js';
+import type { Outgoing } from '../src/forward/sender.js';
 import { startPostgres } from '../test/postgres.js';
-import { payloadTemplates, start } from './load.js';
+import { cpuSeconds, cpuSecondsOfCommand, payloadTemplates, start } from './load.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const DURATION = Number(process.env.BENCH_SECONDS ?? 120);
@@ -59,7 +60,15 @@ console.log(`bench:forward — ${DURATION} s per run, ${CONNECTIONS} connections
 
 const lagOf = (metrics: string, name: string) => Number(new RegExp(`tracklake_forward_lag_seconds\\{destination="${name}"\\} ([0-9.e+-]+)`).exec(metrics)?.[1] ?? NaN);
 
-async function ingest(label: string, destinations: object[]): Promise<{ rate: number; lags: Record<string, number[]>; drainSeconds: Record<string, number> }> {
+/** CPU per event (µs) of each process taking part, from the load's start until every destination drained. */
+interface CpuShares {
+  collector: number;
+  load: number;
+  sink: number;
+  postgres: number;
+}
+
+async function ingest(label: string, destinations: object[]): Promise<{ rate: number; lags: Record<string, number[]>; drainSeconds: Record<string, number>; cpu: CpuShares }> {
   const run = path.join(dir, label);
   const config = path.join(dir, `${label}.json`);
   writeFileSync(config, JSON.stringify({ destinations }));
@@ -70,6 +79,8 @@ async function ingest(label: string, destinations: object[]): Promise<{ rate: nu
     for (const d of destinations as Array<{ name: string }>) (lags[d.name] ??= []).push(lagOf(m, d.name));
   };
   const sampler = setInterval(() => void sample(), 5000);
+  const cpuNow = () => ({ collector: cpuSeconds(server.pid) ?? NaN, load: process.cpuUsage().user / 1e6 + process.cpuUsage().system / 1e6, sink: cpuSeconds(sink.pid) ?? NaN, postgres: cpuSecondsOfCommand('postgres') });
+  const cpu0 = cpuNow();
   let n = 0;
   const r = await autocannon({
     url: `${server.url}/v1/batch`, method: 'POST', connections: CONNECTIONS, duration: DURATION,
@@ -85,20 +96,25 @@ async function ingest(label: string, destinations: object[]): Promise<{ rate: nu
     for (const d of destinations as Array<{ name: string }>) if (drainSeconds[d.name] === undefined && lagOf(m, d.name) === 0) drainSeconds[d.name] = (performance.now() - t0) / 1000;
     await new Promise((res) => setTimeout(res, 500));
   }
+  const cpu1 = cpuNow();
   await server.stop();
   rmSync(run, { recursive: true, force: true });
-  return { rate: ((r.requests.total - r.non2xx) * PER_BATCH) / DURATION, lags, drainSeconds };
+  const events = (r.requests.total - r.non2xx) * PER_BATCH;
+  const share = (k: keyof CpuShares) => ((cpu1[k] - cpu0[k]) * 1e6) / events;
+  return { rate: events / DURATION, lags, drainSeconds, cpu: { collector: share('collector'), load: share('load'), sink: share('sink'), postgres: share('postgres') } };
 }
 
+const cpuText = (c: CpuShares) => `collector ${c.collector.toFixed(1)}, load generator ${c.load.toFixed(1)}, sink ${c.sink.toFixed(1)}, postgres ${c.postgres.toFixed(1)}`;
+
 /** Forwarded messages as the log holds them (bench:ingest's events, with receivedAt and context.ip). */
-function forwarded(count: number): Array<{ tenant: string; json: string }> {
-  const out: Array<{ tenant: string; json: string }> = [];
+function forwarded(count: number): Outgoing[] {
+  const out: Outgoing[] = [];
   const receivedAt = new Date('2026-03-15T12:00:00Z').toISOString();
   for (let t = 0; out.length < count; t++) {
     for (const m of (JSON.parse(templates[t % templates.length]!) as { batch: Array<Record<string, any>> }).batch) {
       if (out.length >= count) break;
       const message = { ...m, messageId: `pg-${out.length}`, receivedAt, context: { ...(m.context ?? {}), ip: '10.1.2.3' } };
-      out.push({ tenant: 'demo', json: JSON.stringify(message) });
+      out.push({ tenant: 'demo', json: Buffer.from(JSON.stringify(message)) });
     }
   }
   return out;
@@ -113,7 +129,7 @@ function forwarded(count: number): Array<{ tenant: string; json: string }> {
 async function rowsPerSecond(): Promise<{ sender: number; copy: number; batch: number; ratios: number[] }> {
   const messages = forwarded(ROWS);
   const mapper = rowMapper({});
-  const body = encodeRows(messages.flatMap((m) => mapper.rows(m.tenant, m.json)));
+  const body = encodeRows(messages.flatMap((m) => mapper.rows(m.tenant, m.json.toString('utf8'))));
   const admin = new pg.Client(postgres.url);
   await admin.connect();
   const senders: number[] = [];
@@ -160,7 +176,7 @@ try {
     // Where forwarding's cost goes: the m rows and the log read alone (a webhook that wants nothing), a webhook.
     for (const [label, ds] of [['none', []], ['read only', [{ name: 'sink', type: 'webhook', url: sinkUrl, secret: 'bench-secret-0123456789', events: ['-none-'] }]], ['webhook', [{ name: 'sink', type: 'webhook', url: sinkUrl, secret: 'bench-secret-0123456789' }]]] as const) {
       const r = await ingest(label.replace(' ', '-'), [...ds]);
-      console.log(`${label.padEnd(10)} ${Math.round(r.rate)} events/s; lag ${JSON.stringify(r.lags)}`);
+      console.log(`${label.padEnd(10)} ${Math.round(r.rate)} events/s; CPU µs per event ${cpuText(r.cpu)}; lag ${JSON.stringify(r.lags)}`);
     }
     process.exit(0);
   }
@@ -178,6 +194,14 @@ try {
   console.log(`collector, no destination               ${Math.round(none.rate).toString().padStart(8)} events/s`);
   console.log(`collector, webhook and Postgres active  ${Math.round(both.rate).toString().padStart(8)} events/s (the sink took ${await sunk()})`);
   console.log(`ratio = ${ratio.toFixed(2)} (target ≥ 0.90) ${ratio >= 0.9 ? 'met' : 'NOT met'}`);
+  // Where the machine's CPU went, per event: the collector's own share is what a collector with cores of
+  // its own (receivers on other hosts) would lose to forwarding; the receivers' is this machine's alone.
+  console.log(`CPU µs per event, no destination: ${cpuText(none.cpu)}`);
+  console.log(`CPU µs per event, both active:    ${cpuText(both.cpu)}`);
+  const own = none.cpu.collector / both.cpu.collector;
+  const machine = (c: CpuShares) => c.collector + c.load + c.sink + c.postgres;
+  console.log(`the collector's own CPU per event, none/both = ${own.toFixed(2)}: its ingest ratio where receivers run elsewhere and its cores are the limit`);
+  console.log(`this machine's bound if forwarding cost the collector nothing: ${(machine(none.cpu) / (machine(none.cpu) + both.cpu.sink + both.cpu.postgres)).toFixed(2)} (the receivers' ${(both.cpu.sink + both.cpu.postgres).toFixed(1)} µs per event share its cores)`);
   let kept = true;
   for (const [name, xs] of Object.entries(both.lags)) {
     const cut = Math.floor((xs.length * 2) / 3);

@@ -1,6 +1,6 @@
 /** What the ingest benches share: starting a server process, the request payloads, a process's CPU and memory. */
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { simulateTraffic } from '../src/segment/simulator.js';
 
 export interface Server {
@@ -50,6 +50,20 @@ export function cpuSeconds(pid: number | undefined): number | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** CPU seconds of every running process whose command name is `comm` (the servers a bench starts, such as postgres's). */
+export function cpuSecondsOfCommand(comm: string): number {
+  let total = 0;
+  for (const pid of readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    try {
+      if (readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === comm) total += cpuSeconds(Number(pid)) ?? 0;
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return total;
 }
 
 /** A process's resident memory in bytes, or its peak so far with `peak` (Linux /proc; undefined elsewhere). */

@@ -77,6 +77,7 @@ const hook = (url: string, extra: object = {}) => ({ name: 'crm', type: 'webhook
 const ids = (ms: Array<Record<string, any>>) => ms.map((m) => m.messageId as string);
 /** The ids in first-arrival order (a repeat after a retry is allowed: delivery is at least once). */
 const firstSeen = (xs: string[]) => [...new Set(xs)];
+const jsonBytes = (v: unknown) => Buffer.from(JSON.stringify(v));
 
 describe('destinations', () => {
   it('forward every accepted message to a webhook, signed, in log order, messageId untouched', async () => {
@@ -205,7 +206,7 @@ describe('destinations', () => {
     const d = loadConfig({ flags: { sources: { dev: 'demo' }, destinations: [hook(r.url)] } }).destinations[0]!;
     const sender = new ThreadedSender(d, {});
     closers.push(() => sender.close());
-    const batch = [{ tenant: 'demo', json: '{"type":"track","event":"A","messageId":"thread-1"}' }];
+    const batch = [{ tenant: 'demo', json: Buffer.from('{"type":"track","event":"A","messageId":"thread-1"}') }];
     const inFlight = sender.send(batch);
     await until(() => r.requests.length === 1, 'the batch reached the receiver');
     await (sender as unknown as { worker: Worker }).worker.terminate(); // a thread that died
@@ -296,7 +297,7 @@ describe('destinations', () => {
     const d = loadConfig({ flags: { destinations: [{ name: 'w', type: 'postgres', url }] } }).destinations[0] as Parameters<typeof postgresSender>[0];
     const sender = postgresSender(d, {});
     closers.push(() => sender.close());
-    const msg = (i: number) => ({ tenant: 'demo', json: JSON.stringify({ type: 'track', event: 'view', anonymousId: 'a', messageId: `again-${i}`, receivedAt: '2026-03-15T12:00:00.000Z', properties: { product_id: `p${i}` } }) });
+    const msg = (i: number) => ({ tenant: 'demo', json: jsonBytes({ type: 'track', event: 'view', anonymousId: 'a', messageId: `again-${i}`, receivedAt: '2026-03-15T12:00:00.000Z', properties: { product_id: `p${i}` } }) });
     const first = [0, 1, 2].map(msg);
     assert.deepEqual(await sender.send(first), { ok: true });
     assert.deepEqual(await sender.send(first), { ok: true });

@@ -85,9 +85,9 @@ export function formatStatus(rows: readonly DestinationStatus[]): string {
 }
 
 /** A forwarded message's receivedAt (the collector sets it); 0 when unreadable, which any deletion covers. */
-function receivedAtOf(json: string): number {
+function receivedAtOf(json: Buffer): number {
   try {
-    return Date.parse(String((JSON.parse(json) as { receivedAt?: unknown }).receivedAt)) || 0;
+    return Date.parse(String((JSON.parse(json.toString('utf8')) as { receivedAt?: unknown }).receivedAt)) || 0;
   } catch {
     return 0;
   }

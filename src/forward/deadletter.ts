@@ -15,7 +15,7 @@ export const deadLetterPrefix = (name: string) => `deadletter/${name}/`;
 
 export function deadLetterLines(batch: readonly Outgoing[], error: string, attempts: number, at: number): string {
   const head = `{"error":${JSON.stringify(error)},"attempts":${attempts},"at":"${new Date(at).toISOString()}"`;
-  return batch.map((m) => `${head},"tenant":${JSON.stringify(m.tenant)},"message":${m.json}}`).join('\n') + '\n';
+  return batch.map((m) => `${head},"tenant":${JSON.stringify(m.tenant)},"message":${m.json.toString('utf8')}}`).join('\n') + '\n';
 }
 
 export interface DeadLetter extends Outgoing {
@@ -27,7 +27,7 @@ export interface DeadLetter extends Outgoing {
 export function parseDeadLetters(body: string): DeadLetter[] {
   return body.split('\n').filter((l) => l.trim() !== '').map((l) => {
     const o = JSON.parse(l) as { error: string; attempts: number; at: string; tenant: string; message: unknown };
-    return { error: o.error, attempts: o.attempts, at: o.at, tenant: o.tenant, json: JSON.stringify(o.message) };
+    return { error: o.error, attempts: o.attempts, at: o.at, tenant: o.tenant, json: Buffer.from(JSON.stringify(o.message)) };
   });
 }
 

@@ -14,7 +14,7 @@
 import type { Logger } from 'pino';
 import pg from 'pg';
 import type { Destination } from '../config/destinations.js';
-import { parseForwardLine } from '../ingest/records.js';
+import { parseForwardRow } from '../ingest/records.js';
 import { type CopiesElsewhere, type ErasureSubjects, filterRecords } from '../privacy/erase.js';
 import { messageSubject } from '../privacy/subjects.js';
 import type { ObjectStore } from '../storage/store.js';
@@ -23,11 +23,11 @@ import { tableName, type PostgresDestination } from './postgres.js';
 type IsSubject = (tenant: string, account: string, devices: readonly string[]) => boolean;
 
 /** Whether a line (of a backlog or of dead letters) is about a subject; a line that cannot be read names nobody. */
-function lineTest(isSubject: IsSubject, read: (line: string) => { tenant: string; message: unknown }): (line: Buffer) => boolean {
+function lineTest(isSubject: IsSubject, read: (line: Buffer) => { tenant: string; message: unknown }): (line: Buffer) => boolean {
   return (line) => {
     let m: { tenant: string; message: unknown };
     try {
-      m = read(line.toString('utf8'));
+      m = read(line);
     } catch {
       return false;
     }
@@ -36,11 +36,11 @@ function lineTest(isSubject: IsSubject, read: (line: string) => { tenant: string
   };
 }
 
-const backlogLine = (line: string) => {
-  const f = parseForwardLine(line);
-  return { tenant: f.tenant, message: JSON.parse(f.json) as unknown };
+const backlogLine = (line: Buffer) => {
+  const f = parseForwardRow(line);
+  return { tenant: f.tenant, message: JSON.parse(f.json.toString('utf8')) as unknown };
 };
-const deadLetterLine = (line: string) => JSON.parse(line) as { tenant: string; message: unknown };
+const deadLetterLine = (line: Buffer) => JSON.parse(line.toString('utf8')) as { tenant: string; message: unknown };
 
 export function forwardedCopies(destinations: readonly Destination[], store: ObjectStore, logger: Logger): CopiesElsewhere {
   return {

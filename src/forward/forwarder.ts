@@ -33,6 +33,7 @@ const CURSOR_WRITE_MS = 1000;
 /** How often an idle destination looks at the log again, and how often lag is checked against the budget. */
 const POLL_MS = 100;
 const SPILL_CHECK_MS = 1000;
+const NEWLINE = Buffer.from('\n');
 
 interface FrameEntries {
   list: Forwarded[];
@@ -412,7 +413,7 @@ export class Forwarder implements LogHold {
     for (const seq of sealed) {
       if (lag <= this.d.maxLagBytes) break;
       const entries = (await forwardedOf(await this.o.wal.read(seq))).filter((e) => this.wants(e) && !this.leftOut(e));
-      const body = entries.map(formatForwardRow).join('\n') + (entries.length > 0 ? '\n' : '');
+      const body = Buffer.concat(entries.flatMap((e) => [formatForwardRow(e), NEWLINE]));
       await this.o.store.put(`${this.backlogPrefix()}${String(seq).padStart(12, '0')}.jsonl`, body);
       lag -= this.o.wal.segmentBytes(seq);
       c.skipThrough = seq;

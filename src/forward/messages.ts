@@ -4,7 +4,7 @@
  * text from the log to the wire: a batch is their concatenation, nothing is parsed on the way.
  */
 import { setImmediate } from 'node:timers/promises';
-import { type ForwardRow, parseForwardLine, readRecords } from '../ingest/records.js';
+import { type ForwardRow, parseForwardRow, readRecords } from '../ingest/records.js';
 
 export type Forwarded = ForwardRow;
 
@@ -19,7 +19,7 @@ export async function forwardedOf(payloads: readonly Buffer[]): Promise<Forwarde
     readRecords(payloads[k]!, {
       record: () => undefined,
       row: (kind, _day, payload, start, end) => {
-        if (kind === 'm') out.push(parseForwardLine(payload.toString('utf8', start, end)));
+        if (kind === 'm') out.push(parseForwardRow(payload, start, end));
       },
     });
   }
@@ -31,7 +31,12 @@ export async function forwardedOf(payloads: readonly Buffer[]): Promise<Forwarde
  * counts lines. An erasure empties a line rather than removing it (forward/erase.ts), so it is a hole here.
  */
 export function backlogEntries(body: Buffer): Array<Forwarded | undefined> {
-  const lines = body.toString('utf8').split('\n');
-  if (lines.at(-1) === '') lines.pop();
-  return lines.map((line) => (line === '' ? undefined : parseForwardLine(line)));
+  const out: Array<Forwarded | undefined> = [];
+  for (let start = 0; start < body.length; ) {
+    const nl = body.indexOf(0x0a, start);
+    const end = nl < 0 ? body.length : nl;
+    out.push(end === start ? undefined : parseForwardRow(body, start, end));
+    start = end + 1;
+  }
+  return out;
 }

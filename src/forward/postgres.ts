@@ -153,7 +153,7 @@ export function postgresSender(d: PostgresDestination, events: Readonly<Record<s
       const byTenant = new Map<string, string[]>();
       for (const { tenant, json } of messages) {
         const jsons = byTenant.get(tenant) ?? [];
-        jsons.push(json);
+        jsons.push(json.toString('utf8')); // decoded here, on the sender's thread
         byTenant.set(tenant, jsons);
       }
       let client: pg.PoolClient | undefined;

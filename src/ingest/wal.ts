@@ -419,8 +419,10 @@ export class WriteAheadLog {
    * A sealed segment's payloads, in append order, read back from disk (from the page cache, as a rule: the
    * segment was just written). Keeping the payloads of recent segments in memory instead saved this read
    * but cost more: tens of thousands of buffers kept alive made the request thread collect garbage often.
-   * Without them bench:ingest's durable baseline served 19–52% more, the collector about 4% more. Checking
-   * every frame's CRC takes about 20 ms for a full segment, so decoding yields to requests between slices.
+   * Without them bench:ingest's durable baseline served 19–52% more, the collector about 4% more. No CRC, as
+   * in readFrom: a sealed segment was either written by this process or checked as it was recovered, and
+   * checking again cost the request thread 1.1 µs per event with destinations' whole messages in the log
+   * (bench:profile). Decoding yields to requests between slices.
    */
   async read(seq: number): Promise<Buffer[]> {
     // A segment may be renamed (shipped) between the two reads; the first name is the likelier.
@@ -431,10 +433,10 @@ export class WriteAheadLog {
       throw e;
     });
     const payloads: Buffer[] = [];
-    let r = decodeFrames(buf, 0, READ_SLICE_BYTES, payloads);
+    let r = decodeFrames(buf, 0, READ_SLICE_BYTES, payloads, false);
     while (r.more) {
       await setImmediate();
-      r = decodeFrames(buf, r.pos, r.pos + READ_SLICE_BYTES, payloads);
+      r = decodeFrames(buf, r.pos, r.pos + READ_SLICE_BYTES, payloads, false);
     }
     return payloads;
   }

@@ -50,11 +50,11 @@ export class ShipFilter {
    * Whether a message (as JSON text) received at `at` must be left out: a destination's copy is judged by
    * the message itself, since a call that makes no tracking row (a group call, say) is forwarded too.
    */
-  dropsMessage(at: number, tenant: string, json: string): boolean {
+  dropsMessage(at: number, tenant: string, json: Buffer): boolean {
     if (!this.looksAt(at) || !this.states.has(tenant)) return false;
     let message: unknown;
     try {
-      message = JSON.parse(json);
+      message = JSON.parse(json.toString('utf8'));
     } catch {
       return false; // the collector wrote it from a parsed message: not reached
     }
