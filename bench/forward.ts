@@ -22,6 +22,9 @@ import { from as copyFrom } from 'pg-copy-streams';
 import { loadConfig } from '../src/config/config.js';
 import { COPY_COLUMNS, encodeRows, MIGRATIONS, postgresSender, rowMapper } from '../src/forward/postgres.js';
 import type { Outgoing } from '../src/forward/sender.js';
+import { forwardedOf } from '../src/forward/messages.js';
+import { RequestPreparer } from '../src/ingest/prepare.js';
+import { framePayload } from '../src/ingest/wal.js';
 import { startPostgres } from '../test/postgres.js';
 import { cpuSeconds, cpuSecondsOfCommand, payloadTemplates, start } from './load.js';
 
@@ -106,18 +109,21 @@ async function ingest(label: string, destinations: object[]): Promise<{ rate: nu
 
 const cpuText = (c: CpuShares) => `collector ${c.collector.toFixed(1)}, load generator ${c.load.toFixed(1)}, sink ${c.sink.toFixed(1)}, postgres ${c.postgres.toFixed(1)}`;
 
-/** Forwarded messages as the log holds them (bench:ingest's events, with receivedAt and context.ip). */
-function forwarded(count: number): Outgoing[] {
+/**
+ * Forwarded messages as a Postgres destination reads them from the log: bench:ingest's requests prepared by
+ * the collector's own preparer, each message with its JSON and the tracking rows logged for it.
+ */
+async function forwarded(count: number): Promise<Outgoing[]> {
+  const settings = { sources: { dev: 'demo' }, events: {}, forward: [{ tenants: [], events: [], includeBlocked: false }] };
+  const preparer = new RequestPreparer(settings);
   const out: Outgoing[] = [];
-  const receivedAt = new Date('2026-03-15T12:00:00Z').toISOString();
   for (let t = 0; out.length < count; t++) {
-    for (const m of (JSON.parse(templates[t % templates.length]!) as { batch: Array<Record<string, any>> }).batch) {
-      if (out.length >= count) break;
-      const message = { ...m, messageId: `pg-${out.length}`, receivedAt, context: { ...(m.context ?? {}), ip: '10.1.2.3' } };
-      out.push({ tenant: 'demo', json: Buffer.from(JSON.stringify(message)) });
-    }
+    const body = Buffer.from(templates[t % templates.length]!.replaceAll('@@', `pg-${t}`));
+    const r = preparer.prepare({ body, basicKey: 'dev', pathType: 'batch', clientIp: '10.1.2.3', receivedAt: Date.parse('2026-03-15T12:00:00Z') });
+    if (!r.ok) throw new Error(r.message);
+    out.push(...(await forwardedOf([framePayload(Buffer.from(r.value.frame))])));
   }
-  return out;
+  return out.slice(0, count);
 }
 
 /**
@@ -127,9 +133,9 @@ function forwarded(count: number): Outgoing[] {
  * (0.76 in a run that always timed the sender first, 1.01–1.05 on a settled server). The medians count.
  */
 async function rowsPerSecond(): Promise<{ sender: number; copy: number; batch: number; ratios: number[] }> {
-  const messages = forwarded(ROWS);
+  const messages = await forwarded(ROWS);
   const mapper = rowMapper({});
-  const body = encodeRows(messages.flatMap((m) => mapper.rows(m.tenant, m.json.toString('utf8'))));
+  const body = encodeRows(messages.flatMap((m) => mapper.rows(m.tenant, m.json.toString('utf8'), m.tracks?.map((t) => t.toString('utf8')))));
   const admin = new pg.Client(postgres.url);
   await admin.connect();
   const senders: number[] = [];

@@ -69,6 +69,7 @@ const STAGES: Array<[string, RegExp, RegExp?]> = [
   ['preparing (the loop, the rest)', /\/src\/ingest\/prepare\.|\/src\/lib\//],
   ['hand-off between threads', /\/src\/ingest\/preparer|\/src\/ingest\/prepare-worker|node:internal\/worker|node:worker_threads|messageport/],
   ['collector (accept)', /\/src\/ingest\/collector/],
+  ['destinations (log read, batches, requests)', /\/src\/forward\//],
   ['HTTP (Fastify, routes, body)', /\/src\/api\/|\/node_modules\/(fastify|find-my-way|avvio|@fastify|fast-json-stringify|light-my-request|secure-json-parse|fast-querystring|abstract-logging|process-warning|toad-cache|rfdc|fast-decode-uri-component)\//],
   ['HTTP (node)', /^node:(_http|http|net|stream|internal\/(http|streams|stream_base|net|js_stream|timers)|events|internal\/process\/task_queues|timers)/],
 ];
@@ -180,11 +181,12 @@ try {
     const byStage = stages(profile, a.from, a.to);
     const busy = [...byStage].filter(([s]) => s !== 'idle').reduce((x, [, us]) => x + us, 0);
     profiled += busy;
-    if (!/\.\d+\.0\.\d+\.cpuprofile$/.test(file) && !profile.nodes.some((n) => /prepare-worker/.test(n.callFrame.url))) {
+    const runs = (script: RegExp) => profile.nodes.some((n) => script.test(n.callFrame.url));
+    const thread = /\.\d+\.0\.\d+\.cpuprofile$/.test(file) ? 'request thread' : runs(/prepare-worker/) ? 'worker thread (preparing)' : runs(/send-worker/) ? 'destination sender thread' : undefined;
+    if (thread === undefined) {
       prefaultUs += busy;
       continue;
     }
-    const thread = /\.\d+\.0\.\d+\.cpuprofile$/.test(file) ? 'request thread' : 'worker thread (preparing)';
     console.log(`\n${thread}: busy ${((100 * busy) / (a.to - a.from)).toFixed(0)}% of the time, ${perEvent(busy).toFixed(2)} µs per event`);
     for (const [s, us] of [...byStage].sort((x, y) => y[1] - x[1])) {
       if (s === 'idle' || us / busy < 0.005) continue;

@@ -21,7 +21,9 @@ import { destinationsReplay, destinationsStatus } from '../src/cli/destinations.
 import { RequestPreparer } from '../src/ingest/prepare.js';
 import { decodeRecords } from '../src/ingest/records.js';
 import { framePayload } from '../src/ingest/wal.js';
-import { postgresSender } from '../src/forward/postgres.js';
+import { copyFieldsOfCsv, postgresSender, rowMapper } from '../src/forward/postgres.js';
+import { forwardedOf } from '../src/forward/messages.js';
+import { csvLine } from '../src/tracking/csv.js';
 import { ThreadedSender } from '../src/forward/thread.js';
 import type { Worker } from 'node:worker_threads';
 import { startPostgres, type TestPostgres } from './postgres.js';
@@ -260,6 +262,32 @@ describe('destinations', () => {
     closers.push(() => second.close());
     assert.ok(!readdirSync(path.join(dir, 'wal')).some((f) => f.startsWith('shipped-')), 'released once it is no longer configured');
     assert.equal(readdirSync(path.join(dir, 'state', 'forward')).length, 0);
+  });
+
+  it('make Postgres rows from the tracking rows the collector logged, as mapping the message again makes them', async () => {
+    const preparer = new RequestPreparer({ sources: { dev: 'demo' }, events: {}, forward: loadConfig({ flags: { sources: { dev: 'demo' }, destinations: [{ name: 'w', type: 'postgres', url: 'postgres://x@127.0.0.1/db' }] } }).destinations });
+    const tricky = 'a "quoted", comma\nline\\back\ttab';
+    const batch = [
+      { type: 'track', event: 'Product Viewed', anonymousId: 'a1', properties: { product_id: tricky, merchant_id: 'm,1', price: 19.99 }, context: { page: { url: `https://shop.example/p?q=${tricky}`, referrer: 'https://search.example/' }, userAgent: 'Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/120.0 Safari/537.36' } },
+      { type: 'page', anonymousId: 'a2', userId: 'u2', name: 'Home', properties: { url: 'https://shop.example/' } },
+      { type: 'track', event: 'Product List Viewed', anonymousId: 'a3', properties: { products: [{ product_id: 'p1' }, { product_id: 'p2' }] } },
+      { type: 'identify', userId: 'u3', traits: { email: 'x@example.com' } },
+    ];
+    const r = preparer.prepare({ body: Buffer.from(JSON.stringify({ batch })), basicKey: 'dev', pathType: 'batch', clientIp: '10.0.0.1', receivedAt: T0 });
+    assert.ok(r.ok);
+    const forwarded = await forwardedOf([framePayload(Buffer.from(r.value.frame))]);
+    assert.equal(forwarded.length, 4);
+    assert.equal(forwarded[3]!.tracks, undefined, 'an identify call makes no tracking row');
+    const mapper = rowMapper({});
+    for (const f of forwarded) {
+      const json = f.json.toString('utf8');
+      const logged = f.tracks?.map((t) => t.toString('utf8'));
+      assert.deepEqual(mapper.rows(f.tenant, json, logged), mapper.rows(f.tenant, json), json);
+    }
+    assert.ok((forwarded[0]!.tracks?.[0]?.toString() ?? '').includes('""quoted""'), 'the tricky value reached the CSV quoted');
+    assert.equal(copyFieldsOfCsv('1,"a ""b"", c",,\\x'), undefined, 'not the tracking columns: mapped instead');
+    const values = [1, 'a "q", c', 'x\ny', 'b\\s', 't\tt', null, ...Array(13).fill(null), ''];
+    assert.equal(copyFieldsOfCsv(csvLine(values)), ['1', 'a "q", c', 'x\\ny', 'b\\\\s', 't\\tt', ...Array(15).fill('\\N')].join('\t'));
   });
 
   it('write each message once into Postgres, as the tracking files have it, through an outage, a restart and a refused row', async () => {

@@ -11,15 +11,18 @@ export type Forwarded = ForwardRow;
 /** Payloads decoded between two yields to the event loop (about a millisecond of work). */
 const SLICE_PAYLOADS = 64;
 
-/** The forwarded messages of a segment's payloads, in log order. */
+/** The forwarded messages of a segment's payloads, in log order, each with its record's tracking rows. */
 export async function forwardedOf(payloads: readonly Buffer[]): Promise<Forwarded[]> {
   const out: Forwarded[] = [];
+  let tracks: Buffer[] = [];
   for (let k = 0; k < payloads.length; k++) {
     if (k > 0 && k % SLICE_PAYLOADS === 0) await setImmediate();
     readRecords(payloads[k]!, {
-      record: () => undefined,
+      record: () => void (tracks = []),
+      // A record's `t` rows come before its `m` row (ingest/prepare.ts).
       row: (kind, _day, payload, start, end) => {
-        if (kind === 'm') out.push(parseForwardRow(payload, start, end));
+        if (kind === 't') tracks.push(payload.subarray(start, end));
+        else if (kind === 'm') out.push({ ...parseForwardRow(payload, start, end), ...(tracks.length > 0 ? { tracks } : {}) });
       },
     });
   }

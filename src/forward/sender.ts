@@ -19,6 +19,8 @@ export type Outcome = { ok: true } | { ok: false; retry: boolean; error: string;
 export interface Outgoing {
   tenant: string;
   json: Buffer;
+  /** Its tracking rows as logged (CSV lines), when it was read from the log (see ForwardRow). */
+  tracks?: readonly Buffer[];
 }
 
 export interface Sender {

@@ -41,6 +41,12 @@ export interface ForwardRow {
    * garbage to collect besides the copies.
    */
   json: Buffer;
+  /**
+   * The message's tracking rows as the collector logged them (CSV lines, views like json), when it was read
+   * from the log: the Postgres destination takes its tracking columns from them instead of mapping the
+   * message again, so its rows are the tracking files' own.
+   */
+  tracks?: Buffer[];
 }
 
 /** An `m` row's line, bytes [start, end) of buf. */
