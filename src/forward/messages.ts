@@ -1,7 +1,7 @@
 /**
  * The messages a destination forwards: the log's `m` rows (ingest/prepare.ts writes one per accepted
  * message some destination wants; config/destinations.ts says which). Messages stay JSON
- * text from the log to the wire: a batch is their concatenation, nothing is parsed on the way.
+ * bytes from the log to the wire: a batch is their concatenation, nothing is decoded on the way.
  */
 import { setImmediate } from 'node:timers/promises';
 import { type ForwardRow, parseForwardRow, readRecords } from '../ingest/records.js';

@@ -110,39 +110,22 @@ export class HttpPoster {
 
 const header = (v: string | string[] | undefined) => (Array.isArray(v) ? (v[0] ?? null) : (v ?? null));
 
-/**
- * Segment-format batch bodies, each written into memory the writer keeps: the messages' bytes are copied
- * once, into it. A new buffer per request cost more than the copy (a fresh allocation faulted in, and
- * garbage collections for the external memory): 350 µs of a 100-message request's 500 µs of CPU.
- * A body is valid until the next one is written; a sender sends one batch at a time.
- */
-export class BodyWriter {
-  private buf = Buffer.allocUnsafeSlow(64 * 1024);
-
-  body(messages: readonly Outgoing[], sentAt: number): Buffer {
-    const tail = `],"sentAt":"${new Date(sentAt).toISOString()}"}`;
-    let size = BATCH_OPEN.length + tail.length + Math.max(0, messages.length - 1);
-    for (const m of messages) size += m.json.length;
-    if (size > this.buf.length) this.buf = Buffer.allocUnsafeSlow(Math.max(size, 2 * this.buf.length));
-    const b = this.buf;
-    let at = BATCH_OPEN.copy(b, 0);
-    messages.forEach((m, i) => {
-      if (i > 0) b[at++] = 0x2c; // ,
-      at += m.json.copy(b, at);
-    });
-    at += b.write(tail, at, 'latin1');
-    return b.subarray(0, at);
-  }
+/** A Segment-format batch body from messages' JSON: their bytes copied once, into the body, never decoded. */
+export function batchBody(messages: readonly Outgoing[], sentAt: number): Buffer {
+  const parts: Buffer[] = [BATCH_OPEN];
+  messages.forEach((m, i) => (i === 0 ? parts.push(m.json) : parts.push(COMMA, m.json)));
+  parts.push(Buffer.from(`],"sentAt":"${new Date(sentAt).toISOString()}"}`));
+  return Buffer.concat(parts);
 }
 const BATCH_OPEN = Buffer.from('{"batch":[');
+const COMMA = Buffer.from(',');
 
 /** Segment-format batches, signed, to any URL. */
 export function webhookSender(d: Extract<Destination, { type: 'webhook' }>, clock: Clock): Sender {
   const poster = new HttpPoster(d.url, d.timeoutMs, clock);
-  const bodies = new BodyWriter();
   return {
     async send(messages) {
-      const body = bodies.body(messages, clock.now());
+      const body = batchBody(messages, clock.now());
       const timestamp = Math.floor(clock.now() / 1000);
       const headers = { ...d.headers, 'content-type': 'application/json', 'user-agent': 'tracklake', 'x-tracklake-signature': signature(d.secret, timestamp, body) };
       return poster.post(headers, body);
@@ -156,10 +139,9 @@ export function segmentSender(d: Extract<Destination, { type: 'segment' }>, cloc
   const url = `${d.url.replace(/\/+$/, '')}/v1/batch`;
   const auth = `Basic ${Buffer.from(`${d.writeKey}:`).toString('base64')}`;
   const poster = new HttpPoster(url, d.timeoutMs, clock);
-  const bodies = new BodyWriter();
   return {
     async send(messages) {
-      const body = await gzip(bodies.body(messages, clock.now()));
+      const body = await gzip(batchBody(messages, clock.now()));
       return poster.post({ authorization: auth, 'content-type': 'application/json', 'content-encoding': 'gzip', 'user-agent': 'tracklake' }, body);
     },
     close: async () => poster.close(),

@@ -38,25 +38,20 @@ export function senderFor(d: Destination, clock: Clock, events: Readonly<Record<
  * each as a length and its bytes, in a buffer whose memory moves to the sender's thread. Cloning instead
  * cost the request thread 3.9 µs per event for a hundred message objects, and 2 µs for one string of them
  * (bench:profile). The bytes are copied in as they were read from the log, and the sender's thread takes
- * views of them: nothing is decoded or encoded on the way. The memory goes back with the answer and carries
- * the next batch: a fresh allocation per batch cost more than the copy into it (see BodyWriter).
+ * views of them: nothing is decoded or encoded on the way.
  */
 interface SendJob {
   id: number;
   lines: ArrayBuffer;
-  /** Bytes of `lines` the batch fills. */
-  size: number;
 }
 
-/** The batch in `spare` when it is large enough (its own memory, so it can move). */
-function packed(messages: readonly Outgoing[], withTracks: boolean, spare: ArrayBuffer | undefined): { lines: ArrayBuffer; size: number } {
+function packed(messages: readonly Outgoing[], withTracks: boolean): ArrayBuffer {
   let size = 0;
   for (const m of messages) {
     size += 9 + m.tenant.length + m.json.length;
     if (withTracks) for (const t of m.tracks ?? []) size += 4 + t.length;
   }
-  const lines = spare !== undefined && spare.byteLength >= size ? spare : new ArrayBuffer(Math.max(size, 64 * 1024));
-  const buf = Buffer.from(lines);
+  const buf = Buffer.allocUnsafeSlow(size); // its own memory, so it can move
   let at = 0;
   const put = (b: Buffer) => {
     at = buf.writeUInt32LE(b.length, at);
@@ -70,11 +65,11 @@ function packed(messages: readonly Outgoing[], withTracks: boolean, spare: Array
     at = buf.writeUInt32LE(tracks.length, at);
     for (const t of tracks) put(t);
   }
-  return { lines, size };
+  return buf.buffer as ArrayBuffer;
 }
 
-function unpacked(lines: ArrayBuffer, size: number): Outgoing[] {
-  const buf = Buffer.from(lines, 0, size);
+function unpacked(lines: ArrayBuffer): Outgoing[] {
+  const buf = Buffer.from(lines);
   const out: Outgoing[] = [];
   let at = 0;
   const take = () => {
@@ -96,8 +91,6 @@ function unpacked(lines: ArrayBuffer, size: number): Outgoing[] {
 interface SendAnswer {
   id: number;
   outcome: Outcome;
-  /** The job's memory, for the next batch. */
-  lines: ArrayBuffer;
 }
 interface SenderData {
   destination: Destination;
@@ -108,7 +101,6 @@ export class ThreadedSender implements Sender {
   private worker: Worker | undefined;
   private readonly pending = new Map<number, (o: Outcome) => void>();
   private nextId = 1;
-  private spare: ArrayBuffer | undefined;
 
   constructor(private readonly d: Destination, private readonly events: Readonly<Record<string, string>>) {}
 
@@ -117,9 +109,8 @@ export class ThreadedSender implements Sender {
     const id = this.nextId++;
     return new Promise((resolve) => {
       this.pending.set(id, resolve);
-      const { lines, size } = packed(messages, this.d.type === 'postgres', this.spare);
-      this.spare = undefined;
-      w.postMessage({ id, lines, size } satisfies SendJob, [lines]);
+      const lines = packed(messages, this.d.type === 'postgres');
+      w.postMessage({ id, lines } satisfies SendJob, [lines]);
     });
   }
 
@@ -138,7 +129,6 @@ export class ThreadedSender implements Sender {
     const w = new Worker(WORKER_URL, { workerData: { destination: this.d, events: this.events } satisfies SenderData });
     w.unref(); // a sender never keeps the process up on its own: the forwarder closes it at stop
     w.on('message', (a: SendAnswer) => {
-      this.spare = a.lines;
       const resolve = this.pending.get(a.id);
       this.pending.delete(a.id);
       resolve?.(a.outcome);
@@ -167,12 +157,11 @@ export function serveSender(clock: Clock): void {
       }
       let outcome: Outcome;
       try {
-        outcome = await sender.send(unpacked(job.lines, job.size));
+        outcome = await sender.send(unpacked(job.lines));
       } catch (e) {
         outcome = { ok: false, retry: true, error: (e as Error).message };
       }
-      // The sender is done with the batch (its views of this memory go with it).
-      parentPort!.postMessage({ id: job.id, outcome, lines: job.lines } satisfies SendAnswer, [job.lines]);
+      parentPort!.postMessage({ id: job.id, outcome } satisfies SendAnswer);
     });
   });
 }
