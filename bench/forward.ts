@@ -114,14 +114,16 @@ const cpuText = (c: CpuShares) => `collector ${c.collector.toFixed(1)}, load gen
  * the collector's own preparer, each message with its JSON and the tracking rows logged for it.
  */
 async function forwarded(count: number): Promise<Outgoing[]> {
-  const settings = { sources: { dev: 'demo' }, events: {}, forward: [{ tenants: [], events: [], includeBlocked: false }] };
+  const settings = { sources: { dev: 'demo' }, events: {}, forward: [{ includeBlocked: false }] };
   const preparer = new RequestPreparer(settings);
   const out: Outgoing[] = [];
   for (let t = 0; out.length < count; t++) {
     const body = Buffer.from(templates[t % templates.length]!.replaceAll('@@', `pg-${t}`));
     const r = preparer.prepare({ body, basicKey: 'dev', pathType: 'batch', clientIp: '10.1.2.3', receivedAt: Date.parse('2026-03-15T12:00:00Z') });
     if (!r.ok) throw new Error(r.message);
-    out.push(...(await forwardedOf([framePayload(Buffer.from(r.value.frame))])));
+    const messages = await forwardedOf([framePayload(Buffer.from(r.value.frame))]);
+    if (messages.length === 0) throw new Error('the preparer logged no message to forward: check the destination filter');
+    out.push(...messages);
   }
   return out.slice(0, count);
 }
@@ -179,9 +181,14 @@ async function rowsPerSecond(): Promise<{ sender: number; copy: number; batch: n
 
 try {
   if (process.env.BENCH_ONLY === 'cost') {
-    // Where forwarding's cost goes: the m rows and the log read alone (a webhook that wants nothing), a webhook.
-    for (const [label, ds] of [['none', []], ['read only', [{ name: 'sink', type: 'webhook', url: sinkUrl, secret: 'bench-secret-0123456789', events: ['-none-'] }]], ['webhook', [{ name: 'sink', type: 'webhook', url: sinkUrl, secret: 'bench-secret-0123456789' }]]] as const) {
-      const r = await ingest(label.replace(' ', '-'), [...ds]);
+    // Where forwarding's cost goes: the m rows and the log read alone (a webhook that wants nothing), each
+    // destination alone, both. BENCH_COST names some of them (comma-separated).
+    const webhook = { name: 'sink', type: 'webhook', url: sinkUrl, secret: 'bench-secret-0123456789' };
+    const warehouse = { name: 'warehouse', type: 'postgres', url: postgres.url };
+    const runs: Array<[string, object[]]> = [['none', []], ['read only', [{ ...webhook, events: ['-none-'] }]], ['webhook', [webhook]], ['postgres', [warehouse]], ['both', [webhook, warehouse]]];
+    const chosen = process.env.BENCH_COST?.split(',');
+    for (const [label, ds] of runs.filter(([l]) => !chosen || chosen.includes(l))) {
+      const r = await ingest(label.replace(' ', '-'), ds);
       console.log(`${label.padEnd(10)} ${Math.round(r.rate)} events/s; CPU µs per event ${cpuText(r.cpu)}; lag ${JSON.stringify(r.lags)}`);
     }
     process.exit(0);

@@ -272,11 +272,12 @@ describe('destinations', () => {
       { type: 'page', anonymousId: 'a2', userId: 'u2', name: 'Home', properties: { url: 'https://shop.example/' } },
       { type: 'track', event: 'Product List Viewed', anonymousId: 'a3', properties: { products: [{ product_id: 'p1' }, { product_id: 'p2' }] } },
       { type: 'identify', userId: 'u3', traits: { email: 'x@example.com' } },
+      { type: 'track', event: 'Odd', messageId: 'id "with" \\ and\ttab', anonymousId: 'a4', properties: { 2: 'two', 1: 'one', nested: { '"k"': [tricky, null] } }, context: { traits: { note: tricky } } },
     ];
     const r = preparer.prepare({ body: Buffer.from(JSON.stringify({ batch })), basicKey: 'dev', pathType: 'batch', clientIp: '10.0.0.1', receivedAt: T0 });
     assert.ok(r.ok);
     const forwarded = await forwardedOf([framePayload(Buffer.from(r.value.frame))]);
-    assert.equal(forwarded.length, 4);
+    assert.equal(forwarded.length, 5);
     assert.equal(forwarded[3]!.tracks, undefined, 'an identify call makes no tracking row');
     const mapper = rowMapper({});
     for (const f of forwarded) {
