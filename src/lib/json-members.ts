@@ -2,7 +2,8 @@
  * The top-level members of a JSON object as their source text, without parsing the object: a consumer that
  * only passes a few members on as JSON (the Postgres destination's properties and context columns) needs
  * neither the objects JSON.parse would build nor JSON.stringify to write them out again. For bench:ingest's
- * messages (530 bytes): 1.8 µs a message, where JSON.parse took 2.1 and stringifying two members 1.2.
+ * messages (530 bytes), with the first version of the scanner: 1.8 µs a message, where JSON.parse took 2.1
+ * and stringifying two members 1.2.
  *
  * The scanner follows the structure only: strings (with their escapes) and the nesting of objects and arrays.
  * It does not validate what it skips, so it is for text a JSON serializer wrote (a message the collector
@@ -24,8 +25,8 @@ function stringEnd(s: string, at: number): number {
 
 /**
  * Where the object or array that starts at `at` ends (the index after its closing bracket); -1 if never.
- * A plain loop over the characters, jumping over strings: three times faster than a regular expression
- * finding each bracket and quote.
+ * A plain loop over the characters, jumping over strings: it replaced a regular expression that found each
+ * bracket and quote, which the profile showed as the scan's largest cost (not measured on its own since).
  */
 function nestedEnd(s: string, at: number): number {
   let depth = 0;
