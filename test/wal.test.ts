@@ -135,6 +135,41 @@ describe('the write-ahead log', () => {
     await wal.close();
   });
 
+  it('reads a frame from the file once for readers at the same place, and what was appended since as well', async () => {
+    const dir = tempDir('wal');
+    const wal = await WriteAheadLog.open(dir, { maxSegmentBytes: 64 << 20 });
+    const seq = wal.head;
+    await wal.append(frame('a'));
+    await wal.append(frame('b'));
+    const first = await wal.readFrom(seq, 0);
+    const second = await wal.readFrom(seq, 0);
+    assert.deepEqual(texts(second.frames.map((f) => f.payload)), ['a', 'b']);
+    second.frames.forEach((f, i) => assert.equal(f.payload, first.frames[i]!.payload, `frame ${i} is the object read before`));
+    // A reader arriving after more was acknowledged gets the frames read before and the new ones after them.
+    await wal.append(frame('c'));
+    const later = await wal.readFrom(seq, 0);
+    assert.deepEqual(texts(later.frames.map((f) => f.payload)), ['a', 'b', 'c']);
+    assert.equal(later.frames[0]!.payload, first.frames[0]!.payload);
+    assert.deepEqual({ next: later.next, done: later.done }, { next: wal.segmentBytes(seq), done: false });
+    assert.deepEqual(texts((await wal.readFrom(seq, first.frames[0]!.end)).frames.map((f) => f.payload)), ['b', 'c']);
+    // Past what is kept (a few MB), reads are whole and in order, in slices, from the file again.
+    const big = (i: number) => Buffer.alloc(300_000, 0x61 + (i % 26));
+    for (let i = 0; i < 20; i++) await wal.append(frame(big(i)));
+    for (const reader of ['one', 'two']) {
+      const seen: Buffer[] = [];
+      for (let at = 0; at < wal.segmentBytes(seq); ) {
+        const r = await wal.readFrom(seq, at, 1 << 20);
+        seen.push(...r.frames.map((f) => f.payload));
+        at = r.next;
+      }
+      assert.equal(seen.length, 23, reader);
+      seen.slice(3).forEach((p, i) => assert.ok(p.equals(big(i)), `${reader}: payload ${i}`));
+    }
+    await wal.seal();
+    assert.equal((await wal.readFrom(seq, wal.segmentBytes(seq))).done, true);
+    await wal.close();
+  });
+
   it('commits concurrent appends together and never reuses a segment number', async () => {
     const dir = tempDir('wal');
     const wal = await WriteAheadLog.open(dir, { maxSegmentBytes: 1 << 20 });

@@ -13,6 +13,7 @@
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
+import { setImmediate } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { type Destination, destinationFilter } from '../config/destinations.js';
 import type { FrameRead, LogHold, WriteAheadLog } from '../ingest/wal.js';
@@ -21,7 +22,7 @@ import { dayOf, dayPath } from '../lib/dates.js';
 import type { Metrics } from '../lib/metrics.js';
 import { writeFileAtomic } from '../storage/local.js';
 import type { ObjectStore } from '../storage/store.js';
-import { backlogEntries, type Forwarded, forwardedOf } from './messages.js';
+import { backlogEntries, type Forwarded, forwardedOf, forwardedOfFrame } from './messages.js';
 import { formatForwardRow } from '../ingest/records.js';
 import type { PrivacyGate } from '../privacy/ship-filter.js';
 import { backoffMs, deliver, DeliveryStopped } from './deliver.js';
@@ -34,6 +35,8 @@ const CURSOR_WRITE_MS = 1000;
 const POLL_MS = 100;
 const SPILL_CHECK_MS = 1000;
 const NEWLINE = Buffer.from('\n');
+/** Frames parsed between two yields to the event loop. */
+const SLICE_FRAMES = 64;
 
 interface FrameEntries {
   list: Forwarded[];
@@ -273,8 +276,9 @@ export class Forwarder implements LogHold {
     const list: Forwarded[] = [];
     const at: Array<[offset: number, index: number]> = [];
     let start = c.offset;
-    for (const frame of read.frames) {
-      const es = await forwardedOf([frame.payload]);
+    for (const [n, frame] of read.frames.entries()) {
+      if (n > 0 && n % SLICE_FRAMES === 0) await setImmediate(); // a read of a backlog is megabytes
+      const es = forwardedOfFrame(frame.payload);
       for (let k = start === c.offset ? c.index : 0; k < es.length; k++) {
         list.push(es[k]!);
         at.push([start, k]);

@@ -14,19 +14,39 @@ const SLICE_PAYLOADS = 64;
 /** The forwarded messages of a segment's payloads, in log order, each with its record's tracking rows. */
 export async function forwardedOf(payloads: readonly Buffer[]): Promise<Forwarded[]> {
   const out: Forwarded[] = [];
-  let tracks: Buffer[] = [];
   for (let k = 0; k < payloads.length; k++) {
     if (k > 0 && k % SLICE_PAYLOADS === 0) await setImmediate();
-    readRecords(payloads[k]!, {
-      record: () => void (tracks = []),
-      // A record's `t` rows come before its `m` row (ingest/prepare.ts).
-      row: (kind, _day, payload, start, end) => {
-        if (kind === 't') tracks.push(payload.subarray(start, end));
-        else if (kind === 'm') out.push({ ...parseForwardRow(payload, start, end), ...(tracks.length > 0 ? { tracks } : {}) });
-      },
-    });
+    parsePayload(payloads[k]!, out);
   }
   return out;
+}
+
+/**
+ * The forwarded messages of one frame's payload, parsed once for all destinations: the log hands its readers
+ * the same payload object for the same frame (ingest/wal.ts, readFrom), so the second destination to reach a
+ * frame finds its messages here. The messages are shared: nobody changes them.
+ */
+export function forwardedOfFrame(payload: Buffer): readonly Forwarded[] {
+  let out = parsedFrames.get(payload);
+  if (out === undefined) {
+    out = [];
+    parsePayload(payload, out);
+    parsedFrames.set(payload, out);
+  }
+  return out;
+}
+const parsedFrames = new WeakMap<Buffer, Forwarded[]>();
+
+function parsePayload(payload: Buffer, out: Forwarded[]): void {
+  let tracks: Buffer[] = [];
+  readRecords(payload, {
+    record: () => void (tracks = []),
+    // A record's `t` rows come before its `m` row (ingest/prepare.ts).
+    row: (kind, _day, p, start, end) => {
+      if (kind === 't') tracks.push(p.subarray(start, end));
+      else if (kind === 'm') out.push({ ...parseForwardRow(p, start, end), ...(tracks.length > 0 ? { tracks } : {}) });
+    },
+  });
 }
 
 /**

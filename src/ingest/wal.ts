@@ -42,6 +42,13 @@ interface Pending {
 
 /** Bytes of a segment decoded between two yields to the event loop (about a millisecond of work). */
 const READ_SLICE_BYTES = 4 * 1024 * 1024;
+/**
+ * Frames read lately, kept so that destinations reading the same part of the log (as they do when they keep
+ * up) read it from the file once. Small on purpose: keeping whole recent segments' payloads made the
+ * collector's garbage collection cost more than the reads it saved.
+ */
+const RECENT_BYTES = 2 * 1024 * 1024;
+const recentKey = (seq: number, offset: number) => `${seq}:${offset}`;
 /** Log writes in flight at once (see pump). */
 const PIPELINE = 2;
 // Writes that are durable on return where the platform has O_DSYNC: one system call per commit, not two.
@@ -140,6 +147,9 @@ export class WriteAheadLog {
   /** Shipped segments kept for a hold, with their sizes. */
   private shippedBytes = new Map<number, number>();
   private readonly holds = new Set<LogHold>();
+  /** Frames read lately by segment and offset (readFrom), and their bytes. */
+  private readonly recent = new Map<string, FrameRead['frames'][number]>();
+  private recentBytes = 0;
   private rotateWaiters: Array<() => void> = [];
   private broken: Error | undefined;
   private fullSignalled = false;
@@ -252,6 +262,38 @@ export class WriteAheadLog {
     const end = this.segmentBytes(seq);
     // A sealed segment read to its end, or one that is gone (or never held anything), has no more to give.
     if (from >= end) return { frames: [], next: from, done: !active };
+    // What another reader read lately is not read again: the same frames, the same payload objects.
+    const frames: FrameRead['frames'] = [];
+    let at = from;
+    for (let f = this.recent.get(recentKey(seq, at)); f !== undefined && at - from < maxBytes; f = this.recent.get(recentKey(seq, at))) {
+      frames.push(f);
+      at = f.end;
+    }
+    if (at < end && at - from < maxBytes) {
+      const read = await this.readFile(seq, at, end, maxBytes - (at - from));
+      if (read === undefined && frames.length === 0) return { frames: [], next: from, done: true }; // released meanwhile: nobody holds it
+      for (const f of read ?? []) {
+        this.remember(seq, at, f);
+        frames.push(f);
+        at = f.end;
+      }
+    }
+    return { frames, next: at, done: !active && at >= end };
+  }
+
+  /** Keeps a frame just read for the other readers, within RECENT_BYTES (oldest out first). */
+  private remember(seq: number, offset: number, frame: FrameRead['frames'][number]): void {
+    this.recent.set(recentKey(seq, offset), frame);
+    this.recentBytes += frame.payload.length;
+    for (const [key, f] of this.recent) {
+      if (this.recentBytes <= RECENT_BYTES) break;
+      this.recent.delete(key);
+      this.recentBytes -= f.payload.length;
+    }
+  }
+
+  /** Whole frames of a segment's file from `from`, about maxBytes of them; undefined when the file is gone. */
+  private async readFile(seq: number, from: number, end: number, maxBytes: number): Promise<FrameRead['frames'] | undefined> {
     const names = this.shippedBytes.has(seq) ? [shippedName(seq), segName(seq)] : [segName(seq), shippedName(seq)];
     let fh: fs.FileHandle | undefined;
     for (const name of names) {
@@ -261,7 +303,7 @@ export class WriteAheadLog {
       });
       if (fh) break;
     }
-    if (!fh) return { frames: [], next: from, done: true }; // released meanwhile: nobody holds it
+    if (!fh) return undefined;
     try {
       // A frame is at most a request body and its header: a slice that holds none is read again, larger.
       for (let size = Math.min(maxBytes, end - from); ; size = Math.min(size * 2, end - from)) {
@@ -277,8 +319,7 @@ export class WriteAheadLog {
           pos = r.pos;
           frames.push({ payload: payloads.at(-1)!, end: from + pos });
         }
-        const next = frames.at(-1)?.end ?? from;
-        if (frames.length > 0 || size >= end - from) return { frames, next, done: !active && next >= end };
+        if (frames.length > 0 || size >= end - from) return frames;
       }
     } finally {
       await fh.close();
