@@ -6,7 +6,7 @@ import { describe, it } from 'node:test';
 import { fingerprint } from '../src/lib/fingerprint.js';
 import { decodeRecords, encodeRecords, readRecords, type WalRecord } from '../src/ingest/records.js';
 import { segmentObjects } from '../src/ingest/shipper.js';
-import { WriteAheadLog, decodeSegment, encodeFrame } from '../src/ingest/wal.js';
+import { type FrameRead, WriteAheadLog, decodeSegment, encodeFrame } from '../src/ingest/wal.js';
 import { TRACK_COLUMNS } from '../src/tracking/columns.js';
 import { tempDir } from './helpers.js';
 
@@ -152,21 +152,31 @@ describe('the write-ahead log', () => {
     assert.equal(later.frames[0]!.payload, first.frames[0]!.payload);
     assert.deepEqual({ next: later.next, done: later.done }, { next: wal.segmentBytes(seq), done: false });
     assert.deepEqual(texts((await wal.readFrom(seq, first.frames[0]!.end)).frames.map((f) => f.payload)), ['b', 'c']);
-    // Past what is kept (a few MB), reads are whole and in order, in slices, from the file again.
+    // Past what is kept (16 MB), reads are whole and in order, in slices, from the file again.
     const big = (i: number) => Buffer.alloc(300_000, 0x61 + (i % 26));
-    for (let i = 0; i < 20; i++) await wal.append(frame(big(i)));
+    for (let i = 0; i < 70; i++) await wal.append(frame(big(i)));
+    let last: FrameRead['frames'][number] | undefined;
     for (const reader of ['one', 'two']) {
       const seen: Buffer[] = [];
       for (let at = 0; at < wal.segmentBytes(seq); ) {
         const r = await wal.readFrom(seq, at, 1 << 20);
         seen.push(...r.frames.map((f) => f.payload));
+        last = r.frames.at(-1) ?? last;
         at = r.next;
       }
-      assert.equal(seen.length, 23, reader);
+      assert.equal(seen.length, 73, reader);
       seen.slice(3).forEach((p, i) => assert.ok(p.equals(big(i)), `${reader}: payload ${i}`));
     }
+    // What is kept is what was read last (the second reader read the first frames again, the last ones not).
+    const lastStart = wal.segmentBytes(seq) - frame(big(69)).length;
+    assert.equal((await wal.readFrom(seq, lastStart)).frames[0]!.payload, last!.payload);
     await wal.seal();
     assert.equal((await wal.readFrom(seq, wal.segmentBytes(seq))).done, true);
+    // Two readers at the same place at the same time: one read of the file, its frames for both.
+    await wal.append(frame('d'));
+    const [x, y] = await Promise.all([wal.readFrom(wal.head, 0), wal.readFrom(wal.head, 0)]);
+    assert.deepEqual(texts(y.frames.map((f) => f.payload)), ['d']);
+    assert.equal(x.frames[0]!.payload, y.frames[0]!.payload);
     await wal.close();
   });
 
