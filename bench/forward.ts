@@ -66,6 +66,8 @@ const lagOf = (metrics: string, name: string) => Number(new RegExp(`tracklake_fo
 /** CPU per event (µs) of each process taking part, from the load's start until every destination drained. */
 interface CpuShares {
   collector: number;
+  /** The collector's request thread alone: what limits its ingest where it has cores to spare. */
+  requestThread: number;
   load: number;
   sink: number;
   postgres: number;
@@ -82,7 +84,7 @@ async function ingest(label: string, destinations: object[]): Promise<{ rate: nu
     for (const d of destinations as Array<{ name: string }>) (lags[d.name] ??= []).push(lagOf(m, d.name));
   };
   const sampler = setInterval(() => void sample(), 5000);
-  const cpuNow = () => ({ collector: cpuSeconds(server.pid) ?? NaN, load: process.cpuUsage().user / 1e6 + process.cpuUsage().system / 1e6, sink: cpuSeconds(sink.pid) ?? NaN, postgres: cpuSecondsOfCommand('postgres') });
+  const cpuNow = () => ({ collector: cpuSeconds(server.pid) ?? NaN, requestThread: cpuSeconds(server.pid, true) ?? NaN, load: process.cpuUsage().user / 1e6 + process.cpuUsage().system / 1e6, sink: cpuSeconds(sink.pid) ?? NaN, postgres: cpuSecondsOfCommand('postgres') });
   const cpu0 = cpuNow();
   let n = 0;
   const r = await autocannon({
@@ -104,10 +106,10 @@ async function ingest(label: string, destinations: object[]): Promise<{ rate: nu
   rmSync(run, { recursive: true, force: true });
   const events = (r.requests.total - r.non2xx) * PER_BATCH;
   const share = (k: keyof CpuShares) => ((cpu1[k] - cpu0[k]) * 1e6) / events;
-  return { rate: events / DURATION, lags, drainSeconds, cpu: { collector: share('collector'), load: share('load'), sink: share('sink'), postgres: share('postgres') } };
+  return { rate: events / DURATION, lags, drainSeconds, cpu: { collector: share('collector'), requestThread: share('requestThread'), load: share('load'), sink: share('sink'), postgres: share('postgres') } };
 }
 
-const cpuText = (c: CpuShares) => `collector ${c.collector.toFixed(1)}, load generator ${c.load.toFixed(1)}, sink ${c.sink.toFixed(1)}, postgres ${c.postgres.toFixed(1)}`;
+const cpuText = (c: CpuShares) => `collector ${c.collector.toFixed(1)} (request thread ${c.requestThread.toFixed(1)}), load generator ${c.load.toFixed(1)}, sink ${c.sink.toFixed(1)}, postgres ${c.postgres.toFixed(1)}`;
 
 /**
  * Forwarded messages as a Postgres destination reads them from the log: bench:ingest's requests prepared by
@@ -216,6 +218,8 @@ async function whole(): Promise<void> {
   const own = none.cpu.collector / both.cpu.collector;
   const machine = (c: CpuShares) => c.collector + c.load + c.sink + c.postgres;
   console.log(`the collector's own CPU per event, none/both = ${own.toFixed(2)}: its ingest ratio where receivers run elsewhere and its cores are the limit`);
+  const thread = none.cpu.requestThread / both.cpu.requestThread;
+  console.log(`the request thread's CPU per event, none/both = ${thread.toFixed(2)}: its ingest ratio where the collector has a core for each of its threads (the request thread is the one that cannot be split)`);
   console.log(`this machine's bound if forwarding cost the collector nothing: ${(machine(none.cpu) / (machine(none.cpu) + both.cpu.sink + both.cpu.postgres)).toFixed(2)} (the receivers' ${(both.cpu.sink + both.cpu.postgres).toFixed(1)} µs per event share its cores)`);
   let kept = true;
   for (const [name, xs] of Object.entries(both.lags)) {

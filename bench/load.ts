@@ -42,10 +42,13 @@ export function payloadTemplates(perBatch: number): string[] {
   return out;
 }
 
-/** CPU seconds a process has used, all its threads, user and system (Linux /proc; undefined elsewhere). */
-export function cpuSeconds(pid: number | undefined): number | undefined {
+/**
+ * CPU seconds a process has used, all its threads, user and system (Linux /proc; undefined elsewhere); with
+ * `mainThread`, its main thread's alone (a Node process's request thread: its thread id is the pid).
+ */
+export function cpuSeconds(pid: number | undefined, mainThread = false): number | undefined {
   try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    const fields = readFileSync(mainThread ? `/proc/${pid}/task/${pid}/stat` : `/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
     return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (100 Hz)
   } catch {
     return undefined;
