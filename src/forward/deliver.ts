@@ -23,6 +23,8 @@ export interface DeliveryHooks<M extends Outgoing = Outgoing> {
    * or was being retried takes its subject's messages out of it). Unset: all may.
    */
   mayGo?(message: M): boolean;
+  /** Asked before each attempt, with the messages about to go: it may throw to give the batch up. */
+  beforeAttempt?(batch: readonly M[]): Promise<void>;
 }
 
 export interface Undelivered {
@@ -43,6 +45,7 @@ export async function deliver<M extends Outgoing>(sender: Sender, batch: M[], po
   for (let attempt = 1; ; attempt++) {
     if (hooks.mayGo) batch = batch.filter((m) => hooks.mayGo!(m));
     if (batch.length === 0) return [];
+    await hooks.beforeAttempt?.(batch);
     const r = await sender.send(batch);
     if (r.ok) {
       hooks.delivered(batch.length);

@@ -16,7 +16,7 @@ import path from 'node:path';
 import { setImmediate } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { type Destination, destinationFilter } from '../config/destinations.js';
-import type { FrameRead, LogHold, WriteAheadLog } from '../ingest/wal.js';
+import { type FrameRead, type LogHold, READ_SLICE, type WriteAheadLog } from '../ingest/wal.js';
 import type { Clock } from '../lib/clock.js';
 import { dayOf, dayPath } from '../lib/dates.js';
 import type { Metrics } from '../lib/metrics.js';
@@ -26,6 +26,7 @@ import { backlogEntries, type Forwarded, forwardedOf, forwardedOfFrame } from '.
 import { formatForwardRow } from '../ingest/records.js';
 import type { PrivacyGate } from '../privacy/ship-filter.js';
 import { backoffMs, deliver, DeliveryStopped } from './deliver.js';
+import type { LogEvent, LogSender } from './log-delivery.js';
 import type { Outgoing, Sender } from './sender.js';
 import { deadLetterLines } from './deadletter.js';
 
@@ -89,7 +90,8 @@ export interface ForwarderDeps {
   metrics: Metrics;
   /** The folder of the destinations' cursor files (`<stateDir>/forward`). */
   dir: string;
-  sender: Sender;
+  /** With deliverLog, the log's messages are read, batched and sent on the sender's thread. */
+  sender: Sender & Partial<LogSender>;
   /**
    * The privacy filter in force: a message acknowledged before a suppression or deletion of its subject
    * reached this node is not forwarded (nor handed over to the backlog), as it is not shipped.
@@ -124,6 +126,8 @@ export class Forwarder implements LogHold {
   /** When the log began holding a batch too small to send (performance.now()). */
   private lingerFrom: number | undefined;
   private checkedBacklog = false;
+  /** The sender's thread handed a batch back for the privacy filter: the next step delivers it here. */
+  private judgeHere = false;
   private readonly log: Logger;
 
   constructor(readonly d: Destination, private readonly o: ForwarderDeps) {
@@ -170,6 +174,7 @@ export class Forwarder implements LogHold {
 
   async stop(): Promise<void> {
     this.stopping = true;
+    this.o.sender.stopLog?.();
     if (this.spillTimer) clearInterval(this.spillTimer);
     this.wake?.();
     await this.loop;
@@ -210,16 +215,66 @@ export class Forwarder implements LogHold {
   private async step(): Promise<boolean> {
     await this.o.privacy?.ready(); // nothing goes out before this node has read the regulations once
     const next = await this.locked(() => this.choose());
-    if (next === undefined) return false;
     if ('backlog' in next) {
       await this.deliverBacklog(next.backlog);
       return true;
     }
-    const entries = await this.entriesOf(next.read);
-    if (!next.read.done && this.lingering(entries)) return false;
+    const sender = this.o.sender;
+    if (sender.deliverLog && sender.stopLog && !this.judgeHere) return this.deliverOnThread(next.seq, sender as LogSender);
+    this.judgeHere = false;
+    const read = await this.o.wal.readFrom(next.seq, this.state.cursor.offset);
+    if (read.frames.length === 0 && !read.done) return false;
+    const entries = await this.entriesOf(read);
+    if (!read.done && this.lingering(entries)) return false;
     await this.deliverFrames(entries);
-    if (next.read.done) await this.locked(() => this.segmentDone(next.seq));
+    if (read.done) await this.locked(() => this.segmentDone(next.seq));
     return true;
+  }
+
+  /**
+   * The log from the cursor, a slice at a time, read, batched and sent on the sender's thread
+   * (forward/log-delivery.ts): the request thread only moves the cursor. What the thread hands back is
+   * decided here: dead letters are stored before the cursor passes them, a batch the privacy filter must
+   * judge is delivered by the next step on this thread (deliverFrames), a short batch lingers.
+   */
+  private async deliverOnThread(seq: number, sender: LogSender): Promise<boolean> {
+    const c = this.state.cursor;
+    const span = this.o.wal.span(seq);
+    if (c.offset >= span.end) {
+      if (!span.sealed) return false;
+      await this.locked(() => this.segmentDone(seq));
+      return true;
+    }
+    const linger = this.lingerFrom === undefined || performance.now() - this.lingerFrom < this.d.lingerMs;
+    const job = { seq, paths: span.paths, from: c.offset, index: c.index, end: span.end, sealed: span.sealed, maxBytes: READ_SLICE, linger, node: this.o.wal.nodeId };
+    const r = await sender.deliverLog(job, { event: (e) => this.onLogEvent(e), horizon: () => this.o.privacy?.filter()?.horizon() });
+    if (r.held === 'lingering') {
+      this.lingerFrom ??= performance.now();
+      return false;
+    }
+    this.lingerFrom = undefined;
+    for (const l of r.deadLetters ?? []) await this.deadLetter(l.messages, l.error, l.attempts, l.id);
+    Object.assign(c, { offset: r.offset, index: r.index });
+    this.writeSoon();
+    if (r.held === 'stopped') throw new DeliveryStopped();
+    if (r.held === 'privacy') this.judgeHere = true;
+    else if (r.done) await this.locked(() => this.segmentDone(seq));
+    return true;
+  }
+
+  private onLogEvent(e: LogEvent): void {
+    switch (e.type) {
+      case 'sending':
+        this.pendingSince = e.receivedAt;
+        return;
+      case 'delivered':
+        return this.onDelivered(e.n);
+      case 'failed':
+        return this.onFailed(e.error, e.retryInMs);
+      case 'progress':
+        Object.assign(this.state.cursor, { offset: e.offset, index: e.index });
+        return this.writeSoon();
+    }
   }
 
   /**
@@ -242,7 +297,7 @@ export class Forwarder implements LogHold {
     return false;
   }
 
-  private async choose(): Promise<{ backlog: { key: string; index: number } } | { seq: number; read: FrameRead } | undefined> {
+  private async choose(): Promise<{ backlog: { key: string; index: number } } | { seq: number }> {
     const c = this.state.cursor;
     if (c.backlog === undefined && (!this.checkedBacklog || c.skipThrough >= c.seq)) {
       const first = (await this.o.store.list(this.backlogPrefix()))[0];
@@ -257,9 +312,7 @@ export class Forwarder implements LogHold {
       const next = segments.find((s) => s > c.seq) ?? this.o.wal.head;
       Object.assign(c, { seq: next, offset: 0, index: 0 });
     }
-    const read = await this.o.wal.readFrom(c.seq, c.offset);
-    if (read.frames.length === 0 && !read.done) return undefined;
-    return { seq: c.seq, read };
+    return { seq: c.seq };
   }
 
   private async segmentDone(seq: number): Promise<void> {
@@ -346,27 +399,31 @@ export class Forwarder implements LogHold {
       mayGo: (m) => !this.leftOut(m),
       sleep: (ms) => this.sleep(ms),
       stopped: () => this.stopping,
-      delivered: (n) => {
-        this.state.delivered += n;
-        this.state.lastDeliveredAt = this.o.clock.now();
-        if (this.state.failing) {
-          this.log.info({ after: this.state.failing.attempts }, 'destination delivering again');
-          this.state.failing = null;
-          void this.writeState().catch(() => undefined); // status shows the change at once
-        }
-        this.o.metrics.forwardDelivered.inc({ destination: this.d.name }, n);
-      },
-      failed: (error, _attempt, retryInMs) => {
-        const began = this.state.failing === null;
-        this.state.failing = { error, since: this.state.failing?.since ?? this.o.clock.now(), attempts: (this.state.failing?.attempts ?? 0) + 1 };
-        if (began) void this.writeState().catch(() => undefined);
-        if (retryInMs === undefined) return;
-        this.state.retried++;
-        this.o.metrics.forwardRetried.inc({ destination: this.d.name });
-        this.log.warn({ err: error, retryInMs: Math.round(retryInMs) }, 'destination failing; will retry');
-      },
+      delivered: (n) => this.onDelivered(n),
+      failed: (error, _attempt, retryInMs) => this.onFailed(error, retryInMs),
     });
     for (const [k, u] of undelivered.entries()) await this.deadLetter(u.messages, u.error, u.attempts, undelivered.length > 1 ? `${id}-${k}` : id);
+  }
+
+  private onDelivered(n: number): void {
+    this.state.delivered += n;
+    this.state.lastDeliveredAt = this.o.clock.now();
+    if (this.state.failing) {
+      this.log.info({ after: this.state.failing.attempts }, 'destination delivering again');
+      this.state.failing = null;
+      void this.writeState().catch(() => undefined); // status shows the change at once
+    }
+    this.o.metrics.forwardDelivered.inc({ destination: this.d.name }, n);
+  }
+
+  private onFailed(error: string, retryInMs: number | undefined): void {
+    const began = this.state.failing === null;
+    this.state.failing = { error, since: this.state.failing?.since ?? this.o.clock.now(), attempts: (this.state.failing?.attempts ?? 0) + 1 };
+    if (began) void this.writeState().catch(() => undefined);
+    if (retryInMs === undefined) return;
+    this.state.retried++;
+    this.o.metrics.forwardRetried.inc({ destination: this.d.name });
+    this.log.warn({ err: error, retryInMs: Math.round(retryInMs) }, 'destination failing; will retry');
   }
 
   /** Messages that cannot be delivered, with the reason, under the day they failed; retried until stored. */

@@ -15,6 +15,7 @@ import { parentPort, Worker, workerData } from 'node:worker_threads';
 import type { Destination } from '../config/destinations.js';
 import type { Clock } from '../lib/clock.js';
 import { postgresSender } from './postgres.js';
+import { deliverLog, type LogDeliveryHooks, type LogEvent, type LogJob, type LogJobHooks, type LogResult, type LogSender, type PrivacyHorizon } from './log-delivery.js';
 import { type Outcome, type Outgoing, type Sender, segmentSender, webhookSender } from './sender.js';
 
 const WORKER_URL = new URL('./send-worker.js', import.meta.url);
@@ -88,19 +89,38 @@ function unpacked(lines: ArrayBuffer): Outgoing[] {
   }
   return out;
 }
-interface SendAnswer {
-  id: number;
-  outcome: Outcome;
-}
+/** What the forwarder's side posts: a batch, a slice of the log, a stop, an answer to the thread's question. */
+type ToThread =
+  | ({ kind: 'send' } & SendJob)
+  | { kind: 'log'; id: number; job: LogJob }
+  | { kind: 'stop' }
+  | { kind: 'horizon'; req: number; horizon: PrivacyHorizon }
+  | { kind: 'close' };
+
+/** Dead letters cross back as packed messages. */
+type PackedResult = Omit<LogResult, 'deadLetters'> & { deadLetters?: Array<{ lines: ArrayBuffer; error: string; attempts: number; id: string }> };
+
+/** What the thread posts: a batch's outcome, a log job's events and result, a question. */
+type FromThread =
+  | { id: number; outcome: Outcome }
+  | { id: number; event: LogEvent }
+  | { id: number; result: PackedResult }
+  | { id: number; failed: string }
+  | { req: number; ask: 'horizon' };
+
 interface SenderData {
   destination: Destination;
   events: Readonly<Record<string, string>>;
 }
 
-export class ThreadedSender implements Sender {
+type Waiting = { outcome(o: Outcome): void } | { hooks: LogJobHooks; result(r: LogResult): void; failed(e: Error): void };
+
+export class ThreadedSender implements Sender, LogSender {
   private worker: Worker | undefined;
-  private readonly pending = new Map<number, (o: Outcome) => void>();
+  private readonly pending = new Map<number, Waiting>();
   private nextId = 1;
+  /** The log job running, whose hooks answer the thread's questions. */
+  private logJob: LogJobHooks | undefined;
 
   constructor(private readonly d: Destination, private readonly events: Readonly<Record<string, string>>) {}
 
@@ -108,10 +128,25 @@ export class ThreadedSender implements Sender {
     const w = (this.worker ??= this.start());
     const id = this.nextId++;
     return new Promise((resolve) => {
-      this.pending.set(id, resolve);
+      this.pending.set(id, { outcome: resolve });
       const lines = packed(messages, this.d.type === 'postgres');
-      w.postMessage({ id, lines } satisfies SendJob, [lines]);
+      w.postMessage({ kind: 'send', id, lines } satisfies ToThread, [lines]);
     });
+  }
+
+  /** Delivers a slice of the log on the sender's thread (forward/log-delivery.ts). One at a time. */
+  deliverLog(job: LogJob, hooks: LogJobHooks): Promise<LogResult> {
+    const w = (this.worker ??= this.start());
+    const id = this.nextId++;
+    this.logJob = hooks;
+    return new Promise<LogResult>((result, failed) => {
+      this.pending.set(id, { hooks, result, failed });
+      w.postMessage({ kind: 'log', id, job } satisfies ToThread);
+    }).finally(() => (this.logJob = undefined));
+  }
+
+  stopLog(): void {
+    this.worker?.postMessage({ kind: 'stop' } satisfies ToThread);
   }
 
   async close(): Promise<void> {
@@ -119,7 +154,7 @@ export class ThreadedSender implements Sender {
     if (!w) return;
     this.worker = undefined;
     const exited = once(w, 'exit');
-    w.postMessage('close');
+    w.postMessage({ kind: 'close' } satisfies ToThread);
     const timer = setTimeout(() => void w.terminate(), CLOSE_MS);
     await exited;
     clearTimeout(timer);
@@ -128,14 +163,26 @@ export class ThreadedSender implements Sender {
   private start(): Worker {
     const w = new Worker(WORKER_URL, { workerData: { destination: this.d, events: this.events } satisfies SenderData });
     w.unref(); // a sender never keeps the process up on its own: the forwarder closes it at stop
-    w.on('message', (a: SendAnswer) => {
-      const resolve = this.pending.get(a.id);
-      this.pending.delete(a.id);
-      resolve?.(a.outcome);
+    w.on('message', (m: FromThread) => {
+      if ('ask' in m) return w.postMessage({ kind: 'horizon', req: m.req, horizon: this.logJob?.horizon() } satisfies ToThread);
+      const waiting = this.pending.get(m.id);
+      if (waiting === undefined) return;
+      if ('event' in m) return 'hooks' in waiting && waiting.hooks.event(m.event);
+      this.pending.delete(m.id);
+      if ('outcome' in m) return 'outcome' in waiting && waiting.outcome(m.outcome);
+      if ('hooks' in waiting) {
+        if ('failed' in m) return waiting.failed(new Error(m.failed));
+        const { deadLetters, ...rest } = m.result;
+        waiting.result({ ...rest, ...(deadLetters ? { deadLetters: deadLetters.map(({ lines, ...l }) => ({ ...l, messages: unpacked(lines) })) } : {}) });
+      }
     });
     const down = (why: string) => {
       if (this.worker === w) this.worker = undefined;
-      for (const resolve of this.pending.values()) resolve({ ok: false, retry: true, error: `the sender thread of ${this.d.name} ${why}` });
+      const error = `the sender thread of ${this.d.name} ${why}`;
+      for (const waiting of this.pending.values()) {
+        if ('outcome' in waiting) waiting.outcome({ ok: false, retry: true, error });
+        else waiting.failed(new Error(error));
+      }
       this.pending.clear();
     };
     w.on('error', (e) => down(`failed: ${e.message}`));
@@ -144,24 +191,70 @@ export class ThreadedSender implements Sender {
   }
 }
 
-/** The thread's side (send-worker.ts): one sender, batches in order, until told to close. */
+/**
+ * The thread's side (send-worker.ts): one sender, batches and log jobs in order, until told to close. A
+ * stop ends the log job under way and any after it: the forwarder is stopping.
+ */
 export function serveSender(clock: Clock): void {
   const { destination, events } = workerData as SenderData;
   const sender = senderFor(destination, clock, events);
+  const port = parentPort!;
   let queue = Promise.resolve();
-  parentPort!.on('message', (job: SendJob | 'close') => {
+  let stopping = false;
+  let wake: (() => void) | undefined;
+  let nextReq = 1;
+  const asked = new Map<number, (h: PrivacyHorizon) => void>();
+  const hooks = (id: number): LogDeliveryHooks => ({
+    post: (event) => port.postMessage({ id, event } satisfies FromThread),
+    stopped: () => stopping,
+    sleep: (ms) =>
+      stopping
+        ? Promise.resolve()
+        : new Promise<void>((resolve) => {
+            const t = setTimeout(done, ms);
+            function done() {
+              clearTimeout(t);
+              resolve();
+            }
+            wake = done;
+          }),
+    horizon: () =>
+      new Promise((resolve) => {
+        const req = nextReq++;
+        asked.set(req, resolve);
+        port.postMessage({ req, ask: 'horizon' } satisfies FromThread);
+      }),
+  });
+  port.on('message', (m: ToThread) => {
+    if (m.kind === 'stop') {
+      stopping = true;
+      return wake?.();
+    }
+    if (m.kind === 'horizon') {
+      asked.get(m.req)?.(m.horizon);
+      return asked.delete(m.req);
+    }
     queue = queue.then(async () => {
-      if (job === 'close') {
+      if (m.kind === 'close') {
         await sender.close().catch(() => undefined);
-        return parentPort!.close();
+        return port.close();
       }
-      let outcome: Outcome;
+      if (m.kind === 'send') {
+        let outcome: Outcome;
+        try {
+          outcome = await sender.send(unpacked(m.lines));
+        } catch (e) {
+          outcome = { ok: false, retry: true, error: (e as Error).message };
+        }
+        return port.postMessage({ id: m.id, outcome } satisfies FromThread);
+      }
       try {
-        outcome = await sender.send(unpacked(job.lines));
+        const { deadLetters, ...rest } = await deliverLog(m.job, destination, sender, hooks(m.id));
+        const packedLetters = deadLetters?.map(({ messages, ...l }) => ({ ...l, lines: packed(messages, false) })); // a dead letter is its tenant and JSON
+        port.postMessage({ id: m.id, result: { ...rest, ...(packedLetters ? { deadLetters: packedLetters } : {}) } } satisfies FromThread, packedLetters?.map((l) => l.lines) ?? []);
       } catch (e) {
-        outcome = { ok: false, retry: true, error: (e as Error).message };
+        port.postMessage({ id: m.id, failed: (e as Error).message } satisfies FromThread);
       }
-      parentPort!.postMessage({ id: job.id, outcome } satisfies SendAnswer);
     });
   });
 }

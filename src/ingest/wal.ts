@@ -40,8 +40,6 @@ interface Pending {
   reject: (e: Error) => void;
 }
 
-/** Bytes of a segment decoded between two yields to the event loop (about a millisecond of work). */
-const READ_SLICE_BYTES = 4 * 1024 * 1024;
 /**
  * Frames read lately, kept so that destinations reading the same part of the log (as they do when they keep
  * up) read and parse it once. Two destinations in bench:forward are 1–4 MB of log apart (0.1–0.3 s at
@@ -65,6 +63,45 @@ const shippedName = (seq: number) => `shipped-${String(seq).padStart(12, '0')}.l
 export interface LogHold {
   needs(seq: number): boolean;
 }
+
+/**
+ * Whole frames of a segment's file (the first of `paths` that exists) from byte `from`, about maxBytes of
+ * them, up to `end`, which must be durable; undefined when the file is gone. Any thread may call it.
+ */
+export async function readSegmentFrames(paths: readonly string[], from: number, end: number, maxBytes: number): Promise<FrameRead['frames'] | undefined> {
+  let fh: fs.FileHandle | undefined;
+  for (const p of paths) {
+    fh = await fs.open(p, 'r').catch((e: NodeJS.ErrnoException) => {
+      if (e.code === 'ENOENT') return undefined;
+      throw e;
+    });
+    if (fh) break;
+  }
+  if (!fh) return undefined;
+  try {
+    // A frame is at most a request body and its header: a slice that holds none is read again, larger.
+    for (let size = Math.min(maxBytes, end - from); ; size = Math.min(size * 2, end - from)) {
+      const buf = Buffer.allocUnsafe(size);
+      const { bytesRead } = await fh.read(buf, 0, size, from);
+      const payloads: Buffer[] = [];
+      const frames: FrameRead['frames'] = [];
+      let pos = 0;
+      while (pos < bytesRead) {
+        // No CRC: every frame under the durable end was checked when it was written or recovered.
+        const r = decodeFrames(buf.subarray(0, bytesRead), pos, pos + 1, payloads, false);
+        if (payloads.length === frames.length) break;
+        pos = r.pos;
+        frames.push({ payload: payloads.at(-1)!, end: from + pos });
+      }
+      if (frames.length > 0 || size >= end - from) return frames;
+    }
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Bytes of a segment decoded at a time: between two yields to the event loop (about a millisecond of work); a destination thread's read. */
+export const READ_SLICE = 4 * 1024 * 1024;
 
 /** Frames read from a segment: each payload with the offset just after its frame. */
 export interface FrameRead {
@@ -261,7 +298,7 @@ export class WriteAheadLog {
    * its end, the active one as far as it is acknowledged (so destinations forward within a second, not at
    * the next seal). A frame not yet whole is left for the next read.
    */
-  async readFrom(seq: number, from: number, maxBytes = READ_SLICE_BYTES): Promise<FrameRead> {
+  async readFrom(seq: number, from: number, maxBytes = READ_SLICE): Promise<FrameRead> {
     const active = seq === this.activeSeq;
     const end = this.segmentBytes(seq);
     // A sealed segment read to its end, or one that is gone (or never held anything), has no more to give.
@@ -320,37 +357,17 @@ export class WriteAheadLog {
   }
 
   /** Whole frames of a segment's file from `from`, about maxBytes of them; undefined when the file is gone. */
-  private async readFile(seq: number, from: number, end: number, maxBytes: number): Promise<FrameRead['frames'] | undefined> {
+  private readFile(seq: number, from: number, end: number, maxBytes: number): Promise<FrameRead['frames'] | undefined> {
+    return readSegmentFrames(this.span(seq).paths, from, end, maxBytes);
+  }
+
+  /**
+   * Where a reader on another thread finds a segment's durable frames (readSegmentFrames): its file, under
+   * either name (it is renamed when it ships), how far its acknowledged frames go, and whether it is sealed.
+   */
+  span(seq: number): { paths: string[]; end: number; sealed: boolean } {
     const names = this.shippedBytes.has(seq) ? [shippedName(seq), segName(seq)] : [segName(seq), shippedName(seq)];
-    let fh: fs.FileHandle | undefined;
-    for (const name of names) {
-      fh = await fs.open(path.join(this.dir, name), 'r').catch((e: NodeJS.ErrnoException) => {
-        if (e.code === 'ENOENT') return undefined;
-        throw e;
-      });
-      if (fh) break;
-    }
-    if (!fh) return undefined;
-    try {
-      // A frame is at most a request body and its header: a slice that holds none is read again, larger.
-      for (let size = Math.min(maxBytes, end - from); ; size = Math.min(size * 2, end - from)) {
-        const buf = Buffer.allocUnsafe(size);
-        const { bytesRead } = await fh.read(buf, 0, size, from);
-        const payloads: Buffer[] = [];
-        const frames: FrameRead['frames'] = [];
-        let pos = 0;
-        while (pos < bytesRead) {
-          // No CRC: every frame under the durable end was checked when it was written or recovered.
-          const r = decodeFrames(buf.subarray(0, bytesRead), pos, pos + 1, payloads, false);
-          if (payloads.length === frames.length) break;
-          pos = r.pos;
-          frames.push({ payload: payloads.at(-1)!, end: from + pos });
-        }
-        if (frames.length > 0 || size >= end - from) return frames;
-      }
-    } finally {
-      await fh.close();
-    }
+    return { paths: names.map((n) => path.join(this.dir, n)), end: this.segmentBytes(seq), sealed: seq !== this.activeSeq };
   }
 
   /** Removes the shipped segments no hold needs any more (holds call this as they move on). */
@@ -501,10 +518,10 @@ export class WriteAheadLog {
       throw e;
     });
     const payloads: Buffer[] = [];
-    let r = decodeFrames(buf, 0, READ_SLICE_BYTES, payloads, false);
+    let r = decodeFrames(buf, 0, READ_SLICE, payloads, false);
     while (r.more) {
       await setImmediate();
-      r = decodeFrames(buf, r.pos, r.pos + READ_SLICE_BYTES, payloads, false);
+      r = decodeFrames(buf, r.pos, r.pos + READ_SLICE, payloads, false);
     }
     return payloads;
   }

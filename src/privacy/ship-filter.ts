@@ -35,6 +35,14 @@ export class ShipFilter {
     return at < this.activeSince && this.states.size > 0;
   }
 
+  /**
+   * Which messages this filter must judge: those of these tenants received before `before` (looksAt); a
+   * destination's thread hands them back to be judged here (forward/log-delivery.ts). Undefined: none.
+   */
+  horizon(): { before: number; tenants: string[] } | undefined {
+    return this.states.size > 0 ? { before: this.activeSince, tenants: [...this.states.keys()] } : undefined;
+  }
+
   /** The tenant whose subject's record this is, when it must be left out; undefined to keep it. */
   drops(at: number, rows: readonly RowView[]): string | undefined {
     for (const row of rows) {
