@@ -219,6 +219,47 @@ describe('destinations', () => {
     assert.equal(r.requests.length, 2);
   });
 
+  it('deliver a slice of the log on the sender\'s thread, stopping where the forwarder decides', async () => {
+    // A segment of three frames of four messages each, as the collector logs them for a destination.
+    const d = loadConfig({ flags: { sources: { dev: 'demo' }, destinations: [hook('http://127.0.0.1:1', { batchCount: 3, maxAttempts: 2 })] } }).destinations[0]!;
+    const preparer = new RequestPreparer({ sources: { dev: 'demo' }, events: {}, forward: [d] });
+    const dir = tempDir();
+    const file = path.join(dir, 'seg-000000000007.log');
+    const frames: Buffer[] = [];
+    for (let f = 0; f < 3; f++) {
+      const batch = [0, 1, 2, 3].map((k) => ({ type: 'track', event: 'Viewed', anonymousId: `a${f}`, messageId: `m-${f}-${k}` }));
+      const r = preparer.prepare({ body: jsonBytes({ batch }), basicKey: 'dev', pathType: 'batch', clientIp: '127.0.0.1', receivedAt: T0 + f });
+      assert.ok(r.ok);
+      frames.push(Buffer.from(r.value.frame));
+    }
+    writeFileSync(file, Buffer.concat(frames));
+    const ends = frames.map((_, i) => frames.slice(0, i + 1).reduce((n, b) => n + b.length, 0));
+    const r = await receiver((got) => (got.body.batch.some((m) => m.messageId === 'm-1-1') ? { status: 400 } : { status: 200 }));
+    const sender = new ThreadedSender({ ...d, url: r.url } as typeof d, {});
+    closers.push(() => sender.close());
+    const job = { seq: 7, paths: [path.join(dir, 'shipped-000000000007.log'), file], from: 0, index: 0, end: ends[2]!, sealed: false, maxBytes: 1 << 20, linger: false, node: 'n1' };
+    const events: string[] = [];
+    const run = (over: Partial<typeof job>, horizon?: { before: number; tenants: string[] }) => sender.deliverLog({ ...job, ...over }, { event: (e) => events.push(e.type === 'progress' ? `${e.offset}/${e.index}` : e.type), horizon: () => horizon });
+
+    // A short batch of the active segment is held back while the forwarder lets it linger.
+    assert.deepEqual(await run({ from: ends[1]!, index: 2, linger: true }), { offset: ends[1]!, index: 2, done: false, held: 'lingering' });
+    assert.equal(r.requests.length, 0);
+    // A message the privacy filter must judge (received before its lists changed) is handed back unsent.
+    assert.deepEqual(await run({}, { before: T0 + 1, tenants: ['demo'] }), { offset: 0, index: 0, done: false, held: 'privacy' });
+    assert.deepEqual(await run({ end: ends[0]! }, { before: T0 + 1, tenants: ['other'] }), { offset: ends[0]!, index: 0, done: false }, 'another tenant\'s regulations: sent');
+    // Batches of 3 across frames; the one holding a refused message is split until it stands alone, and the
+    // job ends after it: the dead letters are stored before the cursor passes them.
+    events.length = 0;
+    const done = await run({ from: ends[0]!, index: 0, sealed: true });
+    assert.deepEqual(done.deadLetters?.map((l) => [l.id, l.messages.map((m) => JSON.parse(m.json.toString()).messageId), l.attempts]), [[`n1-000000000007-${ends[0]}-0`, ['m-1-1'], 1]]);
+    assert.deepEqual([done.offset, done.index, done.done], [ends[0]!, 3, false], 'the cursor goes past the dead-lettered batch');
+    assert.ok(!events.includes(`${ends[0]}/3`), 'progress is not told before the dead letters are stored');
+    const rest = await run({ from: ends[0]!, index: 3, sealed: true });
+    assert.deepEqual(rest, { offset: ends[2]!, index: 0, done: true });
+    assert.deepEqual(events.filter((e) => e.includes('/')), [`${ends[1]}/2`, `${ends[2]}/0`], 'after each batch, where the cursor stands');
+    assert.deepEqual(ids(r.delivered), ['m-0-0', 'm-0-1', 'm-0-2', 'm-0-3', 'm-1-0', 'm-1-2', 'm-1-3', 'm-2-0', 'm-2-1', 'm-2-2', 'm-2-3']);
+  });
+
   it('log a message whole only when some destination wants it', () => {
     const logged = (forward: object[]) => {
       const preparer = new RequestPreparer({ sources: { 'key-a': 'shop-a', 'key-b': 'shop-b' }, events: {}, forward: loadConfig({ flags: { sources: { 'key-a': 'shop-a', 'key-b': 'shop-b' }, destinations: forward.map((d, i) => ({ name: `d${i}`, type: 'webhook', url: 'http://127.0.0.1:1', secret: SECRET, ...d })) } }).destinations });

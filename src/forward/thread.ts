@@ -1,14 +1,14 @@
 /**
- * A destination's sender on a thread of its own. The forwarder (cursor, batching, retries, dead letters)
- * stays beside the log; building a request's body, signing it, the HTTP connection and the kernel's copy of
- * each request (or, for Postgres, mapping every message to rows and the COPY) run off the request thread,
- * which then keeps its time for ingest. Measured with bench:profile and a webhook destination: 20.8 µs of
- * the request thread's CPU per event with the sender on it, 17.1 with the sender here (7.4 with no
- * destination: the rest is reading the log and the larger log the whole messages make).
+ * A destination's sender on a thread of its own. The forwarder (cursor, backlog, dead letters in the bucket)
+ * stays beside the log; reading the log's slices and batching them (forward/log-delivery.ts), retrying,
+ * building a request's body, signing it, the HTTP connection and the kernel's copy of each request (or, for
+ * Postgres, the rows and the COPY) run here, off the request thread, which keeps its time for ingest.
+ * Batches the forwarder still makes itself (a backlog in the bucket, messages the privacy filter judged)
+ * cross as packed bytes (SendJob).
  *
  * The thread is started at the first batch and again after it died (the batch it held fails, and is
- * retried as any failure is). Outcomes are data both ways: a batch goes as `{ id, lines }` (SendJob), the
- * answer comes back as `{ id, outcome }`.
+ * retried as any failure is; a log job under way fails, and the forwarder reads its slice again). Outcomes
+ * are data both ways (ToThread, FromThread).
  */
 import { once } from 'node:events';
 import { parentPort, Worker, workerData } from 'node:worker_threads';
