@@ -21,21 +21,12 @@ export async function forwardedOf(payloads: readonly Buffer[]): Promise<Forwarde
   return out;
 }
 
-/**
- * The forwarded messages of one frame's payload, parsed once for all destinations: the log hands its readers
- * the same payload object for the same frame (ingest/wal.ts, readFrom), so the second destination to reach a
- * frame finds its messages here. The messages are shared: nobody changes them.
- */
-export function forwardedOfFrame(payload: Buffer): readonly Forwarded[] {
-  let out = parsedFrames.get(payload);
-  if (out === undefined) {
-    out = [];
-    parsePayload(payload, out);
-    parsedFrames.set(payload, out);
-  }
+/** The forwarded messages of one frame's payload. */
+export function forwardedOfFrame(payload: Buffer): Forwarded[] {
+  const out: Forwarded[] = [];
+  parsePayload(payload, out);
   return out;
 }
-const parsedFrames = new WeakMap<Buffer, Forwarded[]>();
 
 function parsePayload(payload: Buffer, out: Forwarded[]): void {
   let tracks: Buffer[] = [];

@@ -40,15 +40,6 @@ interface Pending {
   reject: (e: Error) => void;
 }
 
-/**
- * Frames read lately, kept so that destinations reading the same part of the log (as they do when they keep
- * up) read and parse it once. Two destinations in bench:forward are 1–4 MB of log apart (0.1–0.3 s at
- * 20 000 events/s): with 2 MB kept, 18 % of the frames read came from here; with 16 MB, 48 % (of a possible
- * 50). Not whole segments: keeping recent segments' payloads made the collector's garbage collection cost
- * more than the reads it saved.
- */
-const RECENT_BYTES = 16 * 1024 * 1024;
-const recentKey = (seq: number, offset: number) => `${seq}:${offset}`;
 /** Log writes in flight at once (see pump). */
 const PIPELINE = 2;
 // Writes that are durable on return where the platform has O_DSYNC: one system call per commit, not two.
@@ -186,11 +177,6 @@ export class WriteAheadLog {
   /** Shipped segments kept for a hold, with their sizes. */
   private shippedBytes = new Map<number, number>();
   private readonly holds = new Set<LogHold>();
-  /** Frames read lately by segment and offset (readFrom), and their bytes. */
-  private readonly recent = new Map<string, FrameRead['frames'][number]>();
-  private recentBytes = 0;
-  /** Reads of the segment files under way, by where they start. */
-  private readonly reading = new Map<string, Promise<FrameRead['frames'] | undefined>>();
   private rotateWaiters: Array<() => void> = [];
   private broken: Error | undefined;
   private fullSignalled = false;
@@ -303,62 +289,10 @@ export class WriteAheadLog {
     const end = this.segmentBytes(seq);
     // A sealed segment read to its end, or one that is gone (or never held anything), has no more to give.
     if (from >= end) return { frames: [], next: from, done: !active };
-    // What another reader read lately is not read again: the same frames, the same payload objects.
-    const frames: FrameRead['frames'] = [];
-    let at = from;
-    for (let f = this.recent.get(recentKey(seq, at)); f !== undefined && at - from < maxBytes; f = this.recent.get(recentKey(seq, at))) {
-      frames.push(f);
-      at = f.end;
-    }
-    if (at < end && at - from < maxBytes) {
-      // Another reader is reading this very frame from the file: its frames, once they are here.
-      const key = recentKey(seq, at);
-      const other = this.reading.get(key);
-      if (other !== undefined) {
-        await other.catch(() => undefined);
-        return this.readFrom(seq, from, maxBytes);
-      }
-      const start = at;
-      // Kept before anyone waiting on this read goes on, so that it finds them.
-      const reading = this.readFile(seq, start, end, maxBytes - (start - from)).then((read) => {
-        let offset = start;
-        for (const f of read ?? []) {
-          this.remember(seq, offset, f);
-          offset = f.end;
-        }
-        return read;
-      });
-      this.reading.set(key, reading);
-      const read = await reading.finally(() => this.reading.delete(key));
-      if (read === undefined && frames.length === 0) return { frames: [], next: from, done: true }; // released meanwhile: nobody holds it
-      for (const f of read ?? []) {
-        frames.push(f);
-        at = f.end;
-      }
-    }
-    return { frames, next: at, done: !active && at >= end };
-  }
-
-  /** Keeps a frame just read for the other readers, within RECENT_BYTES (oldest out first). */
-  private remember(seq: number, offset: number, frame: FrameRead['frames'][number]): void {
-    const key = recentKey(seq, offset);
-    const before = this.recent.get(key); // read again by a reader that came too late for it
-    if (before !== undefined) {
-      this.recent.delete(key);
-      this.recentBytes -= before.payload.length;
-    }
-    this.recent.set(key, frame);
-    this.recentBytes += frame.payload.length;
-    for (const [key, f] of this.recent) {
-      if (this.recentBytes <= RECENT_BYTES) break;
-      this.recent.delete(key);
-      this.recentBytes -= f.payload.length;
-    }
-  }
-
-  /** Whole frames of a segment's file from `from`, about maxBytes of them; undefined when the file is gone. */
-  private readFile(seq: number, from: number, end: number, maxBytes: number): Promise<FrameRead['frames'] | undefined> {
-    return readSegmentFrames(this.span(seq).paths, from, end, maxBytes);
+    const frames = await readSegmentFrames(this.span(seq).paths, from, end, maxBytes);
+    if (frames === undefined) return { frames: [], next: from, done: true }; // released meanwhile: nobody holds it
+    const next = frames.at(-1)?.end ?? from;
+    return { frames, next, done: !active && next >= end };
   }
 
   /**
