@@ -19,7 +19,7 @@ import { regulationsRun } from '../src/cli/regulations.js';
 import pg from 'pg';
 import { destinationsReplay, destinationsStatus } from '../src/cli/destinations.js';
 import { RequestPreparer } from '../src/ingest/prepare.js';
-import { decodeRecords } from '../src/ingest/records.js';
+import { decodeRecords, formatForwardRow, parseForwardRow } from '../src/ingest/records.js';
 import { framePayload } from '../src/ingest/wal.js';
 import { copyFieldsOfCsv, encodeMessages, postgresSender, rowMapper } from '../src/forward/postgres.js';
 import { forwardedOf } from '../src/forward/messages.js';
@@ -258,6 +258,16 @@ describe('destinations', () => {
     assert.deepEqual(rest, { offset: ends[2]!, index: 0, done: true });
     assert.deepEqual(events.filter((e) => e.includes('/')), [`${ends[1]}/2`, `${ends[2]}/0`], 'after each batch, where the cursor stands');
     assert.deepEqual(ids(r.delivered), ['m-0-0', 'm-0-1', 'm-0-2', 'm-0-3', 'm-1-0', 'm-1-2', 'm-1-3', 'm-2-0', 'm-2-1', 'm-2-2', 'm-2-3']);
+  });
+
+  it('read a forwarded line back as it was written, whatever its name holds', () => {
+    for (const name of ['Order Completed', 'Say "hi"', 'back\\slash', 'Größe ✓', '', 'tab\tin name']) {
+      const json = jsonBytes({ type: 'track', event: name, messageId: 'm1' });
+      const line = formatForwardRow({ tenant: 'shop-a', blocked: true, receivedAt: 1_773_576_000_123, name, json });
+      const back = parseForwardRow(line);
+      assert.deepEqual({ ...back, json: back.json.toString() }, { tenant: 'shop-a', blocked: true, receivedAt: 1_773_576_000_123, name, json: json.toString(), tracks: undefined }, name);
+    }
+    assert.throws(() => parseForwardRow(Buffer.from('shop-a\t0\t17')), /bad forwarded message line/);
   });
 
   it('log a message whole only when some destination wants it', () => {

@@ -92,7 +92,7 @@ export async function deliverLog(job: LogJob, d: Destination, sender: Sender, ho
   const at: Array<[number, number]> = [];
   let start = job.from;
   for (const frame of frames) {
-    const es = forwardedOfFrame(frame.payload);
+    const es = forwardedOfFrame(frame.payload, d.type === 'postgres'); // only Postgres takes the tracking rows
     for (let k = start === job.from ? job.index : 0; k < es.length; k++) {
       list.push(es[k]!);
       at.push([start, k]);

@@ -21,21 +21,24 @@ export async function forwardedOf(payloads: readonly Buffer[]): Promise<Forwarde
   return out;
 }
 
-/** The forwarded messages of one frame's payload. */
-export function forwardedOfFrame(payload: Buffer): Forwarded[] {
+/**
+ * The forwarded messages of one frame's payload; with `withTracks` false, without their tracking rows (only
+ * the Postgres destination takes them).
+ */
+export function forwardedOfFrame(payload: Buffer, withTracks = true): Forwarded[] {
   const out: Forwarded[] = [];
-  parsePayload(payload, out);
+  parsePayload(payload, out, withTracks);
   return out;
 }
 
-function parsePayload(payload: Buffer, out: Forwarded[]): void {
-  let tracks: Buffer[] = [];
+function parsePayload(payload: Buffer, out: Forwarded[], withTracks = true): void {
+  let tracks: Buffer[] | undefined;
   readRecords(payload, {
-    record: () => void (tracks = []),
+    record: () => void (tracks = undefined),
     // A record's `t` rows come before its `m` row (ingest/prepare.ts).
     row: (kind, _day, p, start, end) => {
-      if (kind === 't') tracks.push(p.subarray(start, end));
-      else if (kind === 'm') out.push({ ...parseForwardRow(p, start, end), ...(tracks.length > 0 ? { tracks } : {}) });
+      if (kind === 'm') out.push(parseForwardRow(p, start, end, tracks));
+      else if (kind === 't' && withTracks) (tracks ??= []).push(p.subarray(start, end));
     },
   });
 }
