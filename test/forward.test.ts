@@ -219,6 +219,17 @@ describe('destinations', () => {
     assert.equal(r.requests.length, 2);
   });
 
+  it('read the log again on a new thread when the destination\'s thread dies mid-delivery: nothing lost', async () => {
+    const r = await receiver(() => ({ status: 200, delayMs: 150 }));
+    const c = await collector([hook(r.url, { batchCount: 5 })]);
+    const sent = await sendTagged(c.url, { tag: 'died', batches: 4 });
+    await until(() => r.requests.length >= 1, 'delivery under way');
+    const forwarder = (c.node.readers as unknown as { forwarders: Array<{ o: { sender: { worker?: Worker } } }> }).forwarders[0]!;
+    await forwarder.o.sender.worker!.terminate(); // a thread that died with a log slice in hand
+    await until(() => new Set(ids(r.delivered)).size === sent.acked.length, 'every message delivered after it', 20_000);
+    assert.deepEqual(firstSeen(ids(r.delivered)), sent.acked, 'in log order');
+  });
+
   it('deliver a slice of the log on the sender\'s thread, stopping where the forwarder decides', async () => {
     // A segment of three frames of four messages each, as the collector logs them for a destination.
     const d = loadConfig({ flags: { sources: { dev: 'demo' }, destinations: [hook('http://127.0.0.1:1', { batchCount: 3, maxAttempts: 2 })] } }).destinations[0]!;

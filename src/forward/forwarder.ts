@@ -201,7 +201,7 @@ export class Forwarder implements LogHold {
         if (!progressed) await this.sleep(POLL_MS);
       } catch (e) {
         if (e instanceof DeliveryStopped) return;
-        this.log.warn({ err: (e as Error).message }, 'destination could not read its log or backlog; will retry');
+        this.log.warn({ err: (e as Error).message }, 'destination could not read its log or backlog, or its thread died; will retry');
         await this.sleep(backoffMs(this.d, ++failures));
       }
     }
