@@ -245,6 +245,8 @@ export class Forwarder implements LogHold {
       await this.locked(() => this.segmentDone(seq));
       return true;
     }
+    // Stopping, no job goes out: a thread started for it would not have heard the stop.
+    if (this.stopping) throw new DeliveryStopped();
     const linger = this.lingerFrom === undefined || performance.now() - this.lingerFrom < this.d.lingerMs;
     const job = { seq, paths: span.paths, from: c.offset, index: c.index, end: span.end, sealed: span.sealed, maxBytes: READ_SLICE, linger, node: this.o.wal.nodeId };
     const r = await sender.deliverLog(job, { event: (e) => this.onLogEvent(e), horizon: () => this.o.privacy?.filter()?.horizon() });

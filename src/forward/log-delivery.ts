@@ -12,8 +12,7 @@
  * (`lingering`), a batch with a message the privacy filter must judge (`privacy`: the forwarder sends it
  * itself, from its own read of the log), dead letters to store before the cursor passes them, a stop.
  */
-import type { Destination } from '../config/destinations.js';
-import { destinationFilter } from '../config/destinations.js';
+import { type Destination, destinationFilter } from '../config/destinations.js';
 import { readSegmentFrames } from '../ingest/wal.js';
 import { deliver, DeliveryStopped } from './deliver.js';
 import { type Forwarded, forwardedOfFrame } from './messages.js';
