@@ -269,6 +269,9 @@ describe('destinations', () => {
     assert.deepEqual(rest, { offset: ends[2]!, index: 0, done: true });
     assert.deepEqual(events.filter((e) => e.includes('/')), [`${ends[1]}/2`, `${ends[2]}/0`], 'after each batch, where the cursor stands');
     assert.deepEqual(ids(r.delivered), ['m-0-0', 'm-0-1', 'm-0-2', 'm-0-3', 'm-1-0', 'm-1-2', 'm-1-3', 'm-2-0', 'm-2-1', 'm-2-2', 'm-2-3']);
+    // A short batch at the end of a slice cut short of the log's end does not linger: there is more to read.
+    assert.deepEqual(await run({ from: ends[0]!, index: 2, maxBytes: 100, linger: true }), { offset: ends[1]!, index: 0, done: false });
+    assert.deepEqual(ids(r.delivered).slice(-2), ['m-1-2', 'm-1-3']);
   });
 
   it('read a forwarded line back as it was written, whatever its name holds', () => {

@@ -225,7 +225,8 @@ export class Forwarder implements LogHold {
     const read = await this.o.wal.readFrom(next.seq, this.state.cursor.offset);
     if (read.frames.length === 0 && !read.done) return false;
     const entries = await this.entriesOf(read);
-    if (!read.done && this.lingering(entries)) return false;
+    const atEnd = read.next >= this.o.wal.segmentBytes(next.seq); // a slice cut short has more to read at once
+    if (!read.done && atEnd && this.lingering(entries)) return false;
     await this.deliverFrames(entries);
     if (read.done) await this.locked(() => this.segmentDone(next.seq));
     return true;
@@ -248,7 +249,9 @@ export class Forwarder implements LogHold {
     // Stopping, no job goes out: a thread started for it would not have heard the stop.
     if (this.stopping) throw new DeliveryStopped();
     const linger = this.lingerFrom === undefined || performance.now() - this.lingerFrom < this.d.lingerMs;
-    const job = { seq, paths: span.paths, from: c.offset, index: c.index, end: span.end, sealed: span.sealed, maxBytes: READ_SLICE, linger, node: this.o.wal.nodeId };
+    // A slice holds two batches at least, so that batches are whole where the log holds enough for them.
+    const maxBytes = Math.max(READ_SLICE, 2 * this.d.batchBytes);
+    const job = { seq, paths: span.paths, from: c.offset, index: c.index, end: span.end, sealed: span.sealed, maxBytes, linger, node: this.o.wal.nodeId };
     const r = await sender.deliverLog(job, { event: (e) => this.onLogEvent(e), horizon: () => this.o.privacy?.filter()?.horizon() });
     if (r.held === 'lingering') {
       this.lingerFrom ??= performance.now();

@@ -101,7 +101,8 @@ export async function deliverLog(job: LogJob, d: Destination, sender: Sender, ho
   const end = start;
   const done = job.sealed && end >= job.end;
   const position = (n: number) => (n < list.length ? { offset: at[n]![0], index: at[n]![1] } : { offset: end, index: 0 });
-  if (job.linger && !done) {
+  // Only at the log's acknowledged end: a slice that stopped short of it has more to read at once.
+  if (job.linger && !done && end >= job.end) {
     let wanted = 0;
     for (const e of list) if (wants(e) && ++wanted >= d.batchCount) break;
     if (wanted > 0 && wanted < d.batchCount) return { offset: job.from, index: job.index, done: false, held: 'lingering' };
