@@ -35,6 +35,25 @@ export interface Undelivered {
 
 export class DeliveryStopped extends Error {}
 
+/**
+ * The next batch of `entries` from `from`: what the destination wants, up to batchCount messages and
+ * batchBytes of JSON (a single larger message goes alone). `next` is where the one after it starts; a hole
+ * (a backlog line an erasure emptied) is passed over.
+ */
+export function takeBatch<M extends { json: Buffer }>(entries: ReadonlyArray<M | undefined>, from: number, d: Pick<Destination, 'batchCount' | 'batchBytes'>, wants: (m: M) => boolean): { batch: M[]; next: number } {
+  const batch: M[] = [];
+  let bytes = 64; // the batch's own JSON around its messages
+  let j = from;
+  for (; j < entries.length && batch.length < d.batchCount; j++) {
+    const e = entries[j];
+    if (e === undefined || !wants(e)) continue;
+    if (batch.length > 0 && bytes + e.json.length + 1 > d.batchBytes) break;
+    batch.push(e);
+    bytes += e.json.length + 1;
+  }
+  return { batch, next: j };
+}
+
 export function backoffMs(policy: DeliveryPolicy, attempt: number): number {
   const cap = Math.min(policy.retryMaxMs, policy.retryBaseMs * 2 ** Math.min(attempt - 1, 30));
   return cap / 2 + Math.random() * (cap / 2);

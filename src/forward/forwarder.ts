@@ -25,7 +25,7 @@ import type { ObjectStore } from '../storage/store.js';
 import { backlogEntries, type Forwarded, forwardedOf, forwardedOfFrame } from './messages.js';
 import { formatForwardRow } from '../ingest/records.js';
 import type { PrivacyGate } from '../privacy/ship-filter.js';
-import { backoffMs, deliver, DeliveryStopped } from './deliver.js';
+import { backoffMs, deliver, DeliveryStopped, takeBatch } from './deliver.js';
 import type { LogEvent, LogSender } from './log-delivery.js';
 import type { Outgoing, Sender } from './sender.js';
 import { deadLetterLines } from './deadletter.js';
@@ -381,18 +381,9 @@ export class Forwarder implements LogHold {
     while (i < entries.length) {
       if (this.stopping) throw new DeliveryStopped();
       this.pendingSince = entries[i]?.receivedAt ?? this.pendingSince;
-      const batch: Forwarded[] = [];
-      let bytes = 64;
-      let j = i;
-      for (; j < entries.length && batch.length < this.d.batchCount; j++) {
-        const e = entries[j];
-        if (e === undefined || !this.wants(e)) continue;
-        if (batch.length > 0 && bytes + e.json.length + 1 > this.d.batchBytes) break;
-        batch.push(e);
-        bytes += e.json.length + 1;
-      }
+      const { batch, next } = takeBatch(entries, i, this.d, this.wants);
       if (batch.length > 0) await this.sendBatch(batch, idOf(i));
-      i = j;
+      i = next;
       progress(i);
       this.writeSoon();
     }

@@ -14,7 +14,7 @@
  */
 import { type Destination, destinationFilter } from '../config/destinations.js';
 import { readSegmentFrames } from '../ingest/wal.js';
-import { deliver, DeliveryStopped } from './deliver.js';
+import { deliver, DeliveryStopped, takeBatch } from './deliver.js';
 import { type Forwarded, forwardedOfFrame } from './messages.js';
 import type { Outgoing, Sender } from './sender.js';
 
@@ -111,16 +111,7 @@ export async function deliverLog(job: LogJob, d: Destination, sender: Sender, ho
   while (i < list.length) {
     const here = position(i);
     if (hooks.stopped()) return { ...here, done: false, held: 'stopped' };
-    const batch: Forwarded[] = [];
-    let bytes = 64;
-    let j = i;
-    for (; j < list.length && batch.length < d.batchCount; j++) {
-      const e = list[j]!;
-      if (!wants(e)) continue;
-      if (batch.length > 0 && bytes + e.json.length + 1 > d.batchBytes) break;
-      batch.push(e);
-      bytes += e.json.length + 1;
-    }
+    const { batch, next: j } = takeBatch(list, i, d, wants);
     if (batch.length > 0) {
       hooks.post({ type: 'sending', receivedAt: list[i]!.receivedAt });
       let undelivered;
