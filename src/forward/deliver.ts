@@ -54,6 +54,13 @@ export function takeBatch<M extends { json: Buffer }>(entries: ReadonlyArray<M |
   return { batch, next: j };
 }
 
+/** Whether `entries` hold a batch short of batchCount of what the destination wants: one that may linger. */
+export function shortOfBatch<M>(entries: readonly M[], d: Pick<Destination, 'batchCount'>, wants: (m: M) => boolean): boolean {
+  let wanted = 0;
+  for (const e of entries) if (wants(e) && ++wanted >= d.batchCount) return false;
+  return wanted > 0;
+}
+
 export function backoffMs(policy: DeliveryPolicy, attempt: number): number {
   const cap = Math.min(policy.retryMaxMs, policy.retryBaseMs * 2 ** Math.min(attempt - 1, 30));
   return cap / 2 + Math.random() * (cap / 2);

@@ -25,7 +25,7 @@ import type { ObjectStore } from '../storage/store.js';
 import { backlogEntries, type Forwarded, forwardedOf, forwardedOfFrame } from './messages.js';
 import { formatForwardRow } from '../ingest/records.js';
 import type { PrivacyGate } from '../privacy/ship-filter.js';
-import { backoffMs, deliver, DeliveryStopped, takeBatch } from './deliver.js';
+import { backoffMs, deliver, DeliveryStopped, shortOfBatch, takeBatch } from './deliver.js';
 import type { LogEvent, LogSender } from './log-delivery.js';
 import type { Outgoing, Sender } from './sender.js';
 import { deadLetterLines } from './deadletter.js';
@@ -289,9 +289,7 @@ export class Forwarder implements LogHold {
    * nothing more comes to it (a batch does not span segments).
    */
   private lingering(entries: FrameEntries): boolean {
-    let wanted = 0;
-    for (const e of entries.list) if (this.wants(e) && ++wanted >= this.d.batchCount) break;
-    if (wanted === 0 || wanted >= this.d.batchCount) {
+    if (!shortOfBatch(entries.list, this.d, this.wants)) {
       this.lingerFrom = undefined;
       return false;
     }

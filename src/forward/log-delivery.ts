@@ -14,7 +14,7 @@
  */
 import { type Destination, destinationFilter } from '../config/destinations.js';
 import { readSegmentFrames } from '../ingest/wal.js';
-import { deliver, DeliveryStopped, takeBatch } from './deliver.js';
+import { deliver, DeliveryStopped, shortOfBatch, takeBatch } from './deliver.js';
 import { type Forwarded, forwardedOfFrame } from './messages.js';
 import type { Outgoing, Sender } from './sender.js';
 
@@ -102,11 +102,7 @@ export async function deliverLog(job: LogJob, d: Destination, sender: Sender, ho
   const done = job.sealed && end >= job.end;
   const position = (n: number) => (n < list.length ? { offset: at[n]![0], index: at[n]![1] } : { offset: end, index: 0 });
   // Only at the log's acknowledged end: a slice that stopped short of it has more to read at once.
-  if (job.linger && !done && end >= job.end) {
-    let wanted = 0;
-    for (const e of list) if (wants(e) && ++wanted >= d.batchCount) break;
-    if (wanted > 0 && wanted < d.batchCount) return { offset: job.from, index: job.index, done: false, held: 'lingering' };
-  }
+  if (job.linger && !done && end >= job.end && shortOfBatch(list, d, wants)) return { offset: job.from, index: job.index, done: false, held: 'lingering' };
   let i = 0;
   while (i < list.length) {
     const here = position(i);
