@@ -13,16 +13,15 @@
  */
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { setImmediate } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { type Destination, destinationFilter } from '../config/destinations.js';
-import { type FrameRead, type LogHold, READ_SLICE, type WriteAheadLog } from '../ingest/wal.js';
+import { type LogHold, READ_SLICE, type WriteAheadLog } from '../ingest/wal.js';
 import type { Clock } from '../lib/clock.js';
 import { dayOf, dayPath } from '../lib/dates.js';
 import type { Metrics } from '../lib/metrics.js';
 import { writeFileAtomic } from '../storage/local.js';
 import type { ObjectStore } from '../storage/store.js';
-import { backlogEntries, type Forwarded, forwardedOf, forwardedOfFrame } from './messages.js';
+import { backlogEntries, type Forwarded, forwardedOf, type SliceMessages, sliceMessages } from './messages.js';
 import { formatForwardRow } from '../ingest/records.js';
 import type { PrivacyGate } from '../privacy/ship-filter.js';
 import { backoffMs, deliver, DeliveryStopped, shortOfBatch, takeBatch } from './deliver.js';
@@ -36,16 +35,8 @@ const CURSOR_WRITE_MS = 1000;
 const POLL_MS = 100;
 const SPILL_CHECK_MS = 1000;
 const NEWLINE = Buffer.from('\n');
-/** Frames parsed between two yields to the event loop. */
+/** Frames parsed between two yields to the event loop (a read of a backlog is megabytes). */
 const SLICE_FRAMES = 64;
-
-interface FrameEntries {
-  list: Forwarded[];
-  /** Each message's frame offset and index in it. */
-  at: Array<[offset: number, index: number]>;
-  /** The offset after the last frame read. */
-  end: number;
-}
 
 export interface Cursor {
   /** The log segment being read, the offset of its next frame, and how many of that frame's messages are done. */
@@ -224,7 +215,8 @@ export class Forwarder implements LogHold {
     this.judgeHere = false;
     const read = await this.o.wal.readFrom(next.seq, this.state.cursor.offset);
     if (read.frames.length === 0 && !read.done) return false;
-    const entries = await this.entriesOf(read);
+    const c = this.state.cursor;
+    const entries = await sliceMessages(read.frames, c.offset, c.index, { withTracks: true, yieldEvery: SLICE_FRAMES });
     const atEnd = read.next >= this.o.wal.segmentBytes(next.seq); // a slice cut short has more to read at once
     if (!read.done && atEnd && this.lingering(entries)) return false;
     await this.deliverFrames(entries);
@@ -288,7 +280,7 @@ export class Forwarder implements LogHold {
    * it logs, and both sides pay a request's cost for each. A sealed segment's last messages go at once:
    * nothing more comes to it (a batch does not span segments).
    */
-  private lingering(entries: FrameEntries): boolean {
+  private lingering(entries: SliceMessages): boolean {
     if (!shortOfBatch(entries.list, this.d, this.wants)) {
       this.lingerFrom = undefined;
       return false;
@@ -326,29 +318,11 @@ export class Forwarder implements LogHold {
     await this.o.wal.collect();
   }
 
-  /** The messages of the frames read, from the cursor on, and where in the log each one is. */
-  private async entriesOf(read: FrameRead): Promise<FrameEntries> {
-    const c = this.state.cursor;
-    const list: Forwarded[] = [];
-    const at: Array<[offset: number, index: number]> = [];
-    let start = c.offset;
-    for (const [n, frame] of read.frames.entries()) {
-      if (n > 0 && n % SLICE_FRAMES === 0) await setImmediate(); // a read of a backlog is megabytes
-      const es = forwardedOfFrame(frame.payload);
-      for (let k = start === c.offset ? c.index : 0; k < es.length; k++) {
-        list.push(es[k]!);
-        at.push([start, k]);
-      }
-      start = frame.end;
-    }
-    return { list, at, end: start };
-  }
-
   /**
    * The messages of the frames read, batched across frames (a request's few messages do not make a batch
    * each); the cursor moves to the frame and message each batch ends at.
    */
-  private async deliverFrames({ list, at, end }: FrameEntries): Promise<void> {
+  private async deliverFrames({ list, at, end }: SliceMessages): Promise<void> {
     const c = this.state.cursor;
     const seq = c.seq;
     const node = this.o.wal.nodeId;

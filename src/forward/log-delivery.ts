@@ -15,7 +15,7 @@
 import { type Destination, destinationFilter } from '../config/destinations.js';
 import { readSegmentFrames } from '../ingest/wal.js';
 import { deliver, DeliveryStopped, shortOfBatch, takeBatch } from './deliver.js';
-import { type Forwarded, forwardedOfFrame } from './messages.js';
+import { type Forwarded, sliceMessages } from './messages.js';
 import type { Outgoing, Sender } from './sender.js';
 
 /** A slice of the log to deliver: from frame offset `from`, message `index` of it, up to the durable `end`. */
@@ -86,19 +86,8 @@ export async function deliverLog(job: LogJob, d: Destination, sender: Sender, ho
   const frames = await readSegmentFrames(job.paths, job.from, job.end, job.maxBytes);
   // Released meanwhile: nobody holds it, so nobody needs it (as WriteAheadLog.readFrom says).
   if (frames === undefined) return { offset: job.from, index: job.index, done: true };
-  // The messages from the cursor on, and where each is: its frame's offset and its index in the frame.
-  const list: Forwarded[] = [];
-  const at: Array<[number, number]> = [];
-  let start = job.from;
-  for (const frame of frames) {
-    const es = forwardedOfFrame(frame.payload, d.type === 'postgres'); // only Postgres takes the tracking rows
-    for (let k = start === job.from ? job.index : 0; k < es.length; k++) {
-      list.push(es[k]!);
-      at.push([start, k]);
-    }
-    start = frame.end;
-  }
-  const end = start;
+  // Only Postgres takes the tracking rows.
+  const { list, at, end } = await sliceMessages(frames, job.from, job.index, { withTracks: d.type === 'postgres' });
   const done = job.sealed && end >= job.end;
   const position = (n: number) => (n < list.length ? { offset: at[n]![0], index: at[n]![1] } : { offset: end, index: 0 });
   // Only at the log's acknowledged end: a slice that stopped short of it has more to read at once.

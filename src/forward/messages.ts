@@ -21,14 +21,34 @@ export async function forwardedOf(payloads: readonly Buffer[]): Promise<Forwarde
   return out;
 }
 
+/** The messages of a slice of the log's frames, from a cursor on, and where in the log each one is. */
+export interface SliceMessages {
+  list: Forwarded[];
+  /** Each message's frame offset and index in it. */
+  at: Array<[offset: number, index: number]>;
+  /** The offset after the last frame. */
+  end: number;
+}
+
 /**
- * The forwarded messages of one frame's payload; with `withTracks` false, without their tracking rows (only
- * the Postgres destination takes them).
+ * The messages of `frames` (read from offset `from`) from message `index` of the first on. On the request
+ * thread, `yieldEvery` frames it lets requests in between (a slice is megabytes); a sender's thread need not.
  */
-export function forwardedOfFrame(payload: Buffer, withTracks = true): Forwarded[] {
-  const out: Forwarded[] = [];
-  parsePayload(payload, out, withTracks);
-  return out;
+export async function sliceMessages(frames: ReadonlyArray<{ payload: Buffer; end: number }>, from: number, index: number, o: { withTracks: boolean; yieldEvery?: number }): Promise<SliceMessages> {
+  const list: Forwarded[] = [];
+  const at: Array<[number, number]> = [];
+  let start = from;
+  for (const [n, frame] of frames.entries()) {
+    if (o.yieldEvery !== undefined && n > 0 && n % o.yieldEvery === 0) await setImmediate();
+    const first = list.length;
+    parsePayload(frame.payload, list, o.withTracks);
+    // The cursor's frame is parsed whole; the messages before the cursor's index in it are dropped.
+    const skip = start === from ? Math.min(index, list.length - first) : 0;
+    if (skip > 0) list.splice(first, skip);
+    for (let k = skip; k < skip + list.length - first; k++) at.push([start, k]);
+    start = frame.end;
+  }
+  return { list, at, end: start };
 }
 
 function parsePayload(payload: Buffer, out: Forwarded[], withTracks = true): void {
