@@ -16,6 +16,7 @@ import { ManualClock } from '../src/lib/clock.js';
 import { runErasure } from '../src/privacy/erase.js';
 import { parseRegulationRequest, Regulations } from '../src/privacy/regulations.js';
 import { loadPrivacySecret } from '../src/privacy/secret.js';
+import { PrivacyWatcher } from '../src/privacy/watch.js';
 import { truncateIp } from '../src/privacy/reduce.js';
 import { buildReadServer } from '../src/query/server.js';
 import { ReadCache } from '../src/query/cache.js';
@@ -187,6 +188,45 @@ async function buildLake(dir: string, clock: ManualClock): Promise<void> {
   await runAggregates(LAKE_DAYS, jobOptions(store));
   await runSessions(LAKE_DAYS, { ...jobOptions(store), force: true });
 }
+
+describe('reading the regulations again', () => {
+  it('reads again for a reload asked during a read under way: what was filed before it is in force', async () => {
+    const local = new LocalStore(tempDir());
+    // The bucket's listing is held open while the test files a regulation, as a slow bucket would hold it.
+    let held: Promise<void> | undefined;
+    let listing!: () => void;
+    const store: ObjectStore = {
+      location: local.location,
+      put: (k, b) => local.put(k, b),
+      putFile: (k, f) => local.putFile(k, f),
+      get: (k) => local.get(k),
+      delete: (k) => local.delete(k),
+      list: async (prefix) => {
+        const listed = await local.list(prefix);
+        if (held) listing();
+        await held;
+        return listed;
+      },
+    };
+    const clock = new ManualClock(T0);
+    const applied: Array<Record<string, readonly string[]>> = [];
+    const watcher = new PrivacyWatcher({ store, configuredSecret: SECRET, clock, logger: silent, refreshMs: 3_600_000, apply: async (l) => void applied.push(l.byTenant) });
+    await watcher.refresh();
+    let release!: () => void;
+    held = new Promise((r) => (release = r));
+    const listed = new Promise<void>((r) => (listing = r));
+    const timed = watcher.refresh(); // the periodic read, under way
+    await listed;
+    held = undefined;
+    await new Regulations(local, SECRET, clock).create('demo', { regulationType: 'SUPPRESS', subjectType: 'USER_ID', subjectIds: ['late'] });
+    const reload = watcher.refresh(); // SIGHUP, after the regulation was filed
+    release();
+    await Promise.all([timed, reload]);
+    assert.equal(Object.keys(applied.at(-1)!).length, 1, 'the suppression filed before the reload is at the door');
+    assert.equal(applied.length, 2, 'one more read, not one per call');
+    assert.ok(watcher.filter()?.horizon()?.tenants.includes('demo'), 'and in the shipper\'s filter');
+  });
+});
 
 describe('erasure', () => {
   const dir = tempDir();

@@ -29,15 +29,28 @@ export class PrivacyWatcher {
   private loaded = false;
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
+  /** The read after the one running, for calls made during it. */
+  private next: Promise<void> | undefined;
 
   constructor(private readonly o: PrivacyWatcherOptions) {
     this.reader = new RegulationReader(o.store);
   }
 
-  /** Reads the regulations now; concurrent calls share one read. Throws when storage cannot be read. */
+  /**
+   * Reads the regulations now: what was filed before the call is in force when it resolves. A read already
+   * under way may have listed the bucket before that, so a call during one gets the next read, which every
+   * call meanwhile shares (a SIGHUP storm reads twice, not once per signal). Throws when storage cannot be read.
+   */
   refresh(): Promise<void> {
-    this.running ??= this.read().finally(() => (this.running = undefined));
-    return this.running;
+    if (this.running === undefined) {
+      this.running = this.read().finally(() => (this.running = undefined));
+      return this.running;
+    }
+    this.next ??= this.running.catch(() => undefined).then(() => {
+      this.next = undefined;
+      return this.refresh();
+    });
+    return this.next;
   }
 
   private async read(): Promise<void> {
