@@ -22,7 +22,7 @@ import { RequestPreparer } from '../src/ingest/prepare.js';
 import { decodeRecords, formatForwardRow, parseForwardRow } from '../src/ingest/records.js';
 import { framePayload } from '../src/ingest/wal.js';
 import { copyFieldsOfCsv, encodeMessages, postgresSender, rowMapper } from '../src/forward/postgres.js';
-import { forwardedOf } from '../src/forward/messages.js';
+import { backlogEntries, backlogOf, forwardedOf } from '../src/forward/messages.js';
 import { csvLine } from '../src/tracking/csv.js';
 import { ThreadedSender } from '../src/forward/thread.js';
 import type { Worker } from 'node:worker_threads';
@@ -284,6 +284,25 @@ describe('destinations', () => {
       assert.deepEqual({ ...back, json: back.json.toString() }, { tenant: 'shop-a', blocked: true, receivedAt: 1_773_576_000_123, name, json: json.toString(), tracks: undefined }, name);
     }
     assert.throws(() => parseForwardRow(Buffer.from('shop-a\t0\t17')), /bad forwarded message line/);
+  });
+
+  it('hand over the log\'s forwarded lines as they were written, only those kept, and read them back by line', async () => {
+    const d = loadConfig({ flags: { sources: { dev: 'demo' }, destinations: [hook('http://127.0.0.1:1')] } }).destinations[0]!;
+    const preparer = new RequestPreparer({ sources: { dev: 'demo' }, events: {}, forward: [d] });
+    const payloads = [0, 1].map((f) => {
+      const batch = [0, 1, 2].map((k) => ({ type: 'track', event: k === 1 ? 'Say "hi"' : 'Viewed', anonymousId: `a${f}`, properties: { n: k, text: 'tab\there' }, messageId: `h-${f}-${k}` }));
+      const r = preparer.prepare({ body: jsonBytes({ batch }), basicKey: 'dev', pathType: 'batch', clientIp: '127.0.0.1', receivedAt: T0 + f });
+      assert.ok(r.ok);
+      return framePayload(Buffer.from(r.value.frame));
+    });
+    const all = await forwardedOf(payloads);
+    const { body, messages } = await backlogOf(payloads, (m) => !m.json.includes('"h-0-2"'));
+    const kept = all.filter((m) => !m.json.includes('"h-0-2"'));
+    assert.equal(messages, 5);
+    assert.equal(body.toString(), kept.map((m) => `${formatForwardRow(m).toString()}\n`).join(''), 'the backlog\'s layout, byte for byte');
+    const back = await backlogEntries(Buffer.concat([body, Buffer.from('\n')]));
+    assert.deepEqual(back.map((m) => m && JSON.parse(m.json.toString()).messageId), ['h-0-0', 'h-0-1', 'h-1-0', 'h-1-1', 'h-1-2', undefined], 'an emptied line is a hole');
+    assert.deepEqual(back.map((m) => m?.name), ['Viewed', 'Say "hi"', 'Viewed', 'Say "hi"', 'Viewed', undefined]);
   });
 
   it('log a message whole only when some destination wants it', () => {

@@ -21,8 +21,7 @@ import { dayOf, dayPath } from '../lib/dates.js';
 import type { Metrics } from '../lib/metrics.js';
 import { writeFileAtomic } from '../storage/local.js';
 import type { ObjectStore } from '../storage/store.js';
-import { backlogEntries, type Forwarded, forwardedOf, type SliceMessages, sliceMessages } from './messages.js';
-import { formatForwardRow } from '../ingest/records.js';
+import { backlogEntries, backlogOf, type Forwarded, type SliceMessages, sliceMessages } from './messages.js';
 import type { PrivacyGate } from '../privacy/ship-filter.js';
 import { backoffMs, deliver, DeliveryStopped, shortOfBatch, takeBatch } from './deliver.js';
 import type { LogEvent, LogSender } from './log-delivery.js';
@@ -34,7 +33,6 @@ const CURSOR_WRITE_MS = 1000;
 /** How often an idle destination looks at the log again, and how often lag is checked against the budget. */
 const POLL_MS = 100;
 const SPILL_CHECK_MS = 1000;
-const NEWLINE = Buffer.from('\n');
 /** Frames parsed between two yields to the event loop (a read of a backlog is megabytes). */
 const SLICE_FRAMES = 64;
 
@@ -336,7 +334,7 @@ export class Forwarder implements LogHold {
 
   private async deliverBacklog(b: { key: string; index: number }): Promise<void> {
     const body = await this.o.store.get(b.key);
-    const entries = backlogEntries(body ?? Buffer.alloc(0));
+    const entries = await backlogEntries(body ?? Buffer.alloc(0));
     const name = path.posix.basename(b.key, '.jsonl');
     await this.deliverEntries(entries, b.index, (n) => (b.index = n), (i) => `backlog-${name}-${i}`);
     await this.o.store.delete(b.key);
@@ -441,15 +439,14 @@ export class Forwarder implements LogHold {
     let lag = this.lag().bytes;
     for (const seq of sealed) {
       if (lag <= this.d.maxLagBytes) break;
-      const entries = (await forwardedOf(await this.o.wal.read(seq))).filter((e) => this.wants(e) && !this.leftOut(e));
-      const body = Buffer.concat(entries.flatMap((e) => [formatForwardRow(e), NEWLINE]));
+      const { body, messages } = await backlogOf(await this.o.wal.read(seq), (e) => this.wants(e) && !this.leftOut(e));
       await this.o.store.put(`${this.backlogPrefix()}${String(seq).padStart(12, '0')}.jsonl`, body);
       lag -= this.o.wal.segmentBytes(seq);
       c.skipThrough = seq;
-      this.state.handedOver += entries.length;
-      this.o.metrics.forwardHandedOver.inc({ destination: this.d.name }, entries.length);
+      this.state.handedOver += messages;
+      this.o.metrics.forwardHandedOver.inc({ destination: this.d.name }, messages);
       await this.writeState();
-      this.log.warn({ segment: seq, messages: entries.length }, 'destination behind its maxLagBytes: a log segment handed over to the bucket');
+      this.log.warn({ segment: seq, messages }, 'destination behind its maxLagBytes: a log segment handed over to the bucket');
     }
     await this.o.wal.collect();
   }
