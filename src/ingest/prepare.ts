@@ -172,6 +172,7 @@ export class RequestPreparer {
     const plan = this.plans.get(tenant);
     let violations: number[] | undefined;
     let suppressed = 0;
+    let times: RequestTimes | undefined; // a forwarded message's receivedAt and sentAt: the request's, written once
     for (let index = 0; index < messages.length; index++) {
       const validated = validateMessage(messages[index], envelope);
       if (!validated.ok) {
@@ -209,7 +210,7 @@ export class RequestPreparer {
       // A violation's row, a blocked message and a forwarded one go to the day of the message's own rows.
       const time = tracks[0]?.time ?? identities[0]?.time ?? Math.round(eventTime(msg, req.receivedAt));
       const day = this.dayOf(time);
-      if (forward) records.row('m', day, forwardLine(tenant, blocked, req.receivedAt, name, forwardedMessage(raw, msg, envelope, req, retention, keep?.ip, blocked)));
+      if (forward) records.row('m', day, ...forwardLine(tenant, blocked, req.receivedAt, name, forwardedMessage(raw, msg, envelope, (times ??= requestTimes(req, envelope)), req.clientIp, retention, keep?.ip, blocked)));
       if (!flagged) continue;
       if (blocked) {
         // Kept whole, out of the tracking files, until `plan replay` lets it in.
@@ -290,23 +291,34 @@ function keptMessage(raw: Json, batchContext: Json | undefined, retention: Reten
  * all as reduced as the tracking rows are under the source's retention. The write key stays behind: each
  * destination sends with its own.
  */
-function forwardedMessage(raw: Json, msg: { messageId: string; type: string }, envelope: { context?: Json; sentAtMs?: number }, req: RawRequest, retention: Retention, keptIp: ((ip: string) => string | null) | undefined, blocked: boolean): Json {
-  const kept = keptIp === undefined ? undefined : keptMessage(raw, envelope.context, retention, keptIp, req.clientIp);
+function forwardedMessage(raw: Json, msg: { messageId: string; type: string }, envelope: { context?: Json }, times: RequestTimes, clientIp: string | null, retention: Retention, keptIp: ((ip: string) => string | null) | undefined, blocked: boolean): Json {
+  const kept = keptIp === undefined ? undefined : keptMessage(raw, envelope.context, retention, keptIp, clientIp);
   const message: Json = { ...(kept?.message ?? raw) };
   delete message.writeKey;
   const batchContext = kept ? kept.context : envelope.context;
   const own = isObject(message.context) ? message.context : {};
   const context: Json = { ...(isObject(batchContext) ? batchContext : {}), ...own };
-  const ip = kept ? kept.ip : req.clientIp;
+  const ip = kept ? kept.ip : clientIp;
   if (typeof context.ip !== 'string' && ip !== null) context.ip = ip;
   // A message the tracking plan blocked says so, for destinations that take those too (includeBlocked).
   if (blocked) context.tracklake = { ...(isObject(context.tracklake) ? context.tracklake : {}), blocked: true };
   message.context = context;
   message.messageId = msg.messageId;
   message.type = msg.type;
-  message.receivedAt = new Date(req.receivedAt).toISOString();
-  if (message.sentAt === undefined && envelope.sentAtMs !== undefined) message.sentAt = new Date(envelope.sentAtMs).toISOString();
+  message.receivedAt = times.receivedAt;
+  if (message.sentAt === undefined && times.sentAt !== undefined) message.sentAt = times.sentAt;
   return message;
+}
+
+/** A request's receipt and its batch's sentAt as forwarded messages carry them (ISO 8601). */
+interface RequestTimes {
+  receivedAt: string;
+  sentAt?: string;
+}
+
+function requestTimes(req: RawRequest, envelope: { sentAtMs?: number }): RequestTimes {
+  const receivedAt = new Date(req.receivedAt).toISOString();
+  return envelope.sentAtMs === undefined ? { receivedAt } : { receivedAt, sentAt: new Date(envelope.sentAtMs).toISOString() };
 }
 
 /** Strict UTF-8, then JSON; undefined for an empty body (which is refused once the key is known). */

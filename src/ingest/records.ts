@@ -18,11 +18,13 @@ import { fingerprint } from '../lib/fingerprint.js';
 export type RowKind = 't' | 'i' | 'v' | 'q' | 'm';
 
 /**
- * The line of an `m` row: what a destination filters on, then the message, so forwarding needs no JSON
- * parsing: `<tenant>\t<blocked 0|1>\t<receivedAt ms>\t<event name or type, as a JSON string>\t<message JSON>`.
+ * The line of an `m` row, as its head and its message's JSON: what a destination filters on, then the
+ * message, so forwarding needs no JSON parsing: `<tenant>\t<blocked 0|1>\t<receivedAt ms>\t<event name or
+ * type, as a JSON string>\t<message JSON>`. Two strings, which RecordWriter.row writes one after the other:
+ * joined, the message's text was copied once more to flatten them (0.3 µs of bench:ingest's messages).
  */
-export function forwardLine(tenant: string, blocked: boolean, receivedAt: number, name: string, message: unknown): string {
-  return `${forwardHead(tenant, blocked, receivedAt, name)}${JSON.stringify(message)}`;
+export function forwardLine(tenant: string, blocked: boolean, receivedAt: number, name: string, message: unknown): [head: string, json: string] {
+  return [forwardHead(tenant, blocked, receivedAt, name), JSON.stringify(message)];
 }
 
 const forwardHead = (tenant: string, blocked: boolean, receivedAt: number, name: string) => `${tenant}\t${blocked ? 1 : 0}\t${receivedAt}\t${JSON.stringify(name)}\t`;
@@ -138,12 +140,14 @@ export class RecordWriter {
     this.records++;
   }
 
-  row(kind: RowKind, day: string, line: string): void {
-    this.room(ROW_HEAD + line.length * 3);
+  /** A row whose line is `line`, or `line` and `rest` one after the other (a forwarded line's two parts). */
+  row(kind: RowKind, day: string, line: string, rest = ''): void {
+    this.room(ROW_HEAD + (line.length + rest.length) * 3);
     const b = this.buf as RawBuffer;
     b[this.pos] = KIND_BYTE[kind];
     b.latin1Write(day, this.pos + 1, 10);
-    const n = b.utf8Write(line, this.pos + ROW_HEAD);
+    let n = b.utf8Write(line, this.pos + ROW_HEAD);
+    if (rest.length > 0) n += b.utf8Write(rest, this.pos + ROW_HEAD + n);
     b.writeUInt32LE(n, this.pos + 11);
     this.pos += ROW_HEAD + n;
     this.rows++;
