@@ -22,7 +22,7 @@ import { UaClassifier } from '../tracking/enrich.js';
 import { buildEventMap } from '../tracking/events.js';
 import { mapMessage } from '../tracking/map.js';
 import { TRACK_COLUMNS, type TrackRow } from '../tracking/columns.js';
-import { jsonMembers, jsonString } from '../lib/json-members.js';
+import { isJsonNull, isJsonString, jsonMembers, type Span } from '../lib/json-members.js';
 import type { Outcome, Outgoing, Sender } from './sender.js';
 
 export type PostgresDestination = Extract<Destination, { type: 'postgres' }>;
@@ -170,27 +170,47 @@ export function copyFieldsOfCsv(line: Buffer): string | undefined {
 }
 
 const MEMBERS = ['type', 'messageId', 'properties', 'traits', 'context'] as const;
-const present = (text: string | undefined) => (text === undefined || text === 'null' ? undefined : text);
+const EMPTY_OBJECT = Buffer.from('{}');
+
+/** A member's JSON text as a COPY field: in compact JSON only a backslash needs COPY's escape. */
+function copyJson(out: CopyWriter, json: Buffer, [start, end]: Span): void {
+  const slash = json.indexOf(0x5c, start);
+  out.bytes(json, start, end, slash >= 0 && slash < end);
+}
+
+/** A member that is a JSON string as a COPY field: its bytes between the quotes, unless it holds an escape. */
+function copyJsonString(out: CopyWriter, json: Buffer, [start, end]: Span): void {
+  const slash = json.indexOf(0x5c, start);
+  if (slash >= 0 && slash < end) out.text(field(JSON.parse(json.toString('utf8', start, end)) as string));
+  else if (end - start === 2) out.bytes(NULL_FIELD, 0, 2, false); // empty is NULL, as field() has it
+  else out.bytes(json, start + 1, end - 1, false);
+}
 
 /**
  * A logged message's rows from its tracking rows, with the message's own members as JSON text for the
- * jsonb columns (lib/json-members.ts): nothing is parsed or written out again. False (and `out` as it was)
- * when the message or a row is not as the collector logs them; the caller maps the message instead.
+ * jsonb columns (lib/json-members.ts): nothing is parsed, decoded or written out again. False (and `out` as
+ * it was) when the message or a row is not as the collector logs them; the caller maps the message instead.
  */
 function copyLogged(out: CopyWriter, json: Buffer, tracks: readonly Buffer[]): boolean {
-  const m = jsonMembers(json.toString('utf8'), MEMBERS);
-  const type = jsonString(m?.type);
-  const messageId = jsonString(m?.messageId);
-  if (m === undefined || type === undefined || messageId === undefined) return false;
-  const context = m.context?.charCodeAt(0) === 0x7b ? m.context : '{}';
-  const id = `\t${field(messageId)}\t`;
-  const rest = `\t${field(type)}\t${field(present(m.properties) ?? present(m.traits))}\t${field(context)}\n`;
+  const m = jsonMembers(json, MEMBERS);
+  if (m === undefined || !isJsonString(json, m.type) || !isJsonString(json, m.messageId)) return false;
+  const present = (s: Span | undefined) => (s === undefined || isJsonNull(json, s) ? undefined : s);
+  const data = present(m.properties) ?? present(m.traits);
+  const context = m.context !== undefined && json[m.context[0]] === 0x7b ? m.context : undefined;
   const mark = out.at;
   for (let i = 0; i < tracks.length; i++) {
     if (!copyCsv(out, tracks[i]!)) return ((out.at = mark), false);
-    out.text(id);
-    out.text(String(i));
-    out.text(rest);
+    out.byte(0x09);
+    copyJsonString(out, json, m.messageId);
+    out.text(`\t${i}\t`);
+    copyJsonString(out, json, m.type);
+    out.byte(0x09);
+    if (data) copyJson(out, json, data);
+    else out.bytes(NULL_FIELD, 0, 2, false);
+    out.byte(0x09);
+    if (context) copyJson(out, json, context);
+    else out.bytes(EMPTY_OBJECT, 0, 2, false);
+    out.byte(0x0a);
   }
   return true;
 }
