@@ -18,6 +18,8 @@ import { Regulations } from '../src/privacy/regulations.js';
 import { regulationsRun } from '../src/cli/regulations.js';
 import pg from 'pg';
 import { destinationsReplay, destinationsStatus } from '../src/cli/destinations.js';
+import { deadLetterLines } from '../src/forward/deadletter.js';
+import { addDays, dayPath } from '../src/lib/dates.js';
 import { RequestPreparer } from '../src/ingest/prepare.js';
 import { decodeRecords, formatForwardRow, parseForwardRow } from '../src/ingest/records.js';
 import { framePayload } from '../src/ingest/wal.js';
@@ -443,12 +445,19 @@ describe('destinations', () => {
     await new Regulations(c.store, secret, c.clock).create('demo', { regulationType: 'SUPPRESS', subjectType: 'USER_ID', subjectIds: ['quiet'] });
     refuse = false;
     const day = new Date(c.clock.now()).toISOString().slice(0, 10);
+    // A dead letter of forty days before, in another month's folder: a replay of the day leaves it.
+    const earlier = addDays(day, -40);
+    const oldKey = `deadletter/crm/${dayPath(earlier)}/old.jsonl`;
+    await c.store.put(oldKey, deadLetterLines([{ tenant: 'demo', json: jsonBytes({ type: 'track', event: 'Old', anonymousId: 'o', messageId: 'old-1' }) }], 'answered 422', 1, T0));
     const report = await destinationsReplay({ ...c.config, logLevel: 'silent' }, 'crm', { from: day, to: day });
     assert.deepEqual(report, { files: 11, sent: 10, failed: 0, leftOut: 1 });
     assert.deepEqual(ids(r.delivered).sort(), [...sent.acked].sort());
     const left = await c.store.list('deadletter/crm/');
-    assert.equal(left.length, 1);
-    assert.equal(JSON.parse((await c.store.get(left[0]!.key))!.toString()).message.messageId, 'quiet-1', 'left in its file, unchanged');
+    assert.deepEqual(left.map((o) => o.key === oldKey), [true, false]);
+    assert.equal(JSON.parse((await c.store.get(left[1]!.key))!.toString()).message.messageId, 'quiet-1', 'left in its file, unchanged');
+    // A range across the months takes it too.
+    assert.deepEqual(await destinationsReplay({ ...c.config, logLevel: 'silent' }, 'crm', { from: earlier, to: day }), { files: 2, sent: 1, failed: 0, leftOut: 1 });
+    assert.equal(ids(r.delivered).at(-1), 'old-1');
     await assert.rejects(destinationsReplay(c.config, 'nope', { from: day, to: day }), /no destination named "nope"/);
   });
 

@@ -6,8 +6,8 @@
  */
 import type { Logger } from 'pino';
 import type { Destination } from '../config/destinations.js';
-import { dayOfKey, daysBetween } from '../lib/dates.js';
-import type { ObjectStore } from '../storage/store.js';
+import { dayOfKey, dayPath, daysBetween } from '../lib/dates.js';
+import type { ObjectInfo, ObjectStore } from '../storage/store.js';
 import { deliver, type DeliveryHooks, type Undelivered } from './deliver.js';
 import type { Outgoing, Sender } from './sender.js';
 
@@ -46,7 +46,11 @@ export interface ReplayReport {
  */
 export async function replayDeadLetters(store: ObjectStore, d: Destination, sender: Sender, days: { from: string; to: string }, logger: Logger, now: () => number, leftOut: (l: DeadLetter) => boolean = () => false): Promise<ReplayReport> {
   const wanted = new Set(daysBetween(days.from, days.to));
-  const files = (await store.list(deadLetterPrefix(d.name))).filter((o) => o.key.endsWith('.jsonl') && wanted.has(dayOfKey(o.key) ?? ''));
+  // Listed a month at a time: a destination failing for a year leaves a year of files, and a replay of a
+  // day should not list them all; a range of years is a listing a month, not one a day.
+  const months = [...new Set([...wanted].map((day) => dayPath(day).slice(0, 7)))];
+  const files: ObjectInfo[] = [];
+  for (const month of months) files.push(...(await store.list(`${deadLetterPrefix(d.name)}${month}/`)).filter((o) => o.key.endsWith('.jsonl') && wanted.has(dayOfKey(o.key) ?? '')));
   const report: ReplayReport = { files: files.length, sent: 0, failed: 0, leftOut: 0 };
   const hooks: DeliveryHooks = {
     sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
