@@ -25,6 +25,7 @@ import { decodeRecords, formatForwardRow, parseForwardRow } from '../src/ingest/
 import { framePayload } from '../src/ingest/wal.js';
 import { copyFieldsOfCsv, encodeMessages, postgresSender, rowMapper } from '../src/forward/postgres.js';
 import { backlogEntries, backlogOf, forwardedOf } from '../src/forward/messages.js';
+import { shortOfBatch } from '../src/forward/deliver.js';
 import { csvLine } from '../src/tracking/csv.js';
 import { ThreadedSender } from '../src/forward/thread.js';
 import type { Worker } from 'node:worker_threads';
@@ -276,6 +277,15 @@ describe('destinations', () => {
     // A short batch at the end of a slice cut short of the log's end does not linger: there is more to read.
     assert.deepEqual(await run({ from: ends[0]!, index: 2, maxBytes: 100, linger: true }), { offset: ends[1]!, index: 0, done: false });
     assert.deepEqual(ids(r.delivered).slice(-2), ['m-1-2', 'm-1-3']);
+  });
+
+  it('send a batch full by its bytes at once, as one full by its count: only a short one lingers', () => {
+    const d = { batchCount: 10, batchBytes: 1000 };
+    const big = { json: Buffer.alloc(600) };
+    assert.equal(shortOfBatch([big, big], d, () => true), false, 'two of 600 bytes fill 1000');
+    assert.equal(shortOfBatch([big], d, () => true), true);
+    assert.equal(shortOfBatch(Array.from({ length: 10 }, () => ({ json: Buffer.alloc(10) })), d, () => true), false, 'ten fill the count');
+    assert.equal(shortOfBatch([big, big], d, () => false), false, 'nothing wanted: nothing to hold back');
   });
 
   it('read a forwarded line back as it was written, whatever its name holds', () => {

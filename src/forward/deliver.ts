@@ -7,6 +7,9 @@
 import type { Destination } from '../config/destinations.js';
 import type { Outgoing, Sender } from './sender.js';
 
+/** Bytes of a batch's own JSON around its messages, counted against batchBytes. */
+const BATCH_ENVELOPE = 64;
+
 /** The longest Retry-After honoured. */
 const MAX_RETRY_AFTER_MS = 3_600_000;
 
@@ -42,7 +45,7 @@ export class DeliveryStopped extends Error {}
  */
 export function takeBatch<M extends { json: Buffer }>(entries: ReadonlyArray<M | undefined>, from: number, d: Pick<Destination, 'batchCount' | 'batchBytes'>, wants: (m: M) => boolean): { batch: M[]; next: number } {
   const batch: M[] = [];
-  let bytes = 64; // the batch's own JSON around its messages
+  let bytes = BATCH_ENVELOPE;
   let j = from;
   for (; j < entries.length && batch.length < d.batchCount; j++) {
     const e = entries[j];
@@ -54,10 +57,14 @@ export function takeBatch<M extends { json: Buffer }>(entries: ReadonlyArray<M |
   return { batch, next: j };
 }
 
-/** Whether `entries` hold a batch short of batchCount of what the destination wants: one that may linger. */
-export function shortOfBatch<M>(entries: readonly M[], d: Pick<Destination, 'batchCount'>, wants: (m: M) => boolean): boolean {
+/**
+ * Whether `entries` hold a batch short of the destination's limits (batchCount messages, batchBytes) of what
+ * it wants: one that may linger. A batch full by its bytes goes at once, as one full by its count.
+ */
+export function shortOfBatch<M extends { json: Buffer }>(entries: readonly M[], d: Pick<Destination, 'batchCount' | 'batchBytes'>, wants: (m: M) => boolean): boolean {
   let wanted = 0;
-  for (const e of entries) if (wants(e) && ++wanted >= d.batchCount) return false;
+  let bytes = BATCH_ENVELOPE;
+  for (const e of entries) if (wants(e) && (++wanted >= d.batchCount || (bytes += e.json.length + 1) > d.batchBytes)) return false;
   return wanted > 0;
 }
 
