@@ -33,7 +33,7 @@ const common = {
   retryMaxMs: z.coerce.number().int().min(1).max(3_600_000).default(60_000),
   /** One request's time limit. */
   timeoutMs: z.coerce.number().int().min(100).max(300_000).default(10_000),
-  /** How long a batch short of batchCount waits for more messages before it is sent. */
+  /** How long a batch short of both batchCount and batchBytes waits for more messages before it is sent. */
   lingerMs: z.coerce.number().int().min(0).max(60_000).default(200),
   /**
    * Messages per request (or per Postgres transaction), and bytes per request. Each request has a cost of its

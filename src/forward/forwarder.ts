@@ -273,7 +273,7 @@ export class Forwarder implements LogHold {
   }
 
   /**
-   * Whether to wait for more before sending what the log holds so far: a batch short of batchCount waits
+   * Whether to wait for more before sending what the log holds so far: a batch short of batchCount and batchBytes waits
    * up to lingerMs: sent at once, a collector taking a few requests a second sends a request per message
    * it logs, and both sides pay a request's cost for each. A sealed segment's last messages go at once:
    * nothing more comes to it (a batch does not span segments).
