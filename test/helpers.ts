@@ -225,3 +225,11 @@ export async function randomFileSteps(o: {
     await o.check(touched, step);
   }
 }
+
+/**
+ * A store that passes each operation to `inner`, save those `over` replaces, and has no local paths (every
+ * read goes through get(), as on S3): what a test holds, slows or fails one operation of a bucket with.
+ */
+export function storeOver(inner: ObjectStore, over: Partial<ObjectStore> = {}): ObjectStore {
+  return { location: inner.location, put: (k, b) => inner.put(k, b), putFile: (k, f) => inner.putFile(k, f), get: (k) => inner.get(k), list: (p) => inner.list(p), delete: (k) => inner.delete(k), ...over };
+}

@@ -19,7 +19,7 @@ import { violationReport } from '../src/plan/report.js';
 import { LocalStore } from '../src/storage/local.js';
 import type { ObjectStore } from '../src/storage/store.js';
 import { TRACK_COLUMNS } from '../src/tracking/columns.js';
-import { CLI, post, readRows, startCollector, T0, tempDir, track } from './helpers.js';
+import { CLI, post, readRows, startCollector, storeOver, T0, tempDir, track } from './helpers.js';
 import { MIXED, PLAN, quarantined, writePlan } from './plan-fixture.js';
 import { TestS3 } from './s3server.js';
 
@@ -30,18 +30,12 @@ const resources = { memoryLimitBytes: 256 * 2 ** 20 };
 /** A store whose puts of replay objects fail the first `n` times: a crash in the middle of a replay. */
 function failingReplays(store: ObjectStore, n: number): ObjectStore {
   let left = n;
-  return {
-    ...store,
-    location: store.location,
+  return storeOver(store, {
     put: async (key, body) => {
       if (key.includes('-replay-') && left-- > 0) throw new Error('injected: storage went away');
       return store.put(key, body);
     },
-    putFile: (k, f) => store.putFile(k, f),
-    get: (k) => store.get(k),
-    list: (p) => store.list(p),
-    delete: (k) => store.delete(k),
-  };
+  });
 }
 
 /** Runs the CLI; returns its exit code and output. */

@@ -7,25 +7,21 @@ import { ObservationCounter, readSchemas, SchemaRecorder, schemaKey, type EventS
 import { parsePlan } from '../src/plan/plan.js';
 import { LocalStore } from '../src/storage/local.js';
 import type { ObjectStore } from '../src/storage/store.js';
-import { tempDir } from './helpers.js';
+import { storeOver, tempDir } from './helpers.js';
 
 /** A store whose next `n` gets fail, as an unreachable bucket does. */
 function flaky(store: ObjectStore): ObjectStore & { failGets: number } {
-  const s = {
-    ...store,
-    location: store.location,
+  const s: ObjectStore & { failGets: number } = {
+    ...storeOver(store, {
+      get: async (key) => {
+        if (s.failGets > 0) {
+          s.failGets--;
+          throw new Error('injected: storage unreachable');
+        }
+        return store.get(key);
+      },
+    }),
     failGets: 0,
-    get: async (key: string) => {
-      if (s.failGets > 0) {
-        s.failGets--;
-        throw new Error('injected: storage unreachable');
-      }
-      return store.get(key);
-    },
-    put: (k: string, b: Buffer | string) => store.put(k, b),
-    putFile: (k: string, f: string) => store.putFile(k, f),
-    list: (p: string) => store.list(p),
-    delete: (k: string) => store.delete(k),
   };
   return s;
 }

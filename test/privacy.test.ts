@@ -23,7 +23,7 @@ import { ReadCache } from '../src/query/cache.js';
 import { createToken } from '../src/query/tokens.js';
 import { LocalStore } from '../src/storage/local.js';
 import type { ObjectStore } from '../src/storage/store.js';
-import { flushed, post, readRows, silent, startCollector, T0, tempDir, track } from './helpers.js';
+import { flushed, post, readRows, silent, startCollector, storeOver, T0, tempDir, track } from './helpers.js';
 
 const day = (n: number) => new Date(T0 - n * 86_400_000 - 3_600_000).toISOString();
 
@@ -195,19 +195,14 @@ describe('reading the regulations again', () => {
     // The bucket's listing is held open while the test files a regulation, as a slow bucket would hold it.
     let held: Promise<void> | undefined;
     let listing!: () => void;
-    const store: ObjectStore = {
-      location: local.location,
-      put: (k, b) => local.put(k, b),
-      putFile: (k, f) => local.putFile(k, f),
-      get: (k) => local.get(k),
-      delete: (k) => local.delete(k),
+    const store = storeOver(local, {
       list: async (prefix) => {
         const listed = await local.list(prefix);
         if (held) listing();
         await held;
         return listed;
       },
-    };
+    });
     const clock = new ManualClock(T0);
     const applied: Array<Record<string, readonly string[]>> = [];
     const watcher = new PrivacyWatcher({ store, configuredSecret: SECRET, clock, logger: silent, refreshMs: 3_600_000, apply: async (l) => void applied.push(l.byTenant) });
@@ -316,7 +311,7 @@ describe('erasure', () => {
       await regs.create('demo', { regulationType: 'DELETE', subjectType: 'ANONYMOUS_ID', subjectIds: ['a1'] });
       let puts = 0;
       // The storage failing: a put refused as S3 refuses one when it is down.
-      const failing: ObjectStore = { ...local, location: local.location, put: async (k, b) => { if (++puts === failAt) throw new Error('storage down'); return local.put(k, b); }, putFile: (k, f) => local.putFile(k, f), get: (k) => local.get(k), list: (p) => local.list(p), delete: (k) => local.delete(k), localPath: (k) => local.localPath(k) };
+      const failing = storeOver(local, { put: async (k, b) => { if (++puts === failAt) throw new Error('storage down'); return local.put(k, b); }, localPath: (k) => local.localPath(k) });
       await assert.rejects(runErasure(erasure(failing, clock)), /storage down/);
       const stuck = (await regs.get('demo', a.id))!;
       assert.equal(stuck.status, 'RUNNING', `failing at put ${failAt}`);

@@ -16,7 +16,7 @@ import { buildReadServer } from '../src/query/server.js';
 import { createToken } from '../src/query/tokens.js';
 import { LocalStore } from '../src/storage/local.js';
 import type { ObjectStore } from '../src/storage/store.js';
-import { silent, tempDir } from './helpers.js';
+import { silent, storeOver, tempDir } from './helpers.js';
 
 const TODAY = '2026-06-30';
 const DAYS = daysBetween(addDays(TODAY, -149), TODAY);
@@ -40,18 +40,13 @@ async function writeDays(store: ObjectStore): Promise<void> {
 function holding(local: LocalStore, from: string): { store: ObjectStore; release: () => void } {
   let release!: () => void;
   const held = new Promise<void>((resolve) => (release = resolve));
-  const store: ObjectStore = {
-    location: local.location,
-    put: (k, b) => local.put(k, b),
-    putFile: (k, f) => local.putFile(k, f),
-    list: (p) => local.list(p),
-    delete: (k) => local.delete(k),
+  const store = storeOver(local, {
     async get(key) {
       const day = dayOfKey(key);
       if (day !== undefined && day < from) await held;
       return local.get(key);
     },
-  };
+  });
   return { store, release };
 }
 

@@ -4,14 +4,13 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { Stager } from '../src/jobs/staging.js';
 import { LocalStore } from '../src/storage/local.js';
-import type { ObjectStore } from '../src/storage/store.js';
-import { tempDir } from './helpers.js';
+import { storeOver, tempDir } from './helpers.js';
 
 describe('staging', () => {
   it('downloads from a store without local files into one scratch folder, and removes it all', async () => {
     const local = new LocalStore(path.join(tempDir('stage'), 'data'));
     // A store that, like S3, has no local paths: every object is downloaded.
-    const remote: ObjectStore = { location: 'remote', put: (k, b) => local.put(k, b), putFile: (k, f) => local.putFile(k, f), get: (k) => local.get(k), list: (p) => local.list(p), delete: (k) => local.delete(k) };
+    const remote = storeOver(local, { location: 'remote' });
     for (let i = 0; i < 20; i++) await remote.put(`tracks/2026/03/15/n-${i}.csv`, `h\n${i}\n`);
     const scratchRoot = tempDir('scratch');
     const stager = new Stager(remote, scratchRoot);
