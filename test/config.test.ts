@@ -60,6 +60,7 @@ describe('configuration', () => {
     fails({ env: { TRACKLAKE_TRUST_PROXY: 'maybe' } }, /TRACKLAKE_TRUST_PROXY/);
     fails({ flags: { timezone: 'Mars/Olympus' } }, /"timezone"/);
     fails({ flags: { scheduleTime: '25:00' } }, /"scheduleTime"/);
+    fails({ env: { TRACKLAKE_MAX_SEGMENT_BYTES: String(3 * 2 ** 30) } }, /"maxSegmentBytes": at most 1 GiB/);
     fails({ env: { AWS_ENDPOINT_URL: 'not a url' } }, /"s3Endpoint"/);
     for (const bad of ['localhost:6379', 'http://localhost:6379', 'redis://']) fails({ env: { TRACKLAKE_DEDUP_REDIS_URL: bad } }, /"dedupRedisUrl": a redis:\/\/ or rediss:\/\/ URL/);
     for (const bad of ['collect.example.com', 'ftp://collect.example.com', 'https://collect.example.com/?x=1', 'https://u:p@collect.example.com']) {

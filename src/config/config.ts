@@ -43,8 +43,12 @@ export const configSchema = z.strictObject({
   walDir: z.string().min(1).optional(),
   /** Longest time an accepted event waits in the log before it is shipped to storage. */
   flushIntervalMs: z.coerce.number().int().min(10).max(3_600_000).default(60_000),
-  /** A log segment is shipped early once it reaches this size. */
-  maxSegmentBytes: z.coerce.number().int().min(1024).default(64 * MiB),
+  /**
+   * A log segment is shipped early once it reaches this size. At most 1 GiB: shipping and a destination's
+   * hand-over read a sealed segment whole, and Node reads no file over 2 GiB at once (a segment overshoots
+   * this size by the requests in flight when it is reached).
+   */
+  maxSegmentBytes: z.coerce.number().int().min(1024).max(1024 * MiB, 'at most 1 GiB (1073741824): a sealed segment is read whole when it ships').default(64 * MiB),
   /** Over this many unshipped bytes the collector answers 503 + Retry-After instead of buffering more. */
   maxBufferBytes: z.coerce.number().int().min(1024).default(1024 * MiB),
   /** write key → tenant id. Empty means the embedded default: key "dev" for tenant "demo". */
