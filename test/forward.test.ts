@@ -95,7 +95,7 @@ describe('destinations', () => {
     const more = await post(`${c.url}/v1/batch`, { batch: [{ type: 'identify', userId: 'u1', traits: { plan: 'pro' }, messageId: 'id-1' }, { type: 'group', userId: 'u1', groupId: 'g1', messageId: 'grp-1' }] });
     assert.equal(more.status, 200);
     const all = [...sent.acked, 'id-1', 'grp-1'];
-    await until(() => r.delivered.length >= all.length, 'every message delivered');
+    await until(() => r.delivered.length >= all.length, 'every message delivered', 20_000, async () => ({ requests: r.requests.length, delivered: r.delivered.length, status: await destinationsStatus(c.config) }));
     assert.deepEqual(ids(r.delivered), all);
     for (const req of r.requests) {
       assert.ok(req.body.batch.length <= 7, 'batchCount holds');
@@ -520,7 +520,7 @@ describe('privacy reaches the destinations', () => {
     await regs.create('demo', { regulationType: 'SUPPRESS', subjectType: 'USER_ID', subjectIds: ['suppress-me'] });
     await c.node.reloadPrivacy();
     down = false;
-    await until(() => ids(r.delivered).includes('k-3'), 'the rest delivered');
+    await until(() => ids(r.delivered).includes('k-3'), 'the rest delivered', 20_000, async () => ({ requests: r.requests.map((q) => ids(q.body.batch)), delivered: ids(r.delivered), status: await destinationsStatus(c.config), metrics: (await (await fetch(`${c.url}/metrics`)).text()).split('\n').filter((l) => l.startsWith('tracklake_forward')) }));
     assert.deepEqual(firstSeen(ids(r.delivered)), ['k-1', 'k-2', 'k-3'], 'the subjects\' messages, the one in the failing batch too, never reached the receiver');
     assert.match(await (await fetch(`${c.url}/metrics`)).text(), /tracklake_forward_left_out_total\{destination="crm"\} 4/);
     // And the tracking files agree: nothing of theirs was shipped either.

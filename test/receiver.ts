@@ -57,11 +57,14 @@ export async function startReceiver(answer: Receiver['answer'] = () => ({ status
   return r;
 }
 
-/** Waits until check() holds, polling; fails naming what it waited for after timeoutMs. */
-export async function until(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 20_000): Promise<void> {
+/**
+ * Waits until check() holds, polling; fails naming what it waited for after timeoutMs, with what `state`
+ * says of the parts at that moment (so a rare timeout in CI says where delivery stood).
+ */
+export async function until(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 20_000, state?: () => unknown): Promise<void> {
   const end = Date.now() + timeoutMs;
   while (!(await check())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}${state ? `; state: ${JSON.stringify(await state())}` : ''}`);
     await new Promise((r) => setTimeout(r, 25));
   }
 }
