@@ -33,7 +33,7 @@ const CURSOR_WRITE_MS = 1000;
 /** How often an idle destination looks at the log again, and how often lag is checked against the budget. */
 const POLL_MS = 100;
 const SPILL_CHECK_MS = 1000;
-/** Frames parsed between two yields to the event loop (a read of a backlog is megabytes). */
+/** Frames parsed between two yields to the event loop (a slice of the log is megabytes). */
 const SLICE_FRAMES = 64;
 
 export interface Cursor {
@@ -273,10 +273,10 @@ export class Forwarder implements LogHold {
   }
 
   /**
-   * Whether to wait for more before sending what the log holds so far: a batch short of batchCount and batchBytes waits
-   * up to lingerMs: sent at once, a collector taking a few requests a second sends a request per message
-   * it logs, and both sides pay a request's cost for each. A sealed segment's last messages go at once:
-   * nothing more comes to it (a batch does not span segments).
+   * Whether to wait for more before sending what the log holds so far: a batch short of both batchCount
+   * and batchBytes waits up to lingerMs: sent at once, a collector taking a few requests a second sends a
+   * request per message it logs, and both sides pay a request's cost for each. A sealed segment's last
+   * messages go at once: nothing more comes to it (a batch does not span segments).
    */
   private lingering(entries: SliceMessages): boolean {
     if (!shortOfBatch(entries.list, this.d, this.wants)) {
