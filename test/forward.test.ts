@@ -279,6 +279,30 @@ describe('destinations', () => {
     assert.deepEqual(ids(r.delivered).slice(-2), ['m-1-2', 'm-1-3']);
   });
 
+  it('deliver a backlog object on the sender\'s thread from its cursor line, stopping where the forwarder decides', async () => {
+    const d = loadConfig({ flags: { sources: { dev: 'demo' }, destinations: [hook('http://127.0.0.1:1', { batchCount: 2, maxAttempts: 2 })] } }).destinations[0]!;
+    // Seven lines as a hand-over writes them; the fourth emptied by an erasure.
+    const line = (id: string) => `demo\t0\t${T0}\t"Viewed"\t${JSON.stringify({ type: 'track', event: 'Viewed', anonymousId: 'a', messageId: id })}`;
+    const body = () => Buffer.from(`${['b-0', 'b-1', 'b-2', '', 'b-4', 'b-5', 'b-6'].map((id) => (id ? line(id) : '')).join('\n')}\n`);
+    const r = await receiver((got) => (got.body.batch.some((m) => m.messageId === 'b-4') ? { status: 400 } : { status: 200 }));
+    const sender = new ThreadedSender({ ...d, url: r.url } as typeof d, {});
+    closers.push(() => sender.close());
+    const lines: number[] = [];
+    const run = (from: number, horizon?: { before: number; tenants: string[] }) => sender.deliverBacklog({ lines: body(), from, name: 'n1-000000000003' }, { event: (e) => void (e.type === 'line' && lines.push(e.n)), horizon: () => horizon });
+
+    // A message the privacy filter must judge is handed back unsent, at the line its batch starts.
+    assert.deepEqual(await run(1, { before: T0 + 1, tenants: ['demo'] }), { next: 1, held: 'privacy' });
+    assert.equal(r.requests.length, 0);
+    // From line 1: b-1 b-2, then b-4 b-5 (the hole passed over), refused and split until b-4 stands alone:
+    // its dead letter ends the job.
+    const first = await run(1);
+    assert.deepEqual(first.deadLetters?.map((l) => [l.id, l.messages.map((m) => JSON.parse(m.json.toString()).messageId)]), [['backlog-n1-000000000003-3', ['b-4']]]);
+    assert.equal(first.next, 6, 'the cursor passes the dead-lettered batch');
+    assert.deepEqual(lines, [3], 'progress is told after each delivered batch, not before the dead letters are stored');
+    assert.deepEqual(await run(first.next), { next: 7 });
+    assert.deepEqual(ids(r.delivered), ['b-1', 'b-2', 'b-5', 'b-6']);
+  });
+
   it('send a batch full by its bytes at once, as one full by its count: only a short one lingers', () => {
     const d = { batchCount: 10, batchBytes: 1000 };
     const big = { json: Buffer.alloc(600) };

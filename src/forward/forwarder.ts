@@ -332,11 +332,31 @@ export class Forwarder implements LogHold {
     this.writeSoon();
   }
 
+  /**
+   * A backlog object from the bucket, from its cursor line on: on the sender's thread, as the log is
+   * (forward/log-delivery.ts), unless that thread handed back a batch the privacy filter must judge: then
+   * here, by the next step, from where the thread stopped.
+   */
   private async deliverBacklog(b: { key: string; index: number }): Promise<void> {
-    const body = await this.o.store.get(b.key);
-    const entries = await backlogEntries(body ?? Buffer.alloc(0));
+    const lines = (await this.o.store.get(b.key)) ?? Buffer.alloc(0);
     const name = path.posix.basename(b.key, '.jsonl');
-    await this.deliverEntries(entries, b.index, (n) => (b.index = n), (i) => `backlog-${name}-${i}`);
+    const sender = this.o.sender;
+    if (sender.deliverBacklog && !this.judgeHere) {
+      const r = await sender.deliverBacklog({ lines, from: b.index, name }, {
+        event: (e) => (e.type === 'line' ? ((b.index = e.n), this.writeSoon()) : this.onLogEvent(e)),
+        horizon: () => this.o.privacy?.filter()?.horizon(),
+      });
+      for (const l of r.deadLetters ?? []) await this.deadLetter(l.messages, l.error, l.attempts, l.id);
+      b.index = r.next;
+      this.writeSoon();
+      if (r.held === 'stopped') throw new DeliveryStopped();
+      if (r.held === 'privacy') return void (this.judgeHere = true);
+      // Dead letters end a job after their batch: the object's rest is the next job's.
+      if (r.deadLetters) return;
+    } else {
+      this.judgeHere = false;
+      await this.deliverEntries(await backlogEntries(lines), b.index, (n) => (b.index = n), (i) => `backlog-${name}-${i}`);
+    }
     await this.o.store.delete(b.key);
     this.state.cursor.backlog = undefined;
     await this.writeState();

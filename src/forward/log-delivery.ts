@@ -8,14 +8,18 @@
  * no destination; bench:forward, 40 s runs). Each destination now reads and parses the log itself, where
  * the request thread read and parsed it once for all: the page cache makes the second read cheap.
  *
+ * A backlog object from the bucket (a destination's log handed over while it was behind) is delivered the
+ * same way: the forwarder reads the object and hands its bytes over; the thread parses and sends its lines.
+ *
  * A job stops short, and says why, where the forwarder must decide: a short batch it may hold back
  * (`lingering`), a batch with a message the privacy filter must judge (`privacy`: the forwarder sends it
- * itself, from its own read of the log), dead letters to store before the cursor passes them, a stop.
+ * itself, from its own read of the log or the object), dead letters to store before the cursor passes them,
+ * a stop.
  */
 import { type Destination, destinationFilter } from '../config/destinations.js';
 import { readSegmentFrames } from '../ingest/wal.js';
 import { deliver, DeliveryStopped, shortOfBatch, takeBatch } from './deliver.js';
-import { type Forwarded, sliceMessages } from './messages.js';
+import { backlogEntries, type Forwarded, sliceMessages } from './messages.js';
 import type { Outgoing, Sender } from './sender.js';
 
 /** A slice of the log to deliver: from frame offset `from`, message `index` of it, up to the durable `end`. */
@@ -43,7 +47,11 @@ export type LogEvent =
   | { type: 'sending'; receivedAt: number }
   | { type: 'delivered'; n: number }
   | { type: 'failed'; error: string; attempt: number; retryInMs?: number }
-  | { type: 'progress'; offset: number; index: number };
+  | { type: 'progress'; offset: number; index: number }
+  /** A backlog object's lines before `n` are done. */
+  | { type: 'line'; n: number };
+
+type DeadLetters = Array<{ messages: Outgoing[]; error: string; attempts: number; id: string }>;
 
 export interface LogResult {
   /** Where the cursor stands: every message before it was delivered, or is in `deadLetters`. */
@@ -53,7 +61,21 @@ export interface LogResult {
   done: boolean;
   /** Why the job stopped before the end of what it read. */
   held?: 'lingering' | 'privacy' | 'stopped';
-  deadLetters?: Array<{ messages: Outgoing[]; error: string; attempts: number; id: string }>;
+  deadLetters?: DeadLetters;
+}
+
+/** A backlog object's lines to deliver, from line `from` on; `name` (the object's) names its dead letters. */
+export interface BacklogJob {
+  lines: Buffer;
+  from: number;
+  name: string;
+}
+
+export interface BacklogResult {
+  /** The line the object's cursor stands at: every line before it was delivered, or is in `deadLetters`. */
+  next: number;
+  held?: 'privacy' | 'stopped';
+  deadLetters?: DeadLetters;
 }
 
 export interface LogDeliveryHooks {
@@ -70,9 +92,10 @@ export interface LogJobHooks {
   horizon(): PrivacyHorizon;
 }
 
-/** A sender that delivers slices of the log on a thread of its own (forward/thread.ts). */
+/** A sender that delivers slices of the log, and backlog objects, on a thread of its own (forward/thread.ts). */
 export interface LogSender {
   deliverLog(job: LogJob, hooks: LogJobHooks): Promise<LogResult>;
+  deliverBacklog(job: BacklogJob, hooks: LogJobHooks): Promise<BacklogResult>;
   /** Ends the job under way where it is: after the batch in flight, or at once in a retry's wait. */
   stopLog(): void;
 }
@@ -92,13 +115,41 @@ export async function deliverLog(job: LogJob, d: Destination, sender: Sender, ho
   const position = (n: number) => (n < list.length ? { offset: at[n]![0], index: at[n]![1] } : { offset: end, index: 0 });
   // Only at the log's acknowledged end: a slice that stopped short of it has more to read at once.
   if (job.linger && !done && end >= job.end && shortOfBatch(list, d, wants)) return { offset: job.from, index: job.index, done: false, held: 'lingering' };
-  let i = 0;
+  const seq = String(job.seq).padStart(12, '0');
+  const r = await deliverBatches(list, 0, d, sender, hooks, wants, {
+    id: (n) => `${job.node}-${seq}-${position(n).offset}-${position(n).index}`,
+    progress: (n) => ({ type: 'progress', ...position(n) }),
+  });
+  return { ...position(r.next), done: r.held === undefined && done && r.next >= list.length, ...(r.held ? { held: r.held } : {}), ...(r.deadLetters ? { deadLetters: r.deadLetters } : {}) };
+}
+
+/** A backlog object's lines from `from` on, as deliverLog delivers a slice of the log. */
+export async function deliverBacklog(job: BacklogJob, d: Destination, sender: Sender, hooks: LogDeliveryHooks): Promise<BacklogResult> {
+  const list = await backlogEntries(job.lines);
+  return deliverBatches(list, job.from, d, sender, hooks, destinationFilter(d), { id: (n) => `backlog-${job.name}-${n}`, progress: (n) => ({ type: 'line', n }) });
+}
+
+/**
+ * Entries from `from` on (a hole is a backlog line an erasure emptied), in batches of what the destination
+ * wants, each until it is delivered or refused; after each batch the forwarder is told how far it got
+ * (`progress`). Stops at a batch the privacy filter must judge, at a stop, and after a batch with dead
+ * letters (named by `id` of the batch's first entry): `next` is the entry it stopped at.
+ */
+async function deliverBatches(
+  list: ReadonlyArray<Forwarded | undefined>,
+  from: number,
+  d: Destination,
+  sender: Sender,
+  hooks: LogDeliveryHooks,
+  wants: (m: Forwarded) => boolean,
+  at: { id(n: number): string; progress(n: number): LogEvent },
+): Promise<BacklogResult> {
+  let i = from;
   while (i < list.length) {
-    const here = position(i);
-    if (hooks.stopped()) return { ...here, done: false, held: 'stopped' };
+    if (hooks.stopped()) return { next: i, held: 'stopped' };
     const { batch, next: j } = takeBatch(list, i, d, wants);
     if (batch.length > 0) {
-      hooks.post({ type: 'sending', receivedAt: list[i]!.receivedAt });
+      hooks.post({ type: 'sending', receivedAt: batch[0]!.receivedAt });
       let undelivered;
       try {
         undelivered = await deliver(sender, batch, d, {
@@ -112,19 +163,17 @@ export async function deliverLog(job: LogJob, d: Destination, sender: Sender, ho
           failed: (error, attempt, retryInMs) => hooks.post({ type: 'failed', error, attempt, ...(retryInMs !== undefined ? { retryInMs } : {}) }),
         });
       } catch (e) {
-        if (e instanceof NeedsPrivacy) return { ...here, done: false, held: 'privacy' };
-        if (e instanceof DeliveryStopped) return { ...here, done: false, held: 'stopped' };
+        if (e instanceof NeedsPrivacy) return { next: i, held: 'privacy' };
+        if (e instanceof DeliveryStopped) return { next: i, held: 'stopped' };
         throw e;
       }
       if (undelivered.length > 0) {
-        const id = `${job.node}-${String(job.seq).padStart(12, '0')}-${here.offset}-${here.index}`;
-        const deadLetters = undelivered.map((u, k) => ({ messages: u.messages, error: u.error, attempts: u.attempts, id: undelivered.length > 1 ? `${id}-${k}` : id }));
-        const after = position(j);
-        return { ...after, done: done && j >= list.length, deadLetters };
+        const id = at.id(i);
+        return { next: j, deadLetters: undelivered.map((u, k) => ({ messages: u.messages, error: u.error, attempts: u.attempts, id: undelivered.length > 1 ? `${id}-${k}` : id })) };
       }
     }
     i = j;
-    hooks.post({ type: 'progress', ...position(i) });
+    hooks.post(at.progress(i));
   }
-  return { offset: end, index: 0, done };
+  return { next: i };
 }

@@ -15,7 +15,7 @@ import { parentPort, Worker, workerData } from 'node:worker_threads';
 import type { Destination } from '../config/destinations.js';
 import type { Clock } from '../lib/clock.js';
 import { postgresSender } from './postgres.js';
-import { deliverLog, type LogDeliveryHooks, type LogEvent, type LogJob, type LogJobHooks, type LogResult, type LogSender, type PrivacyHorizon } from './log-delivery.js';
+import { type BacklogJob, type BacklogResult, deliverBacklog, deliverLog, type LogDeliveryHooks, type LogEvent, type LogJob, type LogJobHooks, type LogResult, type LogSender, type PrivacyHorizon } from './log-delivery.js';
 import { type Outcome, type Outgoing, type Sender, segmentSender, webhookSender } from './sender.js';
 
 const WORKER_URL = new URL('./send-worker.js', import.meta.url);
@@ -89,16 +89,21 @@ function unpacked(lines: ArrayBuffer): Outgoing[] {
   }
   return out;
 }
-/** What the forwarder's side posts: a batch, a slice of the log, a stop, an answer to the thread's question. */
+/**
+ * What the forwarder's side posts: a batch, a slice of the log, a backlog object (its bytes, moved), a stop,
+ * an answer to the thread's question.
+ */
 type ToThread =
   | ({ kind: 'send' } & SendJob)
   | { kind: 'log'; id: number; job: LogJob }
+  | { kind: 'backlog'; id: number; lines: ArrayBuffer; from: number; name: string }
   | { kind: 'stop' }
   | { kind: 'horizon'; req: number; horizon: PrivacyHorizon }
   | { kind: 'close' };
 
-/** Dead letters cross back as packed messages. */
-type PackedResult = Omit<LogResult, 'deadLetters'> & { deadLetters?: Array<{ lines: ArrayBuffer; error: string; attempts: number; id: string }> };
+/** A job's result; its dead letters cross back as packed messages. */
+type JobResult = LogResult | BacklogResult;
+type PackedResult = (Omit<LogResult, 'deadLetters'> | Omit<BacklogResult, 'deadLetters'>) & { deadLetters?: Array<{ lines: ArrayBuffer; error: string; attempts: number; id: string }> };
 
 /** What the thread posts: a batch's outcome, a log job's events and result, a question. */
 type FromThread =
@@ -113,7 +118,7 @@ interface SenderData {
   events: Readonly<Record<string, string>>;
 }
 
-type Waiting = { outcome(o: Outcome): void } | { hooks: LogJobHooks; result(r: LogResult): void; failed(e: Error): void };
+type Waiting = { outcome(o: Outcome): void } | { hooks: LogJobHooks; result(r: JobResult): void; failed(e: Error): void };
 
 export class ThreadedSender implements Sender, LogSender {
   private worker: Worker | undefined;
@@ -134,14 +139,26 @@ export class ThreadedSender implements Sender, LogSender {
     });
   }
 
-  /** Delivers a slice of the log on the sender's thread (forward/log-delivery.ts). One at a time. */
+  /** Delivers a slice of the log on the sender's thread (forward/log-delivery.ts). One job at a time. */
   deliverLog(job: LogJob, hooks: LogJobHooks): Promise<LogResult> {
+    return this.run((id) => ({ kind: 'log', id, job }), hooks) as Promise<LogResult>;
+  }
+
+  /** Delivers a backlog object's lines on the sender's thread; its bytes move there (a copy if they share memory). */
+  deliverBacklog(job: BacklogJob, hooks: LogJobHooks): Promise<BacklogResult> {
+    const b = job.lines;
+    const own = b.byteOffset === 0 && b.byteLength === b.buffer.byteLength && b.buffer instanceof ArrayBuffer;
+    const lines = own ? (b.buffer as ArrayBuffer) : b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength);
+    return this.run((id) => ({ kind: 'backlog', id, lines: lines as ArrayBuffer, from: job.from, name: job.name }), hooks, [lines as ArrayBuffer]) as Promise<BacklogResult>;
+  }
+
+  private run(message: (id: number) => ToThread, hooks: LogJobHooks, transfer: ArrayBuffer[] = []): Promise<JobResult> {
     const w = (this.worker ??= this.start());
     const id = this.nextId++;
     this.logJob = hooks;
-    return new Promise<LogResult>((result, failed) => {
+    return new Promise<JobResult>((result, failed) => {
       this.pending.set(id, { hooks, result, failed });
-      w.postMessage({ kind: 'log', id, job } satisfies ToThread);
+      w.postMessage(message(id), transfer);
     }).finally(() => (this.logJob = undefined));
   }
 
@@ -173,7 +190,7 @@ export class ThreadedSender implements Sender, LogSender {
       if ('hooks' in waiting) {
         if ('failed' in m) return waiting.failed(new Error(m.failed));
         const { deadLetters, ...rest } = m.result;
-        waiting.result({ ...rest, ...(deadLetters ? { deadLetters: deadLetters.map(({ lines, ...l }) => ({ ...l, messages: unpacked(lines) })) } : {}) });
+        waiting.result({ ...rest, ...(deadLetters ? { deadLetters: deadLetters.map(({ lines, ...l }) => ({ ...l, messages: unpacked(lines) })) } : {}) } as JobResult);
       }
     });
     const down = (why: string) => {
@@ -249,7 +266,8 @@ export function serveSender(clock: Clock): void {
         return port.postMessage({ id: m.id, outcome } satisfies FromThread);
       }
       try {
-        const { deadLetters, ...rest } = await deliverLog(m.job, destination, sender, hooks(m.id));
+        const job = m.kind === 'log' ? deliverLog(m.job, destination, sender, hooks(m.id)) : deliverBacklog({ lines: Buffer.from(m.lines), from: m.from, name: m.name }, destination, sender, hooks(m.id));
+        const { deadLetters, ...rest } = await job;
         const packedLetters = deadLetters?.map(({ messages, ...l }) => ({ ...l, lines: packed(messages, false) })); // a dead letter is its tenant and JSON
         port.postMessage({ id: m.id, result: { ...rest, ...(packedLetters ? { deadLetters: packedLetters } : {}) } } satisfies FromThread, packedLetters?.map((l) => l.lines) ?? []);
       } catch (e) {
