@@ -208,6 +208,25 @@ describe('destinations', () => {
     assert.equal((await c.store.list('deadletter/')).length, 0);
   });
 
+  it('finish the segment it was reading before its backlog, when that takes more than one job', async () => {
+    // Down at first; then up, refusing one message of the first segment: its dead letter ends the job there,
+    // with most of the segment still to read while the backlog waits in the bucket.
+    let down = true;
+    let refused = '';
+    const r = await receiver((got) => (down ? { status: 503 } : got.body.batch.some((m) => m.messageId === refused) ? { status: 400 } : { status: 200 }));
+    const c = await collector([hook(r.url, { batchCount: 2, maxLagBytes: 64 * 1024, retryMaxMs: 100, maxAttempts: 100 })], { maxSegmentBytes: 16 * 1024 });
+    const sent = await sendTagged(c.url, { tag: 'split', batches: 120 });
+    refused = sent.acked[3]!;
+    await c.node.shipper.flush();
+    await until(async () => (await c.store.list('destinations/crm/backlog/')).length > 2, 'segments handed over to the bucket');
+    down = false;
+    const expected = sent.acked.filter((id) => id !== refused);
+    await until(() => new Set(ids(r.delivered)).size >= expected.length, 'every other message delivered', 60_000, () => ({ delivered: new Set(ids(r.delivered)).size, of: expected.length, missing: expected.filter((id) => !ids(r.delivered).includes(id)).slice(0, 5) }));
+    assert.deepEqual(firstSeen(ids(r.delivered)), expected, 'the rest of the first segment, then the backlog, then the log: one order');
+    const letters = await c.store.list('deadletter/crm/');
+    assert.equal(letters.length, 1);
+  });
+
   it('start a destination\'s sender thread again after it died; the batch it held fails, to be retried', async () => {
     const r = await receiver(() => ({ status: 200, delayMs: 300 }));
     const d = loadConfig({ flags: { sources: { dev: 'demo' }, destinations: [hook(r.url)] } }).destinations[0]!;

@@ -115,6 +115,8 @@ export class Forwarder implements LogHold {
   /** When the log began holding a batch too small to send (performance.now()). */
   private lingerFrom: number | undefined;
   private checkedBacklog = false;
+  /** The first backlog object (firstBacklog); null: not listed since the backlog last changed. */
+  private backlogHead: { key: string; seq: number } | undefined | null = null;
   /** The sender's thread handed a batch back for the privacy filter: the next step delivers it here. */
   private judgeHere = false;
   private readonly log: Logger;
@@ -290,15 +292,25 @@ export class Forwarder implements LogHold {
     return false;
   }
 
+  /**
+   * What comes next. The backlog in the bucket holds whole segments handed over after the one being read
+   * at the time (handOver), so that one is finished from the log first (the log keeps it), then the backlog
+   * objects in order, then the log after the last one handed over. Delivering the backlog as soon as there
+   * was one, then moving past it, skipped the rest of the segment being read whenever it took more than
+   * one job (a 64 MB segment does): those messages never reached the destination.
+   */
   private async choose(): Promise<{ backlog: { key: string; index: number } } | { seq: number }> {
     const c = this.state.cursor;
     if (c.backlog === undefined && (!this.checkedBacklog || c.skipThrough >= c.seq)) {
-      const first = (await this.o.store.list(this.backlogPrefix()))[0];
+      const first = await this.firstBacklog();
       this.checkedBacklog = true;
-      if (first) c.backlog = { key: first.key, index: 0 };
+      const inLog = c.seq === this.o.wal.head || this.o.wal.segments().includes(c.seq);
+      // An object of this segment or an earlier one, or this segment gone from the log: the backlog's turn.
+      // (Objects with nothing handed over after the cursor are an earlier run's: delivered first, as found.)
+      if (first && (first.seq <= c.seq || !inLog || c.skipThrough < c.seq)) c.backlog = { key: first.key, index: 0 };
+      else if (!first && c.seq <= c.skipThrough && !inLog) Object.assign(c, { seq: c.skipThrough + 1, offset: 0, index: 0 });
     }
     if (c.backlog) return { backlog: c.backlog };
-    if (c.seq <= c.skipThrough) Object.assign(c, { seq: c.skipThrough + 1, offset: 0, index: 0 });
     // Segments that never held anything (or are gone) are skipped, up to the one being written.
     const segments = this.o.wal.segments();
     if (c.seq !== this.o.wal.head && !segments.includes(c.seq)) {
@@ -306,6 +318,19 @@ export class Forwarder implements LogHold {
       Object.assign(c, { seq: next, offset: 0, index: 0 });
     }
     return { seq: c.seq };
+  }
+
+  /**
+   * The oldest backlog object of this node's in the bucket and its segment (undefined: none), listed once
+   * and again only after an object is added or delivered: a destination finishing the segment it was
+   * reading before its backlog would otherwise list the bucket at every step.
+   */
+  private async firstBacklog(): Promise<{ key: string; seq: number } | undefined> {
+    if (this.backlogHead === null) {
+      const first = (await this.o.store.list(this.backlogPrefix()))[0];
+      this.backlogHead = first && { key: first.key, seq: Number(/-(\d+)\.jsonl$/.exec(first.key)?.[1] ?? 0) };
+    }
+    return this.backlogHead;
   }
 
   private async segmentDone(seq: number): Promise<void> {
@@ -358,6 +383,7 @@ export class Forwarder implements LogHold {
       await this.deliverEntries(await backlogEntries(lines), b.index, (n) => (b.index = n), (i) => `backlog-${name}-${i}`);
     }
     await this.o.store.delete(b.key);
+    this.backlogHead = null;
     this.state.cursor.backlog = undefined;
     await this.writeState();
   }
@@ -461,6 +487,7 @@ export class Forwarder implements LogHold {
       if (lag <= this.d.maxLagBytes) break;
       const { body, messages } = await backlogOf(await this.o.wal.read(seq), (e) => this.wants(e) && !this.leftOut(e));
       await this.o.store.put(`${this.backlogPrefix()}${String(seq).padStart(12, '0')}.jsonl`, body);
+      this.backlogHead = null;
       lag -= this.o.wal.segmentBytes(seq);
       c.skipThrough = seq;
       this.state.handedOver += messages;
