@@ -7,10 +7,13 @@
  *    last third stays within the first two thirds' (bounded, not growing); then how long each drains.
  * 2. Rows per second into Postgres: the Postgres destination's sender on BENCH_ROWS forwarded messages in
  *    its batches, against one plain COPY of the same rows into the same table layout. Target ≥ 0.8.
+ * BENCH_ONLY=catchup: a webhook down for BENCH_SECONDS of that load (its backlog handed to the bucket past
+ * a 1 MiB maxLagBytes), then up: how fast it catches up, the request thread's CPU per message meanwhile,
+ * and whether every message the collector logged arrived.
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
@@ -25,6 +28,7 @@ import type { Outgoing } from '../src/forward/sender.js';
 import { forwardedOf } from '../src/forward/messages.js';
 import { RequestPreparer } from '../src/ingest/prepare.js';
 import { framePayload } from '../src/ingest/wal.js';
+import { ID_ENTRY_BYTES } from '../src/ingest/dedup.js';
 import { startPostgres } from '../test/postgres.js';
 import { cpuSeconds, cpuSecondsOfCommand, payloadTemplates, start } from './load.js';
 
@@ -39,16 +43,22 @@ const dir = mkdtempSync(path.join(os.tmpdir(), 'bench-forward-'));
 const templates = payloadTemplates(PER_BATCH);
 const postgres = await startPostgres();
 // The bare sink runs in a process of its own, so its work does not stall the load generator's event loop
-// (it shares the machine's cores, as a receiver on the same host would). GET answers how many it took.
+// (it shares the machine's cores, as a receiver on the same host would). GET answers how many it took;
+// GET /down makes it answer 503 until GET /up.
 const SINK = `
   const { createServer } = require('node:http');
   let sunk = 0;
+  let down = false;
   const server = createServer((req, res) => {
-    if (req.method === 'GET') return res.end(String(sunk));
+    if (req.method === 'GET') {
+      if (req.url === '/down' || req.url === '/up') down = req.url === '/down';
+      return res.end(String(sunk));
+    }
     let body = '';
     req.setEncoding('utf8');
     req.on('data', (c) => (body += c));
     req.on('end', () => {
+      if (down) return void ((res.statusCode = 503), res.end('down'));
       sunk += (body.match(/"messageId":/g) || []).length;
       res.end('{"success":true}');
     });
@@ -192,12 +202,52 @@ async function main(): Promise<void> {
       const r = await ingest(label.replace(' ', '-'), ds);
       console.log(`${label.padEnd(10)} ${Math.round(r.rate)} events/s; CPU µs per event ${cpuText(r.cpu)}; lag ${JSON.stringify(r.lags)}`);
     }
+  } else if (process.env.BENCH_ONLY === 'catchup') {
+    await catchUp();
   } else if (process.env.BENCH_ONLY === 'rows') {
     const rows = await rowsPerSecond();
     console.log(`Postgres: the destination ${Math.round(rows.sender)} rows/s (batches of ${rows.batch}), one plain COPY ${Math.round(rows.copy)} rows/s (medians of ${ROUNDS} rounds): ${(rows.sender / rows.copy).toFixed(2)}; per round ${rows.ratios.map((r) => r.toFixed(2)).join(' ')}`);
   } else {
     await whole();
   }
+}
+
+/**
+ * A webhook down through BENCH_SECONDS of load, its backlog handed to the bucket, then up: the rate it
+ * catches up at, the request thread's CPU per message meanwhile, and whether each logged message arrived
+ * (the collector's shipped records, from its dedup id files, against what the sink took).
+ */
+async function catchUp(): Promise<void> {
+  const run = path.join(dir, 'catchup');
+  const config = path.join(dir, 'catchup.json');
+  writeFileSync(config, JSON.stringify({ destinations: [{ name: 'sink', type: 'webhook', url: sinkUrl, secret: 'bench-secret-0123456789', maxLagBytes: 1 << 20, retryBaseMs: 200, retryMaxMs: 500, maxAttempts: 100 }] }));
+  await fetch(`${sinkUrl}/down`);
+  const before = await sunk();
+  const server = await start([path.join(here, '../src/cli/main.js'), 'serve', '--config', config, '--port', '0', '--storage', path.join(run, 'data'), '--state-dir', run, '--log-level', 'info', '--flush-interval-ms', '1000', '--max-segment-bytes', String(8 << 20), '--no-api', '--no-scheduler'], dir);
+  let n = 0;
+  await autocannon({
+    url: `${server.url}/v1/batch`, method: 'POST', connections: CONNECTIONS, duration: DURATION,
+    headers: { 'content-type': 'application/json', authorization: `Basic ${Buffer.from('dev:').toString('base64')}` },
+    requests: [{ setupRequest: (req) => ({ ...req, body: templates[n % templates.length]!.replaceAll('@@', `catchup-${n++}`) }) }],
+  });
+  await new Promise((res) => setTimeout(res, 5000)); // the last segments seal, ship and are handed over
+  // Every record the collector shipped is a message the destination must get: its dedup id files hold one entry each.
+  const walDir = path.join(run, 'wal');
+  const logged = readdirSync(walDir).filter((f) => f.startsWith('ids-')).reduce((k, f) => k + statSync(path.join(walDir, f)).size / ID_ENTRY_BYTES, 0);
+  const objects = readdirSync(path.join(run, 'data/destinations/sink/backlog')).length;
+  const cpu0 = cpuSeconds(server.pid, true) ?? NaN;
+  const t0 = performance.now();
+  await fetch(`${sinkUrl}/up`);
+  let took = 0;
+  while (took < logged && performance.now() - t0 < 300_000) {
+    await new Promise((res) => setTimeout(res, 250));
+    took = (await sunk()) - before;
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  const cpu = (cpuSeconds(server.pid, true) ?? NaN) - cpu0;
+  await server.stop();
+  console.log(`catch-up: ${logged} messages logged during ${DURATION} s down (${objects} backlog objects in the bucket); the sink took ${took} in ${seconds.toFixed(1)} s after it came up (${Math.round(took / seconds)} a second), the request thread ${((cpu * 1e6) / took).toFixed(2)} µs of CPU a message: ${took >= logged ? 'every message arrived' : 'MISSING MESSAGES'}`);
+  process.exitCode = took >= logged ? 0 : 1;
 }
 
 /** Both parts of the benchmark, with the targets: the exit code says whether all were met. */
