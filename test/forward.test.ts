@@ -307,7 +307,7 @@ describe('destinations', () => {
     const sender = new ThreadedSender({ ...d, url: r.url } as typeof d, {});
     closers.push(() => sender.close());
     const lines: number[] = [];
-    const run = (from: number, horizon?: { before: number; tenants: string[] }) => sender.deliverBacklog({ lines: body(), from, name: 'n1-000000000003' }, { event: (e) => void (e.type === 'line' && lines.push(e.n)), horizon: () => horizon });
+    const run = (from: number, horizon?: { before: number; tenants: string[] }, bytes = body()) => sender.deliverBacklog({ lines: bytes, from, name: 'n1-000000000003' }, { event: (e) => void (e.type === 'line' && lines.push(e.n)), horizon: () => horizon });
 
     // A message the privacy filter must judge is handed back unsent, at the line its batch starts.
     assert.deepEqual(await run(1, { before: T0 + 1, tenants: ['demo'] }), { next: 1, held: 'privacy' });
@@ -318,7 +318,8 @@ describe('destinations', () => {
     assert.deepEqual(first.deadLetters?.map((l) => [l.id, l.messages.map((m) => JSON.parse(m.json.toString()).messageId)]), [['backlog-n1-000000000003-3', ['b-4']]]);
     assert.equal(first.next, 6, 'the cursor passes the dead-lettered batch');
     assert.deepEqual(lines, [3], 'progress is told after each delivered batch, not before the dead letters are stored');
-    assert.deepEqual(await run(first.next), { next: 7 });
+    assert.deepEqual(first.lines, body(), 'the object\'s bytes come back with the dead letters, for the next job');
+    assert.deepEqual(await run(first.next, undefined, first.lines), { next: 7 });
     assert.deepEqual(ids(r.delivered), ['b-1', 'b-2', 'b-5', 'b-6']);
   });
 

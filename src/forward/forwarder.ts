@@ -367,17 +367,21 @@ export class Forwarder implements LogHold {
     const name = path.posix.basename(b.key, '.jsonl');
     const sender = this.o.sender;
     if (sender.deliverBacklog && !this.judgeHere) {
-      const r = await sender.deliverBacklog({ lines, from: b.index, name }, {
-        event: (e) => (e.type === 'line' ? ((b.index = e.n), this.writeSoon()) : this.onLogEvent(e)),
+      const hooks = {
+        event: (e: LogEvent) => (e.type === 'line' ? ((b.index = e.n), this.writeSoon()) : this.onLogEvent(e)),
         horizon: () => this.o.privacy?.filter()?.horizon(),
-      });
-      for (const l of r.deadLetters ?? []) await this.deadLetter(l.messages, l.error, l.attempts, l.id);
-      b.index = r.next;
-      this.writeSoon();
-      if (r.held === 'stopped') throw new DeliveryStopped();
-      if (r.held === 'privacy') return void (this.judgeHere = true);
-      // Dead letters end a job after their batch: the object's rest is the next job's.
-      if (r.deadLetters) return;
+      };
+      // Dead letters end a job after their batch; they are stored, then the rest of the object (its bytes
+      // handed back) is the next job's.
+      for (let bytes: Buffer | undefined = lines; bytes !== undefined; ) {
+        const r = await sender.deliverBacklog({ lines: bytes, from: b.index, name }, hooks);
+        for (const l of r.deadLetters ?? []) await this.deadLetter(l.messages, l.error, l.attempts, l.id);
+        b.index = r.next;
+        this.writeSoon();
+        if (r.held === 'stopped') throw new DeliveryStopped();
+        if (r.held === 'privacy') return void (this.judgeHere = true);
+        bytes = r.lines;
+      }
     } else {
       this.judgeHere = false;
       await this.deliverEntries(await backlogEntries(lines), b.index, (n) => (b.index = n), (i) => `backlog-${name}-${i}`);

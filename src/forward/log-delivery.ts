@@ -76,6 +76,8 @@ export interface BacklogResult {
   next: number;
   held?: 'privacy' | 'stopped';
   deadLetters?: DeadLetters;
+  /** The object's bytes, handed back when the job stopped for dead letters before its end: the rest is the next job's. */
+  lines?: Buffer;
 }
 
 export interface LogDeliveryHooks {
@@ -126,7 +128,8 @@ export async function deliverLog(job: LogJob, d: Destination, sender: Sender, ho
 /** A backlog object's lines from `from` on, as deliverLog delivers a slice of the log. */
 export async function deliverBacklog(job: BacklogJob, d: Destination, sender: Sender, hooks: LogDeliveryHooks): Promise<BacklogResult> {
   const list = await backlogEntries(job.lines);
-  return deliverBatches(list, job.from, d, sender, hooks, destinationFilter(d), { id: (n) => `backlog-${job.name}-${n}`, progress: (n) => ({ type: 'line', n }) });
+  const r = await deliverBatches(list, job.from, d, sender, hooks, destinationFilter(d), { id: (n) => `backlog-${job.name}-${n}`, progress: (n) => ({ type: 'line', n }) });
+  return r.deadLetters && r.next < list.length ? { ...r, lines: job.lines } : r;
 }
 
 /**

@@ -103,7 +103,11 @@ type ToThread =
 
 /** A job's result; its dead letters cross back as packed messages. */
 type JobResult = LogResult | BacklogResult;
-type PackedResult = (Omit<LogResult, 'deadLetters'> | Omit<BacklogResult, 'deadLetters'>) & { deadLetters?: Array<{ lines: ArrayBuffer; error: string; attempts: number; id: string }> };
+type PackedResult = (Omit<LogResult, 'deadLetters'> | Omit<BacklogResult, 'deadLetters' | 'lines'>) & {
+  deadLetters?: Array<{ lines: ArrayBuffer; error: string; attempts: number; id: string }>;
+  /** A backlog object's bytes, moved back (BacklogResult.lines). */
+  backlog?: ArrayBuffer;
+};
 
 /** What the thread posts: a batch's outcome, a log job's events and result, a question. */
 type FromThread =
@@ -189,8 +193,8 @@ export class ThreadedSender implements Sender, LogSender {
       if ('outcome' in m) return 'outcome' in waiting && waiting.outcome(m.outcome);
       if ('hooks' in waiting) {
         if ('failed' in m) return waiting.failed(new Error(m.failed));
-        const { deadLetters, ...rest } = m.result;
-        waiting.result({ ...rest, ...(deadLetters ? { deadLetters: deadLetters.map(({ lines, ...l }) => ({ ...l, messages: unpacked(lines) })) } : {}) } as JobResult);
+        const { deadLetters, backlog, ...rest } = m.result;
+        waiting.result({ ...rest, ...(deadLetters ? { deadLetters: deadLetters.map(({ lines, ...l }) => ({ ...l, messages: unpacked(lines) })) } : {}), ...(backlog ? { lines: Buffer.from(backlog) } : {}) } as JobResult);
       }
     });
     const down = (why: string) => {
@@ -269,7 +273,11 @@ export function serveSender(clock: Clock): void {
         const job = m.kind === 'log' ? deliverLog(m.job, destination, sender, hooks(m.id)) : deliverBacklog({ lines: Buffer.from(m.lines), from: m.from, name: m.name }, destination, sender, hooks(m.id));
         const { deadLetters, ...rest } = await job;
         const packedLetters = deadLetters?.map(({ messages, ...l }) => ({ ...l, lines: packed(messages, false) })); // a dead letter is its tenant and JSON
-        port.postMessage({ id: m.id, result: { ...rest, ...(packedLetters ? { deadLetters: packedLetters } : {}) } } satisfies FromThread, packedLetters?.map((l) => l.lines) ?? []);
+        // A backlog object's bytes go back with its dead letters, for the next job (no second download).
+        const backlog = 'lines' in rest && rest.lines && m.kind === 'backlog' ? m.lines : undefined;
+        if ('lines' in rest) delete rest.lines;
+        const result = { ...rest, ...(packedLetters ? { deadLetters: packedLetters } : {}), ...(backlog ? { backlog } : {}) };
+        port.postMessage({ id: m.id, result } satisfies FromThread, [...(packedLetters?.map((l) => l.lines) ?? []), ...(backlog ? [backlog] : [])]);
       } catch (e) {
         port.postMessage({ id: m.id, failed: (e as Error).message } satisfies FromThread);
       }
