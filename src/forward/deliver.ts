@@ -68,6 +68,14 @@ export function shortOfBatch<M extends { json: Buffer }>(entries: readonly M[], 
   return wanted > 0;
 }
 
+/**
+ * A batch's undelivered parts with the names of their dead-letter files: the batch's own `id`, or `<id>-<k>`
+ * when its splitting left several parts.
+ */
+export function namedDeadLetters(undelivered: readonly Undelivered[], id: string): Array<Undelivered & { id: string }> {
+  return undelivered.map((u, k) => ({ ...u, id: undelivered.length > 1 ? `${id}-${k}` : id }));
+}
+
 export function backoffMs(policy: DeliveryPolicy, attempt: number): number {
   const cap = Math.min(policy.retryMaxMs, policy.retryBaseMs * 2 ** Math.min(attempt - 1, 30));
   return cap / 2 + Math.random() * (cap / 2);

@@ -23,7 +23,7 @@ import { writeFileAtomic } from '../storage/local.js';
 import type { ObjectStore } from '../storage/store.js';
 import { backlogEntries, backlogOf, type Forwarded, type SliceMessages, sliceMessages } from './messages.js';
 import type { PrivacyGate } from '../privacy/ship-filter.js';
-import { backoffMs, deliver, DeliveryStopped, shortOfBatch, takeBatch } from './deliver.js';
+import { backoffMs, deliver, DeliveryStopped, namedDeadLetters, shortOfBatch, takeBatch } from './deliver.js';
 import type { LogEvent, LogSender } from './log-delivery.js';
 import type { Outgoing, Sender } from './sender.js';
 import { deadLetterLines } from './deadletter.js';
@@ -114,8 +114,7 @@ export class Forwarder implements LogHold {
   private pendingSince = 0;
   /** When the log began holding a batch too small to send (performance.now()). */
   private lingerFrom: number | undefined;
-  private checkedBacklog = false;
-  /** The first backlog object (firstBacklog); null: not listed since the backlog last changed. */
+  /** The first backlog object (firstBacklog); null: not listed yet, or since the backlog last changed. */
   private backlogHead: { key: string; seq: number } | undefined | null = null;
   /** The sender's thread handed a batch back for the privacy filter: the next step delivers it here. */
   private judgeHere = false;
@@ -301,9 +300,8 @@ export class Forwarder implements LogHold {
    */
   private async choose(): Promise<{ backlog: { key: string; index: number } } | { seq: number }> {
     const c = this.state.cursor;
-    if (c.backlog === undefined && (!this.checkedBacklog || c.skipThrough >= c.seq)) {
+    if (c.backlog === undefined && (this.backlogHead === null || c.skipThrough >= c.seq)) {
       const first = await this.firstBacklog();
-      this.checkedBacklog = true;
       const inLog = c.seq === this.o.wal.head || this.o.wal.segments().includes(c.seq);
       // An object of this segment or an earlier one, or this segment gone from the log: the backlog's turn.
       // (Objects with nothing handed over after the cursor are an earlier run's: delivered first, as found.)
@@ -418,7 +416,7 @@ export class Forwarder implements LogHold {
       delivered: (n) => this.onDelivered(n),
       failed: (error, _attempt, retryInMs) => this.onFailed(error, retryInMs),
     });
-    for (const [k, u] of undelivered.entries()) await this.deadLetter(u.messages, u.error, u.attempts, undelivered.length > 1 ? `${id}-${k}` : id);
+    for (const l of namedDeadLetters(undelivered, id)) await this.deadLetter(l.messages, l.error, l.attempts, l.id);
   }
 
   private onDelivered(n: number): void {

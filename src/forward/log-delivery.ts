@@ -18,7 +18,7 @@
  */
 import { type Destination, destinationFilter } from '../config/destinations.js';
 import { readSegmentFrames } from '../ingest/wal.js';
-import { deliver, DeliveryStopped, shortOfBatch, takeBatch } from './deliver.js';
+import { deliver, DeliveryStopped, namedDeadLetters, shortOfBatch, takeBatch } from './deliver.js';
 import { backlogEntries, type Forwarded, sliceMessages } from './messages.js';
 import type { Outgoing, Sender } from './sender.js';
 
@@ -119,7 +119,10 @@ export async function deliverLog(job: LogJob, d: Destination, sender: Sender, ho
   if (job.linger && !done && end >= job.end && shortOfBatch(list, d, wants)) return { offset: job.from, index: job.index, done: false, held: 'lingering' };
   const seq = String(job.seq).padStart(12, '0');
   const r = await deliverBatches(list, 0, d, sender, hooks, wants, {
-    id: (n) => `${job.node}-${seq}-${position(n).offset}-${position(n).index}`,
+    id: (n) => {
+      const { offset, index } = position(n);
+      return `${job.node}-${seq}-${offset}-${index}`;
+    },
     progress: (n) => ({ type: 'progress', ...position(n) }),
   });
   return { ...position(r.next), done: r.held === undefined && done && r.next >= list.length, ...(r.held ? { held: r.held } : {}), ...(r.deadLetters ? { deadLetters: r.deadLetters } : {}) };
@@ -171,8 +174,7 @@ async function deliverBatches(
         throw e;
       }
       if (undelivered.length > 0) {
-        const id = at.id(i);
-        return { next: j, deadLetters: undelivered.map((u, k) => ({ messages: u.messages, error: u.error, attempts: u.attempts, id: undelivered.length > 1 ? `${id}-${k}` : id })) };
+        return { next: j, deadLetters: namedDeadLetters(undelivered, at.id(i)) };
       }
     }
     i = j;
