@@ -21,10 +21,10 @@ import { dayOf, dayPath } from '../lib/dates.js';
 import type { Metrics } from '../lib/metrics.js';
 import { writeFileAtomic } from '../storage/local.js';
 import type { ObjectStore } from '../storage/store.js';
-import { backlogEntries, backlogOf, type Forwarded, type SliceMessages, sliceMessages } from './messages.js';
+import { backlogEntries, backlogOf, type Forwarded, positionIn, type SliceMessages, sliceMessages } from './messages.js';
 import type { PrivacyGate } from '../privacy/ship-filter.js';
-import { backoffMs, deliver, DeliveryStopped, namedDeadLetters, shortOfBatch, takeBatch } from './deliver.js';
-import type { LogEvent, LogSender } from './log-delivery.js';
+import { backoffMs, DeliveryStopped, shortOfBatch } from './deliver.js';
+import { deliverBatches, type LogEvent, type LogSender } from './log-delivery.js';
 import type { Outgoing, Sender } from './sender.js';
 import { deadLetterLines } from './deadletter.js';
 
@@ -270,6 +270,9 @@ export class Forwarder implements LogHold {
       case 'progress':
         Object.assign(this.state.cursor, { offset: e.offset, index: e.index });
         return this.writeSoon();
+      case 'line':
+        if (this.state.cursor.backlog) this.state.cursor.backlog.index = e.n;
+        return this.writeSoon();
     }
   }
 
@@ -343,16 +346,14 @@ export class Forwarder implements LogHold {
    * The messages of the frames read, batched across frames (a request's few messages do not make a batch
    * each); the cursor moves to the frame and message each batch ends at.
    */
-  private async deliverFrames({ list, at, end }: SliceMessages): Promise<void> {
-    const c = this.state.cursor;
-    const seq = c.seq;
+  private async deliverFrames(slice: SliceMessages): Promise<void> {
+    const seq = String(this.state.cursor.seq).padStart(12, '0');
     const node = this.o.wal.nodeId;
-    await this.deliverEntries(list, 0, (n) => {
-      const [offset, index] = n < list.length ? at[n]! : [end, 0];
-      Object.assign(c, { offset, index });
-    }, (i) => `${node}-${String(seq).padStart(12, '0')}-${at[i]![0]}-${at[i]![1]}`);
-    Object.assign(c, { offset: end, index: 0 });
-    this.writeSoon();
+    await this.deliverEntries(slice.list, 0, {
+      id: (i) => `${node}-${seq}-${slice.at[i]![0]}-${slice.at[i]![1]}`,
+      progress: (n) => ({ type: 'progress', ...positionIn(slice, n) }),
+    });
+    this.onLogEvent({ type: 'progress', ...positionIn(slice, slice.list.length) });
   }
 
   /**
@@ -365,24 +366,20 @@ export class Forwarder implements LogHold {
     const name = path.posix.basename(b.key, '.jsonl');
     const sender = this.o.sender;
     if (sender.deliverBacklog && !this.judgeHere) {
-      const hooks = {
-        event: (e: LogEvent) => (e.type === 'line' ? ((b.index = e.n), this.writeSoon()) : this.onLogEvent(e)),
-        horizon: () => this.o.privacy?.filter()?.horizon(),
-      };
+      const hooks = { event: (e: LogEvent) => this.onLogEvent(e), horizon: () => this.o.privacy?.filter()?.horizon() };
       // Dead letters end a job after their batch; they are stored, then the rest of the object (its bytes
       // handed back) is the next job's.
       for (let bytes: Buffer | undefined = lines; bytes !== undefined; ) {
         const r = await sender.deliverBacklog({ lines: bytes, from: b.index, name }, hooks);
         for (const l of r.deadLetters ?? []) await this.deadLetter(l.messages, l.error, l.attempts, l.id);
-        b.index = r.next;
-        this.writeSoon();
+        this.onLogEvent({ type: 'line', n: r.next });
         if (r.held === 'stopped') throw new DeliveryStopped();
         if (r.held === 'privacy') return void (this.judgeHere = true);
         bytes = r.lines;
       }
     } else {
       this.judgeHere = false;
-      await this.deliverEntries(await backlogEntries(lines), b.index, (n) => (b.index = n), (i) => `backlog-${name}-${i}`);
+      await this.deliverEntries(await backlogEntries(lines), b.index, { id: (i) => `backlog-${name}-${i}`, progress: (n) => ({ type: 'line', n }) });
     }
     await this.o.store.delete(b.key);
     this.backlogHead = null;
@@ -391,32 +388,23 @@ export class Forwarder implements LogHold {
   }
 
   /**
-   * Entries from `from` on, in batches of what the destination wants; `progress` is told how far it got.
-   * A hole is a backlog line an erasure emptied.
+   * Entries from `from` on, here beside the log, with the privacy filter taking its messages out before each
+   * attempt: the loop a sender's thread runs (deliverBatches), with dead letters stored as they come.
    */
-  private async deliverEntries(entries: ReadonlyArray<Forwarded | undefined>, from: number, progress: (n: number) => void, idOf: (i: number) => string): Promise<void> {
-    let i = from;
-    while (i < entries.length) {
-      if (this.stopping) throw new DeliveryStopped();
-      this.pendingSince = entries[i]?.receivedAt ?? this.pendingSince;
-      const { batch, next } = takeBatch(entries, i, this.d, this.wants);
-      if (batch.length > 0) await this.sendBatch(batch, idOf(i));
-      i = next;
-      progress(i);
-      this.writeSoon();
-    }
-  }
-
-  /** One batch until it is delivered or dead-lettered (forward/deliver.ts). */
-  private async sendBatch(batch: Forwarded[], id: string): Promise<void> {
-    const undelivered = await deliver(this.o.sender, batch, this.d, {
-      mayGo: (m) => !this.leftOut(m),
-      sleep: (ms) => this.sleep(ms),
+  private async deliverEntries(entries: ReadonlyArray<Forwarded | undefined>, from: number, at: { id(n: number): string; progress(n: number): LogEvent }): Promise<void> {
+    const hooks = {
+      post: (e: LogEvent) => this.onLogEvent(e),
+      sleep: (ms: number) => this.sleep(ms),
       stopped: () => this.stopping,
-      delivered: (n) => this.onDelivered(n),
-      failed: (error, _attempt, retryInMs) => this.onFailed(error, retryInMs),
-    });
-    for (const l of namedDeadLetters(undelivered, id)) await this.deadLetter(l.messages, l.error, l.attempts, l.id);
+      mayGo: (m: Forwarded) => !this.leftOut(m),
+    };
+    for (let i = from; i < entries.length; ) {
+      const r = await deliverBatches(entries, i, this.d, this.o.sender, hooks, this.wants, at);
+      for (const l of r.deadLetters ?? []) await this.deadLetter(l.messages, l.error, l.attempts, l.id);
+      if (r.held === 'stopped') throw new DeliveryStopped();
+      i = r.next;
+      this.onLogEvent(at.progress(i));
+    }
   }
 
   private onDelivered(n: number): void {

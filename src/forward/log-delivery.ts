@@ -19,7 +19,7 @@
 import { type Destination, destinationFilter } from '../config/destinations.js';
 import { readSegmentFrames } from '../ingest/wal.js';
 import { deliver, DeliveryStopped, namedDeadLetters, shortOfBatch, takeBatch } from './deliver.js';
-import { backlogEntries, type Forwarded, sliceMessages } from './messages.js';
+import { backlogEntries, type Forwarded, positionIn, sliceMessages } from './messages.js';
 import type { Outgoing, Sender } from './sender.js';
 
 /** A slice of the log to deliver: from frame offset `from`, message `index` of it, up to the durable `end`. */
@@ -88,6 +88,13 @@ export interface LogDeliveryHooks {
   horizon(): Promise<PrivacyHorizon>;
 }
 
+/**
+ * What deliverBatches is told and asked. The privacy filter is applied one of two ways: on a sender's
+ * thread, a batch it must judge is handed back to the forwarder (`horizon`); beside the log, the forwarder's
+ * own filter takes its messages out before each attempt (`mayGo`).
+ */
+export type BatchHooks = Omit<LogDeliveryHooks, 'horizon'> & Partial<Pick<LogDeliveryHooks, 'horizon'>> & { mayGo?(m: Forwarded): boolean };
+
 /** What the forwarder is told while a sender's thread delivers a slice of the log, and asked. */
 export interface LogJobHooks {
   event(e: LogEvent): void;
@@ -112,9 +119,10 @@ export async function deliverLog(job: LogJob, d: Destination, sender: Sender, ho
   // Released meanwhile: nobody holds it, so nobody needs it (as WriteAheadLog.readFrom says).
   if (frames === undefined) return { offset: job.from, index: job.index, done: true };
   // Only Postgres takes the tracking rows.
-  const { list, at, end } = await sliceMessages(frames, job.from, job.index, { withTracks: d.type === 'postgres' });
+  const slice = await sliceMessages(frames, job.from, job.index, { withTracks: d.type === 'postgres' });
+  const { list, end } = slice;
   const done = job.sealed && end >= job.end;
-  const position = (n: number) => (n < list.length ? { offset: at[n]![0], index: at[n]![1] } : { offset: end, index: 0 });
+  const position = (n: number) => positionIn(slice, n);
   // Only at the log's acknowledged end: a slice that stopped short of it has more to read at once.
   if (job.linger && !done && end >= job.end && shortOfBatch(list, d, wants)) return { offset: job.from, index: job.index, done: false, held: 'lingering' };
   const seq = String(job.seq).padStart(12, '0');
@@ -139,14 +147,16 @@ export async function deliverBacklog(job: BacklogJob, d: Destination, sender: Se
  * Entries from `from` on (a hole is a backlog line an erasure emptied), in batches of what the destination
  * wants, each until it is delivered or refused; after each batch the forwarder is told how far it got
  * (`progress`). Stops at a batch the privacy filter must judge, at a stop, and after a batch with dead
- * letters (named by `id` of the batch's first entry): `next` is the entry it stopped at.
+ * letters (named by `id` of the batch's first entry): `next` is the entry after that batch, and the caller
+ * stores them before it moves its cursor there. The one batch loop of every delivery: a sender's thread
+ * runs it for the log and the backlog, the forwarder for what the privacy filter judges (forwarder.ts).
  */
-async function deliverBatches(
+export async function deliverBatches(
   list: ReadonlyArray<Forwarded | undefined>,
   from: number,
   d: Destination,
   sender: Sender,
-  hooks: LogDeliveryHooks,
+  hooks: BatchHooks,
   wants: (m: Forwarded) => boolean,
   at: { id(n: number): string; progress(n: number): LogEvent },
 ): Promise<BacklogResult> {
@@ -158,11 +168,17 @@ async function deliverBatches(
       hooks.post({ type: 'sending', receivedAt: batch[0]!.receivedAt });
       let undelivered;
       try {
+        const horizon = hooks.horizon;
         undelivered = await deliver(sender, batch, d, {
-          beforeAttempt: async (b) => {
-            const h = await hooks.horizon();
-            if (h !== undefined && b.some((m) => judged(h, m))) throw new NeedsPrivacy();
-          },
+          ...(hooks.mayGo ? { mayGo: hooks.mayGo } : {}),
+          ...(horizon
+            ? {
+                beforeAttempt: async (b: readonly Forwarded[]) => {
+                  const h = await horizon();
+                  if (h !== undefined && b.some((m) => judged(h, m))) throw new NeedsPrivacy();
+                },
+              }
+            : {}),
           sleep: hooks.sleep,
           stopped: hooks.stopped,
           delivered: (n) => hooks.post({ type: 'delivered', n }),

@@ -30,6 +30,11 @@ export interface SliceMessages {
   end: number;
 }
 
+/** Where the cursor stands once a slice's messages before `n` are done: the n-th one's frame and index, or past the slice. */
+export function positionIn(s: SliceMessages, n: number): { offset: number; index: number } {
+  return n < s.list.length ? { offset: s.at[n]![0], index: s.at[n]![1] } : { offset: s.end, index: 0 };
+}
+
 /**
  * The messages of `frames` (read from offset `from`) from message `index` of the first on. On the request
  * thread, `yieldEvery` frames it lets requests in between (a slice is megabytes); a sender's thread need not.
