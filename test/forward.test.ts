@@ -188,6 +188,23 @@ describe('destinations', () => {
     assert.deepEqual(new Set(rows.map((row) => row.tenantid)), new Set(['down']));
   });
 
+  it('keep a Segment relay\'s batches under Segment\'s 500 KB limit, as analytics-node does', async () => {
+    // Segment refuses a batch over 500 KB; a refused batch would be split, but none should be refused.
+    const r = await receiver((req) => (Buffer.byteLength(req.raw) > 500_000 ? { status: 400, body: 'batch too large' } : { status: 200 }));
+    const c = await collector([{ name: 'relay', type: 'segment', url: r.url, writeKey: 'k', retryBaseMs: 20, retryMaxMs: 200 }]);
+    const filler = 'x'.repeat(15_000);
+    const acked: string[] = [];
+    for (let b = 0; b < 4; b++) {
+      const batch = Array.from({ length: 25 }, (_, i) => ({ type: 'track', event: 'Big', userId: 'u1', messageId: `big-${b}-${i}`, properties: { filler } }));
+      assert.equal((await post(`${c.url}/v1/batch`, { batch })).status, 200);
+      acked.push(...batch.map((m) => m.messageId));
+    }
+    await until(() => r.delivered.length >= acked.length, 'every message relayed');
+    assert.deepEqual(ids(r.delivered), acked);
+    assert.ok(r.requests.every((q) => Buffer.byteLength(q.raw) <= 480 * 1024), `request sizes: ${r.requests.map((q) => q.raw.length).join(', ')}`);
+    assert.ok(r.requests.length >= 4, 'the messages took several batches');
+  });
+
   it('hand a dead destination\'s backlog to the bucket past maxLagBytes, release the log, and deliver it in order later', async () => {
     let down = true;
     const r = await receiver(() => (down ? { status: 503 } : { status: 200 }));

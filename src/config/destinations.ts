@@ -60,6 +60,9 @@ const segment = z.strictObject({
   /** The API's base URL: https://api.segment.io, a RudderStack data plane, another tracklake. */
   url: httpUrl,
   writeKey: z.string().min(1),
+  // Segment's API refuses a batch over 500 KB; analytics-node fills its batches to 480 KiB to keep clear of
+  // it, and so does this (the default 500 KiB of the others is over that limit).
+  batchBytes: z.coerce.number().int().min(KiB).max(32 * MiB).default(480 * KiB),
 });
 
 const postgres = z.strictObject({
