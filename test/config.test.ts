@@ -52,6 +52,20 @@ describe('configuration', () => {
     fails({ env: { TRACKLAKE_PLANS: 'nobody=a.yaml' } }, /"plans\.nobody".*no source sends to tenant "nobody"/);
   });
 
+  it('takes a config file\'s ${env:NAME} from the environment, so secrets stay out of the file', () => {
+    const file = path.join(tempDir('cfg'), 'tracklake.config.json');
+    const destinations = [
+      { name: 'crm', type: 'webhook', url: 'https://crm.example.com/hook', secret: '${env:CRM_SECRET}' },
+      { name: 'warehouse', type: 'postgres', url: 'postgres://tl:${env:PG_PASSWORD}@db:5432/lake' },
+    ];
+    writeFileSync(file, JSON.stringify({ destinations }));
+    const env = { CRM_SECRET: 'a-secret-of-24-characters', PG_PASSWORD: 'p@ss' };
+    const c = loadConfig({ configFile: file, env });
+    assert.deepEqual(c.destinations.map((d) => ('secret' in d ? d.secret : d.url)), ['a-secret-of-24-characters', 'postgres://tl:p@ss@db:5432/lake']);
+    fails({ configFile: file, env: { PG_PASSWORD: 'x' } }, /"destinations\.crm\.secret": the environment variable CRM_SECRET it refers to is not set/);
+    fails({ configFile: file, env: { CRM_SECRET: 'a-secret-of-24-characters', PG_PASSWORD: '' } }, /"destinations\.warehouse\.url".*PG_PASSWORD/);
+  });
+
   it('stops on a bad setting with a message that names it', () => {
     fails({ flags: { port: 'eighty' } }, /"port"/);
     fails({ env: { TRACKLAKE_FLUSH_INTERVAL_MS: '-5' } }, /"flushIntervalMs"/);

@@ -248,6 +248,26 @@ function envValue(name: string, setting: string, raw: string): unknown {
   return raw;
 }
 
+const ENV_REFERENCE = /\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}/g;
+
+/**
+ * A config file's value with each `${env:NAME}` in its strings replaced by that environment variable's value:
+ * a webhook's secret, a database's password or a write key need not be written in a file that is checked in
+ * or mounted for everyone to read. A variable that is not set (or empty) stops start-up, naming the setting.
+ */
+function withEnvReferences(v: unknown, env: Record<string, string | undefined>, at: PropertyKey[], root: unknown): unknown {
+  if (typeof v === 'string') {
+    return v.replace(ENV_REFERENCE, (_, name: string) => {
+      const value = env[name];
+      if (value === undefined || value === '') throw new ConfigError(destinationSetting(at, root) ?? at.join('.'), `the environment variable ${name} it refers to is not set`);
+      return value;
+    });
+  }
+  if (Array.isArray(v)) return v.map((x, i) => withEnvReferences(x, env, [...at, i], root));
+  if (v !== null && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, withEnvReferences(x, env, [...at, k], root)]));
+  return v;
+}
+
 export interface ConfigInput {
   /** Settings given on the command line (undefined ones are ignored). */
   flags?: Record<string, unknown>;
@@ -273,6 +293,7 @@ export function loadConfig(input: ConfigInput = {}): Config {
       throw new ConfigError('config', `${file} is not valid JSON: ${(e as Error).message}`);
     }
     if (fromFile === null || typeof fromFile !== 'object' || Array.isArray(fromFile)) throw new ConfigError('config', `${file} must hold a JSON object`);
+    fromFile = withEnvReferences(fromFile, env, [], fromFile) as Record<string, unknown>;
     const plans = fromFile.plans;
     if (plans && typeof plans === 'object' && !Array.isArray(plans)) {
       fromFile.plans = Object.fromEntries(Object.entries(plans).map(([t, f]) => [t, typeof f === 'string' && f !== '' ? path.resolve(path.dirname(file), f) : f]));
