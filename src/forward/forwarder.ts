@@ -21,7 +21,7 @@ import { dayOf, dayPath } from '../lib/dates.js';
 import type { Metrics } from '../lib/metrics.js';
 import { writeFileAtomic } from '../storage/local.js';
 import type { ObjectStore } from '../storage/store.js';
-import { backlogEntries, backlogOf, type Forwarded, positionIn, type SliceMessages, sliceMessages } from './messages.js';
+import { backlogEntries, backlogOf, type Forwarded, placeName, positionIn, type SliceMessages, sliceMessages } from './messages.js';
 import type { PrivacyGate } from '../privacy/ship-filter.js';
 import { backoffMs, DeliveryStopped, shortOfBatch } from './deliver.js';
 import { deliverBatches, type LogEvent, type LogSender } from './log-delivery.js';
@@ -347,10 +347,9 @@ export class Forwarder implements LogHold {
    * each); the cursor moves to the frame and message each batch ends at.
    */
   private async deliverFrames(slice: SliceMessages): Promise<void> {
-    const seq = String(this.state.cursor.seq).padStart(12, '0');
-    const node = this.o.wal.nodeId;
+    const seq = this.state.cursor.seq;
     await this.deliverEntries(slice.list, 0, {
-      id: (i) => `${node}-${seq}-${slice.at[i]![0]}-${slice.at[i]![1]}`,
+      id: (n) => placeName(this.o.wal.nodeId, seq, slice, n),
       progress: (n) => ({ type: 'progress', ...positionIn(slice, n) }),
     });
     this.onLogEvent({ type: 'progress', ...positionIn(slice, slice.list.length) });

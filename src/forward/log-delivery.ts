@@ -19,7 +19,7 @@
 import { type Destination, destinationFilter } from '../config/destinations.js';
 import { readSegmentFrames } from '../ingest/wal.js';
 import { deliver, DeliveryStopped, namedDeadLetters, shortOfBatch, takeBatch } from './deliver.js';
-import { backlogEntries, type Forwarded, positionIn, sliceMessages } from './messages.js';
+import { backlogEntries, type Forwarded, placeName, positionIn, sliceMessages } from './messages.js';
 import type { Outgoing, Sender } from './sender.js';
 
 /** A slice of the log to deliver: from frame offset `from`, message `index` of it, up to the durable `end`. */
@@ -125,12 +125,8 @@ export async function deliverLog(job: LogJob, d: Destination, sender: Sender, ho
   const position = (n: number) => positionIn(slice, n);
   // Only at the log's acknowledged end: a slice that stopped short of it has more to read at once.
   if (job.linger && !done && end >= job.end && shortOfBatch(list, d, wants)) return { offset: job.from, index: job.index, done: false, held: 'lingering' };
-  const seq = String(job.seq).padStart(12, '0');
   const r = await deliverBatches(list, 0, d, sender, hooks, wants, {
-    id: (n) => {
-      const { offset, index } = position(n);
-      return `${job.node}-${seq}-${offset}-${index}`;
-    },
+    id: (n) => placeName(job.node, job.seq, slice, n),
     progress: (n) => ({ type: 'progress', ...position(n) }),
   });
   return { ...position(r.next), done: r.held === undefined && done && r.next >= list.length, ...(r.held ? { held: r.held } : {}), ...(r.deadLetters ? { deadLetters: r.deadLetters } : {}) };

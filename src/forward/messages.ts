@@ -24,15 +24,22 @@ export async function forwardedOf(payloads: readonly Buffer[]): Promise<Forwarde
 /** The messages of a slice of the log's frames, from a cursor on, and where in the log each one is. */
 export interface SliceMessages {
   list: Forwarded[];
-  /** Each message's frame offset and index in it. */
-  at: Array<[offset: number, index: number]>;
+  /** Each message's frame offset and index in that frame (numbers side by side: no object per message). */
+  offsets: number[];
+  indexes: number[];
   /** The offset after the last frame. */
   end: number;
 }
 
 /** Where the cursor stands once a slice's messages before `n` are done: the n-th one's frame and index, or past the slice. */
 export function positionIn(s: SliceMessages, n: number): { offset: number; index: number } {
-  return n < s.list.length ? { offset: s.at[n]![0], index: s.at[n]![1] } : { offset: s.end, index: 0 };
+  return n < s.list.length ? { offset: s.offsets[n]!, index: s.indexes[n]! } : { offset: s.end, index: 0 };
+}
+
+/** Names the dead letters of a batch by where its first message (the slice's n-th) is in the log: `<node>-<segment>-<offset>-<index>`. */
+export function placeName(node: string, seq: number, s: SliceMessages, n: number): string {
+  const { offset, index } = positionIn(s, n);
+  return `${node}-${String(seq).padStart(12, '0')}-${offset}-${index}`;
 }
 
 /**
@@ -41,7 +48,8 @@ export function positionIn(s: SliceMessages, n: number): { offset: number; index
  */
 export async function sliceMessages(frames: ReadonlyArray<{ payload: Buffer; end: number }>, from: number, index: number, o: { withTracks: boolean; yieldEvery?: number }): Promise<SliceMessages> {
   const list: Forwarded[] = [];
-  const at: Array<[number, number]> = [];
+  const offsets: number[] = [];
+  const indexes: number[] = [];
   let start = from;
   for (const [n, frame] of frames.entries()) {
     if (o.yieldEvery !== undefined && n > 0 && n % o.yieldEvery === 0) await setImmediate();
@@ -50,10 +58,13 @@ export async function sliceMessages(frames: ReadonlyArray<{ payload: Buffer; end
     // The cursor's frame is parsed whole; the messages before the cursor's index in it are dropped.
     const skip = start === from ? Math.min(index, list.length - first) : 0;
     if (skip > 0) list.splice(first, skip);
-    for (let k = skip; k < skip + list.length - first; k++) at.push([start, k]);
+    for (let k = skip; k < skip + list.length - first; k++) {
+      offsets.push(start);
+      indexes.push(k);
+    }
     start = frame.end;
   }
-  return { list, at, end: start };
+  return { list, offsets, indexes, end: start };
 }
 
 function parsePayload(payload: Buffer, out: Forwarded[], withTracks = true): void {

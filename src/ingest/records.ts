@@ -74,8 +74,40 @@ export function parseForwardRow(buf: Buffer, start = 0, end = buf.length, tracks
   // A name without escapes is its bytes between the quotes.
   let plain = buf[c + 1] === 0x22 && buf[d - 1] === 0x22;
   for (let i = c + 2; plain && i < d - 1; i++) plain = buf[i] !== 0x5c;
-  const name = plain ? buf.toString('utf8', c + 2, d - 1) : (JSON.parse(buf.toString('utf8', c + 1, d)) as string);
-  return { tenant: buf.toString('latin1', start, a), blocked: buf[a + 1] === 0x31, receivedAt, name, json: buf.subarray(d + 1, end), tracks };
+  const name = plain ? recentName(buf, c + 2, d - 1) : (JSON.parse(buf.toString('utf8', c + 1, d)) as string);
+  return { tenant: recentTenant(buf, start, a), blocked: buf[a + 1] === 0x31, receivedAt, name, json: buf.subarray(d + 1, end), tracks };
+}
+
+/**
+ * Tenants and event names read from forwarded lines repeat: a slice of the log is thousands of messages of
+ * a few tenants and names, all kept while their batches are sent. Each is read into a string once and that
+ * string shared, rather than a string made per message for the garbage collector to copy and promote.
+ */
+let lastTenant = '';
+/** Recent event names that are ASCII (a string's length is then its bytes'). */
+const recentNames: string[] = [];
+const RECENT_NAMES = 16;
+
+/** Whether bytes [start, end) of buf are the ASCII string s. */
+function sameAscii(buf: Buffer, start: number, end: number, s: string): boolean {
+  if (s.length !== end - start) return false;
+  for (let i = 0; i < s.length; i++) if (buf[start + i] !== s.charCodeAt(i)) return false;
+  return true;
+}
+
+function recentTenant(buf: Buffer, start: number, end: number): string {
+  // Tenant ids are ASCII (config/config.ts).
+  return sameAscii(buf, start, end, lastTenant) ? lastTenant : (lastTenant = buf.toString('latin1', start, end));
+}
+
+function recentName(buf: Buffer, start: number, end: number): string {
+  for (const s of recentNames) if (sameAscii(buf, start, end, s)) return s;
+  const s = buf.toString('utf8', start, end);
+  if (s.length === end - start) {
+    if (recentNames.length === RECENT_NAMES) recentNames.pop();
+    recentNames.unshift(s);
+  }
+  return s;
 }
 
 /** One accepted message as objects: its dedup key, receipt time and rows (tests and the old layouts use this). */
