@@ -218,10 +218,17 @@ describe('destinations', () => {
     const ready = await fetch(`${c.url}/ready`);
     assert.equal(ready.status, 200, 'ingest stays ready while a destination fails');
     assert.match(await ready.text(), /failing: crm/);
+    // Status says how far behind, as the metrics do: the age of the message it is stuck at, and the log unread.
+    (c.clock as ManualClock).advance(90_000);
+    await until(async () => (await destinationsStatus(c.config, c.clock))[0]!.lagSeconds >= 90, 'status showing the lag in seconds');
+    const behind = (await destinationsStatus(c.config, c.clock))[0]!;
+    assert.ok(behind.lagBytes > 0 && behind.backlogObjects > 0 && behind.failing !== null, JSON.stringify(behind));
+    assert.match(await (await fetch(`${c.url}/metrics`)).text(), /tracklake_forward_lag_seconds\{destination="crm"\} (9\d|1\d\d)(\.\d+)?\n/);
     down = false;
     await until(() => new Set(ids(r.delivered)).size >= sent.acked.length, 'every message delivered after the destination recovered', 60_000);
     assert.deepEqual(firstSeen(ids(r.delivered)), sent.acked, 'backlog and log in one order');
     await until(async () => (await c.store.list('destinations/crm/backlog/')).length === 0, 'the backlog emptied');
+    await until(async () => (await destinationsStatus(c.config, c.clock))[0]!.lagSeconds === 0, 'status caught up');
     assert.equal((await c.store.list('deadletter/')).length, 0);
   });
 

@@ -10,8 +10,8 @@ import { s3Settings } from '../config/config.js';
 import { type DeadLetter, deadLetterPrefix, replayDeadLetters, type ReplayReport } from '../forward/deadletter.js';
 import { forwardDir } from '../forward/destinations.js';
 import { senderFor } from '../forward/thread.js';
-import { lagBytes, readState } from '../forward/forwarder.js';
-import { systemClock } from '../lib/clock.js';
+import { lagBytes, lagSeconds, readState } from '../forward/forwarder.js';
+import { type Clock, systemClock } from '../lib/clock.js';
 import { isDay } from '../lib/dates.js';
 import { ConfigError } from '../lib/errors.js';
 import { regulationFilter } from '../privacy/watch.js';
@@ -29,13 +29,15 @@ export interface DestinationStatus {
   handedOver: number;
   /** Bytes of this node's log the destination has not read. */
   lagBytes: number;
+  /** While it has log left to read, the age of the message it is at (as tracklake_forward_lag_seconds). */
+  lagSeconds: number;
   backlogObjects: number;
   deadLetterFiles: number;
   lastDeliveredAt: string | null;
   failing: { error: string; since: string; attempts: number } | null;
 }
 
-export async function destinationsStatus(config: Config): Promise<DestinationStatus[]> {
+export async function destinationsStatus(config: Config, clock: Clock = systemClock): Promise<DestinationStatus[]> {
   const store = await openStore(config.storage, s3Settings(config));
   const segments = await fs.readdir(config.walDir).catch(() => [] as string[]);
   const sizes = new Map<number, number>();
@@ -58,6 +60,7 @@ export async function destinationsStatus(config: Config): Promise<DestinationSta
   const out: DestinationStatus[] = [];
   for (const d of config.destinations) {
     const s = await readState(forwardDir(config.stateDir), d.name);
+    const bytes = s ? lagBytes(s.cursor, sizes) : 0;
     out.push({
       name: d.name,
       type: d.type,
@@ -65,7 +68,8 @@ export async function destinationsStatus(config: Config): Promise<DestinationSta
       retried: s?.retried ?? 0,
       deadLettered: s?.deadLettered ?? 0,
       handedOver: s?.handedOver ?? 0,
-      lagBytes: s ? lagBytes(s.cursor, sizes) : 0,
+      lagBytes: bytes,
+      lagSeconds: s ? lagSeconds(s, bytes, clock.now()) : 0,
       backlogObjects: (await store.list(`destinations/${d.name}/backlog/`)).length,
       deadLetterFiles: (await store.list(deadLetterPrefix(d.name))).length,
       lastDeliveredAt: s?.lastDeliveredAt ? new Date(s.lastDeliveredAt).toISOString() : null,
@@ -80,7 +84,7 @@ export function formatStatus(rows: readonly DestinationStatus[]): string {
   return rows.map((r) => [
     `${r.name} (${r.type}): ${r.failing ? `FAILING since ${r.failing.since} (${r.failing.attempts} attempts): ${r.failing.error}` : 'ok'}`,
     `  delivered ${r.delivered}, retried ${r.retried}, dead-lettered ${r.deadLettered} (${r.deadLetterFiles} files), handed over ${r.handedOver}`,
-    `  lag ${r.lagBytes} bytes of the log, ${r.backlogObjects} backlog objects in the bucket; last delivery ${r.lastDeliveredAt ?? 'never'}`,
+    `  lag ${r.lagSeconds.toFixed(1)} s, ${r.lagBytes} bytes of the log, ${r.backlogObjects} backlog objects in the bucket; last delivery ${r.lastDeliveredAt ?? 'never'}`,
   ].join('\n')).join('\n') + '\n';
 }
 

@@ -69,6 +69,16 @@ export interface ForwarderState {
   lastDeliveredAt: number | null;
   /** The last failure, until a delivery succeeds again. */
   failing: { error: string; since: number; attempts: number } | null;
+  /**
+   * Receipt time of the first message of the batch being sent, or of the last one delivered: while the
+   * destination has log left to read, how far behind it is (lagSeconds). Absent from older cursor files.
+   */
+  pendingSince?: number;
+}
+
+/** How far behind a destination is, in seconds: the age of the message it is at, while it has log left to read. */
+export function lagSeconds(s: Pick<ForwarderState, 'pendingSince'>, bytes: number, now: number): number {
+  return bytes > 0 && s.pendingSince ? Math.max(0, (now - s.pendingSince) / 1000) : 0;
 }
 
 export interface ForwarderDeps {
@@ -110,8 +120,6 @@ export class Forwarder implements LogHold {
   private lock: Promise<unknown> = Promise.resolve();
   private writes: Promise<void> = Promise.resolve();
   private lastWrite = 0;
-  /** Receipt time of the first message of the batch being sent, or of the last one delivered. */
-  private pendingSince = 0;
   /** When the log began holding a batch too small to send (performance.now()). */
   private lingerFrom: number | undefined;
   /** The first backlog object (firstBacklog); null: not listed yet, or since the backlog last changed. */
@@ -149,9 +157,7 @@ export class Forwarder implements LogHold {
   lag(): { bytes: number; seconds: number } {
     const wal = this.o.wal;
     const bytes = lagBytes(this.state.cursor, [...wal.segments(), wal.head].map((s) => [s, wal.segmentBytes(s)] as const));
-    // Behind by the age of where it stands in the log, while there is log left to read; caught up, 0.
-    const seconds = bytes > 0 && this.pendingSince > 0 ? Math.max(0, (this.o.clock.now() - this.pendingSince) / 1000) : 0;
-    return { bytes, seconds };
+    return { bytes, seconds: lagSeconds(this.state, bytes, this.o.clock.now()) };
   }
 
   start(): void {
@@ -261,7 +267,7 @@ export class Forwarder implements LogHold {
   private onLogEvent(e: LogEvent): void {
     switch (e.type) {
       case 'sending':
-        this.pendingSince = e.receivedAt;
+        this.state.pendingSince = e.receivedAt;
         return;
       case 'delivered':
         return this.onDelivered(e.n);
