@@ -7,6 +7,8 @@ import { z } from 'zod';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
+/** Bytes a batch may hold: a type's own default, within one range for all. */
+const batchBytes = (bytes: number) => z.coerce.number().int().min(KiB).max(32 * MiB).default(bytes);
 const tenantId = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'a tenant id is 1-64 letters, digits, "_" or "-"');
 const httpUrl = z
   .url({ protocol: /^https?$/, error: 'an http(s) URL' })
@@ -38,10 +40,11 @@ const common = {
   /**
    * Messages per request (or per Postgres transaction), and bytes per request. Each request has a cost of its
    * own, on both sides: bench:forward's collector spent 47 µs of CPU per event with a webhook at 100 a request,
-   * 39.5 at 500. 500 of bench:ingest's messages are about 250 KB, half of batchBytes (Segment's own limit).
+   * 39.5 at 500. 500 of bench:ingest's messages are about 250 KB, half of batchBytes (segment destinations
+   * default lower: Segment's API takes 500 KB a batch).
    */
   batchCount: z.coerce.number().int().min(1).max(10_000).default(500),
-  batchBytes: z.coerce.number().int().min(KiB).max(32 * MiB).default(500 * KiB),
+  batchBytes: batchBytes(500 * KiB),
 };
 
 const webhook = z.strictObject({
@@ -62,7 +65,7 @@ const segment = z.strictObject({
   writeKey: z.string().min(1),
   // Segment's API refuses a batch over 500 KB; analytics-node fills its batches to 480 KiB to keep clear of
   // it, and so does this (the default 500 KiB of the others is over that limit).
-  batchBytes: z.coerce.number().int().min(KiB).max(32 * MiB).default(480 * KiB),
+  batchBytes: batchBytes(480 * KiB),
 });
 
 const postgres = z.strictObject({
@@ -74,7 +77,7 @@ const postgres = z.strictObject({
   // A transaction a batch, each with its commit's flush: rows per second against one plain COPY of the same
   // rows (bench:forward) at 100 a batch, a quarter; 1000, 0.80; 2000, 0.89; 5000, 0.96; 10 000, 1.04.
   batchCount: z.coerce.number().int().min(1).max(10_000).default(5000),
-  batchBytes: z.coerce.number().int().min(KiB).max(32 * MiB).default(8 * MiB),
+  batchBytes: batchBytes(8 * MiB),
 });
 
 export const destinationSchema = z.discriminatedUnion('type', [webhook, segment, postgres], {

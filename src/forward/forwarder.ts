@@ -24,7 +24,7 @@ import type { ObjectStore } from '../storage/store.js';
 import { backlogEntries, backlogOf, type Forwarded, placeName, positionIn, type SliceMessages, sliceMessages } from './messages.js';
 import type { PrivacyGate } from '../privacy/ship-filter.js';
 import { backoffMs, DeliveryStopped, shortOfBatch } from './deliver.js';
-import { deliverBatches, type LogEvent, type LogSender } from './log-delivery.js';
+import { deliverBatches, type LogEvent, type LogJobHooks, type LogSender } from './log-delivery.js';
 import type { Outgoing, Sender } from './sender.js';
 import { deadLetterLines } from './deadletter.js';
 
@@ -127,6 +127,8 @@ export class Forwarder implements LogHold {
   /** The sender's thread handed a batch back for the privacy filter: the next step delivers it here. */
   private judgeHere = false;
   private readonly log: Logger;
+  /** What a sender's thread tells the forwarder while it delivers a job, and asks of it (log slices and backlog objects alike). */
+  private readonly jobHooks: LogJobHooks = { event: (e) => this.onLogEvent(e), horizon: () => this.o.privacy?.filter()?.horizon() };
 
   constructor(readonly d: Destination, private readonly o: ForwarderDeps) {
     this.wants = destinationFilter(d);
@@ -249,7 +251,7 @@ export class Forwarder implements LogHold {
     // A slice holds two batches at least, so that batches are whole where the log holds enough for them.
     const maxBytes = Math.max(READ_SLICE, 2 * this.d.batchBytes);
     const job = { seq, paths: span.paths, from: c.offset, index: c.index, end: span.end, sealed: span.sealed, maxBytes, linger, node: this.o.wal.nodeId };
-    const r = await sender.deliverLog(job, { event: (e) => this.onLogEvent(e), horizon: () => this.o.privacy?.filter()?.horizon() });
+    const r = await sender.deliverLog(job, this.jobHooks);
     if (r.held === 'lingering') {
       this.lingerFrom ??= performance.now();
       return false;
@@ -371,11 +373,10 @@ export class Forwarder implements LogHold {
     const name = path.posix.basename(b.key, '.jsonl');
     const sender = this.o.sender;
     if (sender.deliverBacklog && !this.judgeHere) {
-      const hooks = { event: (e: LogEvent) => this.onLogEvent(e), horizon: () => this.o.privacy?.filter()?.horizon() };
       // Dead letters end a job after their batch; they are stored, then the rest of the object (its bytes
       // handed back) is the next job's.
       for (let bytes: Buffer | undefined = lines; bytes !== undefined; ) {
-        const r = await sender.deliverBacklog({ lines: bytes, from: b.index, name }, hooks);
+        const r = await sender.deliverBacklog({ lines: bytes, from: b.index, name }, this.jobHooks);
         for (const l of r.deadLetters ?? []) await this.deadLetter(l.messages, l.error, l.attempts, l.id);
         this.onLogEvent({ type: 'line', n: r.next });
         if (r.held === 'stopped') throw new DeliveryStopped();
