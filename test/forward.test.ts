@@ -23,7 +23,7 @@ import { addDays, dayPath } from '../src/lib/dates.js';
 import { RequestPreparer } from '../src/ingest/prepare.js';
 import { decodeRecords, formatForwardRow, parseForwardRow } from '../src/ingest/records.js';
 import { framePayload } from '../src/ingest/wal.js';
-import { copyFieldsOfCsv, encodeMessages, postgresSender, rowMapper } from '../src/forward/postgres.js';
+import { copyFieldsOfCsv, encodeMessages, postgresSender, rowMapper, tableName } from '../src/forward/postgres.js';
 import { backlogEntries, backlogOf, forwardedOf } from '../src/forward/messages.js';
 import { shortOfBatch } from '../src/forward/deliver.js';
 import { csvLine } from '../src/tracking/csv.js';
@@ -417,6 +417,13 @@ describe('destinations', () => {
     assert.throws(() => loadConfig({ flags: { destinations: [hook('http://x'), hook('http://y')] } }), /two destinations are named "crm"/);
   });
 
+  it('take in a destination\'s tenants every tenant id a source may send to, and only those', () => {
+    const long = `acme.eu-${'x'.repeat(120)}`;
+    const c = loadConfig({ flags: { sources: { k1: long, k2: 'beta.prod' }, destinations: [hook('http://x', { tenants: [long, 'beta.prod'] })] } });
+    assert.deepEqual(c.destinations[0]!.tenants, [long, 'beta.prod']);
+    assert.throws(() => loadConfig({ flags: { sources: { k1: 'beta.prod' }, destinations: [hook('http://x', { tenants: ['gamma'] })] } }), /destinations\.crm\.tenants.*no source sends to tenant "gamma"/);
+  });
+
   it('release a removed destination\'s hold at the next start', async () => {
     const dir = tempDir('forward-removed');
     const down = await receiver(() => ({ status: 503 }));
@@ -488,6 +495,23 @@ describe('destinations', () => {
     assert.equal(row.type, 'track');
     assert.equal(row.properties.correlation_id, first.acked[0]);
     assert.equal(row.context.ip, '127.0.0.1');
+  });
+
+  it('give two long tenant ids alike in their first 56 characters a Postgres table each', async () => {
+    const url = await database('long');
+    const d = loadConfig({ flags: { destinations: [{ name: 'w', type: 'postgres', url }] } }).destinations[0] as Parameters<typeof postgresSender>[0];
+    const sender = postgresSender(d, {});
+    closers.push(() => sender.close());
+    const [a, b] = ['eu', 'us'].map((r) => `${'merchant-platform-'.repeat(4)}${r}`);
+    const msg = (tenant: string) => ({ tenant, json: jsonBytes({ type: 'track', event: 'view', anonymousId: 'x', messageId: `m-${tenant.slice(-2)}`, receivedAt: '2026-03-15T12:00:00.000Z' }) });
+    assert.deepEqual(await sender.send([msg(a!), msg(b!)]), { ok: true });
+    const tables = await pgRows(url, `SELECT tablename FROM pg_tables WHERE schemaname = 'tracklake' AND tablename LIKE 'tracks_%' ORDER BY tablename`);
+    assert.equal(tables.length, 2);
+    for (const t of tables) assert.ok(t.tablename.length <= 63 && t.tablename.startsWith(`tracks_${a!.slice(0, 39)}_`), t.tablename);
+    for (const tenant of [a!, b!]) {
+      const rows = await pgRows(url, `SELECT message_id FROM ${tableName(d, tenant)}`);
+      assert.deepEqual(rows.map((r) => r.message_id), [`m-${tenant.slice(-2)}`]);
+    }
   });
 
   it('add nothing to Postgres when a batch is sent again, and only the missing rows of one partly there', async () => {

@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import { destinationSetting, destinationsSchema } from './destinations.js';
+import { tenantId } from './ids.js';
 import { ConfigError } from '../lib/errors.js';
 import { IP_MODES, type Retention } from '../privacy/reduce.js';
 
@@ -21,8 +22,6 @@ const metricSchema = z.object({
 
 const geoPrecision = z.coerce.number().int().min(0).max(8);
 const retention = { ipMode: z.enum(IP_MODES, { error: 'full, truncate, hash or drop' }), geoPrecision };
-
-const tenantId = z.string().regex(/^[A-Za-z0-9._-]{1,128}$/, 'a tenant id is 1-128 letters, digits, ".", "_" or "-"');
 
 export const configSchema = z.strictObject({
   /** Address the collector listens on. Default 127.0.0.1: nothing outside the machine until you say so. */

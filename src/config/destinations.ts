@@ -4,12 +4,12 @@
  * the start with exit 2 naming it, instead of failing message after message at run time.
  */
 import { z } from 'zod';
+import { tenantId } from './ids.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
 /** Bytes a batch may hold: a type's own default, within one range for all. */
 const batchBytes = (bytes: number) => z.coerce.number().int().min(KiB).max(32 * MiB).default(bytes);
-const tenantId = z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'a tenant id is 1-64 letters, digits, "_" or "-"');
 const httpUrl = z
   .url({ protocol: /^https?$/, error: 'an http(s) URL' })
   .refine((u) => URL.canParse(u) && !new URL(u).hash, 'no fragment');
@@ -72,7 +72,7 @@ const postgres = z.strictObject({
   ...common,
   type: z.literal('postgres'),
   url: z.string().regex(/^postgres(ql)?:\/\/\S+$/, 'a postgres:// URL'),
-  /** The schema that holds one table per tenant (`tracks_<tenant>`). */
+  /** The schema that holds one table per tenant (`tracks_<tenant>`; forward/postgres.ts, tenantTable). */
   schema: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, 'a lowercase SQL name').default('tracklake'),
   // A transaction a batch, each with its commit's flush: rows per second against one plain COPY of the same
   // rows (bench:forward) at 100 a batch, a quarter; 1000, 0.80; 2000, 0.89; 5000, 0.96; 10 000, 1.04.

@@ -11,6 +11,7 @@
  * A row Postgres refuses (a data or constraint error, SQLSTATE class 22 or 23): refused for good, so the
  * batch is split until that message stands alone and goes to the dead letters.
  */
+import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import pg from 'pg';
@@ -287,8 +288,24 @@ export function rowMapper(events: Readonly<Record<string, string>>): RowMapper {
 /** SQLSTATE classes of a row Postgres will never take: data exceptions, integrity constraint violations. */
 const refused = (code: unknown) => typeof code === 'string' && (code.startsWith('22') || code.startsWith('23'));
 
-/** A tenant's table, quoted. */
-export const tableName = (d: Pick<PostgresDestination, 'schema'>, tenant: string) => `${ident(d.schema)}.${ident(`tracks_${tenant}`)}`;
+/** Postgres keeps the first 63 bytes of a name and drops the rest, with only a notice (NAMEDATALEN). */
+const MAX_NAME = 63;
+
+/**
+ * A tenant's table's own name: `tracks_<tenant>`, or, for an id too long for a Postgres name (a tenant id
+ * may have 128 characters), its first characters and a hash of the whole id. Cut short by Postgres
+ * instead, two ids alike in their first 56 characters would share one table: one tenant's rows in
+ * another's, and an erasure of one deleting from both.
+ */
+export function tenantTable(tenant: string): string {
+  const name = `tracks_${tenant}`;
+  if (name.length <= MAX_NAME) return name; // tenant ids are ASCII: a character is a byte
+  const hash = createHash('sha256').update(tenant).digest('hex').slice(0, 16);
+  return `${name.slice(0, MAX_NAME - hash.length - 1)}_${hash}`;
+}
+
+/** A tenant's table, quoted, in the destination's schema. */
+export const tableName = (d: Pick<PostgresDestination, 'schema'>, tenant: string) => `${ident(d.schema)}.${ident(tenantTable(tenant))}`;
 
 export function postgresSender(d: PostgresDestination, events: Readonly<Record<string, string>>): Sender {
   const pool = new pg.Pool({ connectionString: d.url, max: 1, connectionTimeoutMillis: d.timeoutMs, query_timeout: d.timeoutMs, application_name: `tracklake ${d.name}` });
