@@ -14,6 +14,9 @@ const httpUrl = z
   .url({ protocol: /^https?$/, error: 'an http(s) URL' })
   .refine((u) => URL.canParse(u) && !new URL(u).hash, 'no fragment');
 
+/** Headers a webhook request's sender writes itself (forward/sender.ts). */
+const OWN_HEADERS = new Set(['content-type', 'content-length', 'transfer-encoding', 'content-encoding', 'host', 'connection', 'x-tracklake-signature']);
+
 const common = {
   /** Names the destination in metrics, logs, the state folder and the bucket (`deadletter/<name>/…`). */
   name: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,63}$/, 'a destination name is 1-64 lowercase letters, digits, "_" or "-"'),
@@ -53,8 +56,21 @@ const webhook = z.strictObject({
   url: httpUrl,
   /** Signs each request (X-Tracklake-Signature: HMAC-SHA256 of "<timestamp>.<body>"). */
   secret: z.string().min(16, 'at least 16 characters'),
-  /** Extra headers on every request (an API key the receiver wants, say). */
-  headers: z.record(z.string().regex(/^[A-Za-z0-9-]+$/, 'a header name'), z.string()).default({}),
+  /**
+   * Extra headers on every request (an API key the receiver wants, say). Not those the sender writes
+   * itself: a second Content-Length or Content-Type beside its own would make every request one the
+   * receiver cannot read, or refuses.
+   */
+  headers: z
+    .record(z.string(), z.string().regex(/^[^\r\n]*$/, 'one line'))
+    .superRefine((headers, ctx) => {
+      for (const h of Object.keys(headers)) {
+        // Checked here, not as the record's key schema: zod names a bad key only "Invalid key in record".
+        if (!/^[A-Za-z0-9-]+$/.test(h)) ctx.addIssue({ code: 'custom', path: [h], message: 'a header name is letters, digits and "-"' });
+        else if (OWN_HEADERS.has(h.toLowerCase())) ctx.addIssue({ code: 'custom', path: [h], message: `${h} is the sender's own: it cannot be set` });
+      }
+    })
+    .default({}),
 });
 
 const segment = z.strictObject({
