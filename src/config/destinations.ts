@@ -58,8 +58,8 @@ const webhook = z.strictObject({
   secret: z.string().min(16, 'at least 16 characters'),
   /**
    * Extra headers on every request (an API key the receiver wants, say). Not those the sender writes
-   * itself: a second Content-Length or Content-Type beside its own would make every request one the
-   * receiver cannot read, or refuses.
+   * itself: node:http keeps the last of two spellings of a name, the sender's, so one set here would be
+   * dropped without a word.
    */
   headers: z
     .record(z.string(), z.string().regex(/^[^\r\n]*$/, 'one line'))
