@@ -410,6 +410,7 @@ describe('destinations', () => {
       [{ name: 'crm', type: 'webhook', url: 'not a url', secret: SECRET }, /destinations\.crm\.url/],
       [{ name: 'crm', type: 'webhook', url: 'http://x' }, /destinations\.crm\.secret/],
       [{ name: 'relay', type: 'segment', url: 'ftp://x', writeKey: 'k' }, /destinations\.relay\.url/],
+      [{ name: 'wh', type: 'postgres', url: 'postgres://tl:a/b#c@db:5432/lake' }, /destinations\.wh\.url.*percent-encoded/],
       [hook('http://x', { headers: { 'Content-Length': '10' } }), /destinations\.crm\.headers.*Content-Length is the sender's own/],
       [hook('http://x', { headers: { 'X-Tracklake-Signature': 't=1' } }), /destinations\.crm\.headers/],
       [hook('http://x', { headers: { 'X-Api-Key': 'a\r\nX-Evil: 1' } }), /destinations\.crm\.headers.*one line/],

@@ -87,7 +87,12 @@ const segment = z.strictObject({
 const postgres = z.strictObject({
   ...common,
   type: z.literal('postgres'),
-  url: z.string().regex(/^postgres(ql)?:\/\/\S+$/, 'a postgres:// URL'),
+  // The Postgres client parses it as a URL (pg-connection-string): one it cannot parse failed every batch
+  // at run time, so every message went to the dead letters. The value is not echoed: it may hold a password.
+  url: z
+    .string()
+    .regex(/^postgres(ql)?:\/\/\S+$/, 'a postgres:// URL')
+    .refine((u) => URL.canParse(u), 'not a URL: a user name or password with a character a URL reserves (/ ? # @ : and space) must be percent-encoded, or left out of the URL and set as PGUSER or PGPASSWORD'),
   /** The schema that holds one table per tenant (`tracks_<tenant>`; forward/postgres.ts, tenantTable). */
   schema: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, 'a lowercase SQL name').default('tracklake'),
   // A transaction a batch, each with its commit's flush: rows per second against one plain COPY of the same
