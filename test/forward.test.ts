@@ -23,7 +23,8 @@ import { addDays, dayPath } from '../src/lib/dates.js';
 import { RequestPreparer } from '../src/ingest/prepare.js';
 import { decodeRecords, formatForwardRow, parseForwardRow } from '../src/ingest/records.js';
 import { framePayload } from '../src/ingest/wal.js';
-import { copyFieldsOfCsv, encodeMessages, postgresSender, rowMapper, tableName } from '../src/forward/postgres.js';
+import { copyFieldsOfCsv, cutTableName, encodeMessages, MIGRATIONS, postgresSender, rowMapper, tableName } from '../src/forward/postgres.js';
+import { forwardedCopies } from '../src/forward/erase.js';
 import { backlogEntries, backlogOf, forwardedOf } from '../src/forward/messages.js';
 import { shortOfBatch } from '../src/forward/deliver.js';
 import { csvLine } from '../src/tracking/csv.js';
@@ -501,21 +502,37 @@ describe('destinations', () => {
     assert.equal(row.context.ip, '127.0.0.1');
   });
 
-  it('give two long tenant ids alike in their first 56 characters a Postgres table each', async () => {
+  it('give two long tenant ids alike in their first 56 characters a Postgres table each, and move and erase what an earlier version mixed', async () => {
     const url = await database('long');
     const d = loadConfig({ flags: { destinations: [{ name: 'w', type: 'postgres', url }] } }).destinations[0] as Parameters<typeof postgresSender>[0];
+    const [a, b] = ['eu', 'us'].map((r) => `${'merchant-platform-'.repeat(4)}${r}`) as [string, string];
+    // What an earlier version left: both tenants' rows in the one table Postgres cut their names to.
+    const cut = cutTableName(d, a)!;
+    assert.equal(cut, cutTableName(d, b));
+    const old = (tenant: string, id: string, user: string) => `INSERT INTO ${cut} (tenantid, accountid, message_id, "row", type) VALUES ('${tenant}', '${user}', '${id}', 0, 'track')`;
+    await pgRows(url, `CREATE SCHEMA tracklake; ${MIGRATIONS[0]!.sql.replaceAll('{{table}}', cut)}; ${old(a, 'old-eu', 'ann')}; ${old(b, 'old-us', 'bob')}; ${old(b, 'old-us-2', 'ann')}`);
+
     const sender = postgresSender(d, {});
     closers.push(() => sender.close());
-    const [a, b] = ['eu', 'us'].map((r) => `${'merchant-platform-'.repeat(4)}${r}`);
     const msg = (tenant: string) => ({ tenant, json: jsonBytes({ type: 'track', event: 'view', anonymousId: 'x', messageId: `m-${tenant.slice(-2)}`, receivedAt: '2026-03-15T12:00:00.000Z' }) });
-    assert.deepEqual(await sender.send([msg(a!), msg(b!)]), { ok: true });
-    const tables = await pgRows(url, `SELECT tablename FROM pg_tables WHERE schemaname = 'tracklake' AND tablename LIKE 'tracks_%' ORDER BY tablename`);
-    assert.equal(tables.length, 2);
-    for (const t of tables) assert.ok(t.tablename.length <= 63 && t.tablename.startsWith(`tracks_${a!.slice(0, 39)}_`), t.tablename);
-    for (const tenant of [a!, b!]) {
-      const rows = await pgRows(url, `SELECT message_id FROM ${tableName(d, tenant)}`);
-      assert.deepEqual(rows.map((r) => r.message_id), [`m-${tenant.slice(-2)}`]);
-    }
+    assert.deepEqual(await sender.send([msg(a)]), { ok: true });
+    const tables = await pgRows(url, `SELECT tablename FROM pg_tables WHERE schemaname = 'tracklake' AND tablename LIKE 'tracks_%' AND length(tablename) = 63 AND tablename ~ '_[0-9a-f]{16}$'`);
+    assert.equal(tables.length, 1);
+    assert.ok(tables[0]!.tablename.startsWith(`tracks_${a.slice(0, 39)}_`), tables[0]!.tablename);
+    const idsIn = async (table: string) => (await pgRows(url, `SELECT message_id FROM ${table} ORDER BY message_id`)).map((r) => r.message_id as string);
+    assert.deepEqual(await idsIn(tableName(d, a)), ['m-eu', 'old-eu'], 'its own rows, the earlier ones moved in');
+    assert.deepEqual(await idsIn(cut), ['old-us', 'old-us-2'], 'the other tenant\'s rows stay where they were');
+    assert.deepEqual(await sender.send([msg(b)]), { ok: true });
+    assert.notEqual(tableName(d, a), tableName(d, b));
+    assert.deepEqual(await idsIn(tableName(d, b)), ['m-us', 'old-us', 'old-us-2']);
+    assert.deepEqual(await idsIn(cut), []);
+
+    // An erasure reaches rows still under the cut name, and only the tenant's own.
+    await pgRows(url, `${old(a, 'late-eu', 'ann')}; ${old(b, 'late-us', 'ann')}`);
+    const subjects = new Map([[a, { users: new Set(['ann']), anons: new Set<string>(), linked: new Set<string>() }]]);
+    const removed = await forwardedCopies([d], new LocalStore(tempDir('long-store')), silent).erase(subjects, () => false);
+    assert.equal(removed.postgres, 2, 'the old row moved to its table, and the one under the cut name');
+    assert.deepEqual(await idsIn(cut), ['late-us']);
   });
 
   it('add nothing to Postgres when a batch is sent again, and only the missing rows of one partly there', async () => {

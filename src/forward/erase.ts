@@ -18,7 +18,7 @@ import { parseForwardRow } from '../ingest/records.js';
 import { type CopiesElsewhere, type ErasureSubjects, filterRecords } from '../privacy/erase.js';
 import { messageSubject } from '../privacy/subjects.js';
 import type { ObjectStore } from '../storage/store.js';
-import { tableName, type PostgresDestination } from './postgres.js';
+import { cutTableName, tableName, type PostgresDestination } from './postgres.js';
 
 type IsSubject = (tenant: string, account: string, devices: readonly string[]) => boolean;
 
@@ -84,14 +84,18 @@ async function deletePostgresRows(d: PostgresDestination, subjects: ReadonlyMap<
       const anons = [...s.anons];
       const linked = [...s.linked];
       if (users.length + anons.length + linked.length === 0) continue;
-      try {
-        const r = await client.query(
-          `DELETE FROM ${tableName(d, tenant)} WHERE accountid = ANY($1::text[]) OR deviceid = ANY($2::text[]) OR (coalesce(accountid, '') = '' AND deviceid = ANY($3::text[]))`,
-          [users, anons, linked],
-        );
-        n += r.rowCount ?? 0;
-      } catch (e) {
-        if ((e as { code?: string }).code !== '42P01') throw e; // undefined_table: nothing of this tenant was forwarded
+      const rows = `accountid = ANY($1::text[]) OR deviceid = ANY($2::text[]) OR (coalesce(accountid, '') = '' AND deviceid = ANY($3::text[]))`;
+      const deletes = [{ sql: `DELETE FROM ${tableName(d, tenant)} WHERE ${rows}`, params: [users, anons, linked] as unknown[] }];
+      // The name an earlier version wrote a long id's rows to, until the tenant's next message moves them to
+      // its own table (postgres.ts, cutTableName): there only rows of its tenantid are its.
+      const cut = cutTableName(d, tenant);
+      if (cut !== undefined) deletes.push({ sql: `DELETE FROM ${cut} WHERE tenantid = $4 AND (${rows})`, params: [users, anons, linked, tenant] });
+      for (const q of deletes) {
+        try {
+          n += (await client.query(q.sql, q.params)).rowCount ?? 0;
+        } catch (e) {
+          if ((e as { code?: string }).code !== '42P01') throw e; // undefined_table: nothing of this tenant was forwarded
+        }
       }
     }
     return n;

@@ -307,6 +307,16 @@ export function tenantTable(tenant: string): string {
 /** A tenant's table, quoted, in the destination's schema. */
 export const tableName = (d: Pick<PostgresDestination, 'schema'>, tenant: string) => `${ident(d.schema)}.${ident(tenantTable(tenant))}`;
 
+/**
+ * The table a long tenant id's rows went to before tenantTable (tracklake before 2026-12-06): the name
+ * Postgres cut `tracks_<tenant>` to, which other long ids may share (so only rows whose tenantid is this
+ * tenant's are its). Undefined for an id whose name was never cut.
+ */
+export function cutTableName(d: Pick<PostgresDestination, 'schema'>, tenant: string): string | undefined {
+  const name = `tracks_${tenant}`;
+  return name.length > MAX_NAME ? `${ident(d.schema)}.${ident(name.slice(0, MAX_NAME))}` : undefined;
+}
+
 export function postgresSender(d: PostgresDestination, events: Readonly<Record<string, string>>): Sender {
   const pool = new pg.Pool({ connectionString: d.url, max: 1, connectionTimeoutMillis: d.timeoutMs, query_timeout: d.timeoutMs, application_name: `tracklake ${d.name}` });
   // An idle connection the server dropped (a restart) is an error on the pool, not a crash.
@@ -329,6 +339,13 @@ export function postgresSender(d: PostgresDestination, events: Readonly<Record<s
         if (done.has(m.version)) continue;
         await client.query(m.sql.replaceAll('{{table}}', table));
         await client.query(`INSERT INTO ${ident(d.schema)}.tracklake_migrations (tbl, version) VALUES ($1, $2)`, [table, m.version]);
+      }
+      // The tenant's rows an earlier version wrote under the cut name move to its own table, in this
+      // transaction: nothing is in both, nothing is lost, and other tenants' rows there stay.
+      const cut = cutTableName(d, tenant);
+      if (cut !== undefined && (await client.query<{ present: boolean }>('SELECT to_regclass($1) IS NOT NULL AS present', [cut])).rows[0]!.present) {
+        await client.query(`INSERT INTO ${table} (${COPY_COLUMNS}) SELECT ${COPY_COLUMNS} FROM ${cut} WHERE tenantid = $1 ON CONFLICT (message_id, "row") DO NOTHING`, [tenant]);
+        await client.query(`DELETE FROM ${cut} WHERE tenantid = $1`, [tenant]);
       }
       await client.query('COMMIT');
     } catch (e) {
