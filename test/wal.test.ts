@@ -6,7 +6,7 @@ import { describe, it } from 'node:test';
 import { fingerprint } from '../src/lib/fingerprint.js';
 import { decodeRecords, encodeRecords, readRecords, type WalRecord } from '../src/ingest/records.js';
 import { segmentObjects } from '../src/ingest/shipper.js';
-import { WriteAheadLog, decodeSegment, encodeFrame, readSegmentFrames } from '../src/ingest/wal.js';
+import { ReadBuffer, WriteAheadLog, decodeSegment, encodeFrame, readSegmentFrames } from '../src/ingest/wal.js';
 import { TRACK_COLUMNS } from '../src/tracking/columns.js';
 import { tempDir } from './helpers.js';
 
@@ -166,7 +166,22 @@ describe('the write-ahead log', () => {
     assert.deepEqual({ end: span.end, sealed: span.sealed }, { end: wal.segmentBytes(seq), sealed: false });
     const there = await readSegmentFrames(span.paths, first.frames[0]!.end, span.end, 1 << 20);
     assert.deepEqual(texts(there!.slice(0, 2).map((f) => f.payload)), ['b', 'c']);
+    // A reader that reads slice after slice into one buffer gets each slice right, in the same memory.
+    const reads = new ReadBuffer();
+    const buffers = new Set<ArrayBufferLike>();
+    const again: Buffer[] = [];
+    for (let at = 0; at < span.end; ) {
+      const frames = (await readSegmentFrames(span.paths, at, span.end, 400_000, reads))!;
+      buffers.add(frames[0]!.payload.buffer);
+      again.push(...frames.map((f) => Buffer.from(f.payload)));
+      at = frames.at(-1)!.end;
+    }
+    assert.deepEqual(again.map((p) => p.toString('hex')), seen.map((p) => p.toString('hex')));
+    assert.equal(buffers.size, 1, 'one buffer for every slice');
     await wal.seal();
+    // A sealed segment read whole into a reader's buffer (as the shipper reads) is the same payloads.
+    const whole = await wal.read(seq, reads);
+    assert.deepEqual(whole.map((p) => p.toString('hex')), seen.map((p) => p.toString('hex')));
     assert.equal(wal.span(seq).sealed, true);
     assert.equal((await wal.readFrom(seq, wal.segmentBytes(seq))).done, true);
     assert.equal(await readSegmentFrames([path.join(dir, 'nothing.log')], 0, 10, 10), undefined, 'a file that is gone');

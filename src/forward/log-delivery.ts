@@ -17,7 +17,7 @@
  * a stop.
  */
 import { type Destination, destinationFilter } from '../config/destinations.js';
-import { readSegmentFrames } from '../ingest/wal.js';
+import { type ReadBuffer, readSegmentFrames } from '../ingest/wal.js';
 import { deliver, DeliveryStopped, namedDeadLetters, shortOfBatch, takeBatch } from './deliver.js';
 import { backlogEntries, type Forwarded, placeName, positionIn, sliceMessages } from './messages.js';
 import type { Outgoing, Sender } from './sender.js';
@@ -113,9 +113,14 @@ class NeedsPrivacy extends Error {}
 
 const judged = (h: PrivacyHorizon, m: Forwarded) => h !== undefined && m.receivedAt < h.before && h.tenants.includes(m.tenant);
 
-export async function deliverLog(job: LogJob, d: Destination, sender: Sender, hooks: LogDeliveryHooks): Promise<LogResult> {
+/**
+ * Delivers a slice of the log. With `reads` (a sender's thread has one), the slice is read into that
+ * buffer: nothing of the slice outlives the job (dead letters are copied out as the thread posts them), so
+ * the next job may read over it.
+ */
+export async function deliverLog(job: LogJob, d: Destination, sender: Sender, hooks: LogDeliveryHooks, reads?: ReadBuffer): Promise<LogResult> {
   const wants = destinationFilter(d);
-  const frames = await readSegmentFrames(job.paths, job.from, job.end, job.maxBytes);
+  const frames = await readSegmentFrames(job.paths, job.from, job.end, job.maxBytes, reads);
   // Released meanwhile: nobody holds it, so nobody needs it (as WriteAheadLog.readFrom says).
   if (frames === undefined) return { offset: job.from, index: job.index, done: true };
   // Only Postgres takes the tracking rows.

@@ -13,6 +13,7 @@
 import { once } from 'node:events';
 import { parentPort, Worker, workerData } from 'node:worker_threads';
 import type { Destination } from '../config/destinations.js';
+import { ReadBuffer } from '../ingest/wal.js';
 import type { Clock } from '../lib/clock.js';
 import { postgresSender } from './postgres.js';
 import { type BacklogJob, type BacklogResult, deliverBacklog, deliverLog, type LogDeliveryHooks, type LogEvent, type LogJob, type LogJobHooks, type LogResult, type LogSender, type PrivacyHorizon } from './log-delivery.js';
@@ -225,6 +226,8 @@ export function serveSender(clock: Clock): void {
   let wake: (() => void) | undefined;
   let nextReq = 1;
   const asked = new Map<number, (h: PrivacyHorizon) => void>();
+  // One job at a time (the queue below), so one buffer serves every slice this thread reads.
+  const reads = new ReadBuffer();
   const hooks = (id: number): LogDeliveryHooks => ({
     post: (event) => port.postMessage({ id, event } satisfies FromThread),
     stopped: () => stopping,
@@ -270,7 +273,7 @@ export function serveSender(clock: Clock): void {
         return port.postMessage({ id: m.id, outcome } satisfies FromThread);
       }
       try {
-        const job = m.kind === 'log' ? deliverLog(m.job, destination, sender, hooks(m.id)) : deliverBacklog({ lines: Buffer.from(m.lines), from: m.from, name: m.name }, destination, sender, hooks(m.id));
+        const job = m.kind === 'log' ? deliverLog(m.job, destination, sender, hooks(m.id), reads) : deliverBacklog({ lines: Buffer.from(m.lines), from: m.from, name: m.name }, destination, sender, hooks(m.id));
         const { deadLetters, ...rest } = await job;
         const packedLetters = deadLetters?.map(({ messages, ...l }) => ({ ...l, lines: packed(messages, false) })); // a dead letter is its tenant and JSON
         // A backlog object's bytes go back with its dead letters, for the next job (no second download).

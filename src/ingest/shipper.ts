@@ -19,7 +19,7 @@ import { headerOf, keys, LAKE } from '../lake/layout.js';
 import { ID_ENTRY_BYTES, pruneIdsFiles, writeIdsFile } from './dedup.js';
 import type { PrivacyGate, ShipFilter } from '../privacy/ship-filter.js';
 import { readRecords, type RowKind } from './records.js';
-import type { WriteAheadLog } from './wal.js';
+import { ReadBuffer, type WriteAheadLog } from './wal.js';
 import type { IdClaims } from '../storage/redis.js';
 
 /** The fingerprints of a segment's records, in order (two int32 each); yields as segmentObjects does. */
@@ -193,6 +193,7 @@ export async function segmentObjects(payloads: readonly Buffer[], nodeId: string
 export class Shipper {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
+  private readonly reads = new ReadBuffer();
   private again = false;
   private stopping = false;
   private wake: (() => void) | undefined;
@@ -267,7 +268,9 @@ export class Shipper {
 
   private async shipSegment(seq: number): Promise<void> {
     await this.o.privacy?.ready();
-    const payloads = await this.o.wal.read(seq);
+    // Read into the same buffer each time (segments ship one at a time): a fresh one per segment cost
+    // a page fault per 4 KiB of it, on the libuv threads that read it.
+    const payloads = await this.o.wal.read(seq, this.reads);
     // Claimed before anything is stored; a segment shipped again (after a crash) gets its own claims back,
     // so it is cut the same way and overwrites the same objects with the same bytes.
     const keep = this.o.claims && (await this.o.claims.claim(await fingerprintsOf(payloads), `${this.o.wal.nodeId}-${seq}`, this.o.dedupWindowMs / 1000));
