@@ -73,7 +73,10 @@ export class ReadBuffer {
   }
 }
 
-/** A whole file, read into `into`: a view of it, good until its next read. */
+/** Bytes of one read of readWhole: a read holds one of libuv's threads, which the log's writes wait for. */
+const WHOLE_READ_BYTES = 8 * 1024 * 1024;
+
+/** A whole (sealed) file, read into `into`: a view of it, good until its next read. */
 async function readWhole(file: string, into: ReadBuffer): Promise<Buffer> {
   const fh = await fs.open(file, 'r');
   try {
@@ -81,7 +84,7 @@ async function readWhole(file: string, into: ReadBuffer): Promise<Buffer> {
     const buf = into.take(size);
     let at = 0;
     while (at < size) {
-      const { bytesRead } = await fh.read(buf, at, size - at, at);
+      const { bytesRead } = await fh.read(buf, at, Math.min(WHOLE_READ_BYTES, size - at), at);
       if (bytesRead === 0) break;
       at += bytesRead;
     }
