@@ -6,8 +6,10 @@ import { describe, it } from 'node:test';
 import { fingerprint } from '../src/lib/fingerprint.js';
 import { decodeRecords, encodeRecords, readRecords, type WalRecord } from '../src/ingest/records.js';
 import { segmentObjects } from '../src/ingest/shipper.js';
-import { ReadBuffer, WriteAheadLog, decodeSegment, encodeFrame, readSegmentFrames } from '../src/ingest/wal.js';
+import { WriteAheadLog, decodeSegment, encodeFrame, readSegmentFrames } from '../src/ingest/wal.js';
+import { headerOf, LAKE } from '../src/lake/layout.js';
 import { TRACK_COLUMNS } from '../src/tracking/columns.js';
+import { ReusedBuffer } from '../src/lib/reused-buffer.js';
 import { tempDir } from './helpers.js';
 
 const frame = (payload: string | Buffer) => encodeFrame(typeof payload === 'string' ? Buffer.from(payload) : payload);
@@ -100,6 +102,14 @@ describe('the write-ahead log', () => {
     assert.match(files['tracks/2026/03/15/n1-000000000007.csv']!, /^time,tenantid,[^\n]*,source\nl1\nl2\n$/);
     assert.match(files['tracks/2026/03/14/n1-000000000007.csv']!, /\nold,"x\ny"\n$/);
     assert.match(files['identities/2026/03/15/n1-000000000007.csv']!, /^time,tenantid,deviceid,accountid,previousid\ni1\n$/);
+    // Cut into one reused buffer (as the shipper cuts one segment after another): the same objects each time.
+    const bodies = new ReusedBuffer();
+    const cut = async (rs: WalRecord[][], seq: number) => (await segmentObjects(rs.map((r) => encodeRecords(r)), 'n1', seq, undefined, undefined, bodies)).objects;
+    const first = await cut([a, b], 7);
+    assert.deepEqual(Object.fromEntries(first.map((o) => [o.key, o.body.toString()])), files);
+    const other = await cut([b], 9);
+    assert.deepEqual(other.map((o) => o.body.buffer), [first[0]!.body.buffer, first[0]!.body.buffer], 'the same memory');
+    assert.deepEqual(other.map((o) => o.body.toString()), [`${headerOf(LAKE.identities)}\ni1\n`, `${headerOf(LAKE.tracks)}\nl2\n`]);
   });
 
   it('cuts a large segment in log order, serving the event loop meanwhile', async () => {
@@ -167,7 +177,7 @@ describe('the write-ahead log', () => {
     const there = await readSegmentFrames(span.paths, first.frames[0]!.end, span.end, 1 << 20);
     assert.deepEqual(texts(there!.slice(0, 2).map((f) => f.payload)), ['b', 'c']);
     // A reader that reads slice after slice into one buffer gets each slice right, in the same memory.
-    const reads = new ReadBuffer();
+    const reads = new ReusedBuffer();
     const buffers = new Set<ArrayBufferLike>();
     const again: Buffer[] = [];
     for (let at = 0; at < span.end; ) {

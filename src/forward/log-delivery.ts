@@ -17,7 +17,8 @@
  * a stop.
  */
 import { type Destination, destinationFilter } from '../config/destinations.js';
-import { type ReadBuffer, readSegmentFrames } from '../ingest/wal.js';
+import { readSegmentFrames } from '../ingest/wal.js';
+import type { ReusedBuffer } from '../lib/reused-buffer.js';
 import { deliver, DeliveryStopped, namedDeadLetters, shortOfBatch, takeBatch } from './deliver.js';
 import { backlogEntries, type Forwarded, placeName, positionIn, sliceMessages } from './messages.js';
 import type { Outgoing, Sender } from './sender.js';
@@ -118,7 +119,7 @@ const judged = (h: PrivacyHorizon, m: Forwarded) => h !== undefined && m.receive
  * buffer: nothing of the slice outlives the job (dead letters are copied out as the thread posts them), so
  * the next job may read over it.
  */
-export async function deliverLog(job: LogJob, d: Destination, sender: Sender, hooks: LogDeliveryHooks, reads?: ReadBuffer): Promise<LogResult> {
+export async function deliverLog(job: LogJob, d: Destination, sender: Sender, hooks: LogDeliveryHooks, reads?: ReusedBuffer): Promise<LogResult> {
   const wants = destinationFilter(d);
   const frames = await readSegmentFrames(job.paths, job.from, job.end, job.maxBytes, reads);
   // Released meanwhile: nobody holds it, so nobody needs it (as WriteAheadLog.readFrom says).

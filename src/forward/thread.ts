@@ -13,8 +13,8 @@
 import { once } from 'node:events';
 import { parentPort, Worker, workerData } from 'node:worker_threads';
 import type { Destination } from '../config/destinations.js';
-import { ReadBuffer } from '../ingest/wal.js';
 import type { Clock } from '../lib/clock.js';
+import { ReusedBuffer } from '../lib/reused-buffer.js';
 import { postgresSender } from './postgres.js';
 import { type BacklogJob, type BacklogResult, deliverBacklog, deliverLog, type LogDeliveryHooks, type LogEvent, type LogJob, type LogJobHooks, type LogResult, type LogSender, type PrivacyHorizon } from './log-delivery.js';
 import { type Outcome, type Outgoing, type Sender, segmentSender, webhookSender } from './sender.js';
@@ -227,7 +227,7 @@ export function serveSender(clock: Clock): void {
   let nextReq = 1;
   const asked = new Map<number, (h: PrivacyHorizon) => void>();
   // One job at a time (the queue below), so one buffer serves every slice this thread reads.
-  const reads = new ReadBuffer();
+  const reads = new ReusedBuffer();
   const hooks = (id: number): LogDeliveryHooks => ({
     post: (event) => port.postMessage({ id, event } satisfies FromThread),
     stopped: () => stopping,

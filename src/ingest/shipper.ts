@@ -14,12 +14,13 @@ import { setImmediate } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { Clock } from '../lib/clock.js';
 import type { Metrics } from '../lib/metrics.js';
+import { ReusedBuffer } from '../lib/reused-buffer.js';
 import type { ObjectStore } from '../storage/store.js';
 import { headerOf, keys, LAKE } from '../lake/layout.js';
 import { ID_ENTRY_BYTES, pruneIdsFiles, writeIdsFile } from './dedup.js';
 import type { PrivacyGate, ShipFilter } from '../privacy/ship-filter.js';
 import { readRecords, type RowKind } from './records.js';
-import { ReadBuffer, type WriteAheadLog } from './wal.js';
+import type { WriteAheadLog } from './wal.js';
 import type { IdClaims } from '../storage/redis.js';
 
 /** The fingerprints of a segment's records, in order (two int32 each); yields as segmentObjects does. */
@@ -100,7 +101,7 @@ const SLICE_ROWS = 4096;
  * event loop every millisecond or so: a segment of a minute's traffic is millions of rows, and requests
  * must not wait while it is cut (measured: stalls of 50-150 ms every flush under bench:ingest before).
  */
-export async function segmentObjects(payloads: readonly Buffer[], nodeId: string, seq: number, filter?: ShipFilter, keep?: Uint8Array): Promise<SegmentContent> {
+export async function segmentObjects(payloads: readonly Buffer[], nodeId: string, seq: number, filter?: ShipFilter, keep?: Uint8Array, bodies?: ReusedBuffer): Promise<SegmentContent> {
   // Each row is kept as (payload index, start, end) in a typed array: a segment has millions of rows, and an
   // array of them was a large object the garbage collector had to walk.
   type Group = { kind: Exclude<RowKind, 'm'>; day: string; ranges: Int32Array; bytes: number; rows: number };
@@ -175,9 +176,15 @@ export async function segmentObjects(payloads: readonly Buffer[], nodeId: string
   }
   const name = `${nodeId}-${String(seq).padStart(12, '0')}`;
   const objects: SegmentContent['objects'] = [];
+  // With `bodies`, every object is a piece of that one buffer, good until the caller's next segment.
+  let total = 0;
+  for (const g of groups.values()) total += KINDS[g.kind].header.length + g.bytes;
+  const block = bodies?.take(total);
+  let at = 0;
   for (const { kind, day, ranges, bytes, rows } of groups.values()) {
     const k = KINDS[kind];
-    const body = Buffer.allocUnsafe(k.header.length + bytes);
+    const size = k.header.length + bytes;
+    const body = block ? block.subarray(at, (at += size)) : Buffer.allocUnsafe(size);
     let off = body.write(k.header, 'latin1');
     for (let i = 0; i < 3 * rows; i += 3) {
       if (i > 0 && i % (3 * SLICE_ROWS) === 0) await setImmediate();
@@ -193,7 +200,9 @@ export async function segmentObjects(payloads: readonly Buffer[], nodeId: string
 export class Shipper {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
-  private readonly reads = new ReadBuffer();
+  /** A segment's bytes and the objects cut from them: segments ship one at a time (see ReusedBuffer). */
+  private readonly reads = new ReusedBuffer();
+  private readonly bodies = new ReusedBuffer();
   private again = false;
   private stopping = false;
   private wake: (() => void) | undefined;
@@ -268,13 +277,11 @@ export class Shipper {
 
   private async shipSegment(seq: number): Promise<void> {
     await this.o.privacy?.ready();
-    // Read into the same buffer each time (segments ship one at a time): a fresh one per segment cost
-    // a page fault per 4 KiB of it, on the libuv threads that read it.
     const payloads = await this.o.wal.read(seq, this.reads);
     // Claimed before anything is stored; a segment shipped again (after a crash) gets its own claims back,
     // so it is cut the same way and overwrites the same objects with the same bytes.
     const keep = this.o.claims && (await this.o.claims.claim(await fingerprintsOf(payloads), `${this.o.wal.nodeId}-${seq}`, this.o.dedupWindowMs / 1000));
-    const { objects, ids, records, oldest, newest, dropped, duplicates } = await segmentObjects(payloads, this.o.wal.nodeId, seq, this.o.privacy?.filter(), keep);
+    const { objects, ids, records, oldest, newest, dropped, duplicates } = await segmentObjects(payloads, this.o.wal.nodeId, seq, this.o.privacy?.filter(), keep, this.bodies);
     for (const [tenant, n] of Object.entries(dropped)) this.o.metrics.shipFiltered.inc({ tenant }, n);
     if (duplicates > 0) this.o.metrics.crossNodeDuplicates.inc(duplicates);
     if (records > 0) this.oldestPendingAt = Math.min(this.oldestPendingAt ?? Infinity, oldest);

@@ -21,6 +21,7 @@ import path from 'node:path';
 import { setImmediate } from 'node:timers/promises';
 import { crc32 } from 'node:zlib';
 import { ConfigError } from '../lib/errors.js';
+import type { ReusedBuffer } from '../lib/reused-buffer.js';
 import { lockFolder, makeDir, syncDir, writeFileAtomic } from '../storage/local.js';
 
 export interface WalOptions {
@@ -55,29 +56,11 @@ export interface LogHold {
   needs(seq: number): boolean;
 }
 
-/**
- * A buffer one reader reads into, one read after another: the shipper its segments, a destination's
- * thread its slices. A fresh buffer per read cost a page fault per 4 KiB of it inside read, on libuv's
- * threads (perf under bench:forward's load: faults were a quarter to a third of those threads' time; 0.45
- * faults per event in all, 0.23-0.38 with these buffers). A read's frames are views of it: the reader is
- * done with them before it reads again. The shipper's stays as large as the largest segment it read.
- */
-export class ReadBuffer {
-  private buf: Buffer | undefined;
-
-  take(size: number): Buffer {
-    // Grown with room to spare: segments cut at maxSegmentBytes differ by a frame, and one a few bytes
-    // larger than the last must not cost a new buffer (and its faults) each time.
-    if (this.buf === undefined || this.buf.length < size) this.buf = Buffer.allocUnsafeSlow(Math.ceil((size * 1.125) / 65536) * 65536);
-    return this.buf;
-  }
-}
-
 /** Bytes of one read of readWhole: a read holds one of libuv's threads, which the log's writes wait for. */
 const WHOLE_READ_BYTES = 8 * 1024 * 1024;
 
 /** A whole (sealed) file, read into `into`: a view of it, good until its next read. */
-async function readWhole(file: string, into: ReadBuffer): Promise<Buffer> {
+async function readWhole(file: string, into: ReusedBuffer): Promise<Buffer> {
   const fh = await fs.open(file, 'r');
   try {
     const size = (await fh.stat()).size;
@@ -99,7 +82,7 @@ async function readWhole(file: string, into: ReadBuffer): Promise<Buffer> {
  * them, up to `end`, which must be durable; undefined when the file is gone. Any thread may call it. Read
  * into `into` when given (the frames are then views of it, good until its next read), else a new buffer.
  */
-export async function readSegmentFrames(paths: readonly string[], from: number, end: number, maxBytes: number, into?: ReadBuffer): Promise<FrameRead['frames'] | undefined> {
+export async function readSegmentFrames(paths: readonly string[], from: number, end: number, maxBytes: number, into?: ReusedBuffer): Promise<FrameRead['frames'] | undefined> {
   let fh: fs.FileHandle | undefined;
   for (const p of paths) {
     fh = await fs.open(p, 'r').catch((e: NodeJS.ErrnoException) => {
@@ -483,7 +466,7 @@ export class WriteAheadLog {
    * checking again cost the request thread 1.1 µs per event with destinations' whole messages in the log
    * (bench:profile). Decoding yields to requests between slices.
    */
-  async read(seq: number, into?: ReadBuffer): Promise<Buffer[]> {
+  async read(seq: number, into?: ReusedBuffer): Promise<Buffer[]> {
     // A segment may be renamed (shipped) between the two reads; the first name is the likelier.
     const file = (name: (n: number) => string) => (into ? readWhole(path.join(this.dir, name(seq)), into) : fs.readFile(path.join(this.dir, name(seq))));
     const [first, second] = this.shippedBytes.has(seq) ? [shippedName, segName] : [segName, shippedName];
