@@ -290,6 +290,7 @@ const refused = (code: unknown) => typeof code === 'string' && (code.startsWith(
 
 /** Postgres keeps the first 63 bytes of a name and drops the rest, with only a notice (NAMEDATALEN). */
 const MAX_NAME = 63;
+const plainName = (tenant: string) => `tracks_${tenant}`;
 
 /**
  * A tenant's table's own name: `tracks_<tenant>`, or, for an id too long for a Postgres name (a tenant id
@@ -298,7 +299,7 @@ const MAX_NAME = 63;
  * another's, and an erasure of one deleting from both.
  */
 export function tenantTable(tenant: string): string {
-  const name = `tracks_${tenant}`;
+  const name = plainName(tenant);
   if (name.length <= MAX_NAME) return name; // tenant ids are ASCII: a character is a byte
   const hash = createHash('sha256').update(tenant).digest('hex').slice(0, 16);
   return `${name.slice(0, MAX_NAME - hash.length - 1)}_${hash}`;
@@ -313,7 +314,7 @@ export const tableName = (d: Pick<PostgresDestination, 'schema'>, tenant: string
  * tenant's are its). Undefined for an id whose name was never cut.
  */
 export function cutTableName(d: Pick<PostgresDestination, 'schema'>, tenant: string): string | undefined {
-  const name = `tracks_${tenant}`;
+  const name = plainName(tenant);
   return name.length > MAX_NAME ? `${ident(d.schema)}.${ident(name.slice(0, MAX_NAME))}` : undefined;
 }
 
