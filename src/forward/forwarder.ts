@@ -15,7 +15,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { type Destination, destinationFilter } from '../config/destinations.js';
-import { type LogHold, READ_SLICE, type WriteAheadLog } from '../ingest/wal.js';
+import { type LogHold, READ_SLICE, segmentName, type WriteAheadLog } from '../ingest/wal.js';
 import type { Clock } from '../lib/clock.js';
 import { dayOf, dayPath } from '../lib/dates.js';
 import type { Metrics } from '../lib/metrics.js';
@@ -482,7 +482,7 @@ export class Forwarder implements LogHold {
     for (const seq of sealed) {
       if (lag <= this.d.maxLagBytes) break;
       const { body, messages } = await backlogOf(await this.o.wal.read(seq), (e) => this.wants(e) && !this.leftOut(e));
-      await this.o.store.put(`${this.backlogPrefix()}${String(seq).padStart(12, '0')}.jsonl`, body);
+      await this.o.store.put(`destinations/${this.d.name}/backlog/${segmentName(this.o.wal.nodeId, seq)}.jsonl`, body);
       this.backlogHead = null;
       lag -= this.o.wal.segmentBytes(seq);
       c.skipThrough = seq;

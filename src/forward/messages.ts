@@ -5,6 +5,7 @@
  */
 import { setImmediate } from 'node:timers/promises';
 import { type ForwardRow, parseForwardRow, readRecords } from '../ingest/records.js';
+import { segmentName } from '../ingest/wal.js';
 
 export type Forwarded = ForwardRow;
 
@@ -39,7 +40,7 @@ export function positionIn(s: SliceMessages, n: number): { offset: number; index
 /** Names the dead letters of a batch by where its first message (the slice's n-th) is in the log: `<node>-<segment>-<offset>-<index>`. */
 export function placeName(node: string, seq: number, s: SliceMessages, n: number): string {
   const { offset, index } = positionIn(s, n);
-  return `${node}-${String(seq).padStart(12, '0')}-${offset}-${index}`;
+  return `${segmentName(node, seq)}-${offset}-${index}`;
 }
 
 /**

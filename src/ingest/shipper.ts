@@ -20,7 +20,7 @@ import { headerOf, keys, LAKE } from '../lake/layout.js';
 import { ID_ENTRY_BYTES, pruneIdsFiles, writeIdsFile } from './dedup.js';
 import type { PrivacyGate, ShipFilter } from '../privacy/ship-filter.js';
 import { readRecords, type RowKind } from './records.js';
-import type { WriteAheadLog } from './wal.js';
+import { segmentName, type WriteAheadLog } from './wal.js';
 import type { IdClaims } from '../storage/redis.js';
 
 /** The fingerprints of a segment's records, in order (two int32 each); yields as segmentObjects does. */
@@ -174,7 +174,7 @@ export async function segmentObjects(payloads: readonly Buffer[], nodeId: string
     });
     settle();
   }
-  const name = `${nodeId}-${String(seq).padStart(12, '0')}`;
+  const name = segmentName(nodeId, seq);
   const objects: SegmentContent['objects'] = [];
   // With `bodies`, every object is a piece of that one buffer, good until the caller's next segment.
   let total = 0;

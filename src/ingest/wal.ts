@@ -49,6 +49,11 @@ const SEGMENT_FLAGS = fsConstants.O_RDWR | fsConstants.O_CREAT | (DSYNC ?? 0);
 const SEG_RE = /^seg-(\d{12})\.log$/;
 const SHIPPED_RE = /^shipped-(\d{12})\.log$/;
 const segName = (seq: number) => `seg-${String(seq).padStart(12, '0')}.log`;
+/**
+ * A segment's name beyond this node, `<node>-<sequence>`: what the objects it ships, a destination's backlog
+ * of it and its dead letters are named by, so nodes on one bucket never overwrite each other's.
+ */
+export const segmentName = (nodeId: string, seq: number) => `${nodeId}-${String(seq).padStart(12, '0')}`;
 const shippedName = (seq: number) => `shipped-${String(seq).padStart(12, '0')}.log`;
 
 /** A reader of the log beside the shipper (a destination): which shipped segments it still needs. */
