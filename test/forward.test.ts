@@ -234,6 +234,29 @@ describe('destinations', () => {
     assert.equal((await c.store.list('deadletter/')).length, 0);
   });
 
+  it('leave another node\'s backlog alone, even one whose node id starts with its own', async () => {
+    // Node "edge-2" falls behind a dead receiver and hands its backlog to the shared bucket; node "edge",
+    // with the same destination up, must deliver only what it received itself.
+    const shared = new LocalStore(path.join(tempDir(), 'bucket'));
+    const dead = await receiver(() => ({ status: 503 }));
+    const behind = await startCollector({ nodeId: 'edge-2', destinations: [hook(dead.url, { maxLagBytes: 64 * 1024, retryMaxMs: 100, maxAttempts: 100 })], maxSegmentBytes: 16 * 1024, flushIntervalMs: 200 }, { store: shared });
+    closers.push(() => behind.close());
+    await sendTagged(behind.url, { tag: 'other', batches: 120 });
+    await behind.node.shipper.flush();
+    await until(async () => (await shared.list('destinations/crm/backlog/edge-2-')).length > 2, 'edge-2 handed segments over to the bucket');
+    const handedOver = (await shared.list('destinations/crm/backlog/')).map((o) => o.key);
+
+    const up = await receiver();
+    const edge = await startCollector({ nodeId: 'edge', destinations: [hook(up.url)], flushIntervalMs: 200 }, { store: shared });
+    closers.push(() => edge.close());
+    const own = await sendTagged(edge.url, { tag: 'own', batches: 3 });
+    await until(() => new Set(ids(up.delivered)).size >= own.acked.length, 'edge delivered its own messages');
+    await new Promise((r) => setTimeout(r, 300)); // a step or two more of edge's forwarder
+    assert.deepEqual(firstSeen(ids(up.delivered)), own.acked, 'only its own messages, none of edge-2\'s backlog');
+    const still = (await shared.list('destinations/crm/backlog/')).map((o) => o.key);
+    for (const key of handedOver) assert.ok(still.includes(key), `edge-2's ${key} is still in the bucket`);
+  });
+
   it('finish the segment it was reading before its backlog, when that takes more than one job', async () => {
     // Down at first; then up, refusing one message of the first segment: its dead letter ends the job there,
     // with most of the segment still to read while the backlog waits in the bucket.

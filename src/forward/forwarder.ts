@@ -336,8 +336,14 @@ export class Forwarder implements LogHold {
    */
   private async firstBacklog(): Promise<{ key: string; seq: number } | undefined> {
     if (this.backlogHead === null) {
-      const first = (await this.o.store.list(this.backlogPrefix()))[0];
-      this.backlogHead = first && { key: first.key, seq: Number(/-(\d+)\.jsonl$/.exec(first.key)?.[1] ?? 0) };
+      const prefix = this.backlogPrefix();
+      // Only `<prefix><segment>.jsonl`: a node id may hold "-", so node "edge"'s prefix also lists node
+      // "edge-2"'s objects, which that node delivers (and deletes) itself.
+      for (const o of await this.o.store.list(prefix)) {
+        const seq = /^(\d+)\.jsonl$/.exec(o.key.slice(prefix.length))?.[1];
+        if (seq !== undefined) return (this.backlogHead = { key: o.key, seq: Number(seq) });
+      }
+      this.backlogHead = undefined;
     }
     return this.backlogHead;
   }
