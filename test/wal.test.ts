@@ -3,6 +3,7 @@ import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { describe, it } from 'node:test';
+import { ConfigError } from '../src/lib/errors.js';
 import { fingerprint } from '../src/lib/fingerprint.js';
 import { decodeRecords, encodeRecords, readRecords, type WalRecord } from '../src/ingest/records.js';
 import { segmentObjects } from '../src/ingest/shipper.js';
@@ -42,6 +43,21 @@ describe('the write-ahead log', () => {
     assert.deepEqual(texts(await again.read(1)), ['a\nb', 'c']);
     assert.equal((await fs.readFile(seg)).length, frame('a\nb').length + frame('c').length);
     await again.close();
+  });
+
+  it('refuse another node id while the log holds segments not yet shipped, and take one once it is empty', async () => {
+    const dir = tempDir('wal');
+    const wal = await WriteAheadLog.open(dir, { maxSegmentBytes: 1 << 20, nodeId: 'edge' });
+    await wal.append(frame('unshipped'));
+    await wal.close();
+    await assert.rejects(WriteAheadLog.open(dir, { maxSegmentBytes: 1 << 20, nodeId: 'edge-eu' }), (e: unknown) => e instanceof ConfigError && e.setting === 'nodeId' && /1 segment\(s\) written as node "edge"/.test(e.message));
+    const same = await WriteAheadLog.open(dir, { maxSegmentBytes: 1 << 20, nodeId: 'edge' });
+    assert.deepEqual(texts(await same.read(1)), ['unshipped'], 'nothing lost by the refusal');
+    await same.release(1);
+    await same.close();
+    const renamed = await WriteAheadLog.open(dir, { maxSegmentBytes: 1 << 20, nodeId: 'edge-eu' });
+    assert.equal(renamed.nodeId, 'edge-eu');
+    await renamed.close();
   });
 
   it('stops at a frame whose checksum or length does not match', () => {

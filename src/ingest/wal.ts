@@ -244,6 +244,12 @@ export class WriteAheadLog {
       else wal.sealedBytes.set(seq, validBytes);
       next = Math.max(next, seq + 1);
     }
+    // A segment's objects are named by the node (segmentName): shipped again under another name, what a crash
+    // left half shipped would be in the lake twice, and its ids claimed across nodes taken for another's.
+    const held = wal.sealedBytes.size + wal.shippedBytes.size;
+    if (meta?.nodeId !== undefined && meta.nodeId !== nodeId && held > 0) {
+      throw new ConfigError('nodeId', `the log in ${dir} holds ${held} segment(s) written as node "${meta.nodeId}", not yet shipped or forwarded: start it as "${meta.nodeId}" until they are (or give node "${nodeId}" a --wal-dir of its own)`);
+    }
     await wal.openSegment(next);
     return wal;
   }
