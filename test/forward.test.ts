@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
-import { readdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { loadConfig } from '../src/config/config.js';
@@ -255,6 +255,34 @@ describe('destinations', () => {
     assert.deepEqual(firstSeen(ids(up.delivered)), own.acked, 'only its own messages, none of edge-2\'s backlog');
     const still = (await shared.list('destinations/crm/backlog/')).map((o) => o.key);
     for (const key of handedOver) assert.ok(still.includes(key), `edge-2's ${key} is still in the bucket`);
+  });
+
+  it('deliver the backlog a node handed over before it was renamed, in order, before what came after', async () => {
+    // What node "old" left when it stopped: segments 3 and 4 handed over to the bucket while its receiver
+    // was down, its cursor at 3, the log empty (nothing came after 4). It starts again as "new".
+    const dir = tempDir();
+    const store = new LocalStore(path.join(dir, 'data'));
+    const line = (id: string) => formatForwardRow({ tenant: 'demo', blocked: false, receivedAt: T0, name: 'view', json: jsonBytes({ type: 'track', event: 'view', anonymousId: 'a', messageId: id }) }).toString();
+    await store.put('destinations/crm/backlog/old-000000000003.jsonl', Buffer.from(`${line('b-1')}\n${line('b-2')}\n`));
+    await store.put('destinations/crm/backlog/old-000000000004.jsonl', Buffer.from(`${line('b-3')}\n`));
+    mkdirSync(path.join(dir, 'state', 'forward'), { recursive: true });
+    mkdirSync(path.join(dir, 'wal'), { recursive: true });
+    writeFileSync(path.join(dir, 'wal', 'meta.json'), JSON.stringify({ nodeId: 'old', nextSeq: 6 }));
+    const cursor = { cursor: { seq: 3, offset: 0, index: 0, skipThrough: 4 }, delivered: 0, retried: 0, deadLettered: 0, handedOver: 3, lastDeliveredAt: null, failing: null, node: 'old' };
+    writeFileSync(path.join(dir, 'state', 'forward', 'crm.json'), JSON.stringify(cursor));
+
+    const r = await receiver();
+    const c = await startCollector({ nodeId: 'new', destinations: [hook(r.url)], flushIntervalMs: 200 }, { dir, store });
+    closers.push(() => c.close());
+    const after = await sendTagged(c.url, { tag: 'after', batches: 2 });
+    const expected = ['b-1', 'b-2', 'b-3', ...after.acked];
+    await until(() => new Set(ids(r.delivered)).size >= expected.length, 'the former backlog and the new messages delivered', 20_000, () => ids(r.delivered));
+    assert.deepEqual(firstSeen(ids(r.delivered)), expected);
+    await until(async () => (await store.list('destinations/crm/backlog/')).length === 0, 'the former backlog emptied');
+    await c.close();
+    const state = JSON.parse(readFileSync(path.join(dir, 'state', 'forward', 'crm.json'), 'utf8'));
+    assert.equal(state.node, 'new');
+    assert.equal(state.formerNodes, undefined, 'the former id forgotten once its backlog is delivered');
   });
 
   it('finish the segment it was reading before its backlog, when that takes more than one job', async () => {

@@ -74,6 +74,13 @@ export interface ForwarderState {
    * destination has log left to read, how far behind it is (lagSeconds). Absent from older cursor files.
    */
   pendingSince?: number;
+  /** The node id its backlog objects are named by (segmentName). Absent from older cursor files. */
+  node?: string;
+  /**
+   * The ids the node had before it was renamed, while the bucket still held backlog objects named by them:
+   * those are delivered too, in segment order (the log's numbering goes on across a rename).
+   */
+  formerNodes?: string[];
 }
 
 /** How far behind a destination is, in seconds: the age of the message it is at, while it has log left to read. */
@@ -139,9 +146,15 @@ export class Forwarder implements LogHold {
   async open(): Promise<void> {
     const kept = await readState(this.o.dir, this.d.name);
     const head = this.o.wal.head;
-    this.state = kept ?? { cursor: { seq: head, offset: 0, index: 0, skipThrough: 0 }, delivered: 0, retried: 0, deadLettered: 0, handedOver: 0, lastDeliveredAt: null, failing: null };
-    if (!kept) {
-      this.log.info({ segment: head }, 'destination added: forwarding the messages accepted from now on');
+    const node = this.o.wal.nodeId;
+    this.state = kept ?? { cursor: { seq: head, offset: 0, index: 0, skipThrough: 0 }, delivered: 0, retried: 0, deadLettered: 0, handedOver: 0, lastDeliveredAt: null, failing: null, node };
+    if (!kept) this.log.info({ segment: head }, 'destination added: forwarding the messages accepted from now on');
+    if (kept?.node !== undefined && kept.node !== node) {
+      this.state.formerNodes = [...new Set([...(kept.formerNodes ?? []), kept.node])];
+      this.log.info({ formerNode: kept.node }, 'node renamed: backlog objects under its former id are delivered too');
+    }
+    if (!kept || kept.node !== node) {
+      this.state.node = node;
       await this.writeState();
     }
   }
@@ -330,22 +343,33 @@ export class Forwarder implements LogHold {
   }
 
   /**
-   * The oldest backlog object of this node's in the bucket and its segment (undefined: none), listed once
+   * The oldest backlog object of this node's in the bucket (under its id or a former one) and its segment
+   * (undefined: none), listed once
    * and again only after an object is added or delivered: a destination finishing the segment it was
    * reading before its backlog would otherwise list the bucket at every step.
    */
   private async firstBacklog(): Promise<{ key: string; seq: number } | undefined> {
-    if (this.backlogHead === null) {
-      const prefix = this.backlogPrefix();
-      // Only `<prefix><segment>.jsonl`: a node id may hold "-", so node "edge"'s prefix also lists node
-      // "edge-2"'s objects, which that node delivers (and deletes) itself.
-      for (const o of await this.o.store.list(prefix)) {
-        const seq = /^(\d+)\.jsonl$/.exec(o.key.slice(prefix.length))?.[1];
-        if (seq !== undefined) return (this.backlogHead = { key: o.key, seq: Number(seq) });
-      }
-      this.backlogHead = undefined;
+    if (this.backlogHead !== null) return this.backlogHead;
+    let first: { key: string; seq: number } | undefined;
+    for (const node of [this.o.wal.nodeId, ...(this.state.formerNodes ?? [])]) {
+      const own = await this.backlogOf(node);
+      if (own === undefined && node !== this.o.wal.nodeId) this.state.formerNodes = this.state.formerNodes!.filter((n) => n !== node);
+      if (own !== undefined && (first === undefined || own.seq < first.seq)) first = own;
     }
-    return this.backlogHead;
+    if (this.state.formerNodes?.length === 0) delete this.state.formerNodes;
+    return (this.backlogHead = first);
+  }
+
+  /** The oldest backlog object named by this node id, by its segment. */
+  private async backlogOf(node: string): Promise<{ key: string; seq: number } | undefined> {
+    const prefix = `destinations/${this.d.name}/backlog/${node}-`;
+    // Only `<prefix><segment>.jsonl`: a node id may hold "-", so node "edge"'s prefix also lists node
+    // "edge-2"'s objects, which that node delivers (and deletes) itself.
+    for (const o of await this.o.store.list(prefix)) {
+      const seq = /^(\d+)\.jsonl$/.exec(o.key.slice(prefix.length))?.[1];
+      if (seq !== undefined) return { key: o.key, seq: Number(seq) };
+    }
+    return undefined;
   }
 
   private async segmentDone(seq: number): Promise<void> {
@@ -470,10 +494,6 @@ export class Forwarder implements LogHold {
     if (!this.o.privacy?.filter()?.dropsMessage(m.receivedAt, m.tenant, m.json)) return false;
     this.o.metrics.forwardLeftOut.inc({ destination: this.d.name });
     return true;
-  }
-
-  private backlogPrefix(): string {
-    return `destinations/${this.d.name}/backlog/${this.o.wal.nodeId}-`;
   }
 
   /**
