@@ -10,7 +10,8 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { ManualClock } from '../src/lib/clock.js';
 import { loadSecret, verifyBearer } from '../src/query/tokens.js';
-import { CLI, spawnCollector, tempDir } from './helpers.js';
+import { LocalStore } from '../src/storage/local.js';
+import { CLI, readRows, sendTagged, spawnCollector, startCollector, T0, tempDir } from './helpers.js';
 
 const env = { PATH: process.env.PATH ?? '' };
 
@@ -80,5 +81,21 @@ describe('the state folder', () => {
     const r = await verifyBearer(`Bearer ${made.stdout.trim()}`, oldSecret, new ManualClock(Date.now()));
     assert.ok(r.ok, 'the token is signed with the secret of the old place');
     assert.equal(await fs.readFile(path.join(dir, '.tracklake', 'api-secret'), 'utf8'), `${'ab'.repeat(32)}\n`);
+  });
+
+  it('keeps what a node id shipped when its log folder is lost and it starts again the same day', async () => {
+    // The id is in the configuration, the log on a disk that did not follow the node: the new log's
+    // objects must not take the earlier one's names (<node>-<sequence>) and overwrite them.
+    const store = new LocalStore(path.join(tempDir(), 'bucket'));
+    const clock = new ManualClock(T0);
+    const before = await startCollector({ nodeId: 'edge' }, { store, clock });
+    const first = await sendTagged(before.url, { tag: 'lost-before', batches: 2 });
+    await before.close(); // ships everything
+    clock.advance(3_600_000);
+    const again = await startCollector({ nodeId: 'edge' }, { store, clock }); // a new folder: a new log
+    const second = await sendTagged(again.url, { tag: 'lost-after', batches: 2 });
+    await again.close();
+    const stored = (await readRows(store)).map((r) => r.correlationid).sort();
+    assert.deepEqual(stored, [...first.acked, ...second.acked].sort(), 'every message of both logs in the bucket');
   });
 });

@@ -21,7 +21,7 @@ import { Prefaulter } from './prefault.js';
 import { openPreparer, type Preparer } from './preparer.js';
 import { Shipper } from './shipper.js';
 import { RedisState } from '../storage/redis.js';
-import { WriteAheadLog } from './wal.js';
+import { firstSequence, WriteAheadLog } from './wal.js';
 import { SchemaRecorder } from '../plan/observe.js';
 import { tenantPlans } from '../plan/plan.js';
 
@@ -85,6 +85,7 @@ export async function openIngest(config: Config, deps: IngestDeps): Promise<Inge
   const wal = await WriteAheadLog.open(config.walDir, {
     maxSegmentBytes: config.maxSegmentBytes,
     nodeId: config.nodeId,
+    firstSeq: firstSequence(deps.clock.now()),
     onSegmentFull: () => void shipper?.flush(),
     onWrite: (ms) => metrics.logWrites.observe(ms / 1000),
     onRecovered: (payload) => readRecords(payload, { record: (hi, lo, at) => dedup.load(hi, lo, at, startedAt) }),

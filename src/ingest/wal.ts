@@ -29,6 +29,8 @@ export interface WalOptions {
   maxSegmentBytes: number;
   onSegmentFull?: () => void;
   nodeId?: string;
+  /** The sequence a new log (no meta.json yet) starts at: firstSequence of the clock; 1 when unset. */
+  firstSeq?: number;
   /** Called at open with each payload of the segments found (recovered from a previous run), in order. */
   onRecovered?: (payload: Buffer) => void;
   /** Called after each durable write with how long the disk took (ms): a slow disk shows in /metrics. */
@@ -53,6 +55,15 @@ const segName = (seq: number) => `seg-${String(seq).padStart(12, '0')}.log`;
  * A segment's name beyond this node, `<node>-<sequence>`: what the objects it ships, a destination's backlog
  * of it and its dead letters are named by, so nodes on one bucket never overwrite each other's.
  */
+/**
+ * Where a new log's sequence starts: a hundred numbers per second of the clock. A node id can outlive its
+ * log (set in the configuration, the log folder lost, or on a disk that did not follow the node): started
+ * at 1 again, the new log's objects took the names of the earlier one's of the same day, overwriting them,
+ * and its Redis claims of those names were taken for its own. This starts past every number an earlier
+ * log used unless it opened over a hundred segments a second; 12 digits last until the year 2286.
+ */
+export const firstSequence = (now: number) => Math.floor(now / 1000) * 100;
+
 export const segmentName = (nodeId: string, seq: number) => `${nodeId}-${String(seq).padStart(12, '0')}`;
 const shippedName = (seq: number) => `shipped-${String(seq).padStart(12, '0')}.log`;
 
@@ -226,7 +237,7 @@ export class WriteAheadLog {
     const nodeId = opts.nodeId ?? meta?.nodeId ?? randomBytes(4).toString('hex');
     if (!/^[A-Za-z0-9_-]{1,64}$/.test(nodeId)) throw new Error(`invalid node id ${JSON.stringify(nodeId)}`);
     const wal = new WriteAheadLog(dir, opts, nodeId);
-    let next = meta?.nextSeq ?? 1;
+    let next = meta?.nextSeq ?? opts.firstSeq ?? 1;
     // Shipped segments kept for destinations: their ids are in the ids files already, so nothing is recovered.
     for (const name of await fs.readdir(dir)) {
       const m = SHIPPED_RE.exec(name);
