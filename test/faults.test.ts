@@ -128,7 +128,7 @@ describe('a full disk', () => {
     try {
       assert.equal((await post(`${c.url}/v1/track`, track({ messageId: 'before-full' }))).status, 200);
       // The next segment is /dev/full: every write to it fails with ENOSPC, as on a full disk.
-      const next = (await fs.readdir(path.join(dir, 'wal'))).filter((n) => n.startsWith('seg-')).length + 1;
+      const next = Math.max(...(await fs.readdir(path.join(dir, 'wal'))).filter((n) => n.startsWith('seg-')).map((n) => Number(n.slice(4, 16)))) + 1;
       await fs.symlink('/dev/full', path.join(dir, 'wal', `seg-${String(next).padStart(12, '0')}.log`));
       await c.node.wal.seal();
       const refused = await post(`${c.url}/v1/track`, track({ messageId: 'on-full-disk' }));

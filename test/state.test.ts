@@ -6,9 +6,11 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { promises as fs } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { ManualClock } from '../src/lib/clock.js';
+import { ConfigError } from '../src/lib/errors.js';
 import { loadSecret, verifyBearer } from '../src/query/tokens.js';
 import { LocalStore } from '../src/storage/local.js';
 import { CLI, readRows, sendTagged, spawnCollector, startCollector, T0, tempDir } from './helpers.js';
@@ -97,5 +99,48 @@ describe('the state folder', () => {
     await again.close();
     const stored = (await readRows(store)).map((r) => r.correlationid).sort();
     assert.deepEqual(stored, [...first.acked, ...second.acked].sort(), 'every message of both logs in the bucket');
+  });
+
+  it('refuses a second collector with a node id in use on the bucket, and starts it once the first stopped', async () => {
+    const store = new LocalStore(path.join(tempDir(), 'bucket'));
+    const clock = new ManualClock(T0);
+    const first = await startCollector({ nodeId: 'twin' }, { store, clock });
+    await assert.rejects(startCollector({ nodeId: 'twin' }, { store, clock }), (e: unknown) => e instanceof ConfigError && e.setting === 'nodeId' && new RegExp(`in use by another collector \\(host ${os.hostname()}, process ${process.pid}, log ${first.node.wal.logId}`).test(e.message));
+    const sent = await sendTagged(first.url, { tag: 'twin-first', batches: 1 });
+    await first.close(); // a clean stop lets the id go at once
+    const second = await startCollector({ nodeId: 'twin' }, { store, clock });
+    await second.close();
+    assert.deepEqual((await readRows(store)).map((r) => r.correlationid).sort(), [...sent.acked].sort());
+  });
+
+  it('holds shipping while another collector runs with its node id, and ships once that one is gone', async () => {
+    // Two started at one moment both found the id free; the one whose entry was overwritten finds out at its
+    // next look (every 15 s) and ships nothing until the other's entry is a minute old.
+    const store = new LocalStore(path.join(tempDir(), 'bucket'));
+    const clock = new ManualClock(T0);
+    const c = await startCollector({ nodeId: 'race' }, { store, clock });
+    try {
+      const other = { version: 1, node: 'race', log: 'another-log', host: 'elsewhere', pid: 1, at: clock.now() };
+      await store.put('nodes/race.json', JSON.stringify(other));
+      assert.equal((await c.node.nodeClaim.look())?.log, 'another-log');
+      const ready = c.node.readiness();
+      assert.equal(ready.ready, false);
+      assert.match(String(ready.checks.nodeId), /node id "race" is in use by another collector \(host elsewhere, process 1/);
+      const sent = await sendTagged(c.url, { tag: 'race', batches: 2 });
+      let shipped = false;
+      const flushed = c.node.shipper.flush().then(() => (shipped = true));
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(shipped, false);
+      assert.deepEqual(await store.list('tracks/'), [], 'nothing shipped under a node id another collector holds');
+      clock.advance(60_000);
+      assert.equal(await c.node.nodeClaim.look(), undefined, 'the other entry is stale: the id is this collector\'s again');
+      await flushed;
+      assert.deepEqual((await readRows(store)).map((r) => r.correlationid).sort(), [...sent.acked].sort());
+      assert.equal(c.node.readiness().checks.nodeId, true);
+      assert.equal(JSON.parse((await store.get('nodes/race.json'))!.toString()).log, c.node.wal.logId);
+    } finally {
+      await c.close();
+    }
+    assert.equal(await store.get('nodes/race.json'), undefined, 'a clean stop removes its entry');
   });
 });

@@ -8,6 +8,7 @@ import { loadPrivacySecret } from '../privacy/secret.js';
 import type { PrivacyGate } from '../privacy/ship-filter.js';
 import { PrivacyWatcher } from '../privacy/watch.js';
 import type { Clock } from '../lib/clock.js';
+import { ConfigError } from '../lib/errors.js';
 import { Metrics } from '../lib/metrics.js';
 import { watchPauses } from '../lib/pauses.js';
 import type { ObjectStore } from '../storage/store.js';
@@ -22,6 +23,7 @@ import { openPreparer, type Preparer } from './preparer.js';
 import { Shipper } from './shipper.js';
 import { RedisState } from '../storage/redis.js';
 import { firstSequence, WriteAheadLog } from './wal.js';
+import { describeHolder, NodeClaim, STALE_MS } from './node-claim.js';
 import { SchemaRecorder } from '../plan/observe.js';
 import { tenantPlans } from '../plan/plan.js';
 
@@ -37,6 +39,8 @@ export interface IngestNode {
   shared: RedisState | undefined;
   /** The readers of the log beside the shipper (destinations), as the caller wired them. */
   readers: LogReaders | undefined;
+  /** This node's entry in the bucket: shipping waits while another collector runs with its id. */
+  nodeClaim: NodeClaim;
   readiness: () => { ready: boolean; checks: Record<string, boolean | string> };
   /** Messages acknowledged per tenant and minute, the last half hour (the live panel's numbers). */
   live: LiveCounter;
@@ -90,6 +94,15 @@ export async function openIngest(config: Config, deps: IngestDeps): Promise<Inge
     onWrite: (ms) => metrics.logWrites.observe(ms / 1000),
     onRecovered: (payload) => readRecords(payload, { record: (hi, lo, at) => dedup.load(hi, lo, at, startedAt) }),
   });
+  // Another collector running with this node id is refused before anything listens. Storage down at start
+  // does not stop the start: shipping waits for a first look, as it waits for the privacy regulations.
+  const nodeClaim = new NodeClaim({ store: deps.store, clock: deps.clock, logger: deps.logger, node: wal.nodeId, log: wal.logId });
+  const holder = await nodeClaim.look().catch((e: Error) => void deps.logger.warn({ err: e.message }, 'node id not checked in the bucket at start-up; will retry (nothing ships before it is)'));
+  if (holder) {
+    await wal.close();
+    throw new ConfigError('nodeId', `${describeHolder(holder, deps.clock.now())}: give each collector its own nodeId (an entry not refreshed for ${STALE_MS / 1000} s is a collector gone)`);
+  }
+  nodeClaim.start();
   await readIdsFiles(config.walDir, startedAt - windowMs, (hi, lo, at) => dedup.load(hi, lo, at, startedAt));
   // Expiry, compaction when idle, and the budget's warning: each tick does a bounded slice of work.
   let warned = 0;
@@ -133,7 +146,7 @@ export async function openIngest(config: Config, deps: IngestDeps): Promise<Inge
   if (shared) deps.logger.info({ redis: shared.where }, 'duplicates removed across collectors through shared state');
   // Holds on the log before anything ships, so no segment a destination needs is released.
   const readers = await deps.readers?.(wal, metrics, privacy);
-  shipper = new Shipper({ wal, store: deps.store, clock: deps.clock, logger: deps.logger, metrics, flushIntervalMs: config.flushIntervalMs, dedupWindowMs: windowMs, privacy, claims: windowMs > 0 ? shared : undefined });
+  shipper = new Shipper({ wal, store: deps.store, clock: deps.clock, logger: deps.logger, metrics, flushIntervalMs: config.flushIntervalMs, dedupWindowMs: windowMs, privacy, claims: windowMs > 0 ? shared : undefined, nodeClaim });
   const pending = wal.sealed().length;
   if (pending > 0) deps.logger.info({ segments: pending, nodeId: wal.nodeId }, 'recovered log segments from a previous run; shipping them');
   shipper.start();
@@ -150,6 +163,7 @@ export async function openIngest(config: Config, deps: IngestDeps): Promise<Inge
     metrics,
     shared,
     readers,
+    nodeClaim,
     reloadPlans() {
       preparer.setPlans(readPlans());
     },
@@ -162,7 +176,8 @@ export async function openIngest(config: Config, deps: IngestDeps): Promise<Inge
       // A failing destination is named, but ingest stays ready: its messages wait in the log or the bucket.
       const failing = readers?.failing() ?? [];
       const forwarding = failing.length === 0 ? true : `failing: ${failing.join(', ')}`;
-      return { ready: storageOk && log === true && accepting === true, checks: { accepting, log, storage: storageOk ? true : (s.lastError ?? 'no recent upload'), ...(forward ? { destinations: forwarding } : {}) } };
+      const nodeId = nodeClaim.status();
+      return { ready: storageOk && log === true && accepting === true && nodeId === true, checks: { accepting, log, storage: storageOk ? true : (s.lastError ?? 'no recent upload'), nodeId, ...(forward ? { destinations: forwarding } : {}) } };
     },
     live,
     async close() {
@@ -179,6 +194,7 @@ export async function openIngest(config: Config, deps: IngestDeps): Promise<Inge
       await livePublisher?.stop();
       await prefaulter.close();
       await shared?.close();
+      await nodeClaim.stop();
       return shipped;
     },
   };

@@ -64,6 +64,8 @@ export interface ShipperOptions {
    * duplicate window before it ships, and a record whose id another segment holds is left out.
    */
   claims?: IdClaims;
+  /** Shipping waits while another collector runs with this node id (ingest/node-claim.ts). */
+  nodeClaim?: { ready(): Promise<void> };
 }
 
 /**
@@ -277,6 +279,7 @@ export class Shipper {
 
   private async shipSegment(seq: number): Promise<void> {
     await this.o.privacy?.ready();
+    await this.o.nodeClaim?.ready();
     const payloads = await this.o.wal.read(seq, this.reads);
     // Claimed before anything is stored; a segment shipped again (after a crash) gets its own claims back,
     // so it is cut the same way and overwrites the same objects with the same bytes.

@@ -221,9 +221,15 @@ export class WriteAheadLog {
   private fullSignalled = false;
   private pumpQueued = false;
   readonly nodeId: string;
+  /**
+   * This log folder's own random id, made with it and kept in meta.json: tells this node's log from another
+   * collector's run with the same node id (ingest/node-claim.ts).
+   */
+  readonly logId: string;
 
-  private constructor(readonly dir: string, private readonly opts: WalOptions, nodeId: string) {
+  private constructor(readonly dir: string, private readonly opts: WalOptions, nodeId: string, logId: string) {
     this.nodeId = nodeId;
+    this.logId = logId;
   }
 
   /** Opens (and recovers) the log in dir: every segment found is sealed, a torn tail is cut, a new segment starts. */
@@ -236,7 +242,7 @@ export class WriteAheadLog {
     const meta = await readMeta(dir);
     const nodeId = opts.nodeId ?? meta?.nodeId ?? randomBytes(4).toString('hex');
     if (!/^[A-Za-z0-9_-]{1,64}$/.test(nodeId)) throw new Error(`invalid node id ${JSON.stringify(nodeId)}`);
-    const wal = new WriteAheadLog(dir, opts, nodeId);
+    const wal = new WriteAheadLog(dir, opts, nodeId, meta?.logId ?? randomBytes(8).toString('hex'));
     let next = meta?.nextSeq ?? opts.firstSeq ?? 1;
     // Shipped segments kept for destinations: their ids are in the ids files already, so nothing is recovered.
     for (const name of await fs.readdir(dir)) {
@@ -272,7 +278,7 @@ export class WriteAheadLog {
 
   private async openSegment(seq: number): Promise<void> {
     // Persist the sequence before using it: object keys derive from it and must never repeat.
-    await writeMeta(this.dir, { nodeId: this.nodeId, nextSeq: seq + 1 });
+    await writeMeta(this.dir, { nodeId: this.nodeId, nextSeq: seq + 1, logId: this.logId });
     this.fh = await fs.open(path.join(this.dir, segName(seq)), SEGMENT_FLAGS);
     await syncDir(this.dir);
     this.activeSeq = seq;
@@ -529,6 +535,8 @@ export class WriteAheadLog {
 interface Meta {
   nodeId: string;
   nextSeq: number;
+  /** Absent from logs before 2026-12-06: such a log takes a new one at its next start. */
+  logId?: string;
 }
 
 async function readMeta(dir: string): Promise<Meta | undefined> {

@@ -66,6 +66,8 @@ export const LAKE = {
   schemas: { pattern: 'schemas/<yyyy>/<mm>/<dd>/<tenant>/<node>.json', format: 'json', subjects: {}, erasure: 'none' },
   // Counts only: messages acknowledged per tenant and minute, the last half hour (lake/live.ts).
   live: { pattern: 'live/<node>.json', format: 'json', subjects: {}, erasure: 'none' },
+  // Which collector runs as a node id: its log's id, host and process, refreshed while it runs (ingest/node-claim.ts).
+  nodes: { pattern: 'nodes/<node>.json', format: 'json', subjects: {}, erasure: 'none' },
   aggregatesDaily: { pattern: 'aggregates/daily/<yyyy>/<mm>/<dd>/<metric>.csv', format: 'csv', columns: AGGREGATE_TYPES, subjects: {}, erasure: 'derived' },
   aggregatesMonthly: { pattern: 'aggregates/monthly/<yyyy>/<mm>/<metric>.csv', format: 'csv', columns: AGGREGATE_TYPES, subjects: {}, erasure: 'derived' },
   aggregatesYearly: { pattern: 'aggregates/yearly/<yyyy>/<metric>.csv', format: 'csv', columns: AGGREGATE_TYPES, subjects: {}, erasure: 'derived' },
@@ -101,6 +103,7 @@ export const keys = {
   violationsDay: (day: string) => `violations/${dayPath(day)}/`,
   quarantineDay: (day: string) => `quarantine/${dayPath(day)}/`,
   live: (node: string) => `live/${node}.json`,
+  node: (node: string) => `nodes/${node}.json`,
   schemas: (day: string, tenant: string, node: string) => `schemas/${dayPath(day)}/${tenant}/${node}.json`,
   schemasDay: (day: string, tenant?: string) => `schemas/${dayPath(day)}/${tenant ? `${tenant}/` : ''}`,
   daily: (day: string, metric: string) => `aggregates/daily/${dayPath(day)}/${metric}.csv`,
