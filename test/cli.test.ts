@@ -54,6 +54,16 @@ describe('the tracklake command', () => {
     }
   });
 
+  it('exits 2 on a usage error commander finds, so a script tells a typo from "found something" (1)', () => {
+    for (const args of [['serve', '--bogus'], ['nosuch'], ['destinations', 'replay', 'crm'], ['plan', 'lint', '--form', '2026-01-01'], []]) {
+      const r = cli(args);
+      assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, /error: |Usage: /, args.join(' '));
+    }
+    assert.equal(cli(['--help']).status, 0);
+    assert.equal(cli(['help', 'serve']).status, 0);
+  });
+
   it('checks whole-number flags against their range', () => {
     assert.equal(intArg('days', 1, 3650)('7'), 7);
     const refused: Array<[string, (v: string) => number, string]> = [

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /** The tracklake command line: one program, a subcommand per job. */
-import { Command, Option } from 'commander';
+import { Command, CommanderError, Option } from 'commander';
 import type { Logger } from 'pino';
 import { aggregateCommand, type DaySelection } from './aggregate.js';
 import { apiCommand } from './api.js';
@@ -24,7 +24,11 @@ process.stdout.on('error', (e: NodeJS.ErrnoException) => {
   throw e;
 });
 
-const program = new Command('tracklake').description('Segment-compatible event collection into your own bucket').showHelpAfterError();
+// exitOverride: commander's own usage errors (an unknown option or command, a missing argument) are thrown
+// instead of exiting 1, so they exit 2 as every other refused flag does; 1 means "found something" to
+// `plan lint` and "failing" to `destinations status`, which a script must not confuse with a typo.
+// Subcommands made after this call inherit it.
+const program = new Command('tracklake').description('Segment-compatible event collection into your own bucket').showHelpAfterError().exitOverride();
 
 program
   .command('serve')
@@ -313,5 +317,11 @@ storageOptions(destinations.command('replay').description('send a destination\'s
 // Through run(): a flag refused while commander parses (intArg) gets the same message and exit code as one
 // refused in an action.
 await run(async () => {
-  await program.parseAsync(process.argv);
+  try {
+    await program.parseAsync(process.argv);
+  } catch (e) {
+    if (!(e instanceof CommanderError)) throw e;
+    // Commander has printed the message (and the help); help asked for (--help, `help serve`) ends with 0.
+    process.exit(e.exitCode === 0 ? 0 : 2);
+  }
 });
