@@ -120,6 +120,10 @@ describe('the state folder', () => {
     const clock = new ManualClock(T0);
     const c = await startCollector({ nodeId: 'race' }, { store, clock });
     try {
+      // A copy of this log folder on another machine (a disk image made after a first run) is another collector.
+      const copy = { version: 1, node: 'race', log: c.node.wal.logId, host: 'cloned', pid: 1, at: clock.now() };
+      await store.put('nodes/race.json', JSON.stringify(copy));
+      assert.equal((await c.node.nodeClaim.look())?.host, 'cloned');
       const other = { version: 1, node: 'race', log: 'another-log', host: 'elsewhere', pid: 1, at: clock.now() };
       await store.put('nodes/race.json', JSON.stringify(other));
       assert.equal((await c.node.nodeClaim.look())?.log, 'another-log');

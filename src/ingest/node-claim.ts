@@ -7,8 +7,9 @@
  * found while running (two started at one moment both found the id free), shipping waits (the log keeps
  * everything) and /ready says why, until the other one's entry is STALE_MS old.
  *
- * A restart after a crash is the same log, so it is never refused; a clean stop removes the entry, so a
- * node replaced on a new disk starts at once. One whose log folder was lost in a crash waits STALE_MS.
+ * A restart after a crash is the same log on the same host, so it is never refused; a clean stop removes the
+ * entry, so a node replaced on a new disk starts at once. One whose log folder was lost in a crash, or
+ * whose disk was moved to another host, waits STALE_MS.
  */
 import os from 'node:os';
 import type { Logger } from 'pino';
@@ -59,14 +60,18 @@ export class NodeClaim {
   constructor(private readonly o: { store: ObjectStore; clock: Clock; logger: Logger; node: string; log: string }) {}
 
   /**
-   * Reads the entry: the other collector's when another log refreshed it less than STALE_MS ago, else this
-   * log's entry is written and undefined returned. Storage errors are thrown (nothing is decided).
+   * Reads the entry: the other collector's when another log (or this one on another host) refreshed it less
+   * than STALE_MS ago, else this log's entry is written and undefined returned. Storage errors are thrown
+   * (nothing is decided).
    */
   async look(): Promise<NodeEntry | undefined> {
     const key = keys.node(this.o.node);
     const now = this.o.clock.now();
     const entry = parseEntry(await this.o.store.get(key));
-    if (entry && entry.log !== this.o.log && now - entry.at < STALE_MS) {
+    // Another log, or this log's copy on another machine (a disk image made after a first run holds the log
+    // folder, its node id and its log id alike).
+    const another = entry !== undefined && (entry.log !== this.o.log || entry.host !== os.hostname());
+    if (entry && another && now - entry.at < STALE_MS) {
       if (this.holder === undefined) this.o.logger.error({ holder: entry }, `${describeHolder(entry, now)}: shipping waits until it stops (give each collector its own nodeId)`);
       this.holder = entry;
       this.held = false;
