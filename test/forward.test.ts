@@ -29,6 +29,7 @@ import { backlogEntries, backlogOf, forwardedOf } from '../src/forward/messages.
 import { shortOfBatch } from '../src/forward/deliver.js';
 import { csvLine } from '../src/tracking/csv.js';
 import { ThreadedSender } from '../src/forward/thread.js';
+import { safeUrl } from '../src/forward/sender.js';
 import type { Worker } from 'node:worker_threads';
 import { startPostgres, type TestPostgres } from './postgres.js';
 import { type Answer, type Receiver, startReceiver, until } from './receiver.js';
@@ -148,7 +149,8 @@ describe('destinations', () => {
 
   it('send a message refused with 400 to the dead letters alone, and deliver its neighbours', async () => {
     const r = await receiver((req) => (req.body.batch.some((m) => m.properties?.bad === true) ? { status: 400, body: '{"error":"bad property"}' } : { status: 200 }));
-    const c = await collector([hook(r.url, { batchCount: 10 })]);
+    // A receiver whose URL is its credential, as Slack's and Zapier's hooks are.
+    const c = await collector([hook(`${r.url}/hooks/T0SECRET/B0SECRET`, { batchCount: 10 })]);
     const batch = Array.from({ length: 10 }, (_, i) => ({ type: 'track', event: 'view', anonymousId: 'a', messageId: `m-${i}`, properties: { bad: i === 6, product_id: 'p' } }));
     assert.equal((await post(`${c.url}/v1/batch`, { batch })).status, 200);
     await until(async () => (await c.store.list('deadletter/crm/')).length > 0 && r.delivered.length >= 9, 'the refused message dead-lettered, the rest delivered');
@@ -159,6 +161,15 @@ describe('destinations', () => {
     assert.equal(lines.length, 1);
     assert.equal(lines[0].message.messageId, 'm-6');
     assert.match(lines[0].error, /answered 400: \{"error":"bad property"\}/);
+    assert.equal(lines[0].error.startsWith(`${r.url}/… answered 400`), true, lines[0].error);
+    assert.doesNotMatch(JSON.stringify(await destinationsStatus(c.config)), /SECRET/, 'the URL\'s path is in no error');
+  });
+
+  it('name a receiver in errors by its origin: never a path, a query or a password that may be its credential', () => {
+    assert.equal(safeUrl('https://hooks.slack.com/services/T0/B0/XXXX'), 'https://hooks.slack.com/…');
+    assert.equal(safeUrl('https://user:pa55@crm.example.com:8443/in?token=abc'), 'https://crm.example.com:8443/…');
+    assert.equal(safeUrl('https://crm.example.com'), 'https://crm.example.com');
+    assert.equal(safeUrl('https://api.segment.io/v1/batch'), 'https://api.segment.io/v1/batch');
   });
 
   it('give up after maxAttempts: the batch goes to the dead letters with its last error, and delivery goes on', async () => {

@@ -54,9 +54,12 @@ export function signature(secret: string, timestamp: number, body: string | Buff
 export class HttpPoster {
   private readonly agent: http.Agent;
   private readonly request: typeof http.request;
+  /** How errors name the receiver: the URL without what may be a credential (safeUrl). */
+  private readonly where: string;
 
   constructor(private readonly url: string, private readonly timeoutMs: number, private readonly clock: Clock) {
     const tls = new URL(url).protocol === 'https:';
+    this.where = safeUrl(url);
     // One connection: a destination sends one batch at a time, in log order.
     this.agent = tls ? new https.Agent({ keepAlive: true, maxSockets: 1 }) : new http.Agent({ keepAlive: true, maxSockets: 1 });
     this.request = tls ? https.request : http.request;
@@ -74,7 +77,7 @@ export class HttpPoster {
 
   private once(headers: Record<string, string>, body: string | Buffer): Promise<{ outcome: Outcome; stale?: boolean }> {
     return new Promise((resolve) => {
-      const fail = (why: string, stale = false) => resolve({ outcome: { ok: false, retry: true, error: `${this.url}: ${why}` }, stale });
+      const fail = (why: string, stale = false) => resolve({ outcome: { ok: false, retry: true, error: `${this.where}: ${why}` }, stale });
       const req = this.request(this.url, { method: 'POST', agent: this.agent, headers: { ...headers, 'content-length': String(Buffer.byteLength(body)) } }, (res) => {
         const status = res.statusCode ?? 0;
         let text = '';
@@ -89,7 +92,7 @@ export class HttpPoster {
         res.on('end', () => {
           clearTimeout(timer);
           if (status >= 200 && status < 300) return resolve({ outcome: { ok: true } });
-          const error = `${this.url} answered ${status}${status >= 300 && status < 400 ? ' (redirects are not followed)' : ''}${text ? `: ${text.slice(0, 200)}` : ''}`;
+          const error = `${this.where} answered ${status}${status >= 300 && status < 400 ? ' (redirects are not followed)' : ''}${text ? `: ${text.slice(0, 200)}` : ''}`;
           const after = retryAfterMs(header(res.headers['retry-after']), this.clock.now());
           // A redirect is the configuration's to fix: tried again, as a receiver's trouble is, until maxAttempts.
           resolve({ outcome: { ok: false, retry: retryable(status) || (status >= 300 && status < 400), error, ...(after !== undefined ? { retryAfterMs: after } : {}) } });
@@ -106,6 +109,17 @@ export class HttpPoster {
       req.end(body);
     });
   }
+}
+
+/**
+ * A receiver's URL as errors show it (logs, status, dead letters): its origin, and its path only when it is
+ * Segment's `/v1/batch`. A webhook's path or query is often its credential (Slack's and Zapier's hooks are
+ * secret URLs), and a URL may hold a user and password.
+ */
+export function safeUrl(url: string): string {
+  const u = new URL(url);
+  const path = u.pathname === '/' && u.search === '' ? '' : u.pathname.endsWith('/v1/batch') && u.search === '' ? u.pathname : '/…';
+  return `${u.protocol}//${u.host}${path}`;
 }
 
 const header = (v: string | string[] | undefined) => (Array.isArray(v) ? (v[0] ?? null) : (v ?? null));
