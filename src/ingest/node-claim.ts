@@ -68,10 +68,7 @@ export class NodeClaim {
     const key = keys.node(this.o.node);
     const now = this.o.clock.now();
     const entry = parseEntry(await this.o.store.get(key));
-    // Another log, or this log's copy on another machine (a disk image made after a first run holds the log
-    // folder, its node id and its log id alike).
-    const another = entry !== undefined && (entry.log !== this.o.log || entry.host !== os.hostname());
-    if (entry && another && now - entry.at < STALE_MS) {
+    if (entry && !this.mine(entry) && now - entry.at < STALE_MS) {
       if (this.holder === undefined) this.o.logger.error({ holder: entry }, `${describeHolder(entry, now)}: shipping waits until it stops (give each collector its own nodeId)`);
       this.holder = entry;
       this.held = false;
@@ -84,6 +81,14 @@ export class NodeClaim {
     this.held = true;
     for (const w of this.waiters.splice(0)) w();
     return undefined;
+  }
+
+  /**
+   * This log's own entry on this host. The same log on another host is a copy of the log folder on another
+   * machine (a disk image made after a first run holds the folder, its node id and its log id alike).
+   */
+  private mine(e: NodeEntry): boolean {
+    return e.log === this.o.log && e.host === os.hostname();
   }
 
   /** Resolves once the last look found the id this log's. */
@@ -115,6 +120,6 @@ export class NodeClaim {
     await this.looking;
     if (!this.held) return;
     const entry = parseEntry(await this.o.store.get(keys.node(this.o.node)).catch(() => undefined));
-    if (entry?.log === this.o.log) await this.o.store.delete(keys.node(this.o.node)).catch(() => undefined);
+    if (entry && this.mine(entry)) await this.o.store.delete(keys.node(this.o.node)).catch(() => undefined);
   }
 }
