@@ -31,6 +31,9 @@ export function parseDeadLetters(body: string): DeadLetter[] {
   });
 }
 
+/** A dead letter's identity across a file's versions: its tenant and its message as parseDeadLetters writes it. */
+const letterKey = (m: Outgoing) => `${m.tenant}\0${m.json.toString('utf8')}`;
+
 export interface ReplayReport {
   files: number;
   sent: number;
@@ -69,9 +72,15 @@ export async function replayDeadLetters(store: ObjectStore, d: Destination, send
     if (undelivered.length === 0 && held.length === 0) {
       await store.delete(file.key);
     } else if (letters.length > 0) {
-      const kept = held.map((l) => deadLetterLines([l], l.error, l.attempts, Date.parse(l.at))).join('');
-      await store.put(file.key, kept + undelivered.map((u) => deadLetterLines(u.messages, u.error, u.attempts, now())).join(''));
-      report.failed += undelivered.reduce((n, u) => n + u.messages.length, 0);
+      // Read again before writing back: an erasure may have removed lines while these were sent (retries can
+      // take minutes), and writing back what was read first would put its subject's messages back.
+      const still = new Set(parseDeadLetters((await store.get(file.key))?.toString('utf8') ?? '').map(letterKey));
+      const kept = held.filter((l) => still.has(letterKey(l))).map((l) => deadLetterLines([l], l.error, l.attempts, Date.parse(l.at))).join('');
+      const again = undelivered.map((u) => ({ ...u, messages: u.messages.filter((m) => still.has(letterKey(m))) })).filter((u) => u.messages.length > 0);
+      const body = kept + again.map((u) => deadLetterLines(u.messages, u.error, u.attempts, now())).join('');
+      if (body === '') await store.delete(file.key);
+      else await store.put(file.key, body);
+      report.failed += again.reduce((n, u) => n + u.messages.length, 0);
     }
     logger.info({ destination: d.name, file: file.key, messages: letters.length }, 'replay: dead letters sent');
   }
