@@ -18,7 +18,7 @@ import { Regulations } from '../src/privacy/regulations.js';
 import { regulationsRun } from '../src/cli/regulations.js';
 import pg from 'pg';
 import { destinationsReplay, destinationsStatus } from '../src/cli/destinations.js';
-import { deadLetterLines } from '../src/forward/deadletter.js';
+import { deadLetterLines, replayDeadLetters } from '../src/forward/deadletter.js';
 import { addDays, dayPath } from '../src/lib/dates.js';
 import { RequestPreparer } from '../src/ingest/prepare.js';
 import { decodeRecords, formatForwardRow, parseForwardRow } from '../src/ingest/records.js';
@@ -28,7 +28,7 @@ import { forwardedCopies } from '../src/forward/erase.js';
 import { backlogEntries, backlogOf, forwardedOf } from '../src/forward/messages.js';
 import { shortOfBatch } from '../src/forward/deliver.js';
 import { csvLine } from '../src/tracking/csv.js';
-import { ThreadedSender } from '../src/forward/thread.js';
+import { senderFor, ThreadedSender } from '../src/forward/thread.js';
 import { safeUrl } from '../src/forward/sender.js';
 import type { Worker } from 'node:worker_threads';
 import { startPostgres, type TestPostgres } from './postgres.js';
@@ -645,6 +645,45 @@ describe('destinations', () => {
     assert.deepEqual(await destinationsReplay({ ...c.config, logLevel: 'silent' }, 'crm', { from: earlier, to: day }), { files: 2, sent: 1, failed: 0, leftOut: 1 });
     assert.equal(ids(r.delivered).at(-1), 'old-1');
     await assert.rejects(destinationsReplay(c.config, 'nope', { from: day, to: day }), /no destination named "nope"/);
+  });
+
+  it('write back after a replay only the dead letters an erasure meanwhile left, never the erased ones', async () => {
+    const store = new LocalStore(path.join(tempDir(), 'bucket'));
+    const key = 'deadletter/crm/2026/03/15/n1-000000000001-0-0.jsonl';
+    const letter = (id: string, user: string) => deadLetterLines([{ tenant: 'demo', json: jsonBytes({ type: 'track', event: 'view', userId: user, messageId: id }) }], 'answered 500', 3, T0);
+    await store.put(key, letter('a-1', 'ann') + letter('g-1', 'gone') + letter('g-2', 'gone'));
+    // The receiver still fails; while the replay waits for its answer, an erasure takes "gone"'s lines out.
+    const r = await receiver(() => ({ status: 500, delayMs: 300 }));
+    const d = loadConfig({ flags: { sources: { dev: 'demo' }, destinations: [hook(r.url, { maxAttempts: 1 })] } }).destinations[0]!;
+    const sender = senderFor(d, new ManualClock(T0), {});
+    closers.push(() => sender.close());
+    const leftOut = (l: { json: Buffer }) => JSON.parse(l.json.toString()).messageId === 'g-2'; // suppressed: held, not sent
+    const replay = replayDeadLetters(store, d, sender, { from: '2026-03-15', to: '2026-03-15' }, silent, () => T0 + 1000, leftOut);
+    await until(() => r.requests.length === 1, 'the replay\'s request waiting for its answer');
+    await store.put(key, letter('a-1', 'ann'));
+    const report = await replay;
+    assert.equal(report.failed, 1);
+    const left = (await store.get(key))!.toString().trim().split('\n').map((l) => JSON.parse(l).message.messageId);
+    assert.deepEqual(left, ['a-1'], 'the erased messages stay erased, sent-and-failed and held alike');
+  });
+
+  it('leave a backlog object its destination delivered and deleted while an erasure filtered it', async () => {
+    const local = new LocalStore(path.join(tempDir(), 'bucket'));
+    const key = 'destinations/crm/backlog/n1-000000000003.jsonl';
+    const line = (id: string, user: string) => formatForwardRow({ tenant: 'demo', blocked: false, receivedAt: T0, name: 'view', json: jsonBytes({ type: 'track', event: 'view', userId: user, messageId: id }) }).toString();
+    await local.put(key, `${line('a-1', 'ann')}\n${line('g-1', 'gone')}\n`);
+    // The destination finishes the object and deletes it just after the erasure read it.
+    const store: typeof local = Object.assign(Object.create(local) as typeof local, {
+      get: async (k: string) => {
+        const body = await local.get(k);
+        if (k === key) await local.delete(key);
+        return body;
+      },
+    });
+    const subjects = new Map([['demo', { users: new Set(['gone']), anons: new Set<string>(), linked: new Set<string>() }]]);
+    const removed = await forwardedCopies([], store, silent).erase(subjects, (_t, account) => account === 'gone');
+    assert.equal(removed.forwardBacklog, 0);
+    assert.equal(await local.get(key), undefined, 'not written back: it would be delivered again');
   });
 
   it('deliver every message at least once through a kill -9 of the collector mid-delivery', async () => {

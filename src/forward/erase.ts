@@ -62,15 +62,30 @@ export function forwardedCopies(destinations: readonly Destination[], store: Obj
   };
 }
 
-/** Filters one object; an object a destination deleted meanwhile (delivered, replayed) is left alone. */
+/** Attempts at an object that keeps changing under the erasure before the run fails (to be run again). */
+const REWRITE_ATTEMPTS = 5;
+
+/**
+ * Filters one object. A destination deletes a backlog object once delivered, and a replay rewrites or
+ * deletes dead letters: an object that changed or went between the read and the write is read again (or
+ * left, when gone), since writing back the first read would bring back what they removed (a delivered
+ * backlog delivered again, out of order). The object stores have no conditional write: what is left is
+ * the moment between the last look at its ETag and the write.
+ */
 async function rewrite(store: ObjectStore, key: string, drop: (line: Buffer) => boolean, mode: 'blank' | 'remove'): Promise<number> {
-  const body = await store.get(key);
-  if (body === undefined) return 0;
-  const { out, n } = await filterRecords(body, drop, mode, 'jsonl');
-  if (n === 0) return 0;
-  if (mode === 'remove' && out.length === 0) await store.delete(key);
-  else await store.put(key, out);
-  return n;
+  const info = async () => (await store.list(key)).find((o) => o.key === key)?.etag;
+  for (let attempt = 0; attempt < REWRITE_ATTEMPTS; attempt++) {
+    const etag = await info();
+    const body = etag === undefined ? undefined : await store.get(key);
+    if (body === undefined) return 0;
+    const { out, n } = await filterRecords(body, drop, mode, 'jsonl');
+    if (n === 0) return 0;
+    if ((await info()) !== etag) continue;
+    if (mode === 'remove' && out.length === 0) await store.delete(key);
+    else await store.put(key, out);
+    return n;
+  }
+  throw new Error(`${key} changed at each of ${REWRITE_ATTEMPTS} attempts to erase from it; run the erasure again`);
 }
 
 /** Deletes the subjects' rows from each tenant's table of a Postgres destination; a table not made yet holds none. */
