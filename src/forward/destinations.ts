@@ -10,6 +10,7 @@ import type { Config } from '../config/config.js';
 import type { Destination } from '../config/destinations.js';
 import type { WriteAheadLog } from '../ingest/wal.js';
 import type { Clock } from '../lib/clock.js';
+import { routeOf } from '../lib/egress.js';
 import type { Metrics } from '../lib/metrics.js';
 import type { PrivacyGate } from '../privacy/ship-filter.js';
 import { makeDir } from '../storage/local.js';
@@ -54,6 +55,11 @@ export class Destinations {
     }
     const forwarders: Forwarder[] = [];
     for (const d of destinations) {
+      // Where an HTTP receiver is reached through a proxy (HTTPS_PROXY / NO_PROXY), the log says so once.
+      if (d.type !== 'postgres') {
+        const route = routeOf(d.url);
+        deps.logger.info({ destination: d.name, route }, `destination reached ${route}`);
+      }
       const f = new Forwarder(d, { ...deps, dir, sender: new ThreadedSender(d, deps.events) });
       await f.open();
       deps.wal.addHold(f);

@@ -10,6 +10,7 @@ import { promisify } from 'node:util';
 import { gzip as gzipCb } from 'node:zlib';
 import type { Destination } from '../config/destinations.js';
 import type { Clock } from '../lib/clock.js';
+import { agentFor } from '../lib/egress.js';
 
 const gzip = promisify(gzipCb);
 
@@ -60,8 +61,9 @@ export class HttpPoster {
   constructor(private readonly url: string, private readonly timeoutMs: number, private readonly clock: Clock) {
     const tls = new URL(url).protocol === 'https:';
     this.where = safeUrl(url);
-    // One connection: a destination sends one batch at a time, in log order.
-    this.agent = tls ? new https.Agent({ keepAlive: true, maxSockets: 1 }) : new http.Agent({ keepAlive: true, maxSockets: 1 });
+    // One connection: a destination sends one batch at a time, in log order. Through the proxy the
+    // environment names for the receiver, if any (lib/egress.ts).
+    this.agent = agentFor(url, { keepAlive: true, maxSockets: 1 });
     this.request = tls ? https.request : http.request;
   }
 

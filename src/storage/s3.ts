@@ -6,7 +6,9 @@
 import { DeleteObjectCommand, GetObjectCommand, ListObjectsV2Command, S3Client, NoSuchKey, type S3ClientConfig } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { createReadStream } from 'node:fs';
+import type https from 'node:https';
 import type { Readable } from 'node:stream';
+import { agentFor, proxyFor } from '../lib/egress.js';
 import { assertKey, type ObjectInfo, type ObjectStore } from './store.js';
 
 export interface S3StoreOptions {
@@ -28,8 +30,14 @@ export class S3Store implements ObjectStore {
   constructor(private readonly o: S3StoreOptions) {
     this.location = `s3://${o.bucket}${o.prefix ? `/${o.prefix}` : ''}`;
     this.base = o.prefix ? `${o.prefix}/` : '';
+    const region = o.region ?? 'us-east-1';
+    // Through the proxy HTTPS_PROXY / NO_PROXY name for the endpoint (lib/egress.ts), else the SDK's own
+    // agents. The SDK takes AWS_ENDPOINT_URL itself; AWS's own endpoints are *.amazonaws.com.
+    const endpoint = o.endpoint ?? process.env.AWS_ENDPOINT_URL ?? `https://s3.${region}.amazonaws.com`;
+    const agent = proxyFor(endpoint) === undefined ? undefined : agentFor(endpoint, { keepAlive: true, maxSockets: 50 });
+    const agents = agent === undefined ? {} : new URL(endpoint).protocol === 'https:' ? { httpsAgent: agent as https.Agent } : { httpAgent: agent };
     this.client = new S3Client({
-      region: o.region ?? 'us-east-1',
+      region,
       endpoint: o.endpoint,
       forcePathStyle: o.forcePathStyle,
       credentials: o.credentials,
@@ -38,7 +46,7 @@ export class S3Store implements ObjectStore {
       // understand the SDK's newer default of aws-chunked uploads with trailing checksums.
       requestChecksumCalculation: 'WHEN_REQUIRED',
       responseChecksumValidation: 'WHEN_REQUIRED',
-      requestHandler: { requestTimeout: 30_000, connectionTimeout: 5_000 },
+      requestHandler: { requestTimeout: 30_000, connectionTimeout: 5_000, ...agents },
     });
   }
 
