@@ -10,6 +10,7 @@ import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { createProxy } from 'proxy';
 import { agentFor, proxyFor, routeOf } from '../src/lib/egress.js';
+import { ConfigError } from '../src/lib/errors.js';
 import { readRows, sendTagged, spawnCollector, tempDir } from './helpers.js';
 import { startReceiver, until } from './receiver.js';
 import { TestS3 } from './s3server.js';
@@ -82,8 +83,11 @@ describe('connections out', () => {
       delete process.env.HTTPS_PROXY;
       delete process.env.HTTP_PROXY;
       assert.equal(routeOf('https://hooks.slack.com/x'), 'directly');
+      // A SOCKS proxy set for other tools: refused by name (without its password), not a failure per request.
+      process.env.ALL_PROXY = 'socks5://me:pw@127.0.0.1:1080';
+      assert.throws(() => routeOf('https://hooks.slack.com/x'), (e: unknown) => e instanceof ConfigError && /hooks\.slack\.com is "socks5:\/\/127\.0\.0\.1:1080": tracklake goes out through http:\/\/ or https:\/\/ proxies only/.test(e.message));
     } finally {
-      for (const k of ['HTTPS_PROXY', 'HTTP_PROXY', 'NO_PROXY']) delete process.env[k];
+      for (const k of ['HTTPS_PROXY', 'HTTP_PROXY', 'NO_PROXY', 'ALL_PROXY']) delete process.env[k];
       Object.assign(process.env, saved);
     }
   });

@@ -11,10 +11,19 @@ import https from 'node:https';
 import { HttpProxyAgent } from 'http-proxy-agent';
 import { HttpsProxyAgent } from 'https-proxy-agent';
 import { getProxyForUrl } from 'proxy-from-env';
+import { ConfigError } from './errors.js';
 
-/** The proxy a request to `url` goes through under the process's environment, or undefined: directly. */
+/**
+ * The proxy a request to `url` goes through under the process's environment, or undefined: directly. A
+ * proxy that is not an HTTP(S) one (ALL_PROXY=socks5://…, set for other tools) is refused by name: every
+ * request through it would fail.
+ */
 export function proxyFor(url: string): string | undefined {
-  return getProxyForUrl(url) || undefined;
+  const proxy = getProxyForUrl(url) || undefined;
+  if (proxy !== undefined && !/^https?:\/\/[^/]/i.test(proxy)) {
+    throw new ConfigError('HTTPS_PROXY / HTTP_PROXY / ALL_PROXY', `the proxy for ${new URL(url).host} is ${JSON.stringify(proxy.replace(/\/\/[^@/]*@/, '//'))}: tracklake goes out through http:// or https:// proxies only (set NO_PROXY to reach it directly)`);
+  }
+  return proxy;
 }
 
 /** An agent for requests to `url` (one origin), through the proxy the environment names for it, if any. */
