@@ -32,8 +32,8 @@ export class S3Store implements ObjectStore {
     this.base = o.prefix ? `${o.prefix}/` : '';
     const region = o.region ?? 'us-east-1';
     // Through the proxy HTTPS_PROXY / NO_PROXY name for the endpoint (lib/egress.ts), else the SDK's own
-    // agents. The SDK takes AWS_ENDPOINT_URL itself; AWS's own endpoints are *.amazonaws.com.
-    const endpoint = o.endpoint ?? process.env.AWS_ENDPOINT_URL ?? `https://s3.${region}.amazonaws.com`;
+    // agents. Without an endpoint (AWS_ENDPOINT_URL, read into the configuration), AWS's own, *.amazonaws.com.
+    const endpoint = o.endpoint ?? `https://s3.${region}.amazonaws.com`;
     const agent = proxyFor(endpoint) === undefined ? undefined : agentFor(endpoint, { keepAlive: true, maxSockets: 50 });
     const agents = agent === undefined ? {} : new URL(endpoint).protocol === 'https:' ? { httpsAgent: agent as https.Agent } : { httpAgent: agent };
     this.client = new S3Client({
