@@ -26,12 +26,16 @@ export function proxyFor(url: string): string | undefined {
   return proxy;
 }
 
-/** An agent for requests to `url` (one origin), through the proxy the environment names for it, if any. */
-export function agentFor(url: string, options: http.AgentOptions = {}): http.Agent {
-  const tls = new URL(url).protocol === 'https:';
+/** An agent through the proxy the environment names for `url`; undefined when it is reached directly. */
+export function proxyAgentFor(url: string, options: http.AgentOptions = {}): http.Agent | undefined {
   const proxy = proxyFor(url);
-  if (proxy === undefined) return tls ? new https.Agent(options) : new http.Agent(options);
-  return tls ? new HttpsProxyAgent(proxy, options) : new HttpProxyAgent(proxy, options);
+  if (proxy === undefined) return undefined;
+  return new URL(url).protocol === 'https:' ? new HttpsProxyAgent(proxy, options) : new HttpProxyAgent(proxy, options);
+}
+
+/** An agent for requests to `url` (one origin): through the environment's proxy for it, else a plain one. */
+export function agentFor(url: string, options: http.AgentOptions = {}): http.Agent {
+  return proxyAgentFor(url, options) ?? (new URL(url).protocol === 'https:' ? new https.Agent(options) : new http.Agent(options));
 }
 
 /** How a URL is reached, for the logs: "directly" or the proxy's origin (never its credentials). */

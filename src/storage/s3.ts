@@ -8,7 +8,7 @@ import { Upload } from '@aws-sdk/lib-storage';
 import { createReadStream } from 'node:fs';
 import type https from 'node:https';
 import type { Readable } from 'node:stream';
-import { agentFor, proxyFor } from '../lib/egress.js';
+import { proxyAgentFor } from '../lib/egress.js';
 import { assertKey, type ObjectInfo, type ObjectStore } from './store.js';
 
 export interface S3StoreOptions {
@@ -34,7 +34,7 @@ export class S3Store implements ObjectStore {
     // Through the proxy HTTPS_PROXY / NO_PROXY name for the endpoint (lib/egress.ts), else the SDK's own
     // agents. Without an endpoint (AWS_ENDPOINT_URL, read into the configuration), AWS's own, *.amazonaws.com.
     const endpoint = o.endpoint ?? `https://s3.${region}.amazonaws.com`;
-    const agent = proxyFor(endpoint) === undefined ? undefined : agentFor(endpoint, { keepAlive: true, maxSockets: 50 });
+    const agent = proxyAgentFor(endpoint, { keepAlive: true, maxSockets: 50 });
     const agents = agent === undefined ? {} : new URL(endpoint).protocol === 'https:' ? { httpsAgent: agent as https.Agent } : { httpAgent: agent };
     this.client = new S3Client({
       region,
