@@ -17,7 +17,7 @@ import type { Destination } from '../config/destinations.js';
 import { parseForwardRow } from '../ingest/records.js';
 import { type CopiesElsewhere, type ErasureSubjects, filterRecords } from '../privacy/erase.js';
 import { messageSubject } from '../privacy/subjects.js';
-import type { ObjectStore } from '../storage/store.js';
+import type { ObjectInfo, ObjectStore } from '../storage/store.js';
 import { cutTableName, tableName, type PostgresDestination } from './postgres.js';
 
 type IsSubject = (tenant: string, account: string, devices: readonly string[]) => boolean;
@@ -49,8 +49,8 @@ export function forwardedCopies(destinations: readonly Destination[], store: Obj
       if (subjects.size === 0) return removed;
       // Every name in the bucket, configured or not: a destination removed from the configuration may have left some.
       const backlog = (await store.list('destinations/')).filter((o) => /^destinations\/[^/]+\/backlog\/[^/]+\.jsonl$/.test(o.key));
-      for (const o of backlog) removed.forwardBacklog += await rewrite(store, o.key, lineTest(isSubject, backlogLine), 'blank');
-      for (const o of (await store.list('deadletter/')).filter((x) => x.key.endsWith('.jsonl'))) removed.deadLetters += await rewrite(store, o.key, lineTest(isSubject, deadLetterLine), 'remove');
+      for (const o of backlog) removed.forwardBacklog += await rewrite(store, o, lineTest(isSubject, backlogLine), 'blank');
+      for (const o of (await store.list('deadletter/')).filter((x) => x.key.endsWith('.jsonl'))) removed.deadLetters += await rewrite(store, o, lineTest(isSubject, deadLetterLine), 'remove');
       for (const d of destinations) {
         if (d.type !== 'postgres') continue;
         const n = await deletePostgresRows(d, subjects);
@@ -66,21 +66,27 @@ export function forwardedCopies(destinations: readonly Destination[], store: Obj
 const REWRITE_ATTEMPTS = 5;
 
 /**
- * Filters one object. A destination deletes a backlog object once delivered, and a replay rewrites or
- * deletes dead letters: an object that changed or went between the read and the write is read again (or
- * left, when gone), since writing back the first read would bring back what they removed (a delivered
- * backlog delivered again, out of order). The object stores have no conditional write: what is left is
- * the moment between the last look at its ETag and the write.
+ * Filters one object, as listed. A destination deletes a backlog object once delivered, and a replay
+ * rewrites or deletes dead letters: an object whose ETag is no longer the one it had when it was read is
+ * read again (or left, when gone), since writing back the first read would bring back what they removed
+ * (a delivered backlog delivered again, out of order). The ETag is looked at again only for an object with
+ * something to erase. The object stores have no conditional write: what is left is the moment between that
+ * look and the write.
  */
-async function rewrite(store: ObjectStore, key: string, drop: (line: Buffer) => boolean, mode: 'blank' | 'remove'): Promise<number> {
-  const info = async () => (await store.list(key)).find((o) => o.key === key)?.etag;
+async function rewrite(store: ObjectStore, listed: ObjectInfo, drop: (line: Buffer) => boolean, mode: 'blank' | 'remove'): Promise<number> {
+  const key = listed.key;
+  let etag = listed.etag;
   for (let attempt = 0; attempt < REWRITE_ATTEMPTS; attempt++) {
-    const etag = await info();
-    const body = etag === undefined ? undefined : await store.get(key);
+    const body = await store.get(key);
     if (body === undefined) return 0;
     const { out, n } = await filterRecords(body, drop, mode, 'jsonl');
     if (n === 0) return 0;
-    if ((await info()) !== etag) continue;
+    const now = (await store.list(key)).find((o) => o.key === key)?.etag;
+    if (now === undefined) return 0;
+    if (now !== etag) {
+      etag = now; // changed since the listing or the read: read this version and look again
+      continue;
+    }
     if (mode === 'remove' && out.length === 0) await store.delete(key);
     else await store.put(key, out);
     return n;
