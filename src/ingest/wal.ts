@@ -52,10 +52,6 @@ const SEG_RE = /^seg-(\d{12})\.log$/;
 const SHIPPED_RE = /^shipped-(\d{12})\.log$/;
 const segName = (seq: number) => `seg-${String(seq).padStart(12, '0')}.log`;
 /**
- * A segment's name beyond this node, `<node>-<sequence>`: what the objects it ships, a destination's backlog
- * of it and its dead letters are named by, so nodes on one bucket never overwrite each other's.
- */
-/**
  * Where a new log's sequence starts: a hundred numbers per second of the clock. A node id can outlive its
  * log (set in the configuration, the log folder lost, or on a disk that did not follow the node): started
  * at 1 again, the new log's objects took the names of the earlier one's of the same day, overwriting them,
@@ -64,6 +60,10 @@ const segName = (seq: number) => `seg-${String(seq).padStart(12, '0')}.log`;
  */
 export const firstSequence = (now: number) => Math.floor(now / 1000) * 100;
 
+/**
+ * A segment's name beyond this node, `<node>-<sequence>`: what the objects it ships, a destination's backlog
+ * of it and its dead letters are named by, so nodes on one bucket never overwrite each other's.
+ */
 export const segmentName = (nodeId: string, seq: number) => `${nodeId}-${String(seq).padStart(12, '0')}`;
 const shippedName = (seq: number) => `shipped-${String(seq).padStart(12, '0')}.log`;
 
