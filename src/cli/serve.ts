@@ -19,6 +19,8 @@ import { openState } from './state.js';
 
 /** A node that dies mid-run leaves the nightly lease this long before another node takes the night over. */
 const NIGHTLY_LEASE_MS = 60_000;
+/** A stop signal repeated within this long is the same stop handed on (by npm), not a second one (serve). */
+const REPEAT_SIGNAL_MS = 1000;
 
 export async function serve(config: Config): Promise<number> {
   const logger = makeLogger(config.logLevel);
@@ -47,9 +49,22 @@ export async function serve(config: Config): Promise<number> {
     })());
   let stopped: (code: number) => void = () => undefined;
   const exit = new Promise<number>((resolve) => (stopped = resolve));
-  const onSignal = (signal: string) => void stop(signal).then(stopped);
-  process.once('SIGTERM', () => onSignal('SIGTERM'));
-  process.once('SIGINT', () => onSignal('SIGINT'));
+  // A signal again within a second is a copy, not a wish: `npm start` under systemd (whose stop signals the
+  // whole group) or a `kill` of the process group hands the collector a second SIGTERM from npm, which
+  // ended it mid-shipment. A later one stops it at once (the log keeps what did not ship).
+  let firstSignalAt: number | undefined;
+  const onSignal = (signal: string) => {
+    const now = performance.now();
+    if (firstSignalAt === undefined) {
+      firstSignalAt = now;
+      return void stop(signal).then(stopped);
+    }
+    if (now - firstSignalAt < REPEAT_SIGNAL_MS) return logger.info({ signal }, 'already stopping');
+    logger.warn({ signal }, 'stopped at once: what did not ship stays in the log and ships on next start');
+    process.exit(signal === 'SIGINT' ? 130 : 143);
+  };
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
+  process.on('SIGINT', () => onSignal('SIGINT'));
   // SIGHUP reads the plan files again: a plan edit takes effect without a restart (README, "Tracking plans").
   process.on('SIGHUP', () => {
     try {
