@@ -32,6 +32,18 @@ function serve(dir: string, args: string[], env: Record<string, string> = {}) {
   return { proc, exited, handling, stderr: () => err, stdout: () => out, walDir: path.join(dir, 'wal') };
 }
 
+/** The collector's address, once its log says it listens. */
+function listening(life: { stdout(): string }): Promise<string> {
+  return new Promise((resolve) => {
+    const look = () => {
+      const m = /"address":"(http:\/\/[^"]+)"[^\n]*"msg":"collector listening"/.exec(life.stdout());
+      if (m) resolve(m[1]!);
+      else setTimeout(look, 20);
+    };
+    look();
+  });
+}
+
 /**
  * A TCP relay to a port that, once told to hang, drops the connections it relays and takes new ones without
  * ever answering: storage that stops responding (uploads wait for their timeouts, then retry).
@@ -99,10 +111,7 @@ describe('tracklake serve, started and stopped', () => {
     const store = new LocalStore(path.join(dir, 'data'));
     const life = serve(dir, ['--port', '0', '--no-api']);
     await life.handling;
-    const url = await new Promise<string>((resolve) => {
-      const look = () => (/"address":"(http:\/\/[^"]+)"[^\n]*"msg":"collector listening"/.exec(life.stdout()) ? resolve(RegExp.$1) : setTimeout(look, 20));
-      look();
-    });
+    const url = await listening(life);
     const sent = await sendTagged(url, { tag: 'twice', batches: 3 });
     life.proc.kill('SIGTERM');
     life.proc.kill('SIGTERM'); // systemd signals the group: npm's copy follows its own
@@ -115,10 +124,7 @@ describe('tracklake serve, started and stopped', () => {
     const gate = await blackHoleGate(s3.port);
     const stuck = serve(tempDir('stuck'), ['--port', '0', '--no-api', '--storage', `s3://${s3.bucket}/lake`], { ...s3.env(), AWS_ENDPOINT_URL: gate.url });
     await stuck.handling;
-    const stuckUrl = await new Promise<string>((resolve) => {
-      const look = () => (/"address":"(http:\/\/[^"]+)"[^\n]*"msg":"collector listening"/.exec(stuck.stdout()) ? resolve(RegExp.$1) : setTimeout(look, 20));
-      look();
-    });
+    const stuckUrl = await listening(stuck);
     const more = await sendTagged(stuckUrl, { tag: 'stuck', batches: 1 });
     gate.hang();
     stuck.proc.kill('SIGTERM');
