@@ -12,6 +12,7 @@ import { after, describe, it } from 'node:test';
 import { loadConfig } from '../src/config/config.js';
 import { ConfigError } from '../src/lib/errors.js';
 import { LocalStore } from '../src/storage/local.js';
+import type { ObjectStore } from '../src/storage/store.js';
 import { post, readRows, silent, T0, sendTagged, spawnCollector, startCollector, tempDir, type TestCollector } from './helpers.js';
 import { ManualClock } from '../src/lib/clock.js';
 import { Regulations } from '../src/privacy/regulations.js';
@@ -221,10 +222,16 @@ describe('destinations', () => {
   it('hand a dead destination\'s backlog to the bucket past maxLagBytes, release the log, and deliver it in order later', async () => {
     let down = true;
     const r = await receiver(() => (down ? { status: 503 } : { status: 200 }));
-    const c = await collector([hook(r.url, { maxLagBytes: 64 * 1024, retryMaxMs: 100, maxAttempts: 100 })], { maxSegmentBytes: 16 * 1024 });
+    // The forwarder's own listings of its backlog (`…/backlog/<node>-`), not this test's (`…/backlog/`).
+    const dir = tempDir();
+    const bucket = new LocalStore(path.join(dir, 'data'));
+    let listings = 0;
+    const store: ObjectStore = { location: bucket.location, put: (k, b) => bucket.put(k, b), putFile: (k, f) => bucket.putFile(k, f), get: (k) => bucket.get(k), delete: (k) => bucket.delete(k), list: (prefix) => ((listings += prefix.startsWith('destinations/crm/backlog/') && prefix !== 'destinations/crm/backlog/' ? 1 : 0), bucket.list(prefix)) };
+    const c = await startCollector({ destinations: [hook(r.url, { maxLagBytes: 64 * 1024, retryMaxMs: 100, maxAttempts: 100 })], maxSegmentBytes: 16 * 1024, flushIntervalMs: 200 }, { dir, store });
+    closers.push(() => c.close());
     const sent = await sendTagged(c.url, { tag: 'backlog', batches: 120 });
     await c.node.shipper.flush();
-    await until(async () => (await c.store.list('destinations/crm/backlog/')).length > 2, 'segments handed over to the bucket');
+    await until(async () => (await c.store.list('destinations/crm/backlog/')).length > 4, 'segments handed over to the bucket');
     // 64 KiB of 16 KiB segments: the one being delivered and about four more stay in the log.
     const held = () => readdirSync(c.config.walDir).filter((f) => f.startsWith('shipped-')).length;
     await until(() => held() <= 6, 'the log released what was handed over');
@@ -243,6 +250,8 @@ describe('destinations', () => {
     await until(async () => (await c.store.list('destinations/crm/backlog/')).length === 0, 'the backlog emptied');
     await until(async () => (await destinationsStatus(c.config, c.clock))[0]!.lagSeconds === 0, 'status caught up');
     assert.equal((await c.store.list('deadletter/')).length, 0);
+    // Listed once, then kept: a listing per object handed over or delivered made a long backlog quadratic.
+    assert.equal(listings, 1, 'the forwarder listed its backlog once');
   });
 
   it('leave another node\'s backlog alone, even one whose node id starts with its own', async () => {

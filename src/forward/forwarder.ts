@@ -88,6 +88,13 @@ export function lagSeconds(s: Pick<ForwarderState, 'pendingSince'>, bytes: numbe
   return bytes > 0 && s.pendingSince ? Math.max(0, (now - s.pendingSince) / 1000) : 0;
 }
 
+/** A backlog object in the bucket: `destinations/<name>/backlog/<node>-<segment>.jsonl`. */
+interface BacklogObject {
+  key: string;
+  seq: number;
+  node: string;
+}
+
 export interface ForwarderDeps {
   wal: WriteAheadLog;
   store: ObjectStore;
@@ -129,8 +136,14 @@ export class Forwarder implements LogHold {
   private lastWrite = 0;
   /** When the log began holding a batch too small to send (performance.now()). */
   private lingerFrom: number | undefined;
-  /** The first backlog object (firstBacklog); null: not listed yet, or since the backlog last changed. */
-  private backlogHead: { key: string; seq: number } | undefined | null = null;
+  /**
+   * This node's backlog objects in the bucket (under its id and former ones), oldest segment first: listed
+   * once, then kept as this forwarder hands segments over and delivers objects, since nothing else adds or
+   * deletes objects under a node's id (one collector per id; an erasure rewrites them in place). Listing
+   * again after each object made catching up quadratic: a week's backlog at a segment a minute is 10 000
+   * objects, ten pages of listing each. null: not listed yet.
+   */
+  private backlog: BacklogObject[] | null = null;
   /** The sender's thread handed a batch back for the privacy filter: the next step delivers it here. */
   private judgeHere = false;
   private readonly log: Logger;
@@ -324,7 +337,7 @@ export class Forwarder implements LogHold {
    */
   private async choose(): Promise<{ backlog: { key: string; index: number } } | { seq: number }> {
     const c = this.state.cursor;
-    if (c.backlog === undefined && (this.backlogHead === null || c.skipThrough >= c.seq)) {
+    if (c.backlog === undefined && (this.backlog === null || c.skipThrough >= c.seq)) {
       const first = await this.firstBacklog();
       const inLog = c.seq === this.o.wal.head || this.o.wal.segments().includes(c.seq);
       // An object of this segment or an earlier one, or this segment gone from the log: the backlog's turn.
@@ -342,34 +355,35 @@ export class Forwarder implements LogHold {
     return { seq: c.seq };
   }
 
-  /**
-   * The oldest backlog object of this node's in the bucket (under its id or a former one) and its segment
-   * (undefined: none), listed once
-   * and again only after an object is added or delivered: a destination finishing the segment it was
-   * reading before its backlog would otherwise list the bucket at every step.
-   */
-  private async firstBacklog(): Promise<{ key: string; seq: number } | undefined> {
-    if (this.backlogHead !== null) return this.backlogHead;
-    let first: { key: string; seq: number } | undefined;
-    for (const node of [this.o.wal.nodeId, ...(this.state.formerNodes ?? [])]) {
-      const own = await this.backlogOf(node);
-      if (own === undefined && node !== this.o.wal.nodeId) this.state.formerNodes = this.state.formerNodes!.filter((n) => n !== node);
-      if (own !== undefined && (first === undefined || own.seq < first.seq)) first = own;
+  /** The oldest backlog object of this node's in the bucket (under its id or a former one); undefined: none. */
+  private async firstBacklog(): Promise<BacklogObject | undefined> {
+    if (this.backlog === null) {
+      const listed: BacklogObject[] = [];
+      for (const node of [this.o.wal.nodeId, ...(this.state.formerNodes ?? [])]) listed.push(...(await this.backlogOf(node)));
+      this.backlog = listed.sort((a, b) => a.seq - b.seq);
+      this.forgetFormerNodes();
     }
-    if (this.state.formerNodes?.length === 0) delete this.state.formerNodes;
-    return (this.backlogHead = first);
+    return this.backlog[0];
   }
 
-  /** The oldest backlog object named by this node id, by its segment. */
-  private async backlogOf(node: string): Promise<{ key: string; seq: number } | undefined> {
+  /** A former id is forgotten once none of its objects is left in the bucket. */
+  private forgetFormerNodes(): void {
+    const former = this.state.formerNodes;
+    if (former === undefined || this.backlog === null) return;
+    const left = new Set(this.backlog.map((o) => o.node));
+    this.state.formerNodes = former.filter((n) => left.has(n));
+    if (this.state.formerNodes.length === 0) delete this.state.formerNodes;
+  }
+
+  /** The backlog objects named by this node id. */
+  private async backlogOf(node: string): Promise<BacklogObject[]> {
     const prefix = `destinations/${this.d.name}/backlog/${node}-`;
     // Only `<prefix><segment>.jsonl`: a node id may hold "-", so node "edge"'s prefix also lists node
     // "edge-2"'s objects, which that node delivers (and deletes) itself.
-    for (const o of await this.o.store.list(prefix)) {
+    return (await this.o.store.list(prefix)).flatMap((o) => {
       const seq = /^(\d+)\.jsonl$/.exec(o.key.slice(prefix.length))?.[1];
-      if (seq !== undefined) return { key: o.key, seq: Number(seq) };
-    }
-    return undefined;
+      return seq === undefined ? [] : [{ key: o.key, seq: Number(seq), node }];
+    });
   }
 
   private async segmentDone(seq: number): Promise<void> {
@@ -418,7 +432,11 @@ export class Forwarder implements LogHold {
       await this.deliverEntries(await backlogEntries(lines), b.index, { id: (i) => `backlog-${name}-${i}`, progress: (n) => ({ type: 'line', n }) });
     }
     await this.o.store.delete(b.key);
-    this.backlogHead = null;
+    if (this.backlog !== null) {
+      const at = this.backlog.findIndex((o) => o.key === b.key);
+      const [gone] = at < 0 ? [] : this.backlog.splice(at, 1);
+      if (gone && gone.node !== this.o.wal.nodeId) this.forgetFormerNodes();
+    }
     this.state.cursor.backlog = undefined;
     await this.writeState();
   }
@@ -508,8 +526,12 @@ export class Forwarder implements LogHold {
     for (const seq of sealed) {
       if (lag <= this.d.maxLagBytes) break;
       const { body, messages } = await backlogOf(await this.o.wal.read(seq), (e) => this.wants(e) && !this.leftOut(e));
-      await this.o.store.put(`destinations/${this.d.name}/backlog/${segmentName(this.o.wal.nodeId, seq)}.jsonl`, body);
-      this.backlogHead = null;
+      const key = `destinations/${this.d.name}/backlog/${segmentName(this.o.wal.nodeId, seq)}.jsonl`;
+      await this.o.store.put(key, body);
+      if (this.backlog !== null) {
+        const at = this.backlog.findIndex((o) => o.seq > seq);
+        this.backlog.splice(at < 0 ? this.backlog.length : at, 0, { key, seq, node: this.o.wal.nodeId });
+      }
       lag -= this.o.wal.segmentBytes(seq);
       c.skipThrough = seq;
       this.state.handedOver += messages;
