@@ -33,7 +33,8 @@ import { writeDay } from './tracks-gen.js';
 const DAYS = Number(process.env.BENCH_DAYS ?? 365);
 const ROWS = Number(process.env.BENCH_ROWS ?? 30_000_000);
 const SUBJECTS = Number(process.env.BENCH_SUBJECTS ?? 1000);
-const FILES_PER_DAY = 4;
+// A collector ships a file per log segment (a minute by default): 1 440 a day for one node, 4 320 for three.
+const FILES_PER_DAY = Number(process.env.BENCH_FILES_PER_DAY ?? 4);
 const TENANT = 'tenant0';
 const SECRET = 'b'.repeat(40);
 const logger = pino({ level: 'silent' });

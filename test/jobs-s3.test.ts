@@ -10,8 +10,8 @@ import { LocalStore } from '../src/storage/local.js';
 import type { ObjectStore } from '../src/storage/store.js';
 import { TRACK_COLUMNS } from '../src/tracking/columns.js';
 import { toCsv } from '../src/tracking/csv.js';
-import { aggregateTask } from '../src/cli/aggregate.js';
-import { sessionsTask } from '../src/cli/sessions.js';
+import { nightlyThreads } from '../src/cli/nightly.js';
+import { pino } from 'pino';
 import { loadConfig } from '../src/config/config.js';
 import { silent, tempDir } from './helpers.js';
 import { ManualClock } from '../src/lib/clock.js';
@@ -90,14 +90,29 @@ describe('the jobs on S3', () => {
     assert.deepEqual(strip(await snapshot(remote)), strip(await snapshot(local)));
   });
 
-  it('runs the nightly tasks in order, catching up the days since the last run', async () => {
+  it('runs the nightly tasks in order, each on a thread of its own, catching up the days since the last run', async () => {
     const store = s3.store('nightly');
     await seed(store);
-    const config = loadConfig({ flags: { logLevel: 'silent' } });
-    await runNightly([aggregateTask(config, store, silent), sessionsTask(config, store, silent)], '2026-06-03', silent);
+    // As serve runs them: a thread per task, its store made from the configuration (credentials from the environment).
+    Object.assign(process.env, s3.env());
+    const config = loadConfig({ flags: { logLevel: 'silent', storage: `s3://${s3.bucket}/nightly`, s3Endpoint: s3.endpoint, s3ForcePathStyle: true, s3Region: 'us-east-1' } });
+    const threads = nightlyThreads(config, ['aggregates', 'sessions']);
+    const logged: Array<Record<string, unknown>> = [];
+    const logger = pino({ level: 'info' }, { write: (line: string) => void logged.push(JSON.parse(line)) });
+    await runNightly(threads.tasks, '2026-06-03', logger);
     for (const key of ['aggregates/daily/2026/06/01/view.csv', 'aggregates/daily/2026/06/02/view.csv', 'aggregates/overall/view.csv', 'sessions/2026/06/01/sessions.csv', 'sessions/2026/06/02/sessions.csv', 'users/user_facts.csv']) {
       assert.ok(await store.get(key), `${key} is missing`);
     }
+    assert.deepEqual(logged.map((l) => [l.task, l.msg]), [['aggregates', 'nightly task done'], ['sessions', 'nightly task done']]);
+    assert.deepEqual(logged[0]!.computed, ['2026-06-01', '2026-06-02'], 'the thread\'s summary reaches the log');
+
+    // A task that fails on its thread fails with its own message; one running when serve stops ends there.
+    const missing = nightlyThreads(loadConfig({ flags: { logLevel: 'silent', storage: 's3://no-such-bucket-here', s3Endpoint: s3.endpoint, s3ForcePathStyle: true, s3Region: 'us-east-1' } }), ['aggregates']);
+    await assert.rejects(missing.tasks[0]!.run('2026-06-03'), /no-such-bucket-here/);
+    const stopped = nightlyThreads(config, ['aggregates']);
+    const running = stopped.tasks[0]!.run('2026-06-03');
+    await stopped.stop();
+    await assert.rejects(running, /aggregates stopped with the collector; the next run catches up/);
   });
 
   it('serve the same answers from a read cache of S3 as of a local folder, the newest day from tracking files', async () => {

@@ -7,9 +7,7 @@ import { openIngest } from '../ingest/node.js';
 import { systemClock } from '../lib/clock.js';
 import { openStore } from '../storage/open.js';
 import { startNightly } from '../jobs/scheduler.js';
-import { aggregateTask } from './aggregate.js';
-import { sessionsTask } from './sessions.js';
-import { erasureTask } from './regulations.js';
+import { nightlyThreads } from './nightly.js';
 import { ConfigError } from '../lib/errors.js';
 import type { Cron } from 'croner';
 import type { FastifyInstance } from 'fastify';
@@ -35,14 +33,16 @@ export async function serve(config: Config): Promise<number> {
   let app: FastifyInstance | undefined;
   let readSide: ReadSide | undefined;
   let nightly: Cron | undefined;
+  const nightlyTasks = nightlyThreads(config);
   let stopping: Promise<number> | undefined;
   const stop = (signal: string) =>
     (stopping ??= (async () => {
       logger.info({ signal }, 'stopping: no new requests, flushing the log to storage');
       nightly?.stop();
       node.collector.close();
-      // The log ships while the servers close: a read cache in its first load stops at its next batch.
-      const [shipped] = await Promise.all([node.close(), app?.close(), readSide?.close()]);
+      // The log ships while the servers close: a read cache in its first load stops at its next batch. A
+      // nightly task running now ends where it is: its outputs are atomic, and the next run catches up.
+      const [shipped] = await Promise.all([node.close(), app?.close(), readSide?.close(), nightlyTasks.stop()]);
       if (shipped) logger.info('everything shipped; bye');
       else logger.warn('storage did not take everything in time; the rest stays in the log and ships on next start');
       return shipped ? 0 : 75;
@@ -110,7 +110,7 @@ export async function serve(config: Config): Promise<number> {
   nightly = config.scheduler
     ? startNightly({
         time: config.scheduleTime, timezone: config.timezone, clock: systemClock, logger,
-        tasks: [erasureTask(config, store, logger), aggregateTask(config, store, logger), sessionsTask(config, store, logger)],
+        tasks: nightlyTasks.tasks,
         // With shared state, one node of the bucket runs the night (the lease's holder, renewed while it works).
         lease: node.shared && { leases: node.shared, holder: node.wal.nodeId, ttlMs: NIGHTLY_LEASE_MS },
       })
