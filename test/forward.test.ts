@@ -621,6 +621,21 @@ describe('destinations', () => {
     assert.deepEqual(rows.map((r) => [r.message_id, r.productid]), [0, 1, 2, 3, 4].map((i) => [`again-${i}`, `p${i}`]));
   });
 
+  it('make a tenant\'s table again when it is dropped under a running sender: the next attempt delivers', async () => {
+    const url = await database('dropped');
+    const d = loadConfig({ flags: { destinations: [{ name: 'w', type: 'postgres', url }] } }).destinations[0] as Parameters<typeof postgresSender>[0];
+    const sender = postgresSender(d, {});
+    closers.push(() => sender.close());
+    const msg = (i: number) => ({ tenant: 'demo', json: jsonBytes({ type: 'track', event: 'view', anonymousId: 'a', messageId: `dropped-${i}`, receivedAt: '2026-03-15T12:00:00.000Z', properties: { product_id: `p${i}` } }) });
+    assert.deepEqual(await sender.send([msg(0)]), { ok: true });
+    await pgRows(url, 'DROP TABLE tracklake.tracks_demo'); // an operator starting the table over
+    const failed = await sender.send([msg(1)]);
+    assert.equal(failed.ok, false);
+    assert.ok(!failed.ok && failed.retry, `retried, not dead-lettered: ${JSON.stringify(failed)}`);
+    assert.deepEqual(await sender.send([msg(1)]), { ok: true });
+    assert.deepEqual((await pgRows(url, 'SELECT message_id FROM tracklake.tracks_demo')).map((r) => r.message_id), ['dropped-1']);
+  });
+
   it('replay dead letters once the receiver takes them, leave a suppressed person\'s alone, and show every count in status', async () => {
     let refuse = true;
     const r = await receiver(() => (refuse ? { status: 422 } : { status: 200 }));

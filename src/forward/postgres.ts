@@ -335,6 +335,11 @@ export function postgresSender(d: PostgresDestination, events: Readonly<Record<s
       await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [table]);
       await client.query(`CREATE SCHEMA IF NOT EXISTS ${ident(d.schema)}`);
       await client.query(`CREATE TABLE IF NOT EXISTS ${ident(d.schema)}.tracklake_migrations (tbl text NOT NULL, version integer NOT NULL, applied_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (tbl, version))`);
+      // A table dropped since its migrations were recorded (an operator starting it over) is made again:
+      // its record goes with it, or every batch would fail on a table that never comes back.
+      if ((await client.query<{ present: boolean }>('SELECT to_regclass($1) IS NOT NULL AS present', [table])).rows[0]!.present === false) {
+        await client.query(`DELETE FROM ${ident(d.schema)}.tracklake_migrations WHERE tbl = $1`, [table]);
+      }
       const done = new Set((await client.query<{ version: number }>(`SELECT version FROM ${ident(d.schema)}.tracklake_migrations WHERE tbl = $1`, [table])).rows.map((r) => r.version));
       for (const m of MIGRATIONS) {
         if (done.has(m.version)) continue;
