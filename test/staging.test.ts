@@ -21,4 +21,18 @@ describe('staging', () => {
     await stager.cleanup();
     assert.deepEqual(readdirSync(scratchRoot), []);
   });
+
+  it('stage a day of three nodes\' minute files, skipping only a wrong header or a file gone since the listing', async () => {
+    const store = new LocalStore(path.join(tempDir('stage-day'), 'data'));
+    const keys = Array.from({ length: 3 * 1440 }, (_, i) => `tracks/2026/03/15/n${i % 3}-${String(i).padStart(12, '0')}.csv`);
+    for (const key of keys) await store.put(key, 'h\n1\n');
+    await store.put('tracks/2026/03/15/other.csv', 'not the header\n1\n');
+    const listed = await store.list('tracks/');
+    await store.delete(keys[7]!); // an erasure or an operator, between the listing and the job's read
+    const stager = new Stager(store, tempDir('scratch-day'));
+    const staged = await stager.objects(listed, 'h');
+    assert.equal(staged.files.length, keys.length - 1);
+    assert.deepEqual(staged.skipped.map((x) => [x.key, x.reason.slice(0, 13)]).sort(), [[keys[7], 'gone since it'], ['tracks/2026/03/15/other.csv', 'header is not']]);
+    await stager.cleanup();
+  });
 });

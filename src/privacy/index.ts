@@ -18,6 +18,7 @@
  */
 import { createHash } from 'node:crypto';
 import { fingerprintInto } from '../lib/fingerprint.js';
+import { parallel } from '../lib/parallel.js';
 import type { ObjectInfo, ObjectStore } from '../storage/store.js';
 import type { SubjectType } from './subjects.js';
 
@@ -188,12 +189,4 @@ export async function writePacks(store: ObjectStore, files: readonly ObjectInfo[
     written++;
   }
   return written;
-}
-
-async function parallel<T>(items: readonly T[], f: (item: T) => Promise<void>, width = 8): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) await f(items[next++]!);
-  };
-  await Promise.all(Array.from({ length: Math.min(width, items.length) }, worker));
 }
