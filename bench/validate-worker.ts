@@ -2,4 +2,4 @@
 import { answerJobs } from '../src/ingest/preparer.js';
 import { validateOnly } from './cut-prepare.js';
 
-answerJobs(validateOnly);
+answerJobs(validateOnly, undefined);

@@ -83,4 +83,24 @@ describe('the collector', () => {
     assert.deepEqual(await again, { accepted: 1, duplicates: 1, rejected: [] }, 'a duplicate of a durable message is acknowledged at once');
     assert.equal(wal.frames.length, 2);
   });
+
+  it('gives a lent frame back once, only when its write has settled or it is not written at all', async () => {
+    const { wal, c } = collector();
+    const released: string[] = [];
+    const lent = (name: string, ids: string[]) => ({ ...prepared(ids), release: () => void released.push(name) });
+    const written = c.accept(lent('written', ['a']), T0);
+    const failed = c.accept(lent('failed', ['b']), T0);
+    const duplicate = c.accept(lent('duplicate', ['a']), T0);
+    assert.equal(await settled(written), false);
+    assert.deepEqual(released, [], 'nothing is back while its write is in flight');
+    wal.held[0]!.resolve();
+    wal.held[1]!.reject(new Error('disk full'));
+    await written;
+    await assert.rejects(failed);
+    await duplicate;
+    assert.deepEqual(released.sort(), ['duplicate', 'failed', 'written']);
+    c.close();
+    await assert.rejects(c.accept(lent('refused', ['c']), T0), { code: 'shutting_down' });
+    assert.equal(released.filter((r) => r === 'refused').length, 1, 'a refused request gives its frame back too');
+  });
 });

@@ -16,8 +16,36 @@ describe('request preparation', () => {
       const inline = await new InlinePreparer(settings).prepare(request(batch));
       const threaded = await pool.prepare(request(batch));
       assert.ok(inline.ok && threaded.ok);
-      assert.deepEqual({ ...threaded.value, frame: Buffer.from(threaded.value.frame) }, { ...inline.value, frame: Buffer.from(inline.value.frame) });
+      const { release, ...value } = threaded.value;
+      assert.deepEqual({ ...value, frame: Buffer.from(value.frame) }, { ...inline.value, frame: Buffer.from(inline.value.frame) });
+      assert.ok(value.frame.buffer instanceof SharedArrayBuffer, 'the frame is lent from the worker\'s ring');
+      release?.();
       assert.deepEqual(threaded.value.rejected.map((r) => r.code), ['missing_event']);
+    } finally {
+      await pool.close();
+    }
+  });
+
+  it('keeps every frame lent to the request thread intact until it is released', async () => {
+    const pool = new WorkerPool(settings, 1, silent);
+    const inline = new InlinePreparer(settings);
+    try {
+      // 3 000 requests of 50 events (45 MB of frames): more than the ring holds, all in flight at once.
+      const bodies = Array.from({ length: 3000 }, (_, r) => ({ batch: Array.from({ length: 50 }, (_, i) => ({ ...batch.batch[0]!, messageId: `m${r}-${i}`, properties: { product_id: `p${r}-${i}-${'x'.repeat(200)}` } })) }));
+      const held = await Promise.all(bodies.map((b) => pool.prepare(request(b))));
+      const lent = held.filter((r) => r.ok && r.value.frame.buffer instanceof SharedArrayBuffer).length;
+      assert.ok(lent > 500 && lent < 3000, `the ring lends what it holds and no more (${lent})`);
+      for (let i = 0; i < held.length; i++) {
+        const expected = await inline.prepare(request(bodies[i]!));
+        const h = held[i]!;
+        assert.ok(h.ok && expected.ok);
+        assert.ok(Buffer.from(h.value.frame).equals(Buffer.from(expected.value.frame)), `frame ${i} is intact`);
+      }
+      for (const r of held) if (r.ok) r.value.release?.();
+      // Released, the ring is lent again.
+      const after = await pool.prepare(request(batch));
+      assert.ok(after.ok && after.value.frame.buffer instanceof SharedArrayBuffer);
+      after.value.release?.();
     } finally {
       await pool.close();
     }

@@ -76,6 +76,14 @@ export class Collector {
 
   /** Logs a prepared request's new messages. Resolves once every one of them is durable. */
   async accept(p: PreparedRequest, receivedAt: number): Promise<AcceptOutcome> {
+    try {
+      return await this.log(p, receivedAt);
+    } finally {
+      p.release?.(); // the frame is written, or never will be: its memory goes back to its worker
+    }
+  }
+
+  private async log(p: PreparedRequest, receivedAt: number): Promise<AcceptOutcome> {
     this.checkOpen();
     const fp = p.fingerprints;
     const n = fp.length / 2;

@@ -63,6 +63,11 @@ export interface PreparedRequest {
   violations?: Int32Array;
   /** Messages acknowledged but written nowhere: their subject is suppressed (privacy/subjects.ts). */
   suppressed?: number;
+  /**
+   * Set when frame is memory a worker lends (ingest/frame-arena.ts): call it once the frame is written to the
+   * log or dropped, and not read the frame after. The collector does.
+   */
+  release?: () => void;
 }
 
 /** A request refused as a whole; for a batch whose every message was refused, the reasons come along. */
@@ -108,7 +113,8 @@ export class RequestPreparer {
   private day = '';
   private dayStart = NaN;
 
-  constructor(private readonly settings: PrepareSettings) {
+  /** frameMemory: where frames are made (a worker's ring, ingest/frame-arena.ts); else a buffer each. */
+  constructor(private readonly settings: PrepareSettings, private readonly frameMemory?: (size: number) => Buffer) {
     this.eventMap = buildEventMap(settings.events);
     this.setPlans(settings.plans ?? {});
     this.suppressions = new SuppressionSet(settings.suppressions);
@@ -229,7 +235,7 @@ export class RequestPreparer {
       if (req.pathType !== 'batch') return reject(first.code, first.reason);
       return { ok: false, code: 'all_rejected', message: `No message was valid; the first (index ${first.index}) was rejected: ${first.reason}`, rejected };
     }
-    const frame = encodeFrame(records.payload());
+    const frame = encodeFrame(records.payload(), this.frameMemory);
     const value: PreparedRequest = { tenant, messages: messages.length, rejected, fingerprints: fingerprints.slice(0, 2 * records.records), frame };
     if (violations) value.violations = Int32Array.from(violations);
     if (suppressed > 0) value.suppressed = suppressed;

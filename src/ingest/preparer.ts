@@ -7,6 +7,7 @@ import { parentPort, Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import type { Observations } from '../plan/observe.js';
 import type { SuppressionLists } from '../privacy/subjects.js';
+import { arenaMemory, frameDone, FrameArena, type ArenaMemory } from './frame-arena.js';
 import { RequestPreparer, type PrepareResult, type PrepareSettings, type RawRequest } from './prepare.js';
 
 export interface Preparer {
@@ -55,7 +56,14 @@ export interface WorkerJob {
   id: number;
   reqs: RawRequest[];
 }
-export type WorkerAnswer = { id: number; results: PrepareResult[] } | { id: number; crash: string };
+/** `lent[i]`: the id of result i's frame in the worker's ring (frame-arena.ts), or -1 for a buffer of its own. */
+export type WorkerAnswer = { id: number; results: PrepareResult[]; lent: number[] } | { id: number; crash: string };
+/** What a request worker starts with. */
+export interface WorkerData {
+  settings: PrepareSettings;
+  /** The ring its frames are made in. */
+  arena: ArenaMemory;
+}
 /** Sent to a worker: the tracking plans in force from now on. */
 export interface WorkerPlans {
   plans: NonNullable<PrepareSettings['plans']>;
@@ -126,8 +134,10 @@ export class WorkerPool implements Preparer {
 
   private spawn(): Slot {
     const started = Date.now();
-    const worker = new Worker(this.workerUrl, { workerData: this.settings });
+    const arena = arenaMemory();
+    const worker = new Worker(this.workerUrl, { workerData: { settings: this.settings, arena } satisfies WorkerData });
     const slot: Slot = { worker, sent: new Map(), queue: [], load: 0 };
+    const done = new Int32Array(arena.done);
     worker.on('message', (a: WorkerAnswer | WorkerCounts | { suppressionsSet: true }) => {
       if ('suppressionsSet' in a) return void worker.emit('suppressionsSet');
       if ('observed' in a) {
@@ -143,7 +153,12 @@ export class WorkerPool implements Preparer {
         const e = new Error(`request preparation failed: ${a.crash}`);
         for (const w of group) w.reject(e);
       } else {
-        for (let i = 0; i < group.length; i++) group[i]!.resolve(a.results[i]!);
+        for (let i = 0; i < group.length; i++) {
+          const r = a.results[i]!;
+          const id = a.lent[i]!;
+          if (r.ok && id >= 0) r.value.release = once(() => frameDone(done, id));
+          group[i]!.resolve(r);
+        }
       }
       this.handOff(slot);
       if (slot.load === 0) worker.unref();
@@ -270,6 +285,16 @@ export class WorkerPool implements Preparer {
   }
 }
 
+/** f, run at most once however often it is called: a frame marked done twice could free a later frame's room. */
+function once(f: () => void): () => void {
+  let done = false;
+  return () => {
+    if (done) return;
+    done = true;
+    f();
+  };
+}
+
 /**
  * The worker's side of the pool (run in a worker thread): prepares each hand-off's requests in order and
  * answers with their results. The frames' and fingerprints' memory moves to the request thread instead of
@@ -277,6 +302,7 @@ export class WorkerPool implements Preparer {
  */
 export function answerJobs(
   prepare: (req: RawRequest) => PrepareResult,
+  frames: FrameArena | undefined,
   takeObserved: () => Observations = () => [],
   setPlans: (plans: WorkerPlans['plans']) => void = () => undefined,
   setSuppressions: (lists: WorkerSuppressions['suppressions']) => void = () => undefined,
@@ -296,21 +322,28 @@ export function answerJobs(
     const { id, reqs } = job;
     let answer: WorkerAnswer;
     const moved: ArrayBuffer[] = [];
+    const lent: number[] = [];
     try {
       const results: PrepareResult[] = [];
       for (const req of reqs) {
+        frames?.take();
         const r = prepare(req);
         results.push(r);
+        const frame = frames?.take();
+        if (frame !== undefined && !r.ok) frames!.release(frame);
+        lent.push(frame !== undefined && r.ok ? frame : -1);
         if (!r.ok) continue;
         for (const view of [r.value.frame, r.value.fingerprints, r.value.violations]) {
           const b = view && ownBuffer(view);
           if (b) moved.push(b);
         }
       }
-      answer = { id, results };
+      answer = { id, results, lent };
     } catch (e) {
       answer = { id, crash: (e as Error).stack ?? String(e) };
       moved.length = 0;
+      // Nobody will write the frames this job made: their room in the ring is free again.
+      if (frames) for (const i of [...lent, frames.take() ?? -1]) if (i >= 0) frames.release(i);
     }
     parentPort!.postMessage(answer, moved);
   });

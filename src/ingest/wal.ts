@@ -147,10 +147,10 @@ const crcHex = (data: Buffer | string) => (crc32(data) >>> 0).toString(16).padSt
  * One frame (header, payload, line end) in a buffer of its own, so it can be handed between threads without
  * a copy (ingest/preparer.ts).
  */
-export function encodeFrame(payload: Uint8Array): Buffer {
+export function encodeFrame(payload: Uint8Array, alloc: (size: number) => Buffer = Buffer.allocUnsafeSlow): Buffer {
   const size = payload.length;
   const header = `00000000 ${size}\n`;
-  const frame = Buffer.allocUnsafeSlow(header.length + size + 1);
+  const frame = alloc(header.length + size + 1);
   frame.write(header, 0, 'latin1');
   frame.set(payload, header.length);
   frame[frame.length - 1] = 0x0a;
