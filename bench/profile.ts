@@ -14,7 +14,8 @@
  *
  * BENCH_SECONDS (15), BENCH_CONNECTIONS (32), BENCH_INTERVAL_US (sampling interval, 1000), BENCH_TOP
  * (functions with the most self time listed per thread, 0), BENCH_CONFIG (a config file for the collector: with
- * destinations, say).
+ * destinations, say), BENCH_RATE (events a second offered, as bench:forward's: two configurations compared at
+ * one throughput instead of each at its own saturation; the bare server gets the same rate).
  */
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -29,6 +30,8 @@ const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
 const INTERVAL_US = Number(process.env.BENCH_INTERVAL_US ?? 1000);
 const PER_BATCH = 20;
 const TOP = Number(process.env.BENCH_TOP ?? 0);
+const RATE = process.env.BENCH_RATE === undefined ? undefined : Number(process.env.BENCH_RATE);
+if (RATE !== undefined && !(RATE > 0)) throw new Error(`BENCH_RATE: events a second, a positive number, not ${process.env.BENCH_RATE}`);
 
 interface CallFrame {
   functionName: string;
@@ -140,6 +143,7 @@ async function load(server: Server, templates: string[]): Promise<{ events: numb
     url: `${server.url}/v1/batch`,
     method: 'POST' as const,
     connections: CONNECTIONS,
+    ...(RATE ? { overallRate: RATE / PER_BATCH } : {}),
     headers: { 'content-type': 'application/json', authorization: `Basic ${Buffer.from('dev:').toString('base64')}` },
     requests: [{ setupRequest: (req: object) => ({ ...req, body: templates[n % templates.length]!.replaceAll('@@', `r${n++}`) }) }],
   };
@@ -154,7 +158,7 @@ async function load(server: Server, templates: string[]): Promise<{ events: numb
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'bench-profile-'));
 const templates = payloadTemplates(PER_BATCH);
-console.log(`bench:profile — ${DURATION} s of bench:ingest's traffic (${CONNECTIONS} connections, ${PER_BATCH} events per request), sampled every ${INTERVAL_US} µs, ${os.cpus().length} cores`);
+console.log(`bench:profile — ${DURATION} s of bench:ingest's traffic (${CONNECTIONS} connections, ${PER_BATCH} events per request${RATE ? `, ${RATE} events/s offered` : ''}), sampled every ${INTERVAL_US} µs, ${os.cpus().length} cores`);
 try {
   const bare = await start([path.join(here, 'bare-server.js')], dir);
   const b = await load(bare, templates);

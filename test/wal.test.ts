@@ -5,7 +5,7 @@ import zlib from 'node:zlib';
 import { describe, it } from 'node:test';
 import { ConfigError } from '../src/lib/errors.js';
 import { fingerprint } from '../src/lib/fingerprint.js';
-import { decodeRecords, encodeRecords, readRecords, type WalRecord } from '../src/ingest/records.js';
+import { decodeRecords, encodeRecords, keptRecords, readRecords, type RowKind, type WalRecord } from '../src/ingest/records.js';
 import { segmentObjects } from '../src/ingest/shipper.js';
 import { WriteAheadLog, decodeSegment, encodeFrame, readSegmentFrames } from '../src/ingest/wal.js';
 import { headerOf, LAKE } from '../src/lake/layout.js';
@@ -26,6 +26,37 @@ function encodeTextRecords(records: readonly WalRecord[]): string {
   return out;
 }
 const texts = (payloads: Buffer[]) => payloads.map((p) => p.toString());
+
+/**
+ * The binary layout as collectors wrote it before 2026-12-06 (logs left by one are still read): a record's
+ * forwarded (`m`) row among its other rows.
+ */
+function encodeInterleaved(records: readonly WalRecord[]): Buffer {
+  const parts = [Buffer.from('~')];
+  for (const rec of records) {
+    const head = Buffer.alloc(20);
+    const [hi, lo] = fingerprint(rec.tn, rec.id);
+    head.writeInt32LE(hi, 0);
+    head.writeInt32LE(lo, 4);
+    head.writeDoubleLE(rec.at, 8);
+    head.writeUInt32LE(rec.r.length, 16);
+    parts.push(head);
+    for (const [kind, day, line] of rec.r) {
+      const row = Buffer.alloc(15);
+      row.write(kind + day, 'latin1');
+      row.writeUInt32LE(Buffer.byteLength(line), 11);
+      parts.push(row, Buffer.from(line));
+    }
+  }
+  return Buffer.concat(parts);
+}
+
+/** The rows readRecords visits, as [kind, line] per record. */
+function rowsRead(payload: Buffer, forwarded?: false): Array<Array<[RowKind, string]>> {
+  const out: Array<Array<[RowKind, string]>> = [];
+  readRecords(payload, { record: () => void out.push([]), row: (kind, _day, p, start, end) => void out.at(-1)!.push([kind, p.toString('utf8', start, end)]), ...(forwarded === false ? { forwarded } : {}) });
+  return out;
+}
 
 describe('the write-ahead log', () => {
   it('recovers every complete frame and cuts a torn tail', async () => {
@@ -103,6 +134,46 @@ describe('the write-ahead log', () => {
     kind[kind.indexOf('t2026-03-14')] = 0x78;
     assert.throws(() => decodeRecords(kind), /bad row kind/);
     assert.throws(() => readRecords(Buffer.from('x:'), { record: () => undefined }), /bad log record/);
+  });
+
+  it('keeps forwarded messages after the records, read with their record, skipped unread by the shipper', async () => {
+    const m = (s: string) => `acme\t0\t5\t"Order Completed"\t{"event":"${s}"}`;
+    const records: WalRecord[] = [
+      { id: 'a', tn: 'acme', at: 5, r: [['t', '2026-03-15', 't1'], ['t', '2026-03-15', 't2'], ['q', '2026-03-15', '{"q":1}'], ['m', '2026-03-15', m('é a')]] },
+      { id: 'b', tn: 'acme', at: 6, r: [['i', '2026-03-15', 'i1']] },
+      { id: 'c', tn: 'acme', at: 7, r: [['m', '2026-03-14', m('c')]] },
+    ];
+    const split = encodeRecords(records);
+    const interleaved = encodeInterleaved(records);
+    assert.equal(String.fromCharCode(split[0]!, interleaved[0]!), '^~');
+    const all = records.map((r) => r.r.map(([kind, , line]) => [kind, line]));
+    const tracking = records.map((r) => r.r.filter(([kind]) => kind !== 'm').map(([kind, , line]) => [kind, line]));
+    for (const payload of [split, interleaved]) {
+      assert.deepEqual(rowsRead(payload), all, 'every row, the forwarded one with its record');
+      assert.deepEqual(rowsRead(payload, false), tracking, 'forwarded rows left out');
+      assert.deepEqual(decodeRecords(payload).map((r) => r.r.map(([, day]) => day)), records.map((r) => r.r.map(([, day]) => day)));
+      // Duplicates taken out: the kept records with their own forwarded rows, in the layout they came in.
+      for (const keep of [[0, 2], [2], [1], [0, 1, 2]]) {
+        const kept = Buffer.concat(keptRecords(payload, keep));
+        assert.deepEqual(rowsRead(kept), keep.map((i) => all[i]), `keep ${keep.join()}`);
+        assert.equal(kept[0], keep.some((i) => i !== 1) ? payload[0] : 0x7e);
+      }
+      const shipped = (await segmentObjects([payload], 'n1', 1)).objects.map((o) => [o.key, o.body.toString()]);
+      assert.deepEqual(shipped.map(([k]) => k), ['identities/2026/03/15/n1-000000000001.csv', 'quarantine/2026/03/15/n1-000000000001.jsonl', 'tracks/2026/03/15/n1-000000000001.csv']);
+      assert.match(shipped[2]![1]!, /\nt1\nt2\n$/);
+    }
+    // The shipper does not even read them: a forwarded row gone bad fails only the walks that want it.
+    const bad = Buffer.from(split);
+    bad[bad.indexOf('m2026-03-15')] = 0x78;
+    assert.deepEqual(rowsRead(bad, false), tracking);
+    assert.throws(() => rowsRead(bad), /bad log record at byte \d+: bad row kind/);
+    const orphan = Buffer.from(split);
+    orphan.writeUInt32LE(7, orphan.readUInt32LE(orphan.length - 4));
+    assert.throws(() => rowsRead(orphan), /a forwarded row of no record \(index 7 of 3\)/);
+    const offset = Buffer.from(split);
+    offset.writeUInt32LE(offset.length, offset.length - 4);
+    assert.throws(() => rowsRead(offset, false), /bad forwarded rows offset/);
+    assert.throws(() => rowsRead(split.subarray(0, 3)), /bad forwarded rows offset/);
   });
 
   it('ships a segment as one file per kind and day, header first, lines in log order', async () => {

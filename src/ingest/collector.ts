@@ -9,7 +9,7 @@ import type { LiveCounter } from '../lake/live.js';
 import { violationOfCode } from '../plan/plan.js';
 import type { DedupIndex } from './dedup.js';
 import type { PreparedRequest, RejectedMessage } from './prepare.js';
-import { readRecords } from './records.js';
+import { keptRecords } from './records.js';
 import { encodeFrame, framePayload, type WriteAheadLog } from './wal.js';
 
 export interface AcceptOutcome {
@@ -154,10 +154,4 @@ export class Collector {
 }
 
 /** The prepared frame with only the records at the kept indexes. */
-function withoutDuplicates(frame: Buffer, keep: number[]): Buffer {
-  const payload = framePayload(frame);
-  const starts: number[] = [];
-  readRecords(payload, { record: (_hi, _lo, _at, start) => void starts.push(start) });
-  starts.push(payload.length);
-  return encodeFrame(Buffer.concat([payload.subarray(0, 1), ...keep.map((i) => payload.subarray(starts[i], starts[i + 1]))]));
-}
+const withoutDuplicates = (frame: Buffer, keep: number[]): Buffer => encodeFrame(keptRecords(framePayload(frame), keep));

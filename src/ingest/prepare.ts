@@ -235,7 +235,7 @@ export class RequestPreparer {
       if (req.pathType !== 'batch') return reject(first.code, first.reason);
       return { ok: false, code: 'all_rejected', message: `No message was valid; the first (index ${first.index}) was rejected: ${first.reason}`, rejected };
     }
-    const frame = encodeFrame(records.payload(), this.frameMemory);
+    const frame = encodeFrame(records.parts(), this.frameMemory);
     const value: PreparedRequest = { tenant, messages: messages.length, rejected, fingerprints: fingerprints.slice(0, 2 * records.records), frame };
     if (violations) value.violations = Int32Array.from(violations);
     if (suppressed > 0) value.suppressed = suppressed;

@@ -168,8 +168,10 @@ export async function segmentObjects(payloads: readonly Buffer[], nodeId: string
         if (at < oldest) oldest = at;
         if (at > newest) newest = at;
       },
+      // Forwarded messages (`m`) are for destinations only: not even read.
+      forwarded: false,
       row: (kind, day, _buf, start, end) => {
-        if (kind === 'm') return; // for destinations only
+        if (kind === 'm') return;
         if (held !== undefined) held.push({ kind, day, payload, start, end });
         else add(kind, day, payload, duplicate ? -1 : start, end);
       },

@@ -145,14 +145,20 @@ const crcHex = (data: Buffer | string) => (crc32(data) >>> 0).toString(16).padSt
 
 /**
  * One frame (header, payload, line end) in a buffer of its own, so it can be handed between threads without
- * a copy (ingest/preparer.ts).
+ * a copy (ingest/preparer.ts). The payload may come in pieces (RecordWriter.parts), joined here.
  */
-export function encodeFrame(payload: Uint8Array, alloc: (size: number) => Buffer = Buffer.allocUnsafeSlow): Buffer {
-  const size = payload.length;
+export function encodeFrame(payload: Uint8Array | readonly Uint8Array[], alloc: (size: number) => Buffer = Buffer.allocUnsafeSlow): Buffer {
+  const parts = payload instanceof Uint8Array ? [payload] : payload;
+  let size = 0;
+  for (const p of parts) size += p.length;
   const header = `00000000 ${size}\n`;
   const frame = alloc(header.length + size + 1);
   frame.write(header, 0, 'latin1');
-  frame.set(payload, header.length);
+  let at = header.length;
+  for (const p of parts) {
+    frame.set(p, at);
+    at += p.length;
+  }
   frame[frame.length - 1] = 0x0a;
   frame.write(crcHex(frame.subarray(header.length, header.length + size)), 0, 'latin1');
   return frame;
