@@ -171,7 +171,7 @@ export async function segmentObjects(payloads: readonly Buffer[], nodeId: string
       // Forwarded messages (`m`) are for destinations only: not even read.
       forwarded: false,
       row: (kind, day, _buf, start, end) => {
-        if (kind === 'm') return;
+        if (kind === 'm') return; // never visited (forwarded: false); this narrows the kind
         if (held !== undefined) held.push({ kind, day, payload, start, end });
         else add(kind, day, payload, duplicate ? -1 : start, end);
       },
