@@ -267,6 +267,9 @@ export interface RecordVisitor {
   forwarded?: boolean;
 }
 
+/** Whether a walk visits `m` rows (and so reads them). */
+const wantsForwarded = (visit: RecordVisitor) => visit.row !== undefined && visit.forwarded !== false;
+
 const bad = (what: string, at: number) => new Error(`bad log record at byte ${at}: ${what}`);
 
 /** Walks a payload's records. Throws on a payload in no known layout (the frame CRC makes that a bug). */
@@ -292,7 +295,7 @@ function rowAt(payload: Buffer, pos: number, end: number): { kind: RowKind; end:
  * split layout visits its `m` row there).
  */
 function readBinary(payload: Buffer, pos: number, end: number, visit: RecordVisitor, afterRecord?: (n: number) => void): void {
-  const skipForwarded = visit.row === undefined || visit.forwarded === false;
+  const skipForwarded = !wantsForwarded(visit);
   let day = '';
   let dayAt = -1;
   for (let n = 0; pos < end; n++) {
@@ -322,7 +325,7 @@ function readSplit(payload: Buffer, visit: RecordVisitor): void {
   const tail = payload.length - 4;
   const split = tail >= 1 ? payload.readUInt32LE(tail) : -1;
   if (split < 1 || split > tail) throw bad('bad forwarded rows offset', Math.max(tail, 0));
-  if (visit.row === undefined || visit.forwarded === false) return readBinary(payload, 1, split, visit);
+  if (!wantsForwarded(visit)) return readBinary(payload, 1, split, visit);
   let pos = split;
   let records = 0;
   readBinary(payload, 1, split, visit, (n) => {
@@ -354,9 +357,9 @@ export function keptRecords(payload: Buffer, keep: readonly number[]): Buffer[] 
     const end = rowAt(payload, pos + 4, payload.length - 4).end;
     const k = place.get(payload.readUInt32LE(pos));
     if (k !== undefined) {
-      const entry = Buffer.from(payload.subarray(pos, end));
-      entry.writeUInt32LE(k, 0);
-      forwarded.push(entry);
+      const index = Buffer.allocUnsafe(4);
+      index.writeUInt32LE(k);
+      forwarded.push(index, payload.subarray(pos + 4, end));
     }
     pos = end;
   }
