@@ -64,8 +64,8 @@ export interface PreparedRequest {
   /** Messages acknowledged but written nowhere: their subject is suppressed (privacy/subjects.ts). */
   suppressed?: number;
   /**
-   * Set when frame is memory a worker lends (ingest/frame-arena.ts): call it once the frame is written to the
-   * log or dropped, and not read the frame after. The collector does.
+   * Set when the frame is memory a worker lends (ingest/frame-arena.ts): call it once the frame is written to
+   * the log or dropped, and do not read the frame after. The collector does.
    */
   release?: () => void;
 }

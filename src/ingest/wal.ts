@@ -144,8 +144,9 @@ export interface FrameRead {
 const crcHex = (data: Buffer | string) => (crc32(data) >>> 0).toString(16).padStart(8, '0');
 
 /**
- * One frame (header, payload, line end) in a buffer of its own, so it can be handed between threads without
- * a copy (ingest/preparer.ts). The payload may come in pieces (RecordWriter.parts), joined here.
+ * One frame (header, payload, line end) in memory that can be handed between threads without a copy
+ * (ingest/preparer.ts): a buffer of its own, or room `alloc` lends (a worker's ring, ingest/frame-arena.ts).
+ * The payload may come in pieces (RecordWriter.parts), joined here.
  */
 export function encodeFrame(payload: Uint8Array | readonly Uint8Array[], alloc: (size: number) => Buffer = Buffer.allocUnsafeSlow): Buffer {
   const parts = payload instanceof Uint8Array ? [payload] : payload;
